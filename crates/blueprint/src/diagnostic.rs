@@ -1,0 +1,194 @@
+//! Compiler diagnostics: what is wrong, where (`FILE:LINE:COL`), and how to fix it.
+
+use std::fmt;
+
+use crate::yaml::Position;
+
+/// The kinds of error the compiler reports. The code (`error[CODE]`) is stable: scripts and editors
+/// may match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DiagnosticKind {
+    /// The file could not be read.
+    Io,
+    /// The text is not well-formed YAML.
+    YamlSyntax,
+    /// A key appears twice in one mapping.
+    DuplicateKey,
+    /// An event is mapped twice in one file.
+    DuplicateEvent,
+    /// A key that the blueprint language does not have.
+    UnknownKey,
+    /// A value of the wrong type or shape, or a required key missing.
+    Schema,
+    /// A `transform` the interpreter does not know.
+    UnknownTransform,
+    /// A field path that is not valid JSONPath, or that starts outside the Signal event.
+    InvalidPath,
+    /// An action or attribute name beginning with MoEngage's reserved `moe_` prefix.
+    ReservedPrefix,
+    /// No `customer_id` mapping in the blueprint or anything it extends.
+    MissingCustomerId,
+    /// `extends` names a file that cannot be read.
+    ExtendsNotFound,
+    /// `extends` leads back to a file already being extended.
+    ExtendsCycle,
+}
+
+impl DiagnosticKind {
+    /// The stable code printed in `error[CODE]`.
+    pub fn code(self) -> &'static str {
+        match self {
+            DiagnosticKind::Io => "io",
+            DiagnosticKind::YamlSyntax => "yaml_syntax",
+            DiagnosticKind::DuplicateKey => "duplicate_key",
+            DiagnosticKind::DuplicateEvent => "duplicate_event",
+            DiagnosticKind::UnknownKey => "unknown_key",
+            DiagnosticKind::Schema => "schema",
+            DiagnosticKind::UnknownTransform => "unknown_transform",
+            DiagnosticKind::InvalidPath => "invalid_path",
+            DiagnosticKind::ReservedPrefix => "reserved_prefix",
+            DiagnosticKind::MissingCustomerId => "missing_customer_id",
+            DiagnosticKind::ExtendsNotFound => "extends_not_found",
+            DiagnosticKind::ExtendsCycle => "extends_cycle",
+        }
+    }
+}
+
+/// One error in a blueprint, with its place and a hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file, as the user named it (or as `extends` resolved it).
+    pub file: String,
+    /// Where in the file.
+    pub position: Position,
+    /// What kind of error.
+    pub kind: DiagnosticKind,
+    /// What is wrong, in one sentence.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+    /// The source line, for the excerpt under the message.
+    pub source_line: Option<String>,
+}
+
+impl Diagnostic {
+    /// The first line: `FILE:LINE:COL: error[CODE]: message`.
+    pub fn headline(&self) -> String {
+        format!(
+            "{}:{}:{}: error[{}]: {}",
+            self.file,
+            self.position.line,
+            self.position.column,
+            self.kind.code(),
+            self.message
+        )
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    /// The headline, then an excerpt of the line with the place underlined, then the hint.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.headline())?;
+        if let Some(line) = &self.source_line {
+            let number = self.position.line.to_string();
+            let gutter = " ".repeat(number.len());
+            let line = line.replace('\t', " ");
+            let available = line.chars().count().saturating_sub(self.position.column - 1).max(1);
+            let underline = "^".repeat(self.position.len.clamp(1, available));
+            writeln!(f, "{gutter} |")?;
+            writeln!(f, "{number} | {line}")?;
+            writeln!(f, "{gutter} | {}{underline}", " ".repeat(self.position.column - 1))?;
+        }
+        if let Some(hint) = &self.hint {
+            writeln!(f, "  = hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every diagnostic of one compilation, in file and line order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    /// How many errors.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The errors.
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for diagnostic in &self.0 {
+            write!(f, "{diagnostic}")?;
+        }
+        let count = self.0.len();
+        write!(f, "{count} error{}", if count == 1 { "" } else { "s" })
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// The closest of `candidates` to `word`, when it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word_lower = word.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(&word_lower, &candidate.to_lowercase()), candidate))
+        .filter(|(distance, candidate)| *distance <= (candidate.chars().count() / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        current[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(did_you_mean("renames", ["rename", "action"]), Some("rename"));
+        assert_eq!(did_you_mean("trait", ["traits", "context"]), Some("traits"));
+        assert_eq!(did_you_mean("zzz", ["rename", "action"]), None);
+    }
+
+    #[test]
+    fn excerpt_underlines_the_place() {
+        let diagnostic = Diagnostic {
+            file: "a.yaml".into(),
+            position: Position { line: 3, column: 5, len: 7 },
+            kind: DiagnosticKind::UnknownKey,
+            message: "unknown key `renames`".into(),
+            hint: Some("did you mean `rename`?".into()),
+            source_line: Some("    renames:".into()),
+        };
+        assert_eq!(
+            diagnostic.to_string(),
+            "a.yaml:3:5: error[unknown_key]: unknown key `renames`\n  |\n3 |     renames:\n  |     ^^^^^^^\n  = hint: did you mean `rename`?\n"
+        );
+    }
+}

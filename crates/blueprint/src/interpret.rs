@@ -1,0 +1,638 @@
+//! The interpreter: a compiled blueprint applied to one event gives the MoEngage request body, or
+//! exactly one drop code. Values that pass through unchanged are copied from the input text rather
+//! than rebuilt, which is why mapping costs less than a plain `serde_json::Value` round trip.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use jiff::Timestamp;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::event::{decode_str, write_compact, write_str, Event, JsonKind, RawArray, RawObject};
+use crate::path::{FieldPath, Step};
+use crate::phone::{PhoneNormaliser, PhoneRegion};
+use crate::{Blueprint, CompiledEvent, CompiledSource, Origin, Transform, MAX_BODY_BYTES, RESERVED_PREFIX};
+
+/// Why an event was not delivered. Each dropped event has exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropCode {
+    /// The event name has no mapping in the blueprint ("dropped before delivery").
+    NotInBlueprint,
+    /// Mapped by the blueprint, but not among the pipeline's enabled events.
+    NotEnabled,
+    /// No `customer_id` (MoEngage would answer 400).
+    MissingCustomerId,
+    /// The mapped action name begins with `moe_`.
+    ReservedPrefix,
+    /// The request body would exceed 128 KB (131,072 bytes).
+    PayloadTooLarge,
+    /// Not a JSON object, or a field of the wrong type.
+    InvalidEvent,
+}
+
+impl DropCode {
+    /// Every code, in documentation order.
+    pub const ALL: [DropCode; 6] = [
+        DropCode::NotInBlueprint,
+        DropCode::NotEnabled,
+        DropCode::MissingCustomerId,
+        DropCode::ReservedPrefix,
+        DropCode::PayloadTooLarge,
+        DropCode::InvalidEvent,
+    ];
+
+    /// The stable code, as in `{"dropped":{"code":...}}`, metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropCode::NotInBlueprint => "not_in_blueprint",
+            DropCode::NotEnabled => "not_enabled",
+            DropCode::MissingCustomerId => "missing_customer_id",
+            DropCode::ReservedPrefix => "reserved_prefix",
+            DropCode::PayloadTooLarge => "payload_too_large",
+            DropCode::InvalidEvent => "invalid_event",
+        }
+    }
+}
+
+impl fmt::Display for DropCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A dropped event: its code and a sentence saying why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drop {
+    /// The code.
+    pub code: DropCode,
+    /// Why, for people.
+    pub reason: String,
+}
+
+impl Drop {
+    fn new(code: DropCode, reason: impl Into<String>) -> Self {
+        Drop { code, reason: reason.into() }
+    }
+
+    /// `{"dropped":{"code":"...","reason":"..."}}`, as `signal map` prints it.
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(64 + self.reason.len());
+        out.extend_from_slice(b"{\"dropped\":{\"code\":\"");
+        out.extend_from_slice(self.code.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"reason\":");
+        write_str(&mut out, &self.reason);
+        out.extend_from_slice(b"}}");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// Kinds of warning: the event is still sent, without the part warned about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WarningCode {
+    /// An attribute whose name begins with `moe_` was removed.
+    ReservedAttribute,
+    /// A phone number could not be normalised to E.164 and was left out.
+    InvalidPhone,
+    /// `context.timezone` is not an IANA time zone; no offset was sent.
+    InvalidTimezone,
+    /// A `timestamp` in the future was replaced by the time Signal received the event.
+    FutureTimestamp,
+}
+
+impl WarningCode {
+    /// The stable code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningCode::ReservedAttribute => "reserved_attribute",
+            WarningCode::InvalidPhone => "invalid_phone",
+            WarningCode::InvalidTimezone => "invalid_timezone",
+            WarningCode::FutureTimestamp => "future_timestamp",
+        }
+    }
+}
+
+/// Something left out of a delivered event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// The kind.
+    pub code: WarningCode,
+    /// What was left out, and why.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "warning[{}]: {}", self.code.as_str(), self.message)
+    }
+}
+
+/// A mapped event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapped {
+    /// The MoEngage action name.
+    pub action: String,
+    /// The request body: compact JSON, at most [`MAX_BODY_BYTES`].
+    pub body: Vec<u8>,
+    /// What was left out.
+    pub warnings: Vec<Warning>,
+}
+
+/// The fate of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// To be delivered.
+    Mapped(Mapped),
+    /// Not to be delivered, and why.
+    Dropped(Drop),
+}
+
+/// A blueprint with a pipeline's settings: the enabled events and the default phone region.
+#[derive(Debug)]
+pub struct Mapper {
+    blueprint: Arc<Blueprint>,
+    enabled: Option<HashSet<String>>,
+    default_region: Option<PhoneRegion>,
+    phones: PhoneNormaliser,
+}
+
+impl Mapper {
+    /// Maps with every event of the blueprint enabled and no default region.
+    pub fn new(blueprint: Arc<Blueprint>) -> Self {
+        Mapper { blueprint, enabled: None, default_region: None, phones: PhoneNormaliser::default() }
+    }
+
+    /// Only these events are delivered; the other mapped ones are dropped with `not_enabled`.
+    pub fn with_enabled(mut self, events: impl IntoIterator<Item = String>) -> Self {
+        self.enabled = Some(events.into_iter().collect());
+        self
+    }
+
+    /// The region for national phone numbers when the event's locale names none.
+    pub fn with_default_region(mut self, region: Option<PhoneRegion>) -> Self {
+        self.default_region = region;
+        self
+    }
+
+    /// The blueprint.
+    pub fn blueprint(&self) -> &Blueprint {
+        &self.blueprint
+    }
+
+    /// Loads phone metadata now rather than on the first event.
+    pub fn warm_up(&self) {
+        let regions: Vec<PhoneRegion> = self.default_region.into_iter().collect();
+        self.phones.warm_up(&regions);
+    }
+
+    /// Maps one event (a JSON object as text). `received_at` is when Signal received it: future
+    /// timestamps are clamped to it.
+    pub fn map(&self, line: &str, received_at: Timestamp) -> Outcome {
+        let mut body = Vec::with_capacity(line.len() + 128);
+        let mut warnings = Vec::new();
+        match self.map_into(line, received_at, &mut body, &mut warnings) {
+            Ok(action) => Outcome::Mapped(Mapped { action, body, warnings }),
+            Err(drop) => Outcome::Dropped(drop),
+        }
+    }
+
+    /// Like [`Mapper::map`], writing the body into `out` (cleared first) so a caller can reuse the
+    /// buffer. Returns the action name.
+    pub fn map_into(
+        &self,
+        line: &str,
+        received_at: Timestamp,
+        out: &mut Vec<u8>,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<String, Drop> {
+        out.clear();
+        let event = Event::parse(line).map_err(|invalid| Drop::new(DropCode::InvalidEvent, invalid.0))?;
+        let name: &str = &event.name;
+        let blueprint = &*self.blueprint;
+        let (mapping, by_name) = match blueprint.events.get(name) {
+            Some(mapping) => (mapping, true),
+            None => match &blueprint.catch_all {
+                Some(mapping) => (mapping, false),
+                None => {
+                    return Err(Drop::new(
+                        DropCode::NotInBlueprint,
+                        format!("`{name}` has no mapping in the blueprint, so it is dropped before delivery"),
+                    ));
+                }
+            },
+        };
+        if let Some(enabled) = &self.enabled {
+            if !(enabled.contains(name) || (!by_name && enabled.contains(crate::compile::CATCH_ALL))) {
+                return Err(Drop::new(
+                    DropCode::NotEnabled,
+                    format!("`{name}` is mapped by the blueprint but not enabled in this pipeline"),
+                ));
+            }
+        }
+        let action = mapping.action.as_deref().unwrap_or(name);
+        if action.starts_with(RESERVED_PREFIX) {
+            return Err(Drop::new(
+                DropCode::ReservedPrefix,
+                format!("the action `{action}` begins with `moe_`, which MoEngage reserves"),
+            ));
+        }
+
+        let state = EventState { event: &event, line, whole: OnceLock::new(), region: OnceLock::new(), mapper: self };
+        let customer_id = match state.resolve(&blueprint.customer_id, warnings) {
+            Some(value) => customer_id_text(&value),
+            None => None,
+        };
+        let Some(customer_id) = customer_id else {
+            return Err(Drop::new(
+                DropCode::MissingCustomerId,
+                format!(
+                    "no customer_id: `{}` is missing or empty, and MoEngage refuses events without one",
+                    source_text(&blueprint.customer_id)
+                ),
+            ));
+        };
+
+        out.extend_from_slice(b"{\"type\":\"event\",\"customer_id\":");
+        write_customer_id(out, &customer_id);
+        state.write_group(out, b",\"user_identifiers\":{", &blueprint.user_identifiers, warnings);
+        state.write_group(out, b",\"attributes\":{", &blueprint.user_attributes, warnings);
+        out.extend_from_slice(b",\"actions\":[{\"action\":");
+        write_str(out, action);
+        out.extend_from_slice(b",\"platform\":");
+        write_str(out, mapping.platform.as_deref().unwrap_or(&blueprint.platform));
+        out.extend_from_slice(b",\"attributes\":{");
+        state.write_action_attributes(out, mapping, warnings);
+        out.push(b'}');
+        let event_time = match event.timestamp {
+            Some(timestamp) if timestamp > received_at => {
+                warnings.push(Warning {
+                    code: WarningCode::FutureTimestamp,
+                    message: format!(
+                        "timestamp {timestamp} is in the future; sent as {received_at}, when Signal received it"
+                    ),
+                });
+                Some(received_at)
+            }
+            other => other,
+        };
+        if let Some(time) = event_time {
+            out.extend_from_slice(b",\"current_time\":\"");
+            out.extend_from_slice(time.to_string().as_bytes());
+            out.push(b'"');
+        }
+        if let Some(zone) = event.context_str("timezone") {
+            match jiff::tz::TimeZone::get(&zone) {
+                Ok(tz) => {
+                    let seconds = tz.to_offset(event_time.unwrap_or(received_at)).seconds();
+                    out.extend_from_slice(b",\"user_timezone_offset\":");
+                    out.extend_from_slice(seconds.to_string().as_bytes());
+                }
+                Err(_) => warnings.push(Warning {
+                    code: WarningCode::InvalidTimezone,
+                    message: format!("context.timezone `{zone}` is not an IANA time zone; no user_timezone_offset sent"),
+                }),
+            }
+        }
+        out.extend_from_slice(b"}]}");
+        if out.len() > MAX_BODY_BYTES {
+            let size = out.len();
+            out.clear();
+            return Err(Drop::new(
+                DropCode::PayloadTooLarge,
+                format!("the MoEngage request would be {size} bytes; MoEngage accepts at most {MAX_BODY_BYTES} (128 KB)"),
+            ));
+        }
+        Ok(action.to_owned())
+    }
+}
+
+/// A value found for a source: borrowed JSON text from the event or blueprint, or JSON built for it.
+enum Found<'x> {
+    Raw(&'x RawValue),
+    Built(String),
+}
+
+impl Found<'_> {
+    fn json(&self) -> &str {
+        match self {
+            Found::Raw(raw) => raw.get(),
+            Found::Built(text) => text,
+        }
+    }
+
+    fn kind(&self) -> JsonKind {
+        match self {
+            Found::Raw(raw) => JsonKind::of(raw),
+            Found::Built(text) => match serde_json::from_str::<&RawValue>(text) {
+                Ok(raw) => JsonKind::of(raw),
+                Err(_) => JsonKind::Null,
+            },
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Found::Raw(raw) => write_compact(out, raw),
+            Found::Built(text) => out.extend_from_slice(text.as_bytes()),
+        }
+    }
+
+    fn as_text(&self) -> Option<Cow<'_, str>> {
+        match self.kind() {
+            JsonKind::String => serde_json::from_str::<&RawValue>(self.json()).ok().and_then(|raw| {
+                decode_str(raw).map(|s| Cow::Owned(s.into_owned()))
+            }),
+            JsonKind::Number | JsonKind::Bool => Some(Cow::Borrowed(self.json())),
+            _ => None,
+        }
+    }
+}
+
+fn built_string(text: &str) -> Found<'static> {
+    let mut out = Vec::with_capacity(text.len() + 2);
+    write_str(&mut out, text);
+    Found::Built(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A customer id as JSON string text: strings as they are, numbers quoted.
+fn customer_id_text(found: &Found<'_>) -> Option<String> {
+    match found.kind() {
+        JsonKind::String => {
+            let mut out = Vec::new();
+            found.write(&mut out);
+            (out.len() > 2).then(|| String::from_utf8_lossy(&out).into_owned())
+        }
+        JsonKind::Number => Some(format!("\"{}\"", found.json().trim())),
+        _ => None,
+    }
+}
+
+fn write_customer_id(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(text.as_bytes());
+}
+
+fn source_text(source: &CompiledSource) -> String {
+    match &source.origin {
+        Origin::Path(path) => path.text().to_owned(),
+        Origin::Constant(raw) => raw.get().to_owned(),
+    }
+}
+
+/// Per-event state shared by the lookups of one mapping.
+struct EventState<'x> {
+    event: &'x Event<'x>,
+    line: &'x str,
+    whole: OnceLock<Option<Value>>,
+    region: OnceLock<Option<PhoneRegion>>,
+    mapper: &'x Mapper,
+}
+
+impl<'x> EventState<'x> {
+    fn resolve(&self, source: &'x CompiledSource, warnings: &mut Vec<Warning>) -> Option<Found<'x>> {
+        let found = match &source.origin {
+            Origin::Constant(raw) => Some(Found::Raw(raw)),
+            Origin::Path(FieldPath::Direct { root, steps, .. }) => walk(self.event, root, steps).map(Found::Raw),
+            Origin::Path(FieldPath::Query { query, .. }) => self.query(query),
+        }
+        .filter(|found| found.kind() != JsonKind::Null);
+        let transformed = match (found, source.transform) {
+            (Some(found), Some(transform)) => self.transform(found, transform, source, warnings),
+            (found, _) => found,
+        };
+        transformed.or_else(|| source.default.as_deref().map(Found::Raw))
+    }
+
+    fn query(&self, query: &jsonpath_rust::parser::model::JpQuery) -> Option<Found<'x>> {
+        let whole = self.whole.get_or_init(|| normalised_value(self.line)).as_ref()?;
+        let matches = jsonpath_rust::query::js_path_process(query, whole).ok()?;
+        if matches.is_empty() {
+            return None;
+        }
+        let values: Vec<&Value> = matches.into_iter().map(|m| m.val).collect();
+        serde_json::to_string(&values).ok().map(Found::Built)
+    }
+
+    fn transform(
+        &self,
+        found: Found<'x>,
+        transform: Transform,
+        source: &CompiledSource,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Found<'x>> {
+        match transform {
+            Transform::E164 => {
+                let text = found.as_text()?;
+                match self.mapper.phones.normalise(&text, self.region()) {
+                    Some(e164) => Some(built_string(&e164)),
+                    None => {
+                        let region = self.region().map_or_else(
+                            || "no region (no +CC, context.locale or default region)".to_owned(),
+                            |r| format!("region {}", r.code()),
+                        );
+                        warnings.push(Warning {
+                            code: WarningCode::InvalidPhone,
+                            message: format!(
+                                "`{}` = {} is not a phone number that can be written in E.164 ({region}); left out",
+                                source_text(source),
+                                found.json()
+                            ),
+                        });
+                        None
+                    }
+                }
+            }
+            Transform::String => match found.kind() {
+                JsonKind::Number | JsonKind::Bool => Some(built_string(found.json().trim())),
+                _ => Some(found),
+            },
+            Transform::Lowercase | Transform::Trim => {
+                if found.kind() != JsonKind::String {
+                    return Some(found);
+                }
+                let text = found.as_text()?;
+                let changed = if transform == Transform::Trim { text.trim().to_owned() } else { text.to_lowercase() };
+                Some(built_string(&changed))
+            }
+        }
+    }
+
+    fn region(&self) -> Option<PhoneRegion> {
+        *self.region.get_or_init(|| {
+            self.event
+                .context_str("locale")
+                .and_then(|locale| PhoneRegion::from_locale(&locale))
+                .or(self.mapper.default_region)
+        })
+    }
+
+    /// Writes `prefix` and the group's members and `}`, or nothing when none has a value.
+    fn write_group(
+        &self,
+        out: &mut Vec<u8>,
+        prefix: &[u8],
+        members: &'x [(Box<str>, CompiledSource)],
+        warnings: &mut Vec<Warning>,
+    ) {
+        let start = out.len();
+        out.extend_from_slice(prefix);
+        let mut written = 0;
+        for (name, source) in members {
+            if let Some(found) = self.resolve(source, warnings) {
+                if written > 0 {
+                    out.push(b',');
+                }
+                write_str(out, name);
+                out.push(b':');
+                found.write(out);
+                written += 1;
+            }
+        }
+        if written == 0 {
+            out.truncate(start);
+        } else {
+            out.push(b'}');
+        }
+    }
+
+    fn write_action_attributes(&self, out: &mut Vec<u8>, mapping: &'x CompiledEvent, warnings: &mut Vec<Warning>) {
+        let mut attributes = AttributeSet::with_capacity(self.event.properties.members.len() + mapping.attributes.len());
+        for (key, _, value) in &self.event.properties.members {
+            if mapping.exclude.contains(&**key) {
+                continue;
+            }
+            let (name, priority) = match mapping.rename.get(&**key) {
+                Some(renamed) => (Cow::Borrowed(&**renamed), Priority::Renamed),
+                None if mapping.pass_through => (Cow::Borrowed(&**key), Priority::PassedThrough),
+                None => continue,
+            };
+            if name.starts_with(RESERVED_PREFIX) {
+                warnings.push(Warning {
+                    code: WarningCode::ReservedAttribute,
+                    message: format!("attribute `{name}` removed: the `moe_` prefix is reserved by MoEngage"),
+                });
+                continue;
+            }
+            attributes.insert(name, Found::Raw(value), priority);
+        }
+        for (name, source) in &mapping.attributes {
+            if let Some(found) = self.resolve(source, warnings) {
+                attributes.insert(Cow::Borrowed(name), found, Priority::Declared);
+            }
+        }
+        for (index, (name, found, _)) in attributes.entries.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            write_str(out, name);
+            out.push(b':');
+            found.write(out);
+        }
+    }
+}
+
+/// Which source wins when two give an attribute of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Priority {
+    PassedThrough,
+    Renamed,
+    Declared,
+}
+
+/// Attributes in first-seen order, one per name; for a repeated name the higher priority wins, and
+/// among equals the later (as JSON parsers treat duplicate keys).
+struct AttributeSet<'x> {
+    entries: Vec<(Cow<'x, str>, Found<'x>, Priority)>,
+    index: Option<HashMap<Cow<'x, str>, usize>>,
+}
+
+/// Below this many attributes a linear scan beats hashing.
+const LINEAR_LOOKUP_LIMIT: usize = 24;
+
+impl<'x> AttributeSet<'x> {
+    fn with_capacity(capacity: usize) -> Self {
+        AttributeSet { entries: Vec::with_capacity(capacity), index: None }
+    }
+
+    fn insert(&mut self, name: Cow<'x, str>, found: Found<'x>, priority: Priority) {
+        let existing = match &self.index {
+            Some(index) => index.get(&name).copied(),
+            None => self.entries.iter().position(|(n, _, _)| *n == name),
+        };
+        if let Some(position) = existing {
+            if let Some(entry) = self.entries.get_mut(position) {
+                if priority >= entry.2 {
+                    entry.1 = found;
+                    entry.2 = priority;
+                }
+            }
+            return;
+        }
+        if let Some(index) = &mut self.index {
+            index.insert(name.clone(), self.entries.len());
+        }
+        self.entries.push((name, found, priority));
+        if self.index.is_none() && self.entries.len() > LINEAR_LOOKUP_LIMIT {
+            self.index = Some(self.entries.iter().enumerate().map(|(i, (n, _, _))| (n.clone(), i)).collect());
+        }
+    }
+}
+
+/// Follows a direct path over the borrowed event.
+fn walk<'x>(event: &Event<'x>, root: &str, steps: &[Step]) -> Option<&'x RawValue> {
+    let (mut current, rest) = match (event.object(root), steps.split_first()) {
+        (Some(object), Some((Step::Key(key), rest))) => (object.get(key)?, rest),
+        (Some(_), Some((Step::Index(_), _))) => return None,
+        (Some(_), None) if root == "traits" => (event.field("traits").or_else(|| event.context.get("traits"))?, steps),
+        _ => (event.field(root)?, steps),
+    };
+    for step in rest {
+        current = match step {
+            Step::Key(key) => {
+                if JsonKind::of(current) != JsonKind::Object {
+                    return None;
+                }
+                RawObject::parse(current).ok()?.get(key)?
+            }
+            Step::Index(index) => {
+                if JsonKind::of(current) != JsonKind::Array {
+                    return None;
+                }
+                let items = serde_json::from_str::<RawArray<'x>>(current.get()).ok()?.0;
+                let position = if *index < 0 {
+                    items.len().checked_sub(usize::try_from(index.unsigned_abs()).ok()?)?
+                } else {
+                    usize::try_from(*index).ok()?
+                };
+                *items.get(position)?
+            }
+        };
+    }
+    Some(current)
+}
+
+/// The event as a `Value` for JSONPath queries, with the same name normalisation as the borrowed
+/// view, so a query sees `user_id` and `traits` as a direct path would.
+fn normalised_value(line: &str) -> Option<Value> {
+    let mut value: Value = serde_json::from_str(line).ok()?;
+    let object = value.as_object_mut()?;
+    for (alias, canonical) in [("userId", "user_id"), ("anonymousId", "anonymous_id"), ("messageId", "message_id")] {
+        if let Some(aliased) = object.remove(alias) {
+            object.entry(canonical).or_insert(aliased);
+        }
+    }
+    if !object.contains_key("traits") {
+        if let Some(traits) = object.get("context").and_then(|c| c.get("traits")).cloned() {
+            object.insert("traits".into(), traits);
+        }
+    }
+    if let Some(Value::Object(traits)) = object.get_mut("traits") {
+        for (alias, canonical) in [("firstName", "first_name"), ("lastName", "last_name")] {
+            if let Some(aliased) = traits.remove(alias) {
+                traits.entry(canonical).or_insert(aliased);
+            }
+        }
+    }
+    Some(value)
+}

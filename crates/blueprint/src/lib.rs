@@ -1,0 +1,93 @@
+//! Signal's MoEngage blueprints: the YAML model and its JSON Schema, the compiler (with
+//! `FILE:LINE:COL` diagnostics) and the interpreter that turns one Signal event into one MoEngage
+//! Track Event request body, or one drop code.
+//!
+//! Pure: no I/O but reading blueprint files.
+
+pub mod compile;
+pub mod diagnostic;
+pub mod event;
+pub mod interpret;
+pub mod model;
+pub mod path;
+pub mod phone;
+pub mod yaml;
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::value::RawValue;
+
+pub use compile::{compile_file, compile_str};
+pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
+pub use interpret::{Drop, DropCode, Mapped, Mapper, Outcome, Warning, WarningCode};
+pub use model::{blueprint_schema, Transform};
+pub use phone::{PhoneNormaliser, PhoneRegion};
+
+/// MoEngage reserves names that begin with this prefix.
+pub const RESERVED_PREFIX: &str = "moe_";
+
+/// The largest request body MoEngage accepts: 128 KB.
+pub const MAX_BODY_BYTES: usize = 131_072;
+
+/// A compiled blueprint: paths parsed, constants serialised, `extends` merged. Immutable and cheap to
+/// share between workers.
+#[derive(Debug)]
+pub struct Blueprint {
+    files: Vec<String>,
+    platform: Box<str>,
+    customer_id: CompiledSource,
+    user_identifiers: Vec<(Box<str>, CompiledSource)>,
+    user_attributes: Vec<(Box<str>, CompiledSource)>,
+    events: HashMap<Box<str>, CompiledEvent>,
+    catch_all: Option<CompiledEvent>,
+}
+
+impl Blueprint {
+    /// The files it was compiled from, the named one first.
+    pub fn files(&self) -> &[String] {
+        &self.files
+    }
+
+    /// The Signal event names it maps, sorted.
+    pub fn event_names(&self) -> impl Iterator<Item = &str> {
+        let mut names: Vec<&str> = self.events.keys().map(|k| &**k).collect();
+        names.sort_unstable();
+        names.into_iter()
+    }
+
+    /// Whether it maps `event` (by name or through `"*"`).
+    pub fn maps(&self, event: &str) -> bool {
+        self.events.contains_key(event) || self.catch_all.is_some()
+    }
+
+    /// The MoEngage action `event` becomes, when mapped.
+    pub fn action_for<'a>(&'a self, event: &'a str) -> Option<&'a str> {
+        let mapping = self.events.get(event).or(self.catch_all.as_ref())?;
+        Some(mapping.action.as_deref().unwrap_or(event))
+    }
+}
+
+/// How one event becomes an action.
+#[derive(Debug)]
+pub(crate) struct CompiledEvent {
+    action: Option<Box<str>>,
+    platform: Option<Box<str>>,
+    pass_through: bool,
+    rename: HashMap<Box<str>, Box<str>>,
+    exclude: HashSet<Box<str>>,
+    attributes: Vec<(Box<str>, CompiledSource)>,
+}
+
+/// Where a value comes from, compiled.
+#[derive(Debug)]
+pub(crate) struct CompiledSource {
+    origin: Origin,
+    transform: Option<Transform>,
+    default: Option<Box<RawValue>>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Origin {
+    Path(path::FieldPath),
+    Constant(Box<RawValue>),
+}

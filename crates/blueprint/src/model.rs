@@ -1,0 +1,170 @@
+//! The blueprint file as integrators write it. These types are the single source of the JSON Schema
+//! (`signal schema blueprint`): their doc comments become the descriptions that editors show on hover.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A Signal blueprint for MoEngage: which events are sent to MoEngage's Track Event API, under which
+/// action names, with which attributes and identity fields.
+///
+/// A blueprint may `extends` another (for example the shared identity mapping in `base.yaml`); its
+/// keys then add to or replace the base's.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Signal MoEngage blueprint")]
+pub struct BlueprintFile {
+    /// Path of the blueprint this one builds on, relative to this file (e.g. `base.yaml`).
+    ///
+    /// The base's identity mapping, `platform` and events apply unless this file sets its own: an
+    /// identity field or event declared here replaces the base's entry of the same name.
+    pub extends: Option<String>,
+
+    /// What this blueprint is for, in a sentence. Shown by tools; not sent anywhere.
+    pub description: Option<String>,
+
+    /// MoEngage `platform` sent with every action, unless an event sets its own. Default: `web`.
+    #[schemars(length(min = 1))]
+    pub platform: Option<String>,
+
+    /// How the user is identified in MoEngage: `customer_id` (required, usually `$.user_id`), the
+    /// reserved `user_identifiers` (`u_em`, `u_mb`) and root user `attributes` (`u_fn`, `u_ln`).
+    pub identity: Option<IdentityMapping>,
+
+    /// The events sent to MoEngage, keyed by Signal event name (`page` for page calls). Events that
+    /// are not listed here are dropped with `not_in_blueprint`. The key `"*"` maps every event not
+    /// listed, under its own name.
+    pub events: Option<BTreeMap<String, EventMapping>>,
+}
+
+/// Identity fields at the root of every MoEngage request.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityMapping {
+    /// Where MoEngage's `customer_id` comes from (usually `$.user_id`). Always sent as a string
+    /// (`8842` becomes `"8842"`); an event without one is dropped with `missing_customer_id`.
+    pub customer_id: Option<ValueSource>,
+
+    /// MoEngage's reserved identifiers, sent in `user_identifiers`: `u_em` (email) and `u_mb`
+    /// (mobile, normalise it with `transform: e164`). Omitted from the request when empty.
+    pub user_identifiers: Option<BTreeMap<String, ValueSource>>,
+
+    /// User attributes sent in the request's root `attributes`: `u_fn` (first name), `u_ln` (last
+    /// name) and any others. Omitted from the request when empty.
+    pub attributes: Option<BTreeMap<String, ValueSource>>,
+}
+
+/// How one Signal event becomes one MoEngage action.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventMapping {
+    /// The MoEngage action name. Default: the Signal event name. Must not begin with `moe_`.
+    #[schemars(length(min = 1))]
+    pub action: Option<String>,
+
+    /// MoEngage `platform` for this action, instead of the blueprint's.
+    #[schemars(length(min = 1))]
+    pub platform: Option<String>,
+
+    /// Whether event properties not renamed or excluded are sent as action attributes under their
+    /// own names. Default: `true`.
+    pub pass_through: Option<bool>,
+
+    /// Properties sent under another attribute name: `{revenue: value}` sends `properties.revenue`
+    /// as `value`. Applies whether or not `pass_through` is on.
+    pub rename: Option<BTreeMap<String, String>>,
+
+    /// Properties never sent, even when `pass_through` is on.
+    pub exclude: Option<Vec<String>>,
+
+    /// Further action attributes, each from a field path or a constant, e.g.
+    /// `url: $.context.page.url`. They win over a passed-through property of the same name.
+    pub attributes: Option<BTreeMap<String, ValueSource>>,
+}
+
+/// Where a value comes from: a JSONPath into the event, written as a string (`$.traits.email`), or a
+/// mapping with `path` or `value` and optional `transform` and `default`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ValueSource {
+    /// A JSONPath such as `$.properties.order_id`.
+    Path(String),
+    /// The long form.
+    Spec(SourceSpec),
+}
+
+/// The long form of a value source.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// JSONPath into the event, from its root: `$.properties.order_id`, `$.context.page.url`,
+    /// `$.properties.products[*].sku` (a path with wildcards or filters yields a list).
+    #[schemars(regex(pattern = r"^\$"))]
+    pub path: Option<String>,
+
+    /// A constant sent as is, instead of a `path`.
+    pub value: Option<Value>,
+
+    /// A change applied to the value found: `e164` (phone numbers), `string`, `lowercase`, `trim`.
+    pub transform: Option<Transform>,
+
+    /// Sent when the path finds nothing (or `null`).
+    pub default: Option<Value>,
+}
+
+/// A change applied to a value before it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    /// Normalise a phone number to E.164 (`+447700900123`). The region for national numbers is the
+    /// number's own `+CC`, else the country of `context.locale`, else the pipeline's
+    /// `default_region`. A number that cannot be normalised is left out, with a warning.
+    E164,
+    /// Send numbers and booleans as strings.
+    String,
+    /// Lower-case a string (e.g. emails).
+    Lowercase,
+    /// Remove white space around a string.
+    Trim,
+}
+
+impl Transform {
+    /// The names integrators write, in schema order.
+    pub const NAMES: [&'static str; 4] = ["e164", "string", "lowercase", "trim"];
+}
+
+impl JsonSchema for ValueSource {
+    fn schema_name() -> Cow<'static, str> {
+        "ValueSource".into()
+    }
+
+    // One schema that accepts a string or an object, rather than `anyOf`, so that a mistake in either
+    // form gets a specific error instead of "matches none of the alternatives". `pattern` only
+    // constrains strings and `properties` only objects, which is what makes this work.
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = SourceSpec::json_schema(generator);
+        let object = schema.ensure_object();
+        object.insert("type".into(), serde_json::json!(["string", "object"]));
+        object.insert("pattern".into(), Value::String(r"^\$".into()));
+        object.insert(
+            "description".into(),
+            Value::String(
+                "Where a value comes from: a JSONPath into the event, written as a string \
+                 (`$.traits.email`), or a mapping with `path` or `value` and optional `transform` \
+                 and `default`."
+                    .into(),
+            ),
+        );
+        object.remove("title");
+        schema
+    }
+}
+
+/// The blueprint JSON Schema, as `signal schema blueprint` prints it.
+pub fn blueprint_schema() -> Value {
+    let schema = schemars::schema_for!(BlueprintFile);
+    schema.to_value()
+}

@@ -1,0 +1,82 @@
+//! `signal`: server-side delivery of first-party events to MoEngage, declared in YAML blueprints.
+
+mod map;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Signal delivers first-party events server-to-server to MoEngage's Track Event API.
+#[derive(Debug, Parser)]
+#[command(name = "signal", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check blueprint files; print every error as FILE:LINE:COL with a hint.
+    Validate {
+        /// Blueprint files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Preview a blueprint: NDJSON events in, one MoEngage request body (or drop) per line out.
+    Map(map::MapArgs),
+    /// Print a JSON Schema (the files under schemas/ are these outputs).
+    Schema {
+        /// Which schema.
+        #[arg(value_enum)]
+        which: SchemaKind,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SchemaKind {
+    /// Blueprint files (blueprints/**/*.yaml).
+    Blueprint,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { files } => validate(&files),
+        Command::Map(args) => map::run(&args),
+        Command::Schema { which } => schema(which),
+    }
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        match blueprint::compile_file(file) {
+            Ok(compiled) => {
+                let events: Vec<&str> = compiled.event_names().collect();
+                println!("{}: ok ({} events: {})", file.display(), events.len(), events.join(", "));
+            }
+            Err(diagnostics) => {
+                failed = true;
+                println!("{diagnostics}");
+            }
+        }
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn schema(which: SchemaKind) -> ExitCode {
+    let value = match which {
+        SchemaKind::Blueprint => blueprint::blueprint_schema(),
+    };
+    match serde_json::to_string_pretty(&value) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: cannot print the schema: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `signal map`: preview what a blueprint sends, one output line per input line.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use blueprint::{Drop, DropCode, Mapper, PhoneRegion};
+
+/// Options of `signal map`.
+#[derive(Debug, clap::Args)]
+pub struct MapArgs {
+    /// The blueprint to apply.
+    #[arg(long, value_name = "FILE")]
+    blueprint: PathBuf,
+    /// Deliver only these events (repeat the flag); other mapped events are dropped with
+    /// `not_enabled`. Default: every event the blueprint maps.
+    #[arg(long = "enable", value_name = "EVENT")]
+    enabled: Vec<String>,
+    /// Region for national phone numbers when an event's `context.locale` has none (e.g. GB).
+    #[arg(long, value_name = "CC")]
+    default_region: Option<String>,
+    /// Read events from this NDJSON file instead of standard input.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+}
+
+pub fn run(args: &MapArgs) -> ExitCode {
+    let compiled = match blueprint::compile_file(&args.blueprint) {
+        Ok(compiled) => compiled,
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let default_region = match args.default_region.as_deref() {
+        None => None,
+        Some(code) => match PhoneRegion::parse(code) {
+            Some(region) => Some(region),
+            None => {
+                eprintln!(
+                    "error: --default-region `{code}` is not a region code; use an ISO 3166 two-letter code such as GB or US"
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    for event in &args.enabled {
+        if !compiled.maps(event) {
+            eprintln!("warning: --enable `{event}`: the blueprint does not map this event, so it stays dropped");
+        }
+    }
+    let mut mapper = Mapper::new(Arc::new(compiled)).with_default_region(default_region);
+    if !args.enabled.is_empty() {
+        mapper = mapper.with_enabled(args.enabled.iter().cloned());
+    }
+    mapper.warm_up();
+
+    let input: Box<dyn Read> = match &args.events {
+        Some(path) => match File::open(path) {
+            Ok(file) => Box::new(file),
+            Err(error) => {
+                eprintln!("error: cannot read events from {}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Box::new(io::stdin().lock()),
+    };
+    match map_stream(&mapper, BufReader::with_capacity(1 << 16, input), io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn map_stream(mapper: &Mapper, mut input: impl BufRead, output: impl Write) -> io::Result<()> {
+    let mut output = BufWriter::with_capacity(1 << 16, output);
+    let mut line = Vec::new();
+    let mut body = Vec::new();
+    let mut warnings = Vec::new();
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        number += 1;
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        let outcome = match std::str::from_utf8(&line) {
+            Ok(text) if text.trim().is_empty() => Err(Drop {
+                code: DropCode::InvalidEvent,
+                reason: "the line is empty; each line must be one JSON object".into(),
+            }),
+            Ok(text) => {
+                warnings.clear();
+                mapper.map_into(text, jiff::Timestamp::now(), &mut body, &mut warnings)
+            }
+            Err(error) => Err(Drop {
+                code: DropCode::InvalidEvent,
+                reason: format!("the line is not valid UTF-8 (byte {})", error.valid_up_to()),
+            }),
+        };
+        match outcome {
+            Ok(_) => {
+                output.write_all(&body)?;
+                for warning in &warnings {
+                    eprintln!("line {number}: {warning}");
+                }
+            }
+            Err(drop) => output.write_all(drop.to_json().as_bytes())?,
+        }
+        output.write_all(b"\n")?;
+    }
+    output.flush()
+}
