@@ -224,13 +224,7 @@ impl Compiler {
                     .pointer(schema_path)
                     .map(describe_types)
                     .unwrap_or_else(|| "another type".into());
-                let found = describe_value(error.instance());
-                self.diagnostics.push(context.value(
-                    &pointer,
-                    DiagnosticKind::Schema,
-                    format!("{} must be {expected}, found {found}", name_of(field)),
-                    Some(type_hint(field)),
-                ));
+                self.type_error(context, &pointer, field, &expected, error.instance());
                 vec![pointer]
             }
             ValidationErrorKind::Pattern { .. } => {
@@ -280,6 +274,9 @@ impl Compiler {
                         Some(format!("{suggestion}use one of: {}", options.join(", "))),
                     ));
                     vec![pointer]
+                } else if let Some(expected) = only_type_errors(branches, &pointer) {
+                    self.type_error(context, &pointer, field, &expected, found);
+                    vec![pointer]
                 } else if let Some(branch) = likely_branch(branches, &pointer) {
                     // An optional field is `anyOf: [its type, null]`; report the real branch's errors.
                     branch.iter().flat_map(|inner| self.schema_error(context, inner)).collect()
@@ -298,6 +295,15 @@ impl Compiler {
                 vec![pointer]
             }
         }
+    }
+
+    fn type_error(&mut self, context: &FileContext<'_>, pointer: &str, field: &str, expected: &str, found: &Value) {
+        self.diagnostics.push(context.value(
+            pointer,
+            DiagnosticKind::Schema,
+            format!("{} must be {expected}, found {}", name_of(field), describe_value(found)),
+            Some(type_hint(field, expected)),
+        ));
     }
 
     /// Compiles one file's content: paths, constants, and the checks a schema cannot express.
@@ -476,6 +482,23 @@ impl Compiler {
     }
 }
 
+/// When every branch of an `anyOf`/`oneOf` refused the value's type, the types they wanted.
+fn only_type_errors(branches: &[Vec<ValidationError<'static>>], pointer: &str) -> Option<String> {
+    let mut wanted = Vec::new();
+    for errors in branches {
+        for error in errors {
+            if !matches!(error.kind(), ValidationErrorKind::Type { .. }) || error.instance_path().as_str() != pointer {
+                return None;
+            }
+            let description = schema().pointer(error.schema_path().as_str()).map(describe_types).unwrap_or_default();
+            if !description.is_empty() && !wanted.contains(&description) {
+                wanted.push(description);
+            }
+        }
+    }
+    (!wanted.is_empty()).then(|| wanted.join(" or "))
+}
+
 /// The branch of an `anyOf`/`oneOf` the author most likely meant: the one whose errors are not just
 /// "wrong type" at the value itself.
 fn likely_branch<'e>(branches: &'e [Vec<ValidationError<'static>>], pointer: &str) -> Option<&'e [ValidationError<'static>]> {
@@ -566,7 +589,7 @@ fn describe_schema(schema_pointer: &str) -> String {
 
 fn describe_types(types: &Value) -> String {
     let names: Vec<&str> = match types {
-        Value::String(one) => vec![one.as_str()],
+        Value::String(one) if one != "null" => vec![one.as_str()],
         Value::Array(many) => many.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect(),
         _ => Vec::new(),
     };
@@ -596,7 +619,10 @@ fn describe_value(value: &Value) -> String {
     }
 }
 
-fn type_hint(field: &str) -> String {
+fn type_hint(field: &str, expected: &str) -> String {
+    if expected == "text or a mapping" {
+        return "a value is a path such as `$.properties.total`, or a mapping such as `{path: $.traits.phone, transform: e164}` or `{value: 12}`".into();
+    }
     match field {
         "events" => "write each event as `Event Name: {action: ..., rename: {...}}`".into(),
         "rename" => "write renames as a mapping, e.g. `rename: {revenue: value}`".into(),

@@ -195,6 +195,7 @@ pub struct Event<'a> {
 impl<'a> Event<'a> {
     /// Parses and checks one event.
     pub fn parse(text: &'a str) -> Result<Event<'a>, InvalidEvent> {
+        check_depth(text)?;
         let mut top: RawObject<'a> = match serde_json::from_str(text) {
             Ok(top) => top,
             Err(error) if error.is_data() => {
@@ -299,6 +300,45 @@ impl<'a> Event<'a> {
     pub fn context_str(&self, name: &str) -> Option<Cow<'a, str>> {
         self.context.get(name).filter(|raw| JsonKind::of(raw) == JsonKind::String).and_then(decode_str)
     }
+}
+
+/// The deepest nesting accepted in an event, as in `serde_json`'s own limit: deeper input is refused
+/// rather than passed through to MoEngage.
+pub const MAX_EVENT_DEPTH: usize = 128;
+
+fn check_depth(text: &str) -> Result<(), InvalidEvent> {
+    let bytes = text.as_bytes();
+    // Cheap and vectorised: with no more openers than the limit, the depth cannot exceed it.
+    if bytes.iter().filter(|&&b| b == b'[' || b == b'{').count() <= MAX_EVENT_DEPTH {
+        return Ok(());
+    }
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_EVENT_DEPTH {
+                    return Err(InvalidEvent(format!("the event is nested deeper than {MAX_EVENT_DEPTH} levels")));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn wrong_type(field: &str, expected: &str, found: JsonKind) -> InvalidEvent {

@@ -622,8 +622,10 @@ fn normalised_value(line: &str) -> Option<Value> {
             object.entry(canonical).or_insert(aliased);
         }
     }
+    // Moved rather than copied, so that a descendant query (`$..email`) finds each value once.
     if !object.contains_key("traits") {
-        if let Some(traits) = object.get("context").and_then(|c| c.get("traits")).cloned() {
+        let moved = object.get_mut("context").and_then(Value::as_object_mut).and_then(|c| c.remove("traits"));
+        if let Some(traits) = moved {
             object.insert("traits".into(), traits);
         }
     }

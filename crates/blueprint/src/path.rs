@@ -89,7 +89,7 @@ pub fn compile(text: &str) -> Result<FieldPath, PathError> {
         return Err(PathError { message: format!("`{text}` is not a field path: paths start with `$`"), hint });
     }
     let query = parse_json_path(text).map_err(|error| PathError {
-        message: format!("`{text}` is not valid JSONPath: {}", first_line(&error.to_string())),
+        message: format!("`{text}` is not valid JSONPath: {}", explain_parse_error(&error.to_string())),
         hint: "write members as `$.properties.order_id`, names with spaces as `$.properties['order id']`, list items as `[0]` or `[*]`".into(),
     })?;
     let Some(first) = query.segments.first() else {
@@ -126,8 +126,24 @@ pub fn compile(text: &str) -> Result<FieldPath, PathError> {
     Ok(FieldPath::Direct { root, steps: steps.split_off(1).into_boxed_slice(), text: text.into() })
 }
 
-fn first_line(message: &str) -> &str {
-    message.lines().next().unwrap_or(message).trim()
+/// Turns the parser's multi-line report (`--> 1:14`, `= expected selector`) into one clause.
+fn explain_parse_error(report: &str) -> String {
+    let column = report
+        .split("--> ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|line_col| line_col.split(':').nth(1))
+        .map(str::to_owned);
+    let expected = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("= expected "))
+        .map(|rules| rules.replace('_', " ").replace("ALPHA", "a letter"));
+    match (expected, column) {
+        (Some(expected), Some(column)) => format!("expected {expected} at character {column}"),
+        (None, Some(column)) => format!("unexpected text at character {column}"),
+        (Some(expected), None) => format!("expected {expected}"),
+        (None, None) => report.lines().next().unwrap_or(report).trim().to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -153,7 +169,8 @@ mod tests {
 
     #[test]
     fn bad_paths_say_why() {
-        assert!(compile("$.properties[").is_err());
+        let error = compile("$.properties[").expect_err("unclosed");
+        assert_eq!(error.message, "`$.properties[` is not valid JSONPath: expected selector at character 14");
         let error = compile("$.trait.email").expect_err("unknown root");
         assert!(error.hint.contains("did you mean `traits`"), "{}", error.hint);
         assert!(compile("traits.email").expect_err("no $").message.contains("start with `$`"));
