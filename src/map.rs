@@ -24,6 +24,10 @@ pub struct MapArgs {
     /// Read events from this NDJSON file instead of standard input.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
+    /// Treat every event as received at this RFC 3339 time instead of now (future timestamps are
+    /// clamped to it), so that a preview can be reproduced exactly.
+    #[arg(long, value_name = "TIME")]
+    received_at: Option<jiff::Timestamp>,
 }
 
 pub fn run(args: &MapArgs) -> ExitCode {
@@ -48,7 +52,9 @@ pub fn run(args: &MapArgs) -> ExitCode {
     };
     for event in &args.enabled {
         if !compiled.maps(event) {
-            eprintln!("warning: --enable `{event}`: the blueprint does not map this event, so it stays dropped");
+            eprintln!(
+                "warning: --enable `{event}`: the blueprint does not map this event, so it stays dropped"
+            );
         }
     }
     let mut mapper = Mapper::new(Arc::new(compiled)).with_default_region(default_region);
@@ -67,7 +73,8 @@ pub fn run(args: &MapArgs) -> ExitCode {
         },
         None => Box::new(io::stdin().lock()),
     };
-    match map_stream(&mapper, BufReader::with_capacity(1 << 16, input), io::stdout().lock()) {
+    let input = BufReader::with_capacity(1 << 16, input);
+    match map_stream(&mapper, input, io::stdout().lock(), args.received_at) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(error) => {
@@ -77,7 +84,12 @@ pub fn run(args: &MapArgs) -> ExitCode {
     }
 }
 
-fn map_stream(mapper: &Mapper, mut input: impl BufRead, output: impl Write) -> io::Result<()> {
+fn map_stream(
+    mapper: &Mapper,
+    mut input: impl BufRead,
+    output: impl Write,
+    received_at: Option<jiff::Timestamp>,
+) -> io::Result<()> {
     let mut output = BufWriter::with_capacity(1 << 16, output);
     let mut line = Vec::new();
     let mut body = Vec::new();
@@ -99,7 +111,8 @@ fn map_stream(mapper: &Mapper, mut input: impl BufRead, output: impl Write) -> i
             }),
             Ok(text) => {
                 warnings.clear();
-                mapper.map_into(text, jiff::Timestamp::now(), &mut body, &mut warnings)
+                let received_at = received_at.unwrap_or_else(jiff::Timestamp::now);
+                mapper.map_into(text, received_at, &mut body, &mut warnings)
             }
             Err(error) => Err(Drop {
                 code: DropCode::InvalidEvent,

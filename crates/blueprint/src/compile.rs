@@ -8,13 +8,13 @@ use std::sync::OnceLock;
 
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{ValidationError, Validator};
-use serde_json::value::RawValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use crate::diagnostic::{did_you_mean, Diagnostic, DiagnosticKind, Diagnostics};
+use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, did_you_mean};
 use crate::model::{BlueprintFile, EventMapping, SourceSpec, ValueSource};
 use crate::path::{self, FieldPath};
-use crate::yaml::{self, escape_pointer_segment, Position, SpanIndex, YamlProblemKind};
+use crate::yaml::{self, Position, SpanIndex, YamlProblemKind, escape_pointer_segment};
 use crate::{Blueprint, CompiledEvent, CompiledSource, Origin, RESERVED_PREFIX};
 
 /// The event key that maps every event not listed by name.
@@ -75,7 +75,13 @@ struct FileContext<'a> {
 }
 
 impl FileContext<'_> {
-    fn at(&self, position: Position, kind: DiagnosticKind, message: String, hint: Option<String>) -> Diagnostic {
+    fn at(
+        &self,
+        position: Position,
+        kind: DiagnosticKind,
+        message: String,
+        hint: Option<String>,
+    ) -> Diagnostic {
         Diagnostic {
             file: self.name.to_owned(),
             position,
@@ -85,7 +91,13 @@ impl FileContext<'_> {
             source_line: self.text.lines().nth(position.line.saturating_sub(1)).map(str::to_owned),
         }
     }
-    fn value(&self, pointer: &str, kind: DiagnosticKind, message: String, hint: Option<String>) -> Diagnostic {
+    fn value(
+        &self,
+        pointer: &str,
+        kind: DiagnosticKind,
+        message: String,
+        hint: Option<String>,
+    ) -> Diagnostic {
         self.at(self.spans.value(pointer), kind, message, hint)
     }
     fn key(&self, pointer: &str, kind: DiagnosticKind, message: String, hint: Option<String>) -> Diagnostic {
@@ -113,14 +125,25 @@ impl Compiler {
         self.load_text(path, display, &text, stack)
     }
 
-    fn load_text(&mut self, path: PathBuf, display: String, text: &str, stack: &mut Vec<PathBuf>) -> Vec<Layer> {
+    fn load_text(
+        &mut self,
+        path: PathBuf,
+        display: String,
+        text: &str,
+        stack: &mut Vec<PathBuf>,
+    ) -> Vec<Layer> {
         self.files.push(display.clone());
         self.sources.insert(display.clone(), text.to_owned());
         let document = match yaml::parse(text) {
             Ok(document) => document,
             Err(problem) => {
                 let context = FileContext { name: &display, text, spans: &SpanIndex::default() };
-                self.diagnostics.push(context.at(problem.position, DiagnosticKind::YamlSyntax, problem.message, problem.hint));
+                self.diagnostics.push(context.at(
+                    problem.position,
+                    DiagnosticKind::YamlSyntax,
+                    problem.message,
+                    problem.hint,
+                ));
                 return Vec::new();
             }
         };
@@ -146,7 +169,8 @@ impl Compiler {
         for error in validator().iter_errors(&value) {
             broken.extend(self.schema_error(&context, &error));
         }
-        let file: Option<BlueprintFile> = prune(&mut value, broken).and_then(|()| serde_json::from_value(value).ok());
+        let file: Option<BlueprintFile> =
+            prune(&mut value, broken).and_then(|()| serde_json::from_value(value).ok());
         let Some(file) = file else {
             return Vec::new();
         };
@@ -159,7 +183,13 @@ impl Compiler {
         layers
     }
 
-    fn extends(&mut self, context: &FileContext<'_>, path: &Path, extends: &str, stack: &mut Vec<PathBuf>) -> Vec<Layer> {
+    fn extends(
+        &mut self,
+        context: &FileContext<'_>,
+        path: &Path,
+        extends: &str,
+        stack: &mut Vec<PathBuf>,
+    ) -> Vec<Layer> {
         let base = path.parent().unwrap_or(Path::new("")).join(extends);
         let display = normalise(&Path::new(context.name).parent().unwrap_or(Path::new("")).join(extends));
         let identity = std::fs::canonicalize(&base).unwrap_or_else(|_| base.clone());
@@ -174,12 +204,17 @@ impl Compiler {
             return Vec::new();
         }
         if !base.is_file() {
-            self.diagnostics.push(context.value(
-                "/extends",
-                DiagnosticKind::ExtendsNotFound,
-                format!("`extends: {extends}` names `{display}`, which does not exist"),
-                Some("the path is relative to this file, e.g. `extends: base.yaml` for a file beside it".into()),
-            ));
+            self.diagnostics.push(
+                context.value(
+                    "/extends",
+                    DiagnosticKind::ExtendsNotFound,
+                    format!("`extends: {extends}` names `{display}`, which does not exist"),
+                    Some(
+                        "the path is relative to this file, e.g. `extends: base.yaml` for a file beside it"
+                            .into(),
+                    ),
+                ),
+            );
             return Vec::new();
         }
         stack.push(self_identity);
@@ -233,7 +268,12 @@ impl Compiler {
                     message: format!("`{text}` does not match the expected form"),
                     hint: "see the blueprint reference".into(),
                 });
-                self.diagnostics.push(context.value(&pointer, DiagnosticKind::InvalidPath, problem.message, Some(problem.hint)));
+                self.diagnostics.push(context.value(
+                    &pointer,
+                    DiagnosticKind::InvalidPath,
+                    problem.message,
+                    Some(problem.hint),
+                ));
                 vec![pointer]
             }
             ValidationErrorKind::MinLength { .. } => {
@@ -245,12 +285,15 @@ impl Compiler {
                 ));
                 vec![pointer]
             }
-            ValidationErrorKind::OneOfNotValid { context: branches } | ValidationErrorKind::AnyOf { context: branches } => {
+            ValidationErrorKind::OneOfNotValid { context: branches }
+            | ValidationErrorKind::AnyOf { context: branches } => {
                 let options: Vec<String> = branches
                     .iter()
                     .flatten()
                     .filter_map(|branch_error| match branch_error.kind() {
-                        ValidationErrorKind::Constant { expected_value } => expected_value.as_str().map(str::to_owned),
+                        ValidationErrorKind::Constant { expected_value } => {
+                            expected_value.as_str().map(str::to_owned)
+                        }
                         _ => None,
                     })
                     .collect();
@@ -281,7 +324,12 @@ impl Compiler {
                     // An optional field is `anyOf: [its type, null]`; report the real branch's errors.
                     branch.iter().flat_map(|inner| self.schema_error(context, inner)).collect()
                 } else {
-                    self.diagnostics.push(context.value(&pointer, DiagnosticKind::Schema, error.to_string(), None));
+                    self.diagnostics.push(context.value(
+                        &pointer,
+                        DiagnosticKind::Schema,
+                        error.to_string(),
+                        None,
+                    ));
                     vec![pointer]
                 }
             }
@@ -297,7 +345,14 @@ impl Compiler {
         }
     }
 
-    fn type_error(&mut self, context: &FileContext<'_>, pointer: &str, field: &str, expected: &str, found: &Value) {
+    fn type_error(
+        &mut self,
+        context: &FileContext<'_>,
+        pointer: &str,
+        field: &str,
+        expected: &str,
+        found: &Value,
+    ) {
         self.diagnostics.push(context.value(
             pointer,
             DiagnosticKind::Schema,
@@ -335,7 +390,13 @@ impl Compiler {
         layer
     }
 
-    fn event(&mut self, context: &FileContext<'_>, pointer: &str, name: &str, mapping: &EventMapping) -> Option<CompiledEvent> {
+    fn event(
+        &mut self,
+        context: &FileContext<'_>,
+        pointer: &str,
+        name: &str,
+        mapping: &EventMapping,
+    ) -> Option<CompiledEvent> {
         match &mapping.action {
             Some(action) => self.check_reserved(context, &format!("{pointer}/action"), action, "action"),
             None if name != CATCH_ALL && name.starts_with(RESERVED_PREFIX) => {
@@ -350,7 +411,12 @@ impl Compiler {
         }
         let mut rename = HashMap::new();
         for (from, to) in mapping.rename.iter().flatten() {
-            self.check_reserved(context, &format!("{pointer}/rename/{}", escape_pointer_segment(from)), to, "attribute");
+            self.check_reserved(
+                context,
+                &format!("{pointer}/rename/{}", escape_pointer_segment(from)),
+                to,
+                "attribute",
+            );
             rename.insert(from.clone().into_boxed_str(), to.clone().into_boxed_str());
         }
         let mut attributes = Vec::new();
@@ -374,8 +440,11 @@ impl Compiler {
     fn check_reserved(&mut self, context: &FileContext<'_>, pointer: &str, name: &str, what: &str) {
         if name.starts_with(RESERVED_PREFIX) {
             let at_key = what == "attribute" && !pointer.contains("/rename/");
-            let message = format!("the {what} name `{name}` begins with `{RESERVED_PREFIX}`, which MoEngage reserves");
-            let hint = Some(format!("MoEngage may drop events that use it: rename the {what} without the `moe_` prefix"));
+            let message =
+                format!("the {what} name `{name}` begins with `{RESERVED_PREFIX}`, which MoEngage reserves");
+            let hint = Some(format!(
+                "MoEngage may drop events that use it: rename the {what} without the `moe_` prefix"
+            ));
             let diagnostic = if at_key {
                 context.key(pointer, DiagnosticKind::ReservedPrefix, message, hint)
             } else {
@@ -385,7 +454,12 @@ impl Compiler {
         }
     }
 
-    fn source(&mut self, context: &FileContext<'_>, pointer: &str, source: &ValueSource) -> Option<CompiledSource> {
+    fn source(
+        &mut self,
+        context: &FileContext<'_>,
+        pointer: &str,
+        source: &ValueSource,
+    ) -> Option<CompiledSource> {
         let spec = match source {
             ValueSource::Path(text) => {
                 return self.path(context, pointer, text).map(|path| CompiledSource {
@@ -426,7 +500,12 @@ impl Compiler {
         match path::compile(text) {
             Ok(path) => Some(path),
             Err(problem) => {
-                self.diagnostics.push(context.value(pointer, DiagnosticKind::InvalidPath, problem.message, Some(problem.hint)));
+                self.diagnostics.push(context.value(
+                    pointer,
+                    DiagnosticKind::InvalidPath,
+                    problem.message,
+                    Some(problem.hint),
+                ));
                 None
             }
         }
@@ -441,27 +520,30 @@ impl Compiler {
             merged.user_attributes.extend(layer.user_attributes);
             merged.events.extend(layer.events);
         }
-        if merged.customer_id.is_none() && self.diagnostics.is_empty() {
-            if let Some(top) = self.files.first() {
-                let text = self.sources.get(top).map(String::as_str).unwrap_or_default();
-                let spans = yaml::parse(text).map(|d| d.spans).unwrap_or_default();
-                let context = FileContext { name: top, text, spans: &spans };
-                self.diagnostics.push(context.key(
+        if merged.customer_id.is_none()
+            && self.diagnostics.is_empty()
+            && let Some(top) = self.files.first()
+        {
+            let text = self.sources.get(top).map(String::as_str).unwrap_or_default();
+            let spans = yaml::parse(text).map(|d| d.spans).unwrap_or_default();
+            let context = FileContext { name: top, text, spans: &spans };
+            self.diagnostics.push(context.key(
                     "/identity",
                     DiagnosticKind::MissingCustomerId,
                     "no `customer_id` mapping: MoEngage refuses events without one".into(),
                     Some("add `identity: {customer_id: $.user_id}`, or `extends: base.yaml` for the shared identity mapping".into()),
                 ));
-            }
         }
         if !self.diagnostics.is_empty() {
-            let order: HashMap<&str, usize> = self.files.iter().enumerate().map(|(i, f)| (f.as_str(), i)).collect();
+            let order: HashMap<&str, usize> =
+                self.files.iter().enumerate().map(|(i, f)| (f.as_str(), i)).collect();
             self.diagnostics.sort_by(|a, b| {
                 let file_a = order.get(a.file.as_str()).copied().unwrap_or(usize::MAX);
                 let file_b = order.get(b.file.as_str()).copied().unwrap_or(usize::MAX);
                 (file_a, a.position, a.kind).cmp(&(file_b, b.position, b.kind))
             });
-            self.diagnostics.dedup_by(|a, b| a.file == b.file && a.position == b.position && a.message == b.message);
+            self.diagnostics
+                .dedup_by(|a, b| a.file == b.file && a.position == b.position && a.message == b.message);
             return Err(Diagnostics(self.diagnostics));
         }
         let Some(customer_id) = merged.customer_id else {
@@ -474,8 +556,16 @@ impl Compiler {
             files: self.files,
             platform,
             customer_id,
-            user_identifiers: merged.user_identifiers.into_iter().map(|(k, v)| (k.into_boxed_str(), v)).collect(),
-            user_attributes: merged.user_attributes.into_iter().map(|(k, v)| (k.into_boxed_str(), v)).collect(),
+            user_identifiers: merged
+                .user_identifiers
+                .into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v))
+                .collect(),
+            user_attributes: merged
+                .user_attributes
+                .into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v))
+                .collect(),
             events: events.into_iter().map(|(k, v)| (k.into_boxed_str(), v)).collect(),
             catch_all,
         })
@@ -487,10 +577,13 @@ fn only_type_errors(branches: &[Vec<ValidationError<'static>>], pointer: &str) -
     let mut wanted = Vec::new();
     for errors in branches {
         for error in errors {
-            if !matches!(error.kind(), ValidationErrorKind::Type { .. }) || error.instance_path().as_str() != pointer {
+            if !matches!(error.kind(), ValidationErrorKind::Type { .. })
+                || error.instance_path().as_str() != pointer
+            {
                 return None;
             }
-            let description = schema().pointer(error.schema_path().as_str()).map(describe_types).unwrap_or_default();
+            let description =
+                schema().pointer(error.schema_path().as_str()).map(describe_types).unwrap_or_default();
             if !description.is_empty() && !wanted.contains(&description) {
                 wanted.push(description);
             }
@@ -501,7 +594,10 @@ fn only_type_errors(branches: &[Vec<ValidationError<'static>>], pointer: &str) -
 
 /// The branch of an `anyOf`/`oneOf` the author most likely meant: the one whose errors are not just
 /// "wrong type" at the value itself.
-fn likely_branch<'e>(branches: &'e [Vec<ValidationError<'static>>], pointer: &str) -> Option<&'e [ValidationError<'static>]> {
+fn likely_branch<'e>(
+    branches: &'e [Vec<ValidationError<'static>>],
+    pointer: &str,
+) -> Option<&'e [ValidationError<'static>]> {
     let meant: Vec<&Vec<ValidationError<'static>>> = branches
         .iter()
         .filter(|errors| {
@@ -533,10 +629,10 @@ fn prune(value: &mut Value, mut pointers: Vec<String>) -> Option<()> {
                 map.remove(&segment);
             }
             Some(Value::Array(items)) => {
-                if let Ok(index) = segment.parse::<usize>() {
-                    if index < items.len() {
-                        items.remove(index);
-                    }
+                if let Ok(index) = segment.parse::<usize>()
+                    && index < items.len()
+                {
+                    items.remove(index);
                 }
             }
             _ => {}
@@ -627,7 +723,9 @@ fn type_hint(field: &str, expected: &str) -> String {
         "events" => "write each event as `Event Name: {action: ..., rename: {...}}`".into(),
         "rename" => "write renames as a mapping, e.g. `rename: {revenue: value}`".into(),
         "exclude" => "write exclusions as a list, e.g. `exclude: [internal_id]`".into(),
-        "attributes" | "user_identifiers" => "write attributes as a mapping of name to path, e.g. `url: $.context.page.url`".into(),
+        "attributes" | "user_identifiers" => {
+            "write attributes as a mapping of name to path, e.g. `url: $.context.page.url`".into()
+        }
         "pass_through" => "write `pass_through: true` or `pass_through: false`".into(),
         _ => "see the blueprint reference in the README".into(),
     }
@@ -648,8 +746,9 @@ mod tests {
 
     #[test]
     fn minimal_blueprint_compiles() {
-        let blueprint = compile_str("inline.yaml", "identity:\n  customer_id: $.user_id\nevents:\n  Signed Up: {}\n")
-            .expect("valid");
+        let blueprint =
+            compile_str("inline.yaml", "identity:\n  customer_id: $.user_id\nevents:\n  Signed Up: {}\n")
+                .expect("valid");
         assert_eq!(blueprint.event_names().collect::<Vec<_>>(), ["Signed Up"]);
     }
 

@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// A string borrowed from the input when it has no escapes.
@@ -165,11 +165,8 @@ impl fmt::Display for InvalidEvent {
     }
 }
 
-const TOP_LEVEL_ALIASES: &[(&str, &str)] = &[
-    ("userId", "user_id"),
-    ("anonymousId", "anonymous_id"),
-    ("messageId", "message_id"),
-];
+const TOP_LEVEL_ALIASES: &[(&str, &str)] =
+    &[("userId", "user_id"), ("anonymousId", "anonymous_id"), ("messageId", "message_id")];
 const CONTEXT_ALIASES: &[(&str, &str)] = &[("userAgent", "user_agent")];
 const TRAIT_ALIASES: &[(&str, &str)] = &[("firstName", "first_name"), ("lastName", "last_name")];
 
@@ -259,8 +256,9 @@ impl<'a> Event<'a> {
                 None => Ok(RawObject::default()),
                 Some(raw) => match JsonKind::of(raw) {
                     JsonKind::Null => Ok(RawObject::default()),
-                    JsonKind::Object => RawObject::parse(raw)
-                        .map_err(|error| InvalidEvent(format!("`{name}`: {error}"))),
+                    JsonKind::Object => {
+                        RawObject::parse(raw).map_err(|error| InvalidEvent(format!("`{name}`: {error}")))
+                    }
                     other => Err(wrong_type(name, "an object", other)),
                 },
             }
@@ -271,9 +269,8 @@ impl<'a> Event<'a> {
         let mut traits = match top.get("traits") {
             Some(_) => object_field("traits")?,
             None => match context.get("traits") {
-                Some(raw) if JsonKind::of(raw) == JsonKind::Object => {
-                    RawObject::parse(raw).map_err(|error| InvalidEvent(format!("`context.traits`: {error}")))?
-                }
+                Some(raw) if JsonKind::of(raw) == JsonKind::Object => RawObject::parse(raw)
+                    .map_err(|error| InvalidEvent(format!("`context.traits`: {error}")))?,
                 _ => RawObject::default(),
             },
         };
@@ -331,7 +328,9 @@ fn check_depth(text: &str) -> Result<(), InvalidEvent> {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_EVENT_DEPTH {
-                    return Err(InvalidEvent(format!("the event is nested deeper than {MAX_EVENT_DEPTH} levels")));
+                    return Err(InvalidEvent(format!(
+                        "the event is nested deeper than {MAX_EVENT_DEPTH} levels"
+                    )));
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
@@ -348,7 +347,9 @@ fn wrong_type(field: &str, expected: &str, found: JsonKind) -> InvalidEvent {
 /// Copies a raw JSON value to `out` without the white space outside strings.
 pub fn write_compact(out: &mut Vec<u8>, raw: &RawValue) {
     let bytes = raw.get().as_bytes();
-    if !matches!(bytes.first(), Some(b'{' | b'[')) || !bytes.iter().any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t')) {
+    if !matches!(bytes.first(), Some(b'{' | b'['))
+        || !bytes.iter().any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+    {
         out.extend_from_slice(bytes);
         return;
     }
@@ -436,7 +437,8 @@ mod tests {
 
     #[test]
     fn compact_copy_keeps_spaces_inside_strings() {
-        let object: RawObject<'_> = serde_json::from_str(r#"{"a": { "b" : [1, "x y\" z" ] } }"#).expect("valid");
+        let object: RawObject<'_> =
+            serde_json::from_str(r#"{"a": { "b" : [1, "x y\" z" ] } }"#).expect("valid");
         let mut out = Vec::new();
         write_compact(&mut out, object.get("a").expect("a"));
         assert_eq!(String::from_utf8(out).expect("utf8"), r#"{"b":[1,"x y\" z"]}"#);

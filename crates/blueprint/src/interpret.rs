@@ -8,13 +8,13 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
-use serde_json::value::RawValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use crate::event::{decode_str, write_compact, write_str, Event, JsonKind, RawArray, RawObject};
+use crate::event::{Event, JsonKind, RawArray, RawObject, decode_str, write_compact, write_str};
 use crate::path::{FieldPath, Step};
 use crate::phone::{PhoneNormaliser, PhoneRegion};
-use crate::{Blueprint, CompiledEvent, CompiledSource, Origin, Transform, MAX_BODY_BYTES, RESERVED_PREFIX};
+use crate::{Blueprint, CompiledEvent, CompiledSource, MAX_BODY_BYTES, Origin, RESERVED_PREFIX, Transform};
 
 /// Why an event was not delivered. Each dropped event has exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -223,13 +223,13 @@ impl Mapper {
                 }
             },
         };
-        if let Some(enabled) = &self.enabled {
-            if !(enabled.contains(name) || (!by_name && enabled.contains(crate::compile::CATCH_ALL))) {
-                return Err(Drop::new(
-                    DropCode::NotEnabled,
-                    format!("`{name}` is mapped by the blueprint but not enabled in this pipeline"),
-                ));
-            }
+        if let Some(enabled) = &self.enabled
+            && !(enabled.contains(name) || (!by_name && enabled.contains(crate::compile::CATCH_ALL)))
+        {
+            return Err(Drop::new(
+                DropCode::NotEnabled,
+                format!("`{name}` is mapped by the blueprint but not enabled in this pipeline"),
+            ));
         }
         let action = mapping.action.as_deref().unwrap_or(name);
         if action.starts_with(RESERVED_PREFIX) {
@@ -239,7 +239,8 @@ impl Mapper {
             ));
         }
 
-        let state = EventState { event: &event, line, whole: OnceLock::new(), region: OnceLock::new(), mapper: self };
+        let state =
+            EventState { event: &event, line, whole: OnceLock::new(), region: OnceLock::new(), mapper: self };
         let customer_id = match state.resolve(&blueprint.customer_id, warnings) {
             Some(value) => customer_id_text(&value),
             None => None,
@@ -291,7 +292,9 @@ impl Mapper {
                 }
                 Err(_) => warnings.push(Warning {
                     code: WarningCode::InvalidTimezone,
-                    message: format!("context.timezone `{zone}` is not an IANA time zone; no user_timezone_offset sent"),
+                    message: format!(
+                        "context.timezone `{zone}` is not an IANA time zone; no user_timezone_offset sent"
+                    ),
                 }),
             }
         }
@@ -301,7 +304,9 @@ impl Mapper {
             out.clear();
             return Err(Drop::new(
                 DropCode::PayloadTooLarge,
-                format!("the MoEngage request would be {size} bytes; MoEngage accepts at most {MAX_BODY_BYTES} (128 KB)"),
+                format!(
+                    "the MoEngage request would be {size} bytes; MoEngage accepts at most {MAX_BODY_BYTES} (128 KB)"
+                ),
             ));
         }
         Ok(action.to_owned())
@@ -341,9 +346,9 @@ impl Found<'_> {
 
     fn as_text(&self) -> Option<Cow<'_, str>> {
         match self.kind() {
-            JsonKind::String => serde_json::from_str::<&RawValue>(self.json()).ok().and_then(|raw| {
-                decode_str(raw).map(|s| Cow::Owned(s.into_owned()))
-            }),
+            JsonKind::String => serde_json::from_str::<&RawValue>(self.json())
+                .ok()
+                .and_then(|raw| decode_str(raw).map(|s| Cow::Owned(s.into_owned()))),
             JsonKind::Number | JsonKind::Bool => Some(Cow::Borrowed(self.json())),
             _ => None,
         }
@@ -393,7 +398,9 @@ impl<'x> EventState<'x> {
     fn resolve(&self, source: &'x CompiledSource, warnings: &mut Vec<Warning>) -> Option<Found<'x>> {
         let found = match &source.origin {
             Origin::Constant(raw) => Some(Found::Raw(raw)),
-            Origin::Path(FieldPath::Direct { root, steps, .. }) => walk(self.event, root, steps).map(Found::Raw),
+            Origin::Path(FieldPath::Direct { root, steps, .. }) => {
+                walk(self.event, root, steps).map(Found::Raw)
+            }
             Origin::Path(FieldPath::Query { query, .. }) => self.query(query),
         }
         .filter(|found| found.kind() != JsonKind::Null);
@@ -452,7 +459,8 @@ impl<'x> EventState<'x> {
                     return Some(found);
                 }
                 let text = found.as_text()?;
-                let changed = if transform == Transform::Trim { text.trim().to_owned() } else { text.to_lowercase() };
+                let changed =
+                    if transform == Transform::Trim { text.trim().to_owned() } else { text.to_lowercase() };
                 Some(built_string(&changed))
             }
         }
@@ -496,8 +504,14 @@ impl<'x> EventState<'x> {
         }
     }
 
-    fn write_action_attributes(&self, out: &mut Vec<u8>, mapping: &'x CompiledEvent, warnings: &mut Vec<Warning>) {
-        let mut attributes = AttributeSet::with_capacity(self.event.properties.members.len() + mapping.attributes.len());
+    fn write_action_attributes(
+        &self,
+        out: &mut Vec<u8>,
+        mapping: &'x CompiledEvent,
+        warnings: &mut Vec<Warning>,
+    ) {
+        let mut attributes =
+            AttributeSet::with_capacity(self.event.properties.members.len() + mapping.attributes.len());
         for (key, _, value) in &self.event.properties.members {
             if mapping.exclude.contains(&**key) {
                 continue;
@@ -561,11 +575,11 @@ impl<'x> AttributeSet<'x> {
             None => self.entries.iter().position(|(n, _, _)| *n == name),
         };
         if let Some(position) = existing {
-            if let Some(entry) = self.entries.get_mut(position) {
-                if priority >= entry.2 {
-                    entry.1 = found;
-                    entry.2 = priority;
-                }
+            if let Some(entry) = self.entries.get_mut(position)
+                && priority >= entry.2
+            {
+                entry.1 = found;
+                entry.2 = priority;
             }
             return;
         }
@@ -584,7 +598,9 @@ fn walk<'x>(event: &Event<'x>, root: &str, steps: &[Step]) -> Option<&'x RawValu
     let (mut current, rest) = match (event.object(root), steps.split_first()) {
         (Some(object), Some((Step::Key(key), rest))) => (object.get(key)?, rest),
         (Some(_), Some((Step::Index(_), _))) => return None,
-        (Some(_), None) if root == "traits" => (event.field("traits").or_else(|| event.context.get("traits"))?, steps),
+        (Some(_), None) if root == "traits" => {
+            (event.field("traits").or_else(|| event.context.get("traits"))?, steps)
+        }
         _ => (event.field(root)?, steps),
     };
     for step in rest {
@@ -617,7 +633,9 @@ fn walk<'x>(event: &Event<'x>, root: &str, steps: &[Step]) -> Option<&'x RawValu
 fn normalised_value(line: &str) -> Option<Value> {
     let mut value: Value = serde_json::from_str(line).ok()?;
     let object = value.as_object_mut()?;
-    for (alias, canonical) in [("userId", "user_id"), ("anonymousId", "anonymous_id"), ("messageId", "message_id")] {
+    for (alias, canonical) in
+        [("userId", "user_id"), ("anonymousId", "anonymous_id"), ("messageId", "message_id")]
+    {
         if let Some(aliased) = object.remove(alias) {
             object.entry(canonical).or_insert(aliased);
         }

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 pub use compile::{compile_file, compile_str};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 pub use interpret::{Drop, DropCode, Mapped, Mapper, Outcome, Warning, WarningCode};
-pub use model::{blueprint_schema, Transform};
+pub use model::{Transform, blueprint_schema};
 pub use phone::{PhoneNormaliser, PhoneRegion};
 
 /// MoEngage reserves names that begin with this prefix.

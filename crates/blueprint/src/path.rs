@@ -84,9 +84,14 @@ pub fn compile(text: &str) -> Result<FieldPath, PathError> {
         let hint = if EVENT_FIELDS.contains(&first) {
             format!("write `$.{text}`, or `{{value: {text}}}` for a constant")
         } else {
-            format!("write `$.properties.{text}` for an event property, or `{{value: {text}}}` for a constant")
+            format!(
+                "write `$.properties.{text}` for an event property, or `{{value: {text}}}` for a constant"
+            )
         };
-        return Err(PathError { message: format!("`{text}` is not a field path: paths start with `$`"), hint });
+        return Err(PathError {
+            message: format!("`{text}` is not a field path: paths start with `$`"),
+            hint,
+        });
     }
     let query = parse_json_path(text).map_err(|error| PathError {
         message: format!("`{text}` is not valid JSONPath: {}", explain_parse_error(&error.to_string())),
@@ -98,17 +103,17 @@ pub fn compile(text: &str) -> Result<FieldPath, PathError> {
             hint: "name a field, such as `$.properties.order_id` or `$.traits.email`".into(),
         });
     };
-    if let Segment::Selector(Selector::Name(root)) = first {
-        if !EVENT_FIELDS.contains(&root.as_str()) {
-            let hint = match did_you_mean(root, EVENT_FIELDS) {
-                Some(close) => format!("did you mean `{close}`? a Signal event has: {}", EVENT_FIELDS.join(", ")),
-                None => format!("a Signal event has: {}", EVENT_FIELDS.join(", ")),
-            };
-            return Err(PathError {
-                message: format!("`{text}` starts at `{root}`, which is not a field of a Signal event"),
-                hint,
-            });
-        }
+    if let Segment::Selector(Selector::Name(root)) = first
+        && !EVENT_FIELDS.contains(&root.as_str())
+    {
+        let hint = match did_you_mean(root, EVENT_FIELDS) {
+            Some(close) => format!("did you mean `{close}`? a Signal event has: {}", EVENT_FIELDS.join(", ")),
+            None => format!("a Signal event has: {}", EVENT_FIELDS.join(", ")),
+        };
+        return Err(PathError {
+            message: format!("`{text}` starts at `{root}`, which is not a field of a Signal event"),
+            hint,
+        });
     }
     let mut steps = Vec::with_capacity(query.segments.len());
     for segment in &query.segments {

@@ -3,9 +3,9 @@
 
 use std::str::FromStr;
 
+use phonenumber::Mode;
 use phonenumber::country::Id as Region;
 use phonenumber::metadata::DATABASE;
-use phonenumber::Mode;
 use quick_cache::sync::Cache;
 
 /// A two-letter region such as `GB`, checked against the phone metadata.

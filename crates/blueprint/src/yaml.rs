@@ -25,11 +25,7 @@ impl Position {
         } else {
             1
         };
-        Position {
-            line: span.start.line(),
-            column: span.start.col() + 1,
-            len: len.max(1),
-        }
+        Position { line: span.start.line(), column: span.start.col() + 1, len: len.max(1) }
     }
 }
 
@@ -57,10 +53,7 @@ impl SpanIndex {
 
     /// Position of the key that holds the value at `pointer`; the value's position for array items.
     pub fn key(&self, pointer: &str) -> Position {
-        self.keys
-            .get(pointer)
-            .copied()
-            .unwrap_or_else(|| self.value(pointer))
+        self.keys.get(pointer).copied().unwrap_or_else(|| self.value(pointer))
     }
 }
 
@@ -142,10 +135,7 @@ impl<'input> Builder<'input> {
             }
             Some(Err(error)) => {
                 let marker = error.marker();
-                Err(syntax(
-                    Position { line: marker.line(), column: marker.col() + 1, len: 1 },
-                    error.info(),
-                ))
+                Err(syntax(Position { line: marker.line(), column: marker.col() + 1, len: 1 }, error.info()))
             }
             None => Err(syntax(self.last_position, "unexpected end of input")),
         }
@@ -163,8 +153,7 @@ impl<'input> Builder<'input> {
                     if documents > 1 {
                         return Err(YamlProblem {
                             position: Position::from_span(span),
-                            message: "a blueprint file holds one YAML document, found a second `---`"
-                                .into(),
+                            message: "a blueprint file holds one YAML document, found a second `---`".into(),
                             hint: Some("split the documents into separate files".into()),
                             kind: YamlProblemKind::Syntax,
                         });
@@ -208,8 +197,8 @@ impl<'input> Builder<'input> {
         let position = Position::from_span(span);
         let (value, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
-                let as_string = style != ScalarStyle::Plain
-                    || tag.as_ref().is_some_and(|tag| tag.suffix == "str");
+                let as_string =
+                    style != ScalarStyle::Plain || tag.as_ref().is_some_and(|tag| tag.suffix == "str");
                 let value = if as_string { Value::String(text.into_owned()) } else { resolve_plain(&text) };
                 (value, anchor)
             }
@@ -276,10 +265,12 @@ impl<'input> Builder<'input> {
             if key == "<<" {
                 match value {
                     Value::Object(source) => merged.push(source),
-                    Value::Array(sources) => merged.extend(sources.into_iter().filter_map(|item| match item {
-                        Value::Object(source) => Some(source),
-                        _ => None,
-                    })),
+                    Value::Array(sources) => {
+                        merged.extend(sources.into_iter().filter_map(|item| match item {
+                            Value::Object(source) => Some(source),
+                            _ => None,
+                        }))
+                    }
                     _ => {
                         return Err(YamlProblem {
                             position: key_position,
@@ -349,12 +340,11 @@ fn resolve_plain(text: &str) -> Value {
     if let Some(number) = resolve_int(text) {
         return Value::Number(number);
     }
-    if looks_like_float(text) {
-        if let Ok(float) = text.parse::<f64>() {
-            if let Some(number) = Number::from_f64(float) {
-                return Value::Number(number);
-            }
-        }
+    if looks_like_float(text)
+        && let Ok(float) = text.parse::<f64>()
+        && let Some(number) = Number::from_f64(float)
+    {
+        return Value::Number(number);
     }
     Value::String(text.to_owned())
 }
@@ -434,7 +424,10 @@ mod tests {
         let (pointer, problem) = &document.duplicates[0];
         assert_eq!(pointer, "");
         assert_eq!(problem.position.line, 3);
-        assert_eq!(problem.kind, YamlProblemKind::DuplicateKey { first: Position { line: 1, column: 1, len: 1 } });
+        assert_eq!(
+            problem.kind,
+            YamlProblemKind::DuplicateKey { first: Position { line: 1, column: 1, len: 1 } }
+        );
     }
 
     #[test]

@@ -42,7 +42,13 @@ fn shipped_presets_compile_and_map_the_documented_events() {
     let mut expected: Vec<&str> = common
         .iter()
         .copied()
-        .chain(["Products Searched", "Product Viewed", "Product Added", "Checkout Started", "Order Completed"])
+        .chain([
+            "Products Searched",
+            "Product Viewed",
+            "Product Added",
+            "Checkout Started",
+            "Order Completed",
+        ])
         .collect();
     expected.sort_unstable();
     assert_eq!(retail.event_names().collect::<Vec<_>>(), expected);

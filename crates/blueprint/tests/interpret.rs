@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use blueprint::{DropCode, Mapper, Outcome, PhoneRegion, WarningCode, MAX_BODY_BYTES};
+use blueprint::{DropCode, MAX_BODY_BYTES, Mapper, Outcome, PhoneRegion, WarningCode};
 use jiff::Timestamp;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn preset(name: &str) -> Mapper {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../blueprints/moengage").join(name);
@@ -70,10 +70,13 @@ fn identity_groups_are_omitted_when_empty_and_names_go_to_root_attributes() {
     let out = body(&mapper, &json!({"type": "track", "event": "Logged In", "user_id": "u1"}));
     assert!(out.get("user_identifiers").is_none(), "{out}");
     assert!(out.get("attributes").is_none(), "{out}");
-    let out = body(&mapper, &json!({
-        "type": "track", "event": "Subscription Started", "user_id": "u1",
-        "traits": {"first_name": "Jane", "last_name": "Doe"}, "properties": {"plan": "team"}
-    }));
+    let out = body(
+        &mapper,
+        &json!({
+            "type": "track", "event": "Subscription Started", "user_id": "u1",
+            "traits": {"first_name": "Jane", "last_name": "Doe"}, "properties": {"plan": "team"}
+        }),
+    );
     assert_eq!(out["attributes"], json!({"u_fn": "Jane", "u_ln": "Doe"}));
     assert_eq!(out["actions"][0]["attributes"], json!({"plan": "team"}));
 }
@@ -81,23 +84,32 @@ fn identity_groups_are_omitted_when_empty_and_names_go_to_root_attributes() {
 #[test]
 fn camel_case_sdk_payloads_map_like_snake_case_ones() {
     let mapper = preset("retail.yaml");
-    let snake = body(&mapper, &json!({
-        "type": "track", "event": "Signed Up", "user_id": "u1",
-        "traits": {"email": "a@b.test", "first_name": "Ann"}
-    }));
-    let camel = body(&mapper, &json!({
-        "type": "track", "event": "Signed Up", "userId": "u1", "messageId": "m-1",
-        "context": {"traits": {"email": "a@b.test", "firstName": "Ann"}}
-    }));
+    let snake = body(
+        &mapper,
+        &json!({
+            "type": "track", "event": "Signed Up", "user_id": "u1",
+            "traits": {"email": "a@b.test", "first_name": "Ann"}
+        }),
+    );
+    let camel = body(
+        &mapper,
+        &json!({
+            "type": "track", "event": "Signed Up", "userId": "u1", "messageId": "m-1",
+            "context": {"traits": {"email": "a@b.test", "firstName": "Ann"}}
+        }),
+    );
     assert_eq!(snake, camel);
 }
 
 #[test]
 fn page_calls_become_page_viewed_with_page_fields() {
-    let out = body(&preset("retail.yaml"), &json!({
-        "type": "page", "name": "Pricing", "user_id": "u1",
-        "context": {"page": {"url": "https://shop.test/pricing", "path": "/pricing", "title": "Pricing", "referrer": "https://search.test/"}}
-    }));
+    let out = body(
+        &preset("retail.yaml"),
+        &json!({
+            "type": "page", "name": "Pricing", "user_id": "u1",
+            "context": {"page": {"url": "https://shop.test/pricing", "path": "/pricing", "title": "Pricing", "referrer": "https://search.test/"}}
+        }),
+    );
     assert_eq!(out["actions"][0]["action"], "Page Viewed");
     assert_eq!(
         out["actions"][0]["attributes"],
@@ -109,7 +121,8 @@ fn page_calls_become_page_viewed_with_page_fields() {
 fn phone_region_comes_from_plus_cc_then_locale_then_default() {
     let mapper = preset("retail.yaml").with_default_region(PhoneRegion::parse("US"));
     let phone = |phone: &str, locale: Option<&str>| {
-        let mut event = json!({"type": "track", "event": "Signed Up", "user_id": "u1", "traits": {"phone": phone}});
+        let mut event =
+            json!({"type": "track", "event": "Signed Up", "user_id": "u1", "traits": {"phone": phone}});
         if let Some(locale) = locale {
             event["context"] = json!({"locale": locale});
         }
@@ -124,7 +137,9 @@ fn phone_region_comes_from_plus_cc_then_locale_then_default() {
 #[test]
 fn a_phone_that_cannot_be_normalised_is_left_out_with_a_warning() {
     let event = json!({"type": "track", "event": "Signed Up", "user_id": "u1", "traits": {"phone": "12", "email": "a@b.test"}});
-    let Outcome::Mapped(mapped) = preset("retail.yaml").map(&event.to_string(), received()) else { panic!("dropped") };
+    let Outcome::Mapped(mapped) = preset("retail.yaml").map(&event.to_string(), received()) else {
+        panic!("dropped")
+    };
     let out: Value = serde_json::from_slice(&mapped.body).expect("JSON");
     assert_eq!(out["user_identifiers"], json!({"u_em": "a@b.test"}));
     assert_eq!(mapped.warnings.len(), 1);
@@ -134,7 +149,9 @@ fn a_phone_that_cannot_be_normalised_is_left_out_with_a_warning() {
 #[test]
 fn moe_attributes_are_removed_with_a_warning_and_the_event_goes() {
     let event = json!({"type": "track", "event": "Product Viewed", "user_id": "u1", "properties": {"moe_source": "x", "sku": "A1"}});
-    let Outcome::Mapped(mapped) = preset("retail.yaml").map(&event.to_string(), received()) else { panic!("dropped") };
+    let Outcome::Mapped(mapped) = preset("retail.yaml").map(&event.to_string(), received()) else {
+        panic!("dropped")
+    };
     let out: Value = serde_json::from_slice(&mapped.body).expect("JSON");
     assert_eq!(out["actions"][0]["attributes"], json!({"sku": "A1"}));
     assert_eq!(mapped.warnings[0].code, WarningCode::ReservedAttribute);
@@ -143,9 +160,15 @@ fn moe_attributes_are_removed_with_a_warning_and_the_event_goes() {
 #[test]
 fn timestamps_become_current_time_in_utc_and_future_ones_are_clamped() {
     let mapper = preset("retail.yaml");
-    let out = body(&mapper, &json!({"type": "track", "event": "Signed Up", "user_id": "u1", "timestamp": "2026-11-28T09:30:00.250+01:00"}));
+    let out = body(
+        &mapper,
+        &json!({"type": "track", "event": "Signed Up", "user_id": "u1", "timestamp": "2026-11-28T09:30:00.250+01:00"}),
+    );
     assert_eq!(out["actions"][0]["current_time"], "2026-11-28T08:30:00.25Z");
-    let out = body(&mapper, &json!({"type": "track", "event": "Signed Up", "user_id": "u1", "timestamp": "2027-01-01T00:00:00Z"}));
+    let out = body(
+        &mapper,
+        &json!({"type": "track", "event": "Signed Up", "user_id": "u1", "timestamp": "2027-01-01T00:00:00Z"}),
+    );
     assert_eq!(out["actions"][0]["current_time"], "2026-11-28T12:00:00Z");
     let out = body(&mapper, &json!({"type": "track", "event": "Signed Up", "user_id": "u1"}));
     assert!(out["actions"][0].get("current_time").is_none());
@@ -172,29 +195,60 @@ fn timezone_offset_follows_daylight_saving_at_the_events_time() {
 #[test]
 fn an_unknown_timezone_is_a_warning_not_a_drop() {
     let event = json!({"type": "track", "event": "Signed Up", "user_id": "u1", "context": {"timezone": "Mars/Olympus"}});
-    let Outcome::Mapped(mapped) = preset("retail.yaml").map(&event.to_string(), received()) else { panic!("dropped") };
+    let Outcome::Mapped(mapped) = preset("retail.yaml").map(&event.to_string(), received()) else {
+        panic!("dropped")
+    };
     assert_eq!(mapped.warnings[0].code, WarningCode::InvalidTimezone);
 }
 
 #[test]
 fn each_drop_rule_gives_its_code() {
     let retail = preset("retail.yaml");
-    assert_eq!(dropped(&retail, r#"{"type":"track","event":"Wishlist Shared","user_id":"u1"}"#), DropCode::NotInBlueprint);
-    assert_eq!(dropped(&retail, r#"{"type":"identify","user_id":"u1","traits":{"email":"a@b.test"}}"#), DropCode::NotInBlueprint);
+    assert_eq!(
+        dropped(&retail, r#"{"type":"track","event":"Wishlist Shared","user_id":"u1"}"#),
+        DropCode::NotInBlueprint
+    );
+    assert_eq!(
+        dropped(&retail, r#"{"type":"identify","user_id":"u1","traits":{"email":"a@b.test"}}"#),
+        DropCode::NotInBlueprint
+    );
     let enabled = preset("retail.yaml").with_enabled(["Order Completed".to_owned()]);
-    assert_eq!(dropped(&enabled, r#"{"type":"track","event":"Signed Up","user_id":"u1"}"#), DropCode::NotEnabled);
-    assert_eq!(dropped(&retail, r#"{"type":"track","event":"Signed Up","anonymous_id":"a1"}"#), DropCode::MissingCustomerId);
-    assert_eq!(dropped(&retail, r#"{"type":"track","event":"Signed Up","user_id":""}"#), DropCode::MissingCustomerId);
-    assert_eq!(dropped(&retail, r#"{"type":"track","event":"Signed Up","user_id":null}"#), DropCode::MissingCustomerId);
+    assert_eq!(
+        dropped(&enabled, r#"{"type":"track","event":"Signed Up","user_id":"u1"}"#),
+        DropCode::NotEnabled
+    );
+    assert_eq!(
+        dropped(&retail, r#"{"type":"track","event":"Signed Up","anonymous_id":"a1"}"#),
+        DropCode::MissingCustomerId
+    );
+    assert_eq!(
+        dropped(&retail, r#"{"type":"track","event":"Signed Up","user_id":""}"#),
+        DropCode::MissingCustomerId
+    );
+    assert_eq!(
+        dropped(&retail, r#"{"type":"track","event":"Signed Up","user_id":null}"#),
+        DropCode::MissingCustomerId
+    );
     let catch_all = inline("identity: {customer_id: $.user_id}\nevents: {'*': {}}\n");
-    assert_eq!(dropped(&catch_all, r#"{"type":"track","event":"moe_internal","user_id":"u1"}"#), DropCode::ReservedPrefix);
+    assert_eq!(
+        dropped(&catch_all, r#"{"type":"track","event":"moe_internal","user_id":"u1"}"#),
+        DropCode::ReservedPrefix
+    );
     let big = "x".repeat(MAX_BODY_BYTES);
-    let line = json!({"type": "track", "event": "Signed Up", "user_id": "u1", "properties": {"blob": big}}).to_string();
+    let line = json!({"type": "track", "event": "Signed Up", "user_id": "u1", "properties": {"blob": big}})
+        .to_string();
     assert_eq!(dropped(&retail, &line), DropCode::PayloadTooLarge);
-    for line in ["", "[]", "42", "{", r#"{"type":"track"}"#, r#"{"type":"alias","user_id":"u1"}"#,
-                 r#"{"type":"track","event":"Signed Up","user_id":{"id":1}}"#,
-                 r#"{"type":"track","event":"Signed Up","user_id":"u1","traits":"x"}"#,
-                 r#"{"type":"track","event":"Signed Up","user_id":"u1","timestamp":"last tuesday"}"#] {
+    for line in [
+        "",
+        "[]",
+        "42",
+        "{",
+        r#"{"type":"track"}"#,
+        r#"{"type":"alias","user_id":"u1"}"#,
+        r#"{"type":"track","event":"Signed Up","user_id":{"id":1}}"#,
+        r#"{"type":"track","event":"Signed Up","user_id":"u1","traits":"x"}"#,
+        r#"{"type":"track","event":"Signed Up","user_id":"u1","timestamp":"last tuesday"}"#,
+    ] {
         assert_eq!(dropped(&retail, line), DropCode::InvalidEvent, "{line}");
     }
 }
@@ -202,10 +256,14 @@ fn each_drop_rule_gives_its_code() {
 #[test]
 fn the_largest_body_that_fits_is_sent() {
     let retail = preset("retail.yaml");
-    let envelope = body(&retail, &json!({"type": "track", "event": "Signed Up", "user_id": "u1", "properties": {"blob": ""}}));
+    let envelope = body(
+        &retail,
+        &json!({"type": "track", "event": "Signed Up", "user_id": "u1", "properties": {"blob": ""}}),
+    );
     let envelope_len = envelope.to_string().len();
     let fits = "x".repeat(MAX_BODY_BYTES - envelope_len);
-    let line = json!({"type": "track", "event": "Signed Up", "user_id": "u1", "properties": {"blob": fits}}).to_string();
+    let line = json!({"type": "track", "event": "Signed Up", "user_id": "u1", "properties": {"blob": fits}})
+        .to_string();
     let Outcome::Mapped(mapped) = retail.map(&line, received()) else { panic!("dropped") };
     assert_eq!(mapped.body.len(), MAX_BODY_BYTES);
     let line = json!({"type": "track", "event": "Signed Up", "user_id": "u1", "properties": {"blob": format!("{fits}x")}}).to_string();
@@ -230,17 +288,23 @@ fn rename_exclude_pass_through_and_declared_attributes_compose() {
          \x20   pass_through: false\n\
          \x20   rename: {a: b}\n",
     );
-    let out = body(&mapper, &json!({
-        "type": "track", "event": "Checkout Started", "user_id": "u1",
-        "properties": {"revenue": 10, "value": 99, "currency": "GBP", "card_number": "4111", "nested": {"k": [1, {"x": null}]}}
-    }));
+    let out = body(
+        &mapper,
+        &json!({
+            "type": "track", "event": "Checkout Started", "user_id": "u1",
+            "properties": {"revenue": 10, "value": 99, "currency": "GBP", "card_number": "4111", "nested": {"k": [1, {"x": null}]}}
+        }),
+    );
     assert_eq!(out["actions"][0]["action"], "Checkout");
     assert_eq!(out["actions"][0]["platform"], "ios");
     assert_eq!(
         out["actions"][0]["attributes"],
         json!({"value": 10, "currency": "gbp", "nested": {"k": [1, {"x": null}]}, "channel": "app", "coupon": "none"})
     );
-    let out = body(&mapper, &json!({"type": "track", "event": "Quiet", "user_id": "u1", "properties": {"a": 1, "c": 2}}));
+    let out = body(
+        &mapper,
+        &json!({"type": "track", "event": "Quiet", "user_id": "u1", "properties": {"a": 1, "c": 2}}),
+    );
     assert_eq!(out["actions"][0]["attributes"], json!({"b": 1}));
 }
 
@@ -259,11 +323,14 @@ fn rich_jsonpath_yields_lists_and_direct_paths_index_arrays() {
          \x20     missing: $.properties.products[7].sku\n\
          \x20     email: $..email\n",
     );
-    let out = body(&mapper, &json!({
-        "type": "track", "event": "Order Completed", "userId": 7,
-        "context": {"traits": {"email": "a@b.test"}},
-        "properties": {"products": [{"sku": "A", "price": 10}, {"sku": "B", "price": 30}, {"sku": "C", "price": 25}]}
-    }));
+    let out = body(
+        &mapper,
+        &json!({
+            "type": "track", "event": "Order Completed", "userId": 7,
+            "context": {"traits": {"email": "a@b.test"}},
+            "properties": {"products": [{"sku": "A", "price": 10}, {"sku": "B", "price": 30}, {"sku": "C", "price": 25}]}
+        }),
+    );
     assert_eq!(out["customer_id"], "7");
     assert_eq!(
         out["actions"][0]["attributes"],
@@ -274,7 +341,8 @@ fn rich_jsonpath_yields_lists_and_direct_paths_index_arrays() {
 #[test]
 fn duplicate_input_keys_keep_the_last_like_json_parsers_do() {
     let mapper = preset("retail.yaml");
-    let line = r#"{"type":"track","event":"Product Viewed","user_id":"u1","properties":{"sku":"old","sku":"new"}}"#;
+    let line =
+        r#"{"type":"track","event":"Product Viewed","user_id":"u1","properties":{"sku":"old","sku":"new"}}"#;
     let Outcome::Mapped(mapped) = mapper.map(line, received()) else { panic!("dropped") };
     let text = String::from_utf8(mapped.body).expect("utf8");
     assert!(text.contains(r#""attributes":{"sku":"new"}"#), "{text}");

@@ -1,0 +1,151 @@
+//! Properties over generated input: the interpreter never panics and never yields a body over 128 KB,
+//! whatever the JSON; the compiler never panics, whatever the text.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use blueprint::{DropCode, MAX_BODY_BYTES, Mapper, Outcome};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+fn retail() -> &'static Mapper {
+    static MAPPER: std::sync::OnceLock<Mapper> = std::sync::OnceLock::new();
+    MAPPER.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../blueprints/moengage/retail.yaml");
+        let mapper = Mapper::new(Arc::new(blueprint::compile_file(&path).expect("preset compiles")))
+            .with_default_region(blueprint::PhoneRegion::parse("GB"));
+        mapper.warm_up();
+        mapper
+    })
+}
+
+fn received() -> jiff::Timestamp {
+    "2026-11-28T12:00:00Z".parse().expect("timestamp")
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        ".{0,40}".prop_map(Value::String),
+        // Big strings, to cross the 128 KB line now and then.
+        (0usize..70_000).prop_map(|n| Value::String("x".repeat(n))),
+    ];
+    leaf.prop_recursive(6, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::vec(("[a-z_]{0,3}|moe_[a-z]{1,3}|.{0,8}", inner), 0..8)
+                .prop_map(|members| Value::Object(members.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// Events that look like Signal events, with each field sometimes the wrong type.
+fn event_like() -> impl Strategy<Value = Value> {
+    let names = prop_oneof![
+        Just(json!("Order Completed")),
+        Just(json!("Product Viewed")),
+        Just(json!("Signed Up")),
+        Just(json!("Unmapped")),
+        json_value(),
+    ];
+    let types = prop_oneof![Just(json!("track")), Just(json!("page")), Just(json!("identify")), json_value()];
+    let user_ids = prop_oneof![Just(json!("u_8842")), Just(json!(8842)), Just(json!("")), json_value()];
+    let phones = prop_oneof![
+        Just(json!("+447700900123")),
+        Just(json!("07700 900123")),
+        ".{0,16}".prop_map(Value::String),
+        json_value()
+    ];
+    let timestamps =
+        prop_oneof![Just(json!("2026-07-01T10:00:00Z")), Just(json!("2099-01-01T00:00:00Z")), json_value()];
+    let zones = prop_oneof![Just(json!("Europe/London")), Just(json!("Nowhere/City")), json_value()];
+    (types, names, user_ids, phones, timestamps, zones, json_value(), json_value(), prop::bool::weighted(0.2))
+        .prop_map(|(kind, name, user_id, phone, timestamp, zone, properties, extra, camel)| {
+            let mut event = json!({
+                "type": kind, "event": name, "timestamp": timestamp,
+                "traits": {"email": "a@b.test", "phone": phone},
+                "context": {"timezone": zone, "locale": "en-GB"},
+                "properties": properties, "extra": extra,
+            });
+            event[if camel { "userId" } else { "user_id" }] = user_id;
+            event
+        })
+}
+
+fn check(line: &str) -> Result<(), TestCaseError> {
+    match retail().map(line, received()) {
+        Outcome::Mapped(mapped) => {
+            prop_assert!(mapped.body.len() <= MAX_BODY_BYTES, "body of {} bytes", mapped.body.len());
+            let body: Value = serde_json::from_slice(&mapped.body)
+                .map_err(|e| TestCaseError::fail(format!("body is not JSON: {e}")))?;
+            prop_assert_eq!(&body["type"], "event");
+            prop_assert!(body["customer_id"].as_str().is_some_and(|id| !id.is_empty()));
+            prop_assert_eq!(body["actions"].as_array().map(Vec::len), Some(1));
+            let attributes = body["actions"][0]["attributes"].as_object().cloned().unwrap_or_default();
+            prop_assert!(attributes.keys().all(|key| !key.starts_with("moe_")));
+        }
+        Outcome::Dropped(drop) => {
+            prop_assert!(DropCode::ALL.contains(&drop.code));
+            prop_assert!(!drop.reason.is_empty());
+            let printed: Value = serde_json::from_str(&drop.to_json())
+                .map_err(|e| TestCaseError::fail(format!("drop line is not JSON: {e}")))?;
+            prop_assert_eq!(&printed["dropped"]["code"], drop.code.as_str());
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_json_never_panics_nor_exceeds_128_kb(value in json_value()) {
+        check(&value.to_string())?;
+    }
+
+    #[test]
+    fn event_shaped_json_never_panics_nor_exceeds_128_kb(event in event_like()) {
+        check(&event.to_string())?;
+        check(&serde_json::to_string_pretty(&event).expect("json"))?;
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics_the_interpreter(text in ".{0,200}") {
+        check(&text)?;
+    }
+
+    #[test]
+    fn passed_through_properties_arrive_unchanged(properties in prop::collection::btree_map("[a-z]{1,6}", json_value(), 0..6)) {
+        let event = json!({"type": "track", "event": "Product Viewed", "user_id": "u1", "properties": properties});
+        if let Outcome::Mapped(mapped) = retail().map(&event.to_string(), received()) {
+            let body: Value = serde_json::from_slice(&mapped.body).expect("JSON");
+            prop_assert_eq!(&body["actions"][0]["attributes"], &event["properties"]);
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics_the_compiler(text in "\\PC{0,300}") {
+        if let Err(diagnostics) = blueprint::compile_str("fuzz.yaml", &text) {
+            let lines = text.lines().count().max(1);
+            for diagnostic in diagnostics.iter() {
+                prop_assert!(diagnostic.position.line >= 1 && diagnostic.position.line <= lines + 1, "{}", diagnostic);
+                prop_assert!(diagnostic.position.column >= 1);
+                let _ = diagnostic.to_string();
+            }
+        }
+    }
+
+    #[test]
+    fn damaged_presets_never_panic_the_compiler(position in 0usize..2000, insert in "[ \\t:{}\\[\\],\\-&*!|>'\"#$.a-z\\n]{1,6}") {
+        let base = include_str!("../../../blueprints/moengage/base.yaml");
+        let cut = base.char_indices().map(|(i, _)| i).nth(position % base.chars().count()).unwrap_or(0);
+        let damaged = format!("{}{}{}", &base[..cut], insert, &base[cut..]);
+        if let Err(diagnostics) = blueprint::compile_str("damaged.yaml", &damaged) {
+            prop_assert!(!diagnostics.is_empty());
+            let _ = diagnostics.to_string();
+        }
+    }
+}
