@@ -9,7 +9,6 @@ use std::sync::OnceLock;
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, did_you_mean};
 use crate::model::{BlueprintFile, EventMapping, SourceSpec, ValueSource};
@@ -409,7 +408,7 @@ impl Compiler {
             }
             None => {}
         }
-        let mut rename = HashMap::new();
+        let mut rename = Vec::new();
         for (from, to) in mapping.rename.iter().flatten() {
             self.check_reserved(
                 context,
@@ -417,7 +416,7 @@ impl Compiler {
                 to,
                 "attribute",
             );
-            rename.insert(from.clone().into_boxed_str(), to.clone().into_boxed_str());
+            rename.push((from.clone().into_boxed_str(), to.clone().into_boxed_str()));
         }
         let mut attributes = Vec::new();
         for (attribute, source) in mapping.attributes.iter().flatten() {
@@ -612,8 +611,8 @@ fn likely_branch<'e>(
     }
 }
 
-fn raw(value: &Value) -> Option<Box<RawValue>> {
-    serde_json::to_string(value).ok().and_then(|text| RawValue::from_string(text).ok())
+fn raw(value: &Value) -> Option<Box<str>> {
+    serde_json::to_string(value).ok().map(String::into_boxed_str)
 }
 
 /// Removes the values the schema refused, deepest first, so the rest can still be typed and checked.

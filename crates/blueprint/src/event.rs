@@ -1,86 +1,37 @@
-//! The Signal event as the interpreter reads it: borrowed from the input line, parsed only as deep
-//! as a blueprint needs, with the camelCase names of Segment- and RudderStack-style SDKs accepted.
+//! The Signal event as the interpreter reads it: borrowed from the input line, scanned once, with
+//! the camelCase names of Segment- and RudderStack-style SDKs accepted.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
+use crate::scan::{self, Member};
+pub use crate::scan::{JsonKind, Raw};
 
-/// A string borrowed from the input when it has no escapes.
-#[derive(Deserialize)]
-struct BorrowedStr<'a>(#[serde(borrow)] Cow<'a, str>);
-
-/// The JSON kind of a raw value, read from its first byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JsonKind {
-    /// `null`
-    Null,
-    /// `true` or `false`
-    Bool,
-    /// A number.
-    Number,
-    /// A string.
-    String,
-    /// An array.
-    Array,
-    /// An object.
-    Object,
-}
-
-impl JsonKind {
-    /// Of a raw value.
-    pub fn of(raw: &RawValue) -> JsonKind {
-        match raw.get().trim_start().as_bytes().first() {
-            Some(b'"') => JsonKind::String,
-            Some(b'{') => JsonKind::Object,
-            Some(b'[') => JsonKind::Array,
-            Some(b't' | b'f') => JsonKind::Bool,
-            Some(b'n') | None => JsonKind::Null,
-            Some(_) => JsonKind::Number,
-        }
-    }
-
-    /// How error messages name it.
-    pub fn name(self) -> &'static str {
-        match self {
-            JsonKind::Null => "null",
-            JsonKind::Bool => "a boolean",
-            JsonKind::Number => "a number",
-            JsonKind::String => "a string",
-            JsonKind::Array => "an array",
-            JsonKind::Object => "an object",
-        }
-    }
-}
-
-/// Decodes a raw JSON string, borrowing when it has no escapes.
-pub fn decode_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    serde_json::from_str::<BorrowedStr<'_>>(raw.get()).ok().map(|s| s.0)
-}
-
-/// An object's members in input order, values left unparsed. Later duplicates win on lookup, as in
+/// An object's members in input order, values left as spans. Later duplicates win on lookup, as in
 /// every JSON parser users compare with.
 #[derive(Debug, Default)]
 pub struct RawObject<'a> {
     /// Members: (name, whether the name was a camelCase alias, value).
-    pub members: Vec<(Cow<'a, str>, bool, &'a RawValue)>,
+    pub members: Vec<(Cow<'a, str>, bool, Raw<'a>)>,
 }
 
 impl<'a> RawObject<'a> {
-    /// Parses a raw value that must be an object.
-    pub fn parse(raw: &'a RawValue) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(raw.get())
+    fn from_members(members: Vec<(Cow<'a, str>, Raw<'a>)>) -> Self {
+        RawObject { members: members.into_iter().map(|(key, value)| (key, false, value)).collect() }
+    }
+
+    /// The members of a raw object value.
+    pub fn parse(raw: Raw<'a>) -> Result<Self, scan::ScanError> {
+        raw.members().map(RawObject::from_members)
     }
 
     /// The value of member `name`; a canonical spelling beats a camelCase alias.
-    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, name: &str) -> Option<Raw<'a>> {
         let mut alias = None;
         for (key, was_alias, value) in self.members.iter().rev() {
             if key == name {
                 if !was_alias {
-                    return Some(value);
+                    return Some(*value);
                 }
                 alias.get_or_insert(*value);
             }
@@ -100,47 +51,11 @@ impl<'a> RawObject<'a> {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for ObjectVisitor<'a> {
-            type Value = RawObject<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(key) = map.next_key::<BorrowedStr<'de>>()? {
-                    let value: &'de RawValue = map.next_value()?;
-                    members.push((key.0, false, value));
-                }
-                Ok(RawObject { members })
-            }
-        }
-        deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
-    }
-}
-
-/// An array's items, left unparsed.
-pub struct RawArray<'a>(pub Vec<&'a RawValue>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for RawArray<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ArrayVisitor<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for ArrayVisitor<'a> {
-            type Value = RawArray<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(8));
-                while let Some(item) = seq.next_element::<&'de RawValue>()? {
-                    items.push(item);
-                }
-                Ok(RawArray(items))
-            }
-        }
-        deserializer.deserialize_seq(ArrayVisitor(std::marker::PhantomData))
+fn into_object<'a>(member: Member<'a>, name: &str) -> Result<RawObject<'a>, InvalidEvent> {
+    match member {
+        Member::Absent | Member::Other(JsonKind::Null) => Ok(RawObject::default()),
+        Member::Object(members) => Ok(RawObject::from_members(members)),
+        Member::Other(kind) => Err(wrong_type(name, "an object", kind)),
     }
 }
 
@@ -190,24 +105,25 @@ pub struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    /// Parses and checks one event.
+    /// Scans and checks one event.
     pub fn parse(text: &'a str) -> Result<Event<'a>, InvalidEvent> {
-        check_depth(text)?;
-        let mut top: RawObject<'a> = match serde_json::from_str(text) {
-            Ok(top) => top,
-            Err(error) if error.is_data() => {
-                return Err(InvalidEvent("the event is not a JSON object".into()));
+        let scanned = scan::top_level(text, ["properties", "traits", "context"]).map_err(|error| {
+            if error.message.starts_with("the event is") {
+                InvalidEvent(error.message.to_owned())
+            } else {
+                InvalidEvent(format!("malformed JSON: {error}"))
             }
-            Err(error) => return Err(InvalidEvent(format!("malformed JSON: {error}"))),
-        };
+        })?;
+        let mut top = RawObject::from_members(scanned.members);
         top.normalise(TOP_LEVEL_ALIASES);
+        let [properties, traits, context] = scanned.objects;
 
         let string_field = |name: &str| -> Result<Option<Cow<'a, str>>, InvalidEvent> {
             match top.get(name) {
                 None => Ok(None),
-                Some(raw) => match JsonKind::of(raw) {
+                Some(raw) => match raw.kind() {
                     JsonKind::Null => Ok(None),
-                    JsonKind::String => Ok(decode_str(raw)),
+                    JsonKind::String => Ok(raw.as_str()),
                     other => Err(wrong_type(name, "a string", other)),
                 },
             }
@@ -237,7 +153,7 @@ impl<'a> Event<'a> {
         }
         for field in ["user_id", "anonymous_id"] {
             if let Some(raw) = top.get(field) {
-                let kind = JsonKind::of(raw);
+                let kind = raw.kind();
                 if !matches!(kind, JsonKind::String | JsonKind::Number | JsonKind::Null) {
                     return Err(wrong_type(field, "a string or a number", kind));
                 }
@@ -251,35 +167,24 @@ impl<'a> Event<'a> {
                 ))
             })?),
         };
-        let object_field = |name: &str| -> Result<RawObject<'a>, InvalidEvent> {
-            match top.get(name) {
-                None => Ok(RawObject::default()),
-                Some(raw) => match JsonKind::of(raw) {
-                    JsonKind::Null => Ok(RawObject::default()),
-                    JsonKind::Object => {
-                        RawObject::parse(raw).map_err(|error| InvalidEvent(format!("`{name}`: {error}")))
-                    }
-                    other => Err(wrong_type(name, "an object", other)),
-                },
-            }
-        };
-        let properties = object_field("properties")?;
-        let mut context = object_field("context")?;
+        let properties = into_object(properties, "properties")?;
+        let mut context = into_object(context, "context")?;
         context.normalise(CONTEXT_ALIASES);
-        let mut traits = match top.get("traits") {
-            Some(_) => object_field("traits")?,
-            None => match context.get("traits") {
-                Some(raw) if JsonKind::of(raw) == JsonKind::Object => RawObject::parse(raw)
+        let mut traits = match traits {
+            Member::Absent => match context.get("traits") {
+                Some(raw) if raw.kind() == JsonKind::Object => RawObject::parse(raw)
                     .map_err(|error| InvalidEvent(format!("`context.traits`: {error}")))?,
                 _ => RawObject::default(),
             },
+            present => into_object(present, "traits")?,
         };
         traits.normalise(TRAIT_ALIASES);
         Ok(Event { call, name, top, properties, traits, context, timestamp })
     }
 
-    /// A top-level field, by its snake_case name.
-    pub fn field(&self, name: &str) -> Option<&'a RawValue> {
+    /// A top-level field, by its snake_case name; `properties`, `traits` and `context` are read
+    /// through [`Event::object`] instead.
+    pub fn field(&self, name: &str) -> Option<Raw<'a>> {
         self.top.get(name)
     }
 
@@ -295,89 +200,23 @@ impl<'a> Event<'a> {
 
     /// A string member of `context`.
     pub fn context_str(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.context.get(name).filter(|raw| JsonKind::of(raw) == JsonKind::String).and_then(decode_str)
+        self.context.get(name).and_then(|raw| raw.as_str())
     }
-}
-
-/// The deepest nesting accepted in an event, as in `serde_json`'s own limit: deeper input is refused
-/// rather than passed through to MoEngage.
-pub const MAX_EVENT_DEPTH: usize = 128;
-
-fn check_depth(text: &str) -> Result<(), InvalidEvent> {
-    let bytes = text.as_bytes();
-    // Cheap and vectorised: with no more openers than the limit, the depth cannot exceed it.
-    if bytes.iter().filter(|&&b| b == b'[' || b == b'{').count() <= MAX_EVENT_DEPTH {
-        return Ok(());
-    }
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &byte in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_EVENT_DEPTH {
-                    return Err(InvalidEvent(format!(
-                        "the event is nested deeper than {MAX_EVENT_DEPTH} levels"
-                    )));
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 fn wrong_type(field: &str, expected: &str, found: JsonKind) -> InvalidEvent {
     InvalidEvent(format!("`{field}` must be {expected}, found {}", found.name()))
 }
 
-/// Copies a raw JSON value to `out` without the white space outside strings.
-pub fn write_compact(out: &mut Vec<u8>, raw: &RawValue) {
-    let bytes = raw.get().as_bytes();
-    if !matches!(bytes.first(), Some(b'{' | b'['))
-        || !bytes.iter().any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
-    {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    let mut in_string = false;
-    let mut escaped = false;
-    for &byte in bytes {
-        if in_string {
-            out.push(byte);
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-        } else if !matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
-            if byte == b'"' {
-                in_string = true;
-            }
-            out.push(byte);
-        }
-    }
-}
-
 /// Writes `text` as a JSON string.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (index, &byte) in bytes.iter().enumerate() {
         let escape: &[u8] = match byte {
@@ -413,15 +252,15 @@ mod tests {
                "context":{"traits":{"email":"a@b.c","firstName":"Jane"},"userAgent":"x"}}"#,
         )
         .expect("valid");
-        assert_eq!(event.field("user_id").map(RawValue::get), Some(r#""u1""#));
-        assert_eq!(event.traits.get("first_name").map(RawValue::get), Some(r#""Jane""#));
+        assert_eq!(event.field("user_id").map(|r| r.get()), Some(r#""u1""#));
+        assert_eq!(event.traits.get("first_name").map(|r| r.get()), Some(r#""Jane""#));
         assert_eq!(event.context_str("user_agent").as_deref(), Some("x"));
     }
 
     #[test]
     fn snake_case_wins_over_camel_case() {
         let event = Event::parse(r#"{"event":"x","user_id":"snake","userId":"camel"}"#).expect("valid");
-        assert_eq!(event.field("user_id").map(RawValue::get), Some(r#""snake""#));
+        assert_eq!(event.field("user_id").map(|r| r.get()), Some(r#""snake""#));
     }
 
     #[test]
@@ -430,18 +269,9 @@ mod tests {
         assert_eq!(error.0, "`properties` must be an object, found an array");
         let error = Event::parse(r#"{"type":"track","event":"x","user_id":true}"#).expect_err("bool");
         assert_eq!(error.0, "`user_id` must be a string or a number, found a boolean");
-        assert!(Event::parse("[1]").expect_err("array").0.contains("not a JSON object"));
+        assert_eq!(Event::parse("[1]").expect_err("array").0, "the event is an array, not an object");
         assert!(Event::parse("{").expect_err("truncated").0.contains("malformed JSON"));
         assert!(Event::parse(r#"{"event":"x","timestamp":"yesterday"}"#).is_err());
-    }
-
-    #[test]
-    fn compact_copy_keeps_spaces_inside_strings() {
-        let object: RawObject<'_> =
-            serde_json::from_str(r#"{"a": { "b" : [1, "x y\" z" ] } }"#).expect("valid");
-        let mut out = Vec::new();
-        write_compact(&mut out, object.get("a").expect("a"));
-        assert_eq!(String::from_utf8(out).expect("utf8"), r#"{"b":[1,"x y\" z"]}"#);
     }
 
     #[test]

@@ -9,9 +9,8 @@ use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
-use crate::event::{Event, JsonKind, RawArray, RawObject, decode_str, write_compact, write_str};
+use crate::event::{Event, JsonKind, Raw, RawObject, write_str};
 use crate::path::{FieldPath, Step};
 use crate::phone::{PhoneNormaliser, PhoneRegion};
 use crate::{Blueprint, CompiledEvent, CompiledSource, MAX_BODY_BYTES, Origin, RESERVED_PREFIX, Transform};
@@ -313,9 +312,9 @@ impl Mapper {
     }
 }
 
-/// A value found for a source: borrowed JSON text from the event or blueprint, or JSON built for it.
+/// A value found for a source: JSON text borrowed from the event or blueprint, or built for it.
 enum Found<'x> {
-    Raw(&'x RawValue),
+    Raw(Raw<'x>),
     Built(String),
 }
 
@@ -329,26 +328,21 @@ impl Found<'_> {
 
     fn kind(&self) -> JsonKind {
         match self {
-            Found::Raw(raw) => JsonKind::of(raw),
-            Found::Built(text) => match serde_json::from_str::<&RawValue>(text) {
-                Ok(raw) => JsonKind::of(raw),
-                Err(_) => JsonKind::Null,
-            },
+            Found::Raw(raw) => raw.kind(),
+            Found::Built(text) => Raw::trusted(text).kind(),
         }
     }
 
     fn write(&self, out: &mut Vec<u8>) {
         match self {
-            Found::Raw(raw) => write_compact(out, raw),
+            Found::Raw(raw) => raw.write_compact(out),
             Found::Built(text) => out.extend_from_slice(text.as_bytes()),
         }
     }
 
     fn as_text(&self) -> Option<Cow<'_, str>> {
         match self.kind() {
-            JsonKind::String => serde_json::from_str::<&RawValue>(self.json())
-                .ok()
-                .and_then(|raw| decode_str(raw).map(|s| Cow::Owned(s.into_owned()))),
+            JsonKind::String => Raw::trusted(self.json()).as_str(),
             JsonKind::Number | JsonKind::Bool => Some(Cow::Borrowed(self.json())),
             _ => None,
         }
@@ -381,7 +375,7 @@ fn write_customer_id(out: &mut Vec<u8>, text: &str) {
 fn source_text(source: &CompiledSource) -> String {
     match &source.origin {
         Origin::Path(path) => path.text().to_owned(),
-        Origin::Constant(raw) => raw.get().to_owned(),
+        Origin::Constant(json) => json.to_string(),
     }
 }
 
@@ -397,10 +391,8 @@ struct EventState<'x> {
 impl<'x> EventState<'x> {
     fn resolve(&self, source: &'x CompiledSource, warnings: &mut Vec<Warning>) -> Option<Found<'x>> {
         let found = match &source.origin {
-            Origin::Constant(raw) => Some(Found::Raw(raw)),
-            Origin::Path(FieldPath::Direct { root, steps, .. }) => {
-                walk(self.event, root, steps).map(Found::Raw)
-            }
+            Origin::Constant(json) => Some(Found::Raw(Raw::trusted(json))),
+            Origin::Path(FieldPath::Direct { root, steps, .. }) => walk(self.event, root, steps),
             Origin::Path(FieldPath::Query { query, .. }) => self.query(query),
         }
         .filter(|found| found.kind() != JsonKind::Null);
@@ -408,7 +400,7 @@ impl<'x> EventState<'x> {
             (Some(found), Some(transform)) => self.transform(found, transform, source, warnings),
             (found, _) => found,
         };
-        transformed.or_else(|| source.default.as_deref().map(Found::Raw))
+        transformed.or_else(|| source.default.as_deref().map(|json| Found::Raw(Raw::trusted(json))))
     }
 
     fn query(&self, query: &jsonpath_rust::parser::model::JpQuery) -> Option<Found<'x>> {
@@ -513,11 +505,12 @@ impl<'x> EventState<'x> {
         let mut attributes =
             AttributeSet::with_capacity(self.event.properties.members.len() + mapping.attributes.len());
         for (key, _, value) in &self.event.properties.members {
-            if mapping.exclude.contains(&**key) {
+            if mapping.exclude.iter().any(|excluded| **excluded == **key) {
                 continue;
             }
-            let (name, priority) = match mapping.rename.get(&**key) {
-                Some(renamed) => (Cow::Borrowed(&**renamed), Priority::Renamed),
+            let renamed = mapping.rename.iter().find(|(from, _)| **from == **key);
+            let (name, priority) = match renamed {
+                Some((_, to)) => (Cow::Borrowed(&**to), Priority::Renamed),
                 None if mapping.pass_through => (Cow::Borrowed(&**key), Priority::PassedThrough),
                 None => continue,
             };
@@ -528,7 +521,7 @@ impl<'x> EventState<'x> {
                 });
                 continue;
             }
-            attributes.insert(name, Found::Raw(value), priority);
+            attributes.insert(name, Found::Raw(*value), priority);
         }
         for (name, source) in &mapping.attributes {
             if let Some(found) = self.resolve(source, warnings) {
@@ -594,28 +587,26 @@ impl<'x> AttributeSet<'x> {
 }
 
 /// Follows a direct path over the borrowed event.
-fn walk<'x>(event: &Event<'x>, root: &str, steps: &[Step]) -> Option<&'x RawValue> {
+fn walk<'x>(event: &Event<'x>, root: &str, steps: &[Step]) -> Option<Found<'x>> {
     let (mut current, rest) = match (event.object(root), steps.split_first()) {
         (Some(object), Some((Step::Key(key), rest))) => (object.get(key)?, rest),
         (Some(_), Some((Step::Index(_), _))) => return None,
-        (Some(_), None) if root == "traits" => {
-            (event.field("traits").or_else(|| event.context.get("traits"))?, steps)
-        }
-        _ => (event.field(root)?, steps),
+        (Some(object), None) => return Some(Found::Built(object_json(object))),
+        (None, _) => (event.field(root)?, steps),
     };
     for step in rest {
         current = match step {
             Step::Key(key) => {
-                if JsonKind::of(current) != JsonKind::Object {
+                if current.kind() != JsonKind::Object {
                     return None;
                 }
                 RawObject::parse(current).ok()?.get(key)?
             }
             Step::Index(index) => {
-                if JsonKind::of(current) != JsonKind::Array {
+                if current.kind() != JsonKind::Array {
                     return None;
                 }
-                let items = serde_json::from_str::<RawArray<'x>>(current.get()).ok()?.0;
+                let items = current.items().ok()?;
                 let position = if *index < 0 {
                     items.len().checked_sub(usize::try_from(index.unsigned_abs()).ok()?)?
                 } else {
@@ -625,7 +616,26 @@ fn walk<'x>(event: &Event<'x>, root: &str, steps: &[Step]) -> Option<&'x RawValu
             }
         };
     }
-    Some(current)
+    Some(Found::Raw(current))
+}
+
+/// A parsed object written back as compact JSON, the last of duplicate keys kept.
+fn object_json(object: &RawObject<'_>) -> String {
+    let mut out = vec![b'{'];
+    let members = &object.members;
+    for (index, (key, _, value)) in members.iter().enumerate() {
+        if members[index + 1..].iter().any(|(later, _, _)| later == key) {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        write_str(&mut out, key);
+        out.push(b':');
+        value.write_compact(&mut out);
+    }
+    out.push(b'}');
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The event as a `Value` for JSONPath queries, with the same name normalisation as the borrowed

@@ -11,11 +11,10 @@ pub mod interpret;
 pub mod model;
 pub mod path;
 pub mod phone;
+pub mod scan;
 pub mod yaml;
 
-use std::collections::{HashMap, HashSet};
-
-use serde_json::value::RawValue;
+use std::collections::HashMap;
 
 pub use compile::{compile_file, compile_str};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
@@ -73,8 +72,9 @@ pub(crate) struct CompiledEvent {
     action: Option<Box<str>>,
     platform: Option<Box<str>>,
     pass_through: bool,
-    rename: HashMap<Box<str>, Box<str>>,
-    exclude: HashSet<Box<str>>,
+    // Lists rather than hash sets: a handful of names, compared against every property.
+    rename: Vec<(Box<str>, Box<str>)>,
+    exclude: Vec<Box<str>>,
     attributes: Vec<(Box<str>, CompiledSource)>,
 }
 
@@ -83,11 +83,13 @@ pub(crate) struct CompiledEvent {
 pub(crate) struct CompiledSource {
     origin: Origin,
     transform: Option<Transform>,
-    default: Option<Box<RawValue>>,
+    /// Compact JSON text.
+    default: Option<Box<str>>,
 }
 
 #[derive(Debug)]
 pub(crate) enum Origin {
     Path(path::FieldPath),
-    Constant(Box<RawValue>),
+    /// Compact JSON text.
+    Constant(Box<str>),
 }

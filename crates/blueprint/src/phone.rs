@@ -15,11 +15,11 @@ pub struct PhoneRegion(Region);
 impl PhoneRegion {
     /// The region named by an ISO 3166 code (`GB`, `us`), if the phone metadata knows it.
     pub fn parse(code: &str) -> Option<PhoneRegion> {
-        let upper = code.trim().to_ascii_uppercase();
-        if upper.len() != 2 {
+        let &[first, second] = code.trim().as_bytes() else {
             return None;
-        }
-        let region = Region::from_str(&upper).ok()?;
+        };
+        let upper = [first.to_ascii_uppercase(), second.to_ascii_uppercase()];
+        let region = Region::from_str(std::str::from_utf8(&upper).ok()?).ok()?;
         DATABASE.by_id(region.as_ref())?;
         Some(PhoneRegion(region))
     }
@@ -42,7 +42,27 @@ impl PhoneRegion {
 
 /// Normalises phone numbers to E.164 and remembers the answers.
 pub struct PhoneNormaliser {
-    cache: Cache<String, Option<Box<str>>>,
+    cache: Cache<PhoneKey, Option<Box<str>>>,
+}
+
+/// A number as written, with the region it is read in (`None` for `+CC` numbers).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PhoneKey {
+    region: Option<PhoneRegion>,
+    raw: Box<str>,
+}
+
+/// The same key, borrowed, so that a cache hit allocates nothing. Hashes exactly as [`PhoneKey`].
+#[derive(Hash)]
+struct PhoneKeyRef<'a> {
+    region: Option<PhoneRegion>,
+    raw: &'a str,
+}
+
+impl quick_cache::Equivalent<PhoneKey> for PhoneKeyRef<'_> {
+    fn equivalent(&self, key: &PhoneKey) -> bool {
+        self.region == key.region && self.raw == &*key.raw
+    }
 }
 
 impl Default for PhoneNormaliser {
@@ -76,17 +96,11 @@ impl PhoneNormaliser {
     pub fn normalise(&self, raw: &str, region: Option<PhoneRegion>) -> Option<Box<str>> {
         let raw = raw.trim();
         let region = if raw.starts_with('+') { None } else { region };
-        let mut key = String::with_capacity(raw.len() + 3);
-        if let Some(region) = region {
-            key.push_str(region.code());
-        }
-        key.push('|');
-        key.push_str(raw);
-        if let Some(answer) = self.cache.get(&key) {
+        if let Some(answer) = self.cache.get(&PhoneKeyRef { region, raw }) {
             return answer;
         }
         let answer = normalise_uncached(raw, region);
-        self.cache.insert(key, answer.clone());
+        self.cache.insert(PhoneKey { region, raw: raw.into() }, answer.clone());
         answer
     }
 }

@@ -149,3 +149,53 @@ proptest! {
         }
     }
 }
+
+/// JSON-ish text: valid JSON, then sometimes damaged by inserting, deleting or replacing bytes.
+fn jsonish_text() -> impl Strategy<Value = String> {
+    let damage = prop_oneof![
+        Just(None),
+        (any::<prop::sample::Index>(), "[\\[\\]{}:,\"\\\\ a0-9.eE+\\-tfnul\\x00-\\x1f]{0,3}").prop_map(Some),
+    ];
+    (json_value(), any::<bool>(), damage, 0usize..3).prop_map(
+        |(value, pretty, damage, removed)| {
+            let mut text =
+                if pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) }
+                    .unwrap_or_default();
+            text = format!("{{\"type\":\"track\",\"event\":\"Signed Up\",\"user_id\":\"u1\",\"properties\":{{\"x\":{text}}}}}");
+            if let Some((index, insert)) = damage {
+                let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+                let at = boundaries[index.index(boundaries.len())];
+                let end = boundaries.iter().copied().find(|&b| b >= at + removed).unwrap_or(text.len());
+                text.replace_range(at..end.max(at), &insert);
+            }
+            text
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The event scanner accepts exactly what `serde_json` accepts (within the depth limit), so
+    /// nothing invalid is passed through to MoEngage and nothing valid is refused.
+    #[test]
+    fn the_scanner_agrees_with_serde_json(text in jsonish_text()) {
+        let ours = blueprint::scan::top_level(&text, ["properties"]);
+        let theirs = serde_json::from_str::<&serde_json::value::RawValue>(&text);
+        let is_object = text.trim_start().starts_with('{');
+        match (&ours, &theirs) {
+            (Ok(_), Ok(_)) | (Err(_), Err(_)) => {}
+            (Err(error), Ok(_)) => prop_assert!(!is_object, "refused valid JSON: {error}: {text:?}"),
+            (Ok(_), Err(error)) => prop_assert!(false, "accepted invalid JSON ({error}): {text:?}"),
+        }
+        if let Ok(scanned) = ours {
+            for (_, raw) in &scanned.members {
+                let mut out = Vec::new();
+                raw.write_compact(&mut out);
+                let compacted: Value = serde_json::from_slice(&out).expect("compact copy is JSON");
+                prop_assert_eq!(compacted, serde_json::from_str::<Value>(raw.get()).expect("span is JSON"));
+                prop_assert!(!out.contains(&b'\n'));
+            }
+        }
+    }
+}

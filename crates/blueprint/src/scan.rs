@@ -1,0 +1,595 @@
+//! A validating JSON scanner that records where values are instead of building them. An event is
+//! read once: members become (name, span) pairs, and each span remembers whether it is already
+//! compact, so a value that passes through to MoEngage is copied, never re-parsed or rebuilt.
+//!
+//! It accepts exactly what `serde_json` accepts for a borrowed `RawValue` (a property test holds it
+//! to that), and refuses nesting deeper than [`MAX_DEPTH`].
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// The deepest nesting accepted, as in `serde_json`'s own limit.
+pub const MAX_DEPTH: usize = 128;
+
+/// The JSON kind of a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// `null`
+    Null,
+    /// `true` or `false`
+    Bool,
+    /// A number.
+    Number,
+    /// A string.
+    String,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+impl JsonKind {
+    /// How error messages name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            JsonKind::Null => "null",
+            JsonKind::Bool => "a boolean",
+            JsonKind::Number => "a number",
+            JsonKind::String => "a string",
+            JsonKind::Array => "an array",
+            JsonKind::Object => "an object",
+        }
+    }
+}
+
+/// The text of one valid JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raw<'a> {
+    json: &'a str,
+    /// No white space outside strings.
+    compact: bool,
+    /// A string with at least one escape (so it cannot be borrowed as is).
+    escaped: bool,
+}
+
+impl<'a> Raw<'a> {
+    /// A value known to be valid, compact JSON (for example from `serde_json::to_string`).
+    pub fn trusted(json: &'a str) -> Raw<'a> {
+        Raw { json, compact: true, escaped: memchr::memchr(b'\\', json.as_bytes()).is_some() }
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &'a str {
+        self.json
+    }
+
+    /// Its kind, from the first byte.
+    pub fn kind(&self) -> JsonKind {
+        match self.json.as_bytes().first() {
+            Some(b'"') => JsonKind::String,
+            Some(b'{') => JsonKind::Object,
+            Some(b'[') => JsonKind::Array,
+            Some(b't' | b'f') => JsonKind::Bool,
+            Some(b'n') | None => JsonKind::Null,
+            Some(_) => JsonKind::Number,
+        }
+    }
+
+    /// The string's text, borrowed when it has no escapes; `None` for other kinds.
+    pub fn as_str(&self) -> Option<Cow<'a, str>> {
+        if self.kind() != JsonKind::String {
+            return None;
+        }
+        if !self.escaped {
+            return self.json.get(1..self.json.len().saturating_sub(1)).map(Cow::Borrowed);
+        }
+        serde_json::from_str::<String>(self.json).ok().map(Cow::Owned)
+    }
+
+    /// Appends the value as compact JSON.
+    pub fn write_compact(&self, out: &mut Vec<u8>) {
+        if self.compact {
+            out.extend_from_slice(self.json.as_bytes());
+        } else {
+            minify(out, self.json.as_bytes());
+        }
+    }
+
+    /// The members of an object value.
+    pub fn members(&self) -> Result<Vec<(Cow<'a, str>, Raw<'a>)>, ScanError> {
+        let mut scanner = Scanner::new(self.json);
+        let members = scanner.object_members(0)?;
+        scanner.end()?;
+        Ok(members)
+    }
+
+    /// The items of an array value.
+    pub fn items(&self) -> Result<Vec<Raw<'a>>, ScanError> {
+        let mut scanner = Scanner::new(self.json);
+        scanner.whitespace();
+        scanner.expect(b'[', "expected `[`")?;
+        let mut items = Vec::new();
+        scanner.whitespace();
+        if scanner.peek() == Some(b']') {
+            scanner.pos += 1;
+        } else {
+            loop {
+                scanner.whitespace();
+                items.push(scanner.value(1)?);
+                scanner.whitespace();
+                match scanner.next_byte() {
+                    Some(b',') => {}
+                    Some(b']') => break,
+                    _ => return Err(scanner.error("expected `,` or `]`")),
+                }
+            }
+        }
+        scanner.end()?;
+        Ok(items)
+    }
+}
+
+/// Where and why the text is not valid JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanError {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1, in characters.
+    pub column: usize,
+    /// What was expected or found.
+    pub message: &'static str,
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at line {}, column {}", self.message, self.line, self.column)
+    }
+}
+
+/// A member of the top level whose value may be an object that is read member by member.
+pub enum Member<'a> {
+    /// Not present.
+    Absent,
+    /// An object, with its members.
+    Object(Vec<(Cow<'a, str>, Raw<'a>)>),
+    /// Present, but not an object.
+    Other(JsonKind),
+}
+
+/// An event's top level: members as spans, except the named objects, which are read one level
+/// deeper in the same pass.
+pub struct TopLevel<'a, const N: usize> {
+    /// Other members, in order.
+    pub members: Vec<(Cow<'a, str>, Raw<'a>)>,
+    /// The named members, in the order of the names given.
+    pub objects: [Member<'a>; N],
+}
+
+/// Scans `text`, which must be one JSON object; `objects` names the members to read a level deeper.
+pub fn top_level<'a, const N: usize>(
+    text: &'a str,
+    objects: [&str; N],
+) -> Result<TopLevel<'a, N>, ScanError> {
+    let mut scanner = Scanner::new(text);
+    let mut top =
+        TopLevel { members: Vec::with_capacity(12), objects: std::array::from_fn(|_| Member::Absent) };
+    scanner.whitespace();
+    if scanner.peek() != Some(b'{') {
+        // A value of another kind is valid JSON of the wrong shape; tell the two apart.
+        let value = scanner.value(0)?;
+        scanner.end()?;
+        return Err(ScanError { line: 1, column: 1, message: not_an_object(value.kind()) });
+    }
+    scanner.pos += 1;
+    scanner.whitespace();
+    if scanner.peek() == Some(b'}') {
+        scanner.pos += 1;
+        scanner.end()?;
+        return Ok(top);
+    }
+    loop {
+        scanner.whitespace();
+        let key = scanner.key()?;
+        scanner.whitespace();
+        scanner.expect(b':', "expected `:`")?;
+        scanner.whitespace();
+        // Later duplicates replace earlier ones, as JSON parsers do.
+        match objects.iter().position(|name| *name == key) {
+            Some(slot) if scanner.peek() == Some(b'{') => {
+                top.objects[slot] = Member::Object(scanner.object_members(1)?);
+            }
+            Some(slot) => top.objects[slot] = Member::Other(scanner.value(1)?.kind()),
+            None => {
+                let value = scanner.value(1)?;
+                top.members.push((key, value));
+            }
+        }
+        scanner.whitespace();
+        match scanner.next_byte() {
+            Some(b',') => {}
+            Some(b'}') => break,
+            _ => return Err(scanner.error("expected `,` or `}`")),
+        }
+    }
+    scanner.end()?;
+    Ok(top)
+}
+
+fn not_an_object(kind: JsonKind) -> &'static str {
+    match kind {
+        JsonKind::Array => "the event is an array, not an object",
+        JsonKind::String => "the event is a string, not an object",
+        JsonKind::Number => "the event is a number, not an object",
+        JsonKind::Bool => "the event is a boolean, not an object",
+        JsonKind::Null | JsonKind::Object => "the event is null, not an object",
+    }
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    /// Set whenever white space is skipped; containers read it to know whether they are compact.
+    spaced: bool,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(text: &'a str) -> Self {
+        Scanner { text, bytes: text.as_bytes(), pos: 0, spaced: false }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn next_byte(&mut self) -> Option<u8> {
+        let byte = self.peek()?;
+        self.pos += 1;
+        Some(byte)
+    }
+
+    fn whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+            self.spaced = true;
+        }
+    }
+
+    fn expect(&mut self, byte: u8, message: &'static str) -> Result<(), ScanError> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.error(message))
+        }
+    }
+
+    fn end(&mut self) -> Result<(), ScanError> {
+        self.whitespace();
+        if self.pos == self.bytes.len() { Ok(()) } else { Err(self.error("unexpected text after the value")) }
+    }
+
+    fn error(&self, message: &'static str) -> ScanError {
+        let before = self.text.get(..self.pos.min(self.text.len())).unwrap_or(self.text);
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before.get(line_start..).map_or(1, |rest| rest.chars().count() + 1);
+        let message = if self.pos >= self.bytes.len() { "unexpected end of input" } else { message };
+        ScanError { line, column, message }
+    }
+
+    fn key(&mut self) -> Result<Cow<'a, str>, ScanError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.error("expected a member name in double quotes"));
+        }
+        let raw = self.string()?;
+        raw.as_str().ok_or_else(|| self.error("invalid string"))
+    }
+
+    fn object_members(&mut self, depth: usize) -> Result<Vec<(Cow<'a, str>, Raw<'a>)>, ScanError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.error("nested deeper than 128 levels"));
+        }
+        self.whitespace();
+        self.expect(b'{', "expected `{`")?;
+        let mut members = Vec::with_capacity(8);
+        self.whitespace();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(members);
+        }
+        loop {
+            self.whitespace();
+            let key = self.key()?;
+            self.whitespace();
+            self.expect(b':', "expected `:`")?;
+            self.whitespace();
+            let value = self.value(depth + 1)?;
+            members.push((key, value));
+            self.whitespace();
+            match self.next_byte() {
+                Some(b',') => {}
+                Some(b'}') => return Ok(members),
+                _ => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// Scans one value starting at the current byte (no leading white space).
+    fn value(&mut self, depth: usize) -> Result<Raw<'a>, ScanError> {
+        let start = self.pos;
+        let outer_spaced = std::mem::replace(&mut self.spaced, false);
+        match self.peek() {
+            Some(b'"') => return self.string().inspect(|_| self.spaced = outer_spaced),
+            Some(b'{') => self.container(depth, b'{', b'}')?,
+            Some(b'[') => self.container(depth, b'[', b']')?,
+            Some(b't') => self.literal(b"true")?,
+            Some(b'f') => self.literal(b"false")?,
+            Some(b'n') => self.literal(b"null")?,
+            Some(b'-' | b'0'..=b'9') => self.number()?,
+            _ => return Err(self.error("expected a value")),
+        }
+        let compact = !self.spaced;
+        // White space inside this value is also inside whatever contains it.
+        self.spaced = outer_spaced || !compact;
+        let json = self.text.get(start..self.pos).unwrap_or_default();
+        Ok(Raw { json, compact, escaped: false })
+    }
+
+    fn container(&mut self, depth: usize, open: u8, close: u8) -> Result<(), ScanError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.error("nested deeper than 128 levels"));
+        }
+        self.pos += 1;
+        self.whitespace();
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.whitespace();
+            if open == b'{' {
+                if self.peek() != Some(b'"') {
+                    return Err(self.error("expected a member name in double quotes"));
+                }
+                self.string()?;
+                self.whitespace();
+                self.expect(b':', "expected `:`")?;
+                self.whitespace();
+            }
+            self.value(depth + 1)?;
+            self.whitespace();
+            match self.next_byte() {
+                Some(b',') => {}
+                Some(byte) if byte == close => return Ok(()),
+                _ => {
+                    return Err(self.error(if open == b'{' {
+                        "expected `,` or `}`"
+                    } else {
+                        "expected `,` or `]`"
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Scans a string whose opening quote is the current byte.
+    fn string(&mut self) -> Result<Raw<'a>, ScanError> {
+        let bytes = self.bytes;
+        let start = self.pos;
+        let mut pos = start + 1;
+        let mut escaped = false;
+        loop {
+            pos = skip_plain_string_bytes(bytes, pos);
+            match bytes.get(pos) {
+                Some(b'"') => {
+                    self.pos = pos + 1;
+                    let json = self.text.get(start..self.pos).unwrap_or_default();
+                    return Ok(Raw { json, compact: true, escaped });
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    match bytes.get(pos + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => pos += 2,
+                        Some(b'u') => {
+                            let hex = bytes.get(pos + 2..pos + 6).unwrap_or_default();
+                            if hex.len() != 4 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                                self.pos = pos;
+                                return Err(self.error("invalid \\u escape"));
+                            }
+                            pos += 6;
+                        }
+                        _ => {
+                            self.pos = pos;
+                            return Err(self.error("invalid escape"));
+                        }
+                    }
+                }
+                Some(_) => {
+                    self.pos = pos;
+                    return Err(self.error("control character in a string"));
+                }
+                None => {
+                    self.pos = pos;
+                    return Err(self.error("unterminated string"));
+                }
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8]) -> Result<(), ScanError> {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.error("expected a value"))
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<(), ScanError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(self.error("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(self.error("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.error("invalid number"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes that end a run of plain string content: `"`, `\` and control characters.
+static STRING_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// The position of the first byte at or after `pos` that is special inside a string (or the end).
+/// Eight bytes are tested at a time: string content is most of an event's bytes.
+fn skip_plain_string_bytes(bytes: &[u8], mut pos: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGH;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let Ok(chunk) = <[u8; 8]>::try_from(chunk) else { break };
+        let word = u64::from_le_bytes(chunk);
+        let quote = has_zero_byte(word ^ (ONES * u64::from(b'"')));
+        let backslash = has_zero_byte(word ^ (ONES * u64::from(b'\\')));
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+        if quote | backslash | control != 0 {
+            break;
+        }
+        pos += 8;
+    }
+    while let Some(&byte) = bytes.get(pos) {
+        if STRING_SPECIAL[usize::from(byte)] {
+            break;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+/// Copies JSON without the white space outside strings.
+fn minify(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in bytes {
+        if in_string {
+            out.push(byte);
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+        } else if !matches!(byte, b' ' | b'\n' | b'\r' | b'\t') {
+            in_string = byte == b'"';
+            out.push(byte);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn top(text: &str) -> Result<TopLevel<'_, 1>, ScanError> {
+        top_level(text, ["properties"])
+    }
+
+    #[test]
+    fn members_are_spans_and_compactness_is_known() {
+        let parsed =
+            top(r#" {"a": [1, "x y"], "b":{"c":"d\"e"}, "properties": {"p": 1.5e3}} "#).expect("valid");
+        let (key, a) = &parsed.members[0];
+        assert_eq!((key.as_ref(), a.get(), a.kind()), ("a", r#"[1, "x y"]"#, JsonKind::Array));
+        let mut out = Vec::new();
+        a.write_compact(&mut out);
+        assert_eq!(out, br#"[1,"x y"]"#);
+        assert!(parsed.members[1].1.compact);
+        let Member::Object(properties) = &parsed.objects[0] else { panic!("object") };
+        assert_eq!(properties[0].1.get(), "1.5e3");
+        let deep = top("{\"a\":{\"b\":[\n1]}}").expect("valid");
+        assert!(!deep.members[0].1.compact, "white space in a nested value makes its parents not compact");
+        let nested = parsed.members[1].1.members().expect("object");
+        assert_eq!(nested[0].1.as_str().as_deref(), Some("d\"e"));
+    }
+
+    #[test]
+    fn invalid_json_is_refused_with_a_place() {
+        for bad in [
+            "",
+            "{",
+            r#"{"a"}"#,
+            r#"{"a":}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"\x"}"#,
+            "{\"a\":\"\u{1}\"}",
+            r#"{"a":"\u12"}"#,
+            r#"{"a":1} x"#,
+            r#"{a:1}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":"unterminated}"#,
+        ] {
+            assert!(top(bad).is_err(), "{bad:?} should be refused");
+            assert!(
+                serde_json::from_str::<&serde_json::value::RawValue>(bad).is_err(),
+                "{bad:?} (serde agrees)"
+            );
+        }
+        for good in [r#"{"a":"\ud800"}"#, r#"{"a":-0.5E+3,"b":[],"c":{},"d":"\u00e9\/"}"#, " {} "] {
+            let serde = serde_json::from_str::<&serde_json::value::RawValue>(good).is_ok();
+            assert_eq!(top(good).is_ok(), serde, "{good:?}");
+        }
+        let error = top("{\n  \"a\": nope}").err().expect("invalid");
+        assert_eq!((error.line, error.column), (2, 8));
+        assert_eq!(top("[1]").err().map(|e| e.message), Some("the event is an array, not an object"));
+    }
+
+    #[test]
+    fn depth_is_limited() {
+        let deep = format!(r#"{{"a":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        assert_eq!(top(&deep).err().map(|e| e.message), Some("nested deeper than 128 levels"));
+        let fine = format!(r#"{{"a":{}1{}}}"#, "[".repeat(100), "]".repeat(100));
+        assert!(top(&fine).is_ok());
+    }
+}
