@@ -35,6 +35,22 @@ pub enum DiagnosticKind {
 }
 
 impl DiagnosticKind {
+    /// Every kind, in documentation order.
+    pub const ALL: [DiagnosticKind; 12] = [
+        DiagnosticKind::Io,
+        DiagnosticKind::YamlSyntax,
+        DiagnosticKind::DuplicateKey,
+        DiagnosticKind::DuplicateEvent,
+        DiagnosticKind::UnknownKey,
+        DiagnosticKind::Schema,
+        DiagnosticKind::UnknownTransform,
+        DiagnosticKind::InvalidPath,
+        DiagnosticKind::ReservedPrefix,
+        DiagnosticKind::MissingCustomerId,
+        DiagnosticKind::ExtendsNotFound,
+        DiagnosticKind::ExtendsCycle,
+    ];
+
     /// The stable code printed in `error[CODE]`.
     pub fn code(self) -> &'static str {
         match self {

@@ -1,0 +1,85 @@
+//! The README is part of the product: its examples must compile, its reference must cover every key
+//! of the blueprint schema, and its tables every code the program can print.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+const README: &str = include_str!("../README.md");
+
+fn code_blocks(language: &str) -> Vec<String> {
+    let fence = format!("```{language}\n");
+    README.split(&fence).skip(1).filter_map(|rest| rest.split("```").next()).map(str::to_owned).collect()
+}
+
+fn schema_keys(value: &Value, keys: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Object(properties)) = map.get("properties") {
+                keys.extend(properties.keys().cloned());
+            }
+            map.values().for_each(|child| schema_keys(child, keys));
+        }
+        Value::Array(items) => items.iter().for_each(|child| schema_keys(child, keys)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_reference_documents_every_blueprint_key() {
+    let reference = README.split("## Blueprint language reference").nth(1).expect("reference section");
+    let mut keys = BTreeSet::new();
+    schema_keys(&blueprint::blueprint_schema(), &mut keys);
+    assert!(keys.len() >= 15, "{keys:?}");
+    for key in keys {
+        assert!(reference.contains(&format!("| `{key}` |")), "README reference lacks a row for `{key}`");
+    }
+    for transform in blueprint::Transform::NAMES {
+        assert!(reference.contains(&format!("`{transform}`")), "README lacks transform `{transform}`");
+    }
+}
+
+#[test]
+fn every_diagnostic_and_drop_code_is_in_a_table() {
+    for kind in blueprint::DiagnosticKind::ALL {
+        assert!(
+            README.contains(&format!("| `{}` |", kind.code())),
+            "README lacks diagnostic `{}`",
+            kind.code()
+        );
+    }
+    for code in blueprint::DropCode::ALL {
+        assert!(README.contains(&format!("| `{}` |", code.as_str())), "README lacks drop code `{code}`");
+    }
+}
+
+#[test]
+fn every_blueprint_example_compiles() {
+    let examples: Vec<String> = code_blocks("yaml")
+        .into_iter()
+        .filter(|block| {
+            block.starts_with("# yaml-language-server: $schema=../../schemas/blueprint.schema.json")
+        })
+        .filter(|block| block.lines().count() > 1)
+        .collect();
+    assert!(examples.len() >= 4, "found {} blueprint examples", examples.len());
+    for example in examples {
+        // Named as if beside the presets, which is where the README tells people to put them.
+        if let Err(diagnostics) = blueprint::compile_str("blueprints/moengage/readme-example.yaml", &example)
+        {
+            panic!("README example does not compile:\n{example}\n{diagnostics}");
+        }
+    }
+}
+
+#[test]
+fn the_preview_shown_is_what_signal_map_prints() {
+    let shown = code_blocks("json").into_iter().find(|b| b.contains("ORD-1001")).expect("preview block");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(["map", "--blueprint", "blueprints/moengage/retail.yaml", "--events", "examples/events.ndjson"])
+        .output()
+        .expect("signal runs");
+    assert!(output.status.success());
+    let first = String::from_utf8_lossy(&output.stdout).lines().next().unwrap_or_default().to_owned();
+    assert_eq!(first, shown.trim());
+}
