@@ -11,13 +11,15 @@ pub use crate::scan::{JsonKind, Raw};
 /// every JSON parser users compare with.
 #[derive(Debug, Default)]
 pub struct RawObject<'a> {
-    /// Members: (name, whether the name was a camelCase alias, value).
-    pub members: Vec<(Cow<'a, str>, bool, Raw<'a>)>,
+    /// Members: (name, value).
+    pub members: Vec<(Cow<'a, str>, Raw<'a>)>,
+    /// Indices of members whose names were camelCase aliases; usually none.
+    aliases: Vec<usize>,
 }
 
 impl<'a> RawObject<'a> {
     fn from_members(members: Vec<(Cow<'a, str>, Raw<'a>)>) -> Self {
-        RawObject { members: members.into_iter().map(|(key, value)| (key, false, value)).collect() }
+        RawObject { members, aliases: Vec::new() }
     }
 
     /// The members of a raw object value.
@@ -28,9 +30,9 @@ impl<'a> RawObject<'a> {
     /// The value of member `name`; a canonical spelling beats a camelCase alias.
     pub fn get(&self, name: &str) -> Option<Raw<'a>> {
         let mut alias = None;
-        for (key, was_alias, value) in self.members.iter().rev() {
+        for (index, (key, value)) in self.members.iter().enumerate().rev() {
             if key == name {
-                if !was_alias {
+                if !self.aliases.contains(&index) {
                     return Some(*value);
                 }
                 alias.get_or_insert(*value);
@@ -42,10 +44,10 @@ impl<'a> RawObject<'a> {
     /// Renames camelCase members to their snake_case names (`userId` → `user_id`), remembering that
     /// they were aliases.
     pub fn normalise(&mut self, aliases: &[(&str, &'static str)]) {
-        for (key, was_alias, _) in &mut self.members {
+        for (index, (key, _)) in self.members.iter_mut().enumerate() {
             if let Some((_, canonical)) = aliases.iter().find(|(alias, _)| key == alias) {
                 *key = Cow::Borrowed(canonical);
-                *was_alias = true;
+                self.aliases.push(index);
             }
         }
     }

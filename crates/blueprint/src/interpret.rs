@@ -504,7 +504,7 @@ impl<'x> EventState<'x> {
     ) {
         let mut attributes =
             AttributeSet::with_capacity(self.event.properties.members.len() + mapping.attributes.len());
-        for (key, _, value) in &self.event.properties.members {
+        for (key, value) in &self.event.properties.members {
             if mapping.exclude.iter().any(|excluded| **excluded == **key) {
                 continue;
             }
@@ -623,8 +623,8 @@ fn walk<'x>(event: &Event<'x>, root: &str, steps: &[Step]) -> Option<Found<'x>> 
 fn object_json(object: &RawObject<'_>) -> String {
     let mut out = vec![b'{'];
     let members = &object.members;
-    for (index, (key, _, value)) in members.iter().enumerate() {
-        if members[index + 1..].iter().any(|(later, _, _)| later == key) {
+    for (index, (key, value)) in members.iter().enumerate() {
+        if members[index + 1..].iter().any(|(later, _)| later == key) {
             continue;
         }
         if out.len() > 1 {
