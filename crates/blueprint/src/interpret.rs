@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
@@ -84,7 +85,7 @@ impl Drop {
         out.extend_from_slice(b"\",\"reason\":");
         write_str(&mut out, &self.reason);
         out.extend_from_slice(b"}}");
-        String::from_utf8_lossy(&out).into_owned()
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 
@@ -279,7 +280,8 @@ impl Mapper {
         };
         if let Some(time) = event_time {
             out.extend_from_slice(b",\"current_time\":\"");
-            out.extend_from_slice(time.to_string().as_bytes());
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{time}");
             out.push(b'"');
         }
         if let Some(zone) = event.context_str("timezone") {
@@ -287,7 +289,7 @@ impl Mapper {
                 Ok(tz) => {
                     let seconds = tz.to_offset(event_time.unwrap_or(received_at)).seconds();
                     out.extend_from_slice(b",\"user_timezone_offset\":");
-                    out.extend_from_slice(seconds.to_string().as_bytes());
+                    let _ = write!(out, "{seconds}");
                 }
                 Err(_) => warnings.push(Warning {
                     code: WarningCode::InvalidTimezone,
@@ -352,7 +354,7 @@ impl Found<'_> {
 fn built_string(text: &str) -> Found<'static> {
     let mut out = Vec::with_capacity(text.len() + 2);
     write_str(&mut out, text);
-    Found::Built(String::from_utf8_lossy(&out).into_owned())
+    Found::Built(String::from_utf8(out).unwrap_or_default())
 }
 
 /// A customer id as JSON string text: strings as they are, numbers quoted.

@@ -2,6 +2,7 @@
 //! the event, and a user's phone repeats on every event they send.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use phonenumber::Mode;
 use phonenumber::country::Id as Region;
@@ -15,13 +16,19 @@ pub struct PhoneRegion(Region);
 impl PhoneRegion {
     /// The region named by an ISO 3166 code (`GB`, `us`), if the phone metadata knows it.
     pub fn parse(code: &str) -> Option<PhoneRegion> {
+        let region = PhoneRegion::parse_code(code)?;
+        DATABASE.by_id(region.0.as_ref())?;
+        Some(region)
+    }
+
+    /// A CLDR region id, without asking the metadata (a region it lacks just normalises nothing);
+    /// cheap enough for every event's locale.
+    fn parse_code(code: &str) -> Option<PhoneRegion> {
         let &[first, second] = code.trim().as_bytes() else {
             return None;
         };
         let upper = [first.to_ascii_uppercase(), second.to_ascii_uppercase()];
-        let region = Region::from_str(std::str::from_utf8(&upper).ok()?).ok()?;
-        DATABASE.by_id(region.as_ref())?;
-        Some(PhoneRegion(region))
+        Region::from_str(std::str::from_utf8(&upper).ok()?).ok().map(PhoneRegion)
     }
 
     /// The country of a locale such as `en-GB`, `en_GB` or `sr-Latn-RS`.
@@ -30,7 +37,7 @@ impl PhoneRegion {
             .split(['-', '_'])
             .skip(1)
             .find(|part| part.len() == 2 && part.chars().all(|c| c.is_ascii_alphabetic()))
-            .and_then(PhoneRegion::parse)
+            .and_then(PhoneRegion::parse_code)
     }
 
     /// The ISO code.
@@ -42,7 +49,7 @@ impl PhoneRegion {
 
 /// Normalises phone numbers to E.164 and remembers the answers.
 pub struct PhoneNormaliser {
-    cache: Cache<PhoneKey, Option<Box<str>>>,
+    cache: Cache<PhoneKey, Option<Arc<str>>>,
 }
 
 /// A number as written, with the region it is read in (`None` for `+CC` numbers).
@@ -93,7 +100,7 @@ impl PhoneNormaliser {
 
     /// `raw` in E.164, or `None` when it is not a phone number of a possible length. `region` is
     /// used for numbers without a `+CC` prefix.
-    pub fn normalise(&self, raw: &str, region: Option<PhoneRegion>) -> Option<Box<str>> {
+    pub fn normalise(&self, raw: &str, region: Option<PhoneRegion>) -> Option<Arc<str>> {
         let raw = raw.trim();
         let region = if raw.starts_with('+') { None } else { region };
         if let Some(answer) = self.cache.get(&PhoneKeyRef { region, raw }) {
@@ -107,7 +114,7 @@ impl PhoneNormaliser {
 
 /// Kept when it parses and has a possible length for its region: numbers in ranges that are not
 /// allocated (such as the UK's drama range, +447700900xxx) are still real numbers to a user.
-fn normalise_uncached(raw: &str, region: Option<PhoneRegion>) -> Option<Box<str>> {
+fn normalise_uncached(raw: &str, region: Option<PhoneRegion>) -> Option<Arc<str>> {
     if raw.is_empty() || raw.len() > 64 {
         return None;
     }
@@ -145,7 +152,7 @@ fn normalise_uncached(raw: &str, region: Option<PhoneRegion>) -> Option<Box<str>
     if !possible {
         return None;
     }
-    Some(number.format().mode(Mode::E164).to_string().into_boxed_str())
+    Some(Arc::from(number.format().mode(Mode::E164).to_string()))
 }
 
 #[cfg(test)]

@@ -478,7 +478,8 @@ static STRING_SPECIAL: [bool; 256] = {
 };
 
 /// The position of the first byte at or after `pos` that is special inside a string (or the end).
-/// Eight bytes are tested at a time: string content is most of an event's bytes.
+/// Eight bytes are tested at a time (string content is most of an event's bytes); the tail of the
+/// input, byte by byte.
 fn skip_plain_string_bytes(bytes: &[u8], mut pos: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -489,8 +490,10 @@ fn skip_plain_string_bytes(bytes: &[u8], mut pos: usize) -> usize {
         let quote = has_zero_byte(word ^ (ONES * u64::from(b'"')));
         let backslash = has_zero_byte(word ^ (ONES * u64::from(b'\\')));
         let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-        if quote | backslash | control != 0 {
-            break;
+        let special = quote | backslash | control;
+        if special != 0 {
+            // The lowest flagged byte is exact (false flags only ever follow a true one).
+            return pos + (special.trailing_zeros() / 8) as usize;
         }
         pos += 8;
     }
@@ -583,6 +586,30 @@ mod tests {
         let error = top("{\n  \"a\": nope}").err().expect("invalid");
         assert_eq!((error.line, error.column), (2, 8));
         assert_eq!(top("[1]").err().map(|e| e.message), Some("the event is an array, not an object"));
+    }
+
+    #[test]
+    fn special_bytes_are_found_at_every_offset_of_the_eight_byte_scan() {
+        for filler in ["a", "é", "\u{7f}", "!", "#"] {
+            for offset in 0..24 {
+                let before = filler.repeat(offset);
+                for (inside, valid) in
+                    [("", true), ("\\n", true), ("\\\"", true), ("\u{1f}", false), ("\u{1}", false)]
+                {
+                    let text = format!("{{\"k\":\"{before}{inside}{before}\",\"n\":1}}");
+                    let ours = top(&text);
+                    let serde = serde_json::from_str::<&serde_json::value::RawValue>(&text);
+                    assert_eq!(ours.is_ok(), serde.is_ok(), "{text:?}");
+                    assert_eq!(ours.is_ok(), valid, "{text:?}");
+                    if let Ok(parsed) = ours {
+                        let expected: String =
+                            serde_json::from_str(&text[5..text.len() - 7]).expect("string");
+                        assert_eq!(parsed.members[0].1.as_str().as_deref(), Some(expected.as_str()));
+                        assert_eq!(parsed.members[1].1.get(), "1");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
