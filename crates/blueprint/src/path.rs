@@ -180,5 +180,8 @@ mod tests {
         assert!(error.hint.contains("did you mean `traits`"), "{}", error.hint);
         assert!(compile("traits.email").expect_err("no $").message.contains("start with `$`"));
         assert!(compile("$").is_err());
+        // The parser reads a member name up to the next `.` or `[`, spaces included.
+        let parsed = compile("$.properties.order id").expect("lenient member name");
+        assert!(matches!(parsed, FieldPath::Direct { ref steps, .. } if steps[..] == [Step::Key("order id".into())]));
     }
 }
