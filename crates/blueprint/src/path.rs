@@ -182,6 +182,8 @@ mod tests {
         assert!(compile("$").is_err());
         // The parser reads a member name up to the next `.` or `[`, spaces included.
         let parsed = compile("$.properties.order id").expect("lenient member name");
-        assert!(matches!(parsed, FieldPath::Direct { ref steps, .. } if steps[..] == [Step::Key("order id".into())]));
+        assert!(
+            matches!(parsed, FieldPath::Direct { ref steps, .. } if steps[..] == [Step::Key("order id".into())])
+        );
     }
 }

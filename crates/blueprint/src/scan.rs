@@ -2,8 +2,10 @@
 //! read once: members become (name, span) pairs, and each span remembers whether it is already
 //! compact, so a value that passes through to MoEngage is copied, never re-parsed or rebuilt.
 //!
-//! It accepts exactly what `serde_json` accepts for a borrowed `RawValue` (a property test holds it
-//! to that), and refuses nesting deeper than [`MAX_DEPTH`].
+//! It accepts what `serde_json` accepts for a borrowed `RawValue` (a property test holds it to that),
+//! except that it refuses nesting deeper than [`MAX_DEPTH`], and member names it must read as text
+//! (the event's top level, `properties`, `traits`, `context`) that are not text: a lone surrogate
+//! escape such as `"\ud800"`, which no Rust or MoEngage string can hold.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -106,24 +108,12 @@ impl<'a> Raw<'a> {
     /// The items of an array value.
     pub fn items(&self) -> Result<Vec<Raw<'a>>, ScanError> {
         let mut scanner = Scanner::new(self.json);
-        scanner.whitespace();
-        scanner.expect(b'[', "expected `[`")?;
         let mut items = Vec::new();
         scanner.whitespace();
-        if scanner.peek() == Some(b']') {
-            scanner.pos += 1;
-        } else {
-            loop {
-                scanner.whitespace();
-                items.push(scanner.value(1)?);
-                scanner.whitespace();
-                match scanner.next_byte() {
-                    Some(b',') => {}
-                    Some(b']') => break,
-                    _ => return Err(scanner.error("expected `,` or `]`")),
-                }
-            }
-        }
+        scanner.items(|scanner| {
+            items.push(scanner.value(1)?);
+            Ok(())
+        })?;
         scanner.end()?;
         Ok(items)
     }
@@ -180,19 +170,8 @@ pub fn top_level<'a, const N: usize>(
         scanner.end()?;
         return Err(ScanError { line: 1, column: 1, message: not_an_object(value.kind()) });
     }
-    scanner.pos += 1;
-    scanner.whitespace();
-    if scanner.peek() == Some(b'}') {
-        scanner.pos += 1;
-        scanner.end()?;
-        return Ok(top);
-    }
-    loop {
-        scanner.whitespace();
-        let key = scanner.key()?;
-        scanner.whitespace();
-        scanner.expect(b':', "expected `:`")?;
-        scanner.whitespace();
+    scanner.members(|scanner, key| {
+        let key = scanner.decode_key(key)?;
         // Later duplicates replace earlier ones, as JSON parsers do.
         match objects.iter().position(|name| *name == key) {
             Some(slot) if scanner.peek() == Some(b'{') => {
@@ -204,13 +183,8 @@ pub fn top_level<'a, const N: usize>(
                 top.members.push((key, value));
             }
         }
-        scanner.whitespace();
-        match scanner.next_byte() {
-            Some(b',') => {}
-            Some(b'}') => break,
-            _ => return Err(scanner.error("expected `,` or `}`")),
-        }
-    }
+        Ok(())
+    })?;
     scanner.end()?;
     Ok(top)
 }
@@ -278,39 +252,73 @@ impl<'a> Scanner<'a> {
         ScanError { line, column, message }
     }
 
-    fn key(&mut self) -> Result<Cow<'a, str>, ScanError> {
-        if self.peek() != Some(b'"') {
-            return Err(self.error("expected a member name in double quotes"));
-        }
-        let raw = self.string()?;
-        raw.as_str().ok_or_else(|| self.error("invalid string"))
+    /// A member name as text; a name that cannot be text (a lone surrogate escape) is refused.
+    fn decode_key(&self, key: Raw<'a>) -> Result<Cow<'a, str>, ScanError> {
+        key.as_str().ok_or_else(|| self.error("a member name is not valid text"))
     }
 
     fn object_members(&mut self, depth: usize) -> Result<Vec<(Cow<'a, str>, Raw<'a>)>, ScanError> {
         if depth >= MAX_DEPTH {
             return Err(self.error("nested deeper than 128 levels"));
         }
-        self.whitespace();
-        self.expect(b'{', "expected `{`")?;
         let mut members = Vec::with_capacity(8);
+        self.whitespace();
+        self.members(|scanner, key| {
+            let key = scanner.decode_key(key)?;
+            members.push((key, scanner.value(depth + 1)?));
+            Ok(())
+        })?;
+        Ok(members)
+    }
+
+    /// Scans an object whose `{` is the current byte, calling `member` with each name (undecoded)
+    /// and the scanner at the start of its value, which `member` must scan.
+    fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, Raw<'a>) -> Result<(), ScanError>,
+    ) -> Result<(), ScanError> {
+        self.expect(b'{', "expected `{`")?;
         self.whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(members);
+            return Ok(());
         }
         loop {
             self.whitespace();
-            let key = self.key()?;
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a member name in double quotes"));
+            }
+            let key = self.string()?;
             self.whitespace();
             self.expect(b':', "expected `:`")?;
             self.whitespace();
-            let value = self.value(depth + 1)?;
-            members.push((key, value));
+            member(self, key)?;
             self.whitespace();
             match self.next_byte() {
                 Some(b',') => {}
-                Some(b'}') => return Ok(members),
+                Some(b'}') => return Ok(()),
                 _ => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// Scans an array whose `[` is the current byte, calling `item` with the scanner at the start
+    /// of each item, which `item` must scan.
+    fn items(&mut self, mut item: impl FnMut(&mut Self) -> Result<(), ScanError>) -> Result<(), ScanError> {
+        self.expect(b'[', "expected `[`")?;
+        self.whitespace();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.whitespace();
+            item(self)?;
+            self.whitespace();
+            match self.next_byte() {
+                Some(b',') => {}
+                Some(b']') => return Ok(()),
+                _ => return Err(self.error("expected `,` or `]`")),
             }
         }
     }
@@ -321,8 +329,8 @@ impl<'a> Scanner<'a> {
         let outer_spaced = std::mem::replace(&mut self.spaced, false);
         match self.peek() {
             Some(b'"') => return self.string().inspect(|_| self.spaced = outer_spaced),
-            Some(b'{') => self.container(depth, b'{', b'}')?,
-            Some(b'[') => self.container(depth, b'[', b']')?,
+            Some(b'{') => self.container(depth, b'{')?,
+            Some(b'[') => self.container(depth, b'[')?,
             Some(b't') => self.literal(b"true")?,
             Some(b'f') => self.literal(b"false")?,
             Some(b'n') => self.literal(b"null")?,
@@ -336,40 +344,14 @@ impl<'a> Scanner<'a> {
         Ok(Raw { json, compact, escaped: false })
     }
 
-    fn container(&mut self, depth: usize, open: u8, close: u8) -> Result<(), ScanError> {
+    fn container(&mut self, depth: usize, open: u8) -> Result<(), ScanError> {
         if depth >= MAX_DEPTH {
             return Err(self.error("nested deeper than 128 levels"));
         }
-        self.pos += 1;
-        self.whitespace();
-        if self.peek() == Some(close) {
-            self.pos += 1;
-            return Ok(());
-        }
-        loop {
-            self.whitespace();
-            if open == b'{' {
-                if self.peek() != Some(b'"') {
-                    return Err(self.error("expected a member name in double quotes"));
-                }
-                self.string()?;
-                self.whitespace();
-                self.expect(b':', "expected `:`")?;
-                self.whitespace();
-            }
-            self.value(depth + 1)?;
-            self.whitespace();
-            match self.next_byte() {
-                Some(b',') => {}
-                Some(byte) if byte == close => return Ok(()),
-                _ => {
-                    return Err(self.error(if open == b'{' {
-                        "expected `,` or `}`"
-                    } else {
-                        "expected `,` or `]`"
-                    }));
-                }
-            }
+        if open == b'{' {
+            self.members(|scanner, _| scanner.value(depth + 1).map(|_| ()))
+        } else {
+            self.items(|scanner| scanner.value(depth + 1).map(|_| ()))
         }
     }
 
@@ -583,6 +565,8 @@ mod tests {
             let serde = serde_json::from_str::<&serde_json::value::RawValue>(good).is_ok();
             assert_eq!(top(good).is_ok(), serde, "{good:?}");
         }
+        assert_eq!(top(r#"{"\ud800":1}"#).err().map(|e| e.message), Some("a member name is not valid text"));
+        assert!(top(r#"{"a":{"\ud800":1}}"#).is_ok(), "names inside passed-through values are copied as is");
         let error = top("{\n  \"a\": nope}").err().expect("invalid");
         assert_eq!((error.line, error.column), (2, 8));
         assert_eq!(top("[1]").err().map(|e| e.message), Some("the event is an array, not an object"));
