@@ -3,10 +3,11 @@
 //! than rebuilt, which is why mapping costs less than a plain `serde_json::Value` round trip.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::Write as _;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde_json::Value;
@@ -240,11 +241,8 @@ impl Mapper {
         }
 
         let state =
-            EventState { event: &event, line, whole: OnceLock::new(), region: OnceLock::new(), mapper: self };
-        let customer_id = match state.resolve(&blueprint.customer_id, warnings) {
-            Some(value) => customer_id_text(&value),
-            None => None,
-        };
+            EventState { event: &event, line, whole: OnceCell::new(), region: OnceCell::new(), mapper: self };
+        let customer_id = state.resolve(&blueprint.customer_id, warnings).and_then(|v| customer_id_text(&v));
         let Some(customer_id) = customer_id else {
             return Err(Drop::new(
                 DropCode::MissingCustomerId,
@@ -256,7 +254,7 @@ impl Mapper {
         };
 
         out.extend_from_slice(b"{\"type\":\"event\",\"customer_id\":");
-        write_customer_id(out, &customer_id);
+        out.extend_from_slice(customer_id.as_bytes());
         state.write_group(out, b",\"user_identifiers\":{", &blueprint.user_identifiers, warnings);
         state.write_group(out, b",\"attributes\":{", &blueprint.user_attributes, warnings);
         out.extend_from_slice(b",\"actions\":[{\"action\":");
@@ -370,10 +368,6 @@ fn customer_id_text(found: &Found<'_>) -> Option<String> {
     }
 }
 
-fn write_customer_id(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(text.as_bytes());
-}
-
 fn source_text(source: &CompiledSource) -> String {
     match &source.origin {
         Origin::Path(path) => path.text().to_owned(),
@@ -385,8 +379,8 @@ fn source_text(source: &CompiledSource) -> String {
 struct EventState<'x> {
     event: &'x Event<'x>,
     line: &'x str,
-    whole: OnceLock<Option<Value>>,
-    region: OnceLock<Option<PhoneRegion>>,
+    whole: OnceCell<Option<Value>>,
+    region: OnceCell<Option<PhoneRegion>>,
     mapper: &'x Mapper,
 }
 
