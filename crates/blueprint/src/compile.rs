@@ -62,7 +62,8 @@ struct Layer {
 #[derive(Default)]
 struct Compiler {
     diagnostics: Vec<Diagnostic>,
-    sources: HashMap<String, String>,
+    /// What to report, and where in the named file, if nothing provides a `customer_id`.
+    missing_customer_id: Option<Diagnostic>,
     files: Vec<String>,
 }
 
@@ -132,7 +133,6 @@ impl Compiler {
         stack: &mut Vec<PathBuf>,
     ) -> Vec<Layer> {
         self.files.push(display.clone());
-        self.sources.insert(display.clone(), text.to_owned());
         let document = match yaml::parse(text) {
             Ok(document) => document,
             Err(problem) => {
@@ -147,6 +147,14 @@ impl Compiler {
             }
         };
         let context = FileContext { name: &display, text, spans: &document.spans };
+        if self.missing_customer_id.is_none() {
+            self.missing_customer_id = Some(context.key(
+                "/identity",
+                DiagnosticKind::MissingCustomerId,
+                "no `customer_id` mapping: MoEngage refuses events without one".into(),
+                Some("add `identity: {customer_id: $.user_id}`, or `extends: base.yaml` for the shared identity mapping".into()),
+            ));
+        }
         for (pointer, problem) in &document.duplicates {
             let kind = match (pointer.as_str(), problem.kind) {
                 ("/events", YamlProblemKind::DuplicateKey { .. }) => DiagnosticKind::DuplicateEvent,
@@ -521,17 +529,9 @@ impl Compiler {
         }
         if merged.customer_id.is_none()
             && self.diagnostics.is_empty()
-            && let Some(top) = self.files.first()
+            && let Some(diagnostic) = self.missing_customer_id.take()
         {
-            let text = self.sources.get(top).map(String::as_str).unwrap_or_default();
-            let spans = yaml::parse(text).map(|d| d.spans).unwrap_or_default();
-            let context = FileContext { name: top, text, spans: &spans };
-            self.diagnostics.push(context.key(
-                    "/identity",
-                    DiagnosticKind::MissingCustomerId,
-                    "no `customer_id` mapping: MoEngage refuses events without one".into(),
-                    Some("add `identity: {customer_id: $.user_id}`, or `extends: base.yaml` for the shared identity mapping".into()),
-                ));
+            self.diagnostics.push(diagnostic);
         }
         if !self.diagnostics.is_empty() {
             let order: HashMap<&str, usize> =
