@@ -334,8 +334,8 @@ impl Compiler {
                     self.diagnostics.push(context.value(
                         &pointer,
                         DiagnosticKind::Schema,
-                        error.to_string(),
-                        None,
+                        format!("{}: {error}", name_of(field)),
+                        Some("see the blueprint reference in the README".into()),
                     ));
                     vec![pointer]
                 }
