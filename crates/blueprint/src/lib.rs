@@ -26,7 +26,7 @@ pub use phone::{PhoneNormaliser, PhoneRegion};
 pub const RESERVED_PREFIX: &str = "moe_";
 
 /// The largest request body MoEngage accepts: 128 KB.
-pub const MAX_BODY_BYTES: usize = 131_072;
+pub use moengage::MAX_BODY_BYTES;
 
 /// A compiled blueprint: paths parsed, constants serialised, `extends` merged. Immutable and cheap to
 /// share between workers.

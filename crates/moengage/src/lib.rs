@@ -1,0 +1,361 @@
+//! MoEngage's Track Event (Data Import) API as Signal needs it: data centres, credentials (the Data
+//! API key held in a type that never prints), the endpoint, and what each response means — whether
+//! it is delivered, worth retrying, or permanent, with the integration document's likely cause.
+//!
+//! No I/O: the sender (destination-agnostic) asks this crate how to build a request and how to read
+//! the answer.
+
+use std::fmt;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+/// The largest request body MoEngage accepts: 128 KB.
+pub const MAX_BODY_BYTES: usize = 131_072;
+
+/// MoEngage's rate limit per workspace.
+pub const EVENTS_PER_MINUTE: u32 = 30_000;
+
+/// The data centres, as written in the dashboard URL (`dashboard-01.moengage.com` → `01`).
+pub const DATA_CENTERS: [&str; 7] = ["01", "02", "03", "04", "05", "06", "101"];
+
+/// A MoEngage data centre (cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DataCenter(&'static str);
+
+impl DataCenter {
+    /// The data centre as written in URLs: `01`…`06` or `101`.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::str::FromStr for DataCenter {
+    type Err = DataCenterError;
+
+    /// Accepts `01`…`06` and `101`, and the same without a leading zero (`1` → `01`).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim();
+        let padded = if trimmed.len() == 1 { format!("0{trimmed}") } else { trimmed.to_owned() };
+        DATA_CENTERS
+            .iter()
+            .find(|dc| **dc == padded)
+            .map(|dc| DataCenter(dc))
+            .ok_or_else(|| DataCenterError { given: text.to_owned() })
+    }
+}
+
+impl fmt::Display for DataCenter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A data centre that MoEngage does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataCenterError {
+    /// What was given.
+    pub given: String,
+}
+
+impl fmt::Display for DataCenterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not a MoEngage data center; use one of {} (the cluster number in your dashboard URL, e.g. dashboard-01.moengage.com → 01)",
+            self.given,
+            DATA_CENTERS.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for DataCenterError {}
+
+/// The Data API key. It is only ever shown redacted: `Debug` and `Display` print `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        ApiKey(key.into())
+    }
+
+    /// The key itself, for the `Authorization` header and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Why credentials were refused before any request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialsError {
+    /// The workspace id is empty or has characters that cannot be in a URL path segment.
+    WorkspaceId(String),
+    /// The key is empty.
+    EmptyApiKey,
+}
+
+impl fmt::Display for CredentialsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialsError::WorkspaceId(id) if id.is_empty() => f.write_str(
+                "the Workspace ID is empty; copy it from MoEngage: Settings → Account → APIs → Workspace ID",
+            ),
+            CredentialsError::WorkspaceId(id) => write!(
+                f,
+                "the Workspace ID `{id}` has spaces or `/`, `?`, `#`; copy it from MoEngage: Settings → Account → APIs → Workspace ID"
+            ),
+            CredentialsError::EmptyApiKey => f.write_str(
+                "the Data API key is empty; copy it from MoEngage: Settings → Account → APIs, the Data tile",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CredentialsError {}
+
+/// What Signal needs to send to one MoEngage workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    workspace_id: String,
+    api_key: ApiKey,
+    data_center: DataCenter,
+}
+
+impl Credentials {
+    /// Checks and holds the three values of the document's "Configure in Signal".
+    pub fn new(
+        workspace_id: impl Into<String>,
+        api_key: ApiKey,
+        data_center: DataCenter,
+    ) -> Result<Self, CredentialsError> {
+        let workspace_id = workspace_id.into().trim().to_owned();
+        if workspace_id.is_empty()
+            || workspace_id.chars().any(|c| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '%'))
+        {
+            return Err(CredentialsError::WorkspaceId(workspace_id));
+        }
+        if api_key.expose().trim().is_empty() {
+            return Err(CredentialsError::EmptyApiKey);
+        }
+        Ok(Credentials { workspace_id, api_key, data_center })
+    }
+
+    /// The workspace id (not secret: it is in every URL).
+    pub fn workspace_id(&self) -> &str {
+        &self.workspace_id
+    }
+
+    /// The data centre.
+    pub fn data_center(&self) -> DataCenter {
+        self.data_center
+    }
+
+    /// `https://api-{dc}.moengage.com/v1/event/{workspace_id}`.
+    pub fn endpoint(&self) -> String {
+        format!("https://api-{}.moengage.com/v1/event/{}", self.data_center, self.workspace_id)
+    }
+
+    /// The same path under another base URL, such as a `signal sandbox`.
+    pub fn endpoint_at(&self, base: &str) -> String {
+        format!("{}/v1/event/{}", base.trim_end_matches('/'), self.workspace_id)
+    }
+
+    /// The `Authorization` header value: `Basic base64(workspace_id:api_key)`.
+    pub fn authorization(&self) -> String {
+        let pair = format!("{}:{}", self.workspace_id, self.api_key.expose());
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+    }
+}
+
+/// The error body MoEngage sends: `{"status":"fail","error":{"message","type","request_id"}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ApiError {
+    /// What MoEngage said.
+    #[serde(default)]
+    pub message: String,
+    /// The error type, e.g. `MissingAttributeError`.
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    /// MoEngage's id for the request, to quote to their support.
+    #[serde(default)]
+    pub request_id: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ApiError,
+}
+
+/// What an answer means for the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// 2xx: accepted; MoEngage processes it asynchronously.
+    Delivered,
+    /// 429, 5xx, 408: try again later (how much later is the sender's business).
+    Retry,
+    /// 400, 401, 403, 404, 413, 415 and other 4xx: the same request will fail again.
+    Permanent,
+}
+
+/// An answer from MoEngage, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classification {
+    /// Delivered, retry or permanent.
+    pub verdict: Verdict,
+    /// The likely cause, from the integration document's troubleshooting table.
+    pub hint: Option<&'static str>,
+    /// Whether this answer means the integration itself is misconfigured (401, 403): its events
+    /// should wait rather than each fail in turn.
+    pub pauses_integration: bool,
+    /// MoEngage's error body, when it sent one.
+    pub error: Option<ApiError>,
+}
+
+/// The likely cause of a connection error: the host for a wrong data centre does not answer.
+pub const CONNECTION_ERROR_HINT: &str =
+    "Wrong data center — confirm the cluster number from your dashboard URL.";
+
+/// The likely cause of an answer with this status, per the troubleshooting table.
+pub fn likely_cause(status: u16) -> Option<&'static str> {
+    Some(match status {
+        400 => "Missing customer_id, or malformed attributes.",
+        401 => {
+            "Wrong Workspace ID or Data API key, or the wrong key type (use the Data tile key, not a campaign/report key)."
+        }
+        403 => "Account suspended or blocked.",
+        404 => CONNECTION_ERROR_HINT,
+        413 => "Event exceeds 128 KB — reduce array/attribute size.",
+        415 => "The request was not sent as Content-Type: application/json.",
+        429 => "Over 30,000 events/minute; Signal retries with backoff.",
+        500..=599 => "MoEngage could not process the request just now; Signal retries with backoff.",
+        _ => return None,
+    })
+}
+
+/// Reads an answer: its verdict ("is this retryable?", kept apart from "how long to wait"), the
+/// likely cause and MoEngage's error body.
+pub fn classify(status: u16, body: &[u8]) -> Classification {
+    let verdict = match status {
+        200..=299 => Verdict::Delivered,
+        408 | 429 | 500..=599 => Verdict::Retry,
+        _ => Verdict::Permanent,
+    };
+    let error = if verdict == Verdict::Delivered {
+        None
+    } else {
+        serde_json::from_slice::<ErrorEnvelope>(body).ok().map(|envelope| envelope.error)
+    };
+    Classification {
+        verdict,
+        hint: likely_cause(status),
+        pauses_integration: matches!(status, 401 | 403),
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credentials() -> Credentials {
+        Credentials::new("WS123", ApiKey::new("s3cr3t-key"), "01".parse().expect("dc")).expect("valid")
+    }
+
+    #[test]
+    fn data_centers_are_the_documented_ones() {
+        for dc in DATA_CENTERS {
+            assert_eq!(dc.parse::<DataCenter>().map(DataCenter::as_str), Ok(dc));
+        }
+        assert_eq!("3".parse::<DataCenter>().map(DataCenter::as_str), Ok("03"));
+        for bad in ["07", "00", "100", "eu", ""] {
+            let error = bad.parse::<DataCenter>().expect_err("invalid");
+            assert!(error.to_string().contains("01, 02, 03, 04, 05, 06, 101"), "{error}");
+        }
+    }
+
+    #[test]
+    fn endpoint_and_basic_auth_follow_the_document() {
+        let credentials = credentials();
+        assert_eq!(credentials.endpoint(), "https://api-01.moengage.com/v1/event/WS123");
+        assert_eq!(credentials.endpoint_at("http://127.0.0.1:8080/"), "http://127.0.0.1:8080/v1/event/WS123");
+        // base64("WS123:s3cr3t-key")
+        assert_eq!(credentials.authorization(), "Basic V1MxMjM6czNjcjN0LWtleQ==");
+    }
+
+    #[test]
+    fn the_key_never_prints() {
+        let credentials = credentials();
+        for text in [
+            format!("{credentials:?}"),
+            format!("{}", credentials.api_key),
+            format!("{:?}", credentials.api_key),
+        ] {
+            assert!(!text.contains("s3cr3t"), "{text}");
+        }
+        assert!(format!("{credentials:?}").contains("WS123"));
+    }
+
+    #[test]
+    fn bad_credentials_say_where_to_find_good_ones() {
+        let dc = "02".parse().expect("dc");
+        let error = Credentials::new("", ApiKey::new("k"), dc).expect_err("empty id");
+        assert!(error.to_string().contains("Settings → Account → APIs"));
+        assert!(Credentials::new("a/b", ApiKey::new("k"), dc).is_err());
+        assert_eq!(Credentials::new("WS", ApiKey::new(" "), dc), Err(CredentialsError::EmptyApiKey));
+    }
+
+    #[test]
+    fn every_troubleshooting_row_has_its_verdict_and_cause() {
+        let cases = [
+            (200, Verdict::Delivered, None, false),
+            (400, Verdict::Permanent, Some("Missing customer_id"), false),
+            (401, Verdict::Permanent, Some("Wrong Workspace ID or Data API key"), true),
+            (403, Verdict::Permanent, Some("Account suspended or blocked"), true),
+            (404, Verdict::Permanent, Some("Wrong data center"), false),
+            (413, Verdict::Permanent, Some("Event exceeds 128 KB"), false),
+            (415, Verdict::Permanent, Some("application/json"), false),
+            (429, Verdict::Retry, Some("Over 30,000 events/minute"), false),
+            (500, Verdict::Retry, Some("Signal retries"), false),
+            (503, Verdict::Retry, Some("Signal retries"), false),
+        ];
+        for (status, verdict, hint, pauses) in cases {
+            let classification = classify(status, b"");
+            assert_eq!(classification.verdict, verdict, "{status}");
+            assert_eq!(classification.pauses_integration, pauses, "{status}");
+            match hint {
+                Some(hint) => assert!(classification.hint.is_some_and(|h| h.contains(hint)), "{status}"),
+                None => assert_eq!(classification.hint, None),
+            }
+        }
+    }
+
+    #[test]
+    fn moengage_error_bodies_are_read_and_other_bodies_tolerated() {
+        let body = br#"{"status":"fail","error":{"message":"customer_id is not found in the payload","type":"MissingAttributeError","request_id":"r-1"}}"#;
+        let classification = classify(400, body);
+        assert_eq!(
+            classification.error,
+            Some(ApiError {
+                message: "customer_id is not found in the payload".into(),
+                kind: "MissingAttributeError".into(),
+                request_id: "r-1".into()
+            })
+        );
+        assert_eq!(classify(502, b"<html>Bad Gateway</html>").error, None);
+        assert_eq!(classify(502, b"<html>Bad Gateway</html>").verdict, Verdict::Retry);
+    }
+}
