@@ -1,6 +1,7 @@
 //! `signal`: server-side delivery of first-party events to MoEngage, declared in YAML blueprints.
 
 mod map;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     },
     /// Preview a blueprint: NDJSON events in, one MoEngage request body (or drop) per line out.
     Map(map::MapArgs),
+    /// Run a local MoEngage emulator to send events to, with optional faults.
+    Sandbox(sandbox::SandboxArgs),
     /// Print a JSON Schema (the files under schemas/ are these outputs).
     Schema {
         /// Which schema.
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => validate(&files),
         Command::Map(args) => map::run(&args),
+        Command::Sandbox(args) => sandbox::run(&args),
         Command::Schema { which } => schema(which),
     }
 }

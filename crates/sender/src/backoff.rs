@@ -91,6 +91,11 @@ impl Jitter {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// A uniformly random number in `[0, 1)`.
+    pub fn fraction(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// A uniformly random duration from zero to `ceiling` (full jitter).
     pub fn up_to(&mut self, ceiling: Duration) -> Duration {
         let nanos = ceiling.as_nanos();

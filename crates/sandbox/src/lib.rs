@@ -1,0 +1,296 @@
+//! A MoEngage emulator for integrators and tests: the Track Event path, Basic auth, answers, bodies
+//! and limits of the real API, faults on demand (500s, 429s with `Retry-After`, slow answers), and a
+//! read-back endpoint that lists the actions accepted for each `customer_id` — the document's
+//! "confirm the action appears under the user's activity" without a MoEngage account.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use moengage::{ApiKey, EVENTS_PER_MINUTE, MAX_BODY_BYTES};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// Faults to inject, each a probability from 0 to 1 per request.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Answer 500.
+    pub error_rate: f64,
+    /// Answer 429 with `Retry-After`.
+    pub throttle_rate: f64,
+    /// The `Retry-After` of injected 429s, in seconds.
+    pub retry_after_secs: u64,
+    /// Wait this long before answering.
+    pub delay: Duration,
+}
+
+/// What the sandbox accepts.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Workspaces and their Data API keys.
+    pub workspaces: Vec<(String, ApiKey)>,
+    /// Events accepted per workspace per minute before 429.
+    pub per_minute: u32,
+    /// Faults to inject.
+    pub faults: Faults,
+}
+
+impl Default for SandboxConfig {
+    /// One workspace, `sandbox`, with the key `sandbox-key`, at MoEngage's own limit.
+    fn default() -> Self {
+        SandboxConfig {
+            workspaces: vec![("sandbox".into(), ApiKey::new("sandbox-key"))],
+            per_minute: EVENTS_PER_MINUTE,
+            faults: Faults::default(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Window {
+    started: Option<Instant>,
+    events: u32,
+}
+
+struct Shared {
+    config: SandboxConfig,
+    /// (workspace, customer_id) → the actions accepted, in order.
+    store: Mutex<HashMap<(String, String), Vec<Value>>>,
+    windows: Mutex<HashMap<String, Window>>,
+    jitter: Mutex<sender::Jitter>,
+    requests: AtomicU64,
+    accepted: AtomicU64,
+    by_status: Mutex<HashMap<u16, u64>>,
+}
+
+/// The sandbox's HTTP routes, ready to serve.
+pub fn router(config: SandboxConfig) -> Router {
+    let shared = Arc::new(Shared {
+        config,
+        store: Mutex::default(),
+        windows: Mutex::default(),
+        jitter: Mutex::new(sender::Jitter::from_entropy()),
+        requests: AtomicU64::new(0),
+        accepted: AtomicU64::new(0),
+        by_status: Mutex::default(),
+    });
+    Router::new()
+        .route("/v1/event/{workspace_id}", post(track))
+        .route("/sandbox/workspaces/{workspace_id}/customers/{customer_id}/actions", get(actions))
+        .route("/sandbox/stats", get(stats))
+        .fallback(not_found)
+        // Bodies over 128 KB get MoEngage's own 413; this bound only keeps memory in check.
+        .layer(DefaultBodyLimit::max(8 * 1024 * 1024))
+        .with_state(shared)
+}
+
+/// Serves the sandbox on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, config: SandboxConfig) -> std::io::Result<()> {
+    axum::serve(listener, router(config)).await
+}
+
+/// Serves the sandbox on `listener` until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    config: SandboxConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(config)).with_graceful_shutdown(shutdown).await
+}
+
+fn fail(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = json!({
+        "status": "fail",
+        "error": {"message": message, "type": kind, "request_id": request_id()},
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+fn request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("sandbox-{:08}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn not_found() -> Response {
+    fail(StatusCode::NOT_FOUND, "NotFound", "The requested resource was not found.")
+}
+
+async fn track(
+    State(shared): State<Arc<Shared>>,
+    Path(workspace_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    let response = answer(&shared, &workspace_id, &headers, &body).await;
+    *shared.by_status.lock().await.entry(response.status().as_u16()).or_default() += 1;
+    response
+}
+
+async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: &Bytes) -> Response {
+    let faults = &shared.config.faults;
+    if !faults.delay.is_zero() {
+        tokio::time::sleep(faults.delay).await;
+    }
+    if !authorised(&shared.config, workspace_id, headers) {
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            "App Secret key mismatch. Please check the Workspace ID and Data API key.",
+        );
+    }
+    let json_content =
+        headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| {
+            value.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json_content {
+        return fail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "Content-Type must be application/json.",
+        );
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return fail(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "Payload size exceeds 128 KB");
+    }
+    {
+        let mut jitter = shared.jitter.lock().await;
+        if jitter.fraction() < faults.throttle_rate {
+            return throttled(faults.retry_after_secs);
+        }
+        if jitter.fraction() < faults.error_rate {
+            return fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "Internal server error (injected).",
+            );
+        }
+    }
+    let payload: Value = match serde_json::from_slice(body) {
+        Ok(payload) => payload,
+        Err(error) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                &format!("Invalid JSON payload: {error}"),
+            );
+        }
+    };
+    let customer_id = match payload.get("customer_id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "MissingAttributeError",
+                "customer_id is not found in the payload",
+            );
+        }
+    };
+    let actions = match payload.get("actions").and_then(Value::as_array) {
+        Some(actions) if !actions.is_empty() => actions.clone(),
+        _ => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "MissingAttributeError",
+                "actions is not found in the payload",
+            );
+        }
+    };
+    if actions.iter().any(|action| action.get("action").and_then(Value::as_str).is_none_or(str::is_empty)) {
+        return fail(StatusCode::BAD_REQUEST, "ValidationError", "every action needs an `action` name");
+    }
+    if let Some(wait) = over_limit(shared, workspace_id, actions.len()).await {
+        return throttled(wait.as_secs().max(1));
+    }
+    shared.accepted.fetch_add(actions.len() as u64, Ordering::Relaxed);
+    shared.store.lock().await.entry((workspace_id.to_owned(), customer_id)).or_default().extend(actions);
+    let body = json!({
+        "status": "success",
+        "message": "Your request has been accepted and will be processed soon.",
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+fn throttled(retry_after_secs: u64) -> Response {
+    let mut response = fail(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RateLimitExceeded",
+        "Rate limits for customers exceeded. Please Try After Some Time",
+    );
+    if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Counts `events` against the workspace's minute; the wait until the minute ends when over.
+async fn over_limit(shared: &Shared, workspace_id: &str, events: usize) -> Option<Duration> {
+    let now = Instant::now();
+    let mut windows = shared.windows.lock().await;
+    let window = windows.entry(workspace_id.to_owned()).or_default();
+    let minute = Duration::from_secs(60);
+    let started = match window.started {
+        Some(started) if now.duration_since(started) < minute => started,
+        _ => {
+            window.events = 0;
+            now
+        }
+    };
+    window.started = Some(started);
+    let events = u32::try_from(events).unwrap_or(u32::MAX);
+    if window.events.saturating_add(events) > shared.config.per_minute {
+        return Some(minute.saturating_sub(now.duration_since(started)));
+    }
+    window.events += events;
+    None
+}
+
+fn authorised(config: &SandboxConfig, workspace_id: &str, headers: &HeaderMap) -> bool {
+    let Some(encoded) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Ok(pair) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let Some((user, key)) = pair.split_once(':') else {
+        return false;
+    };
+    user == workspace_id && config.workspaces.iter().any(|(id, known)| id == user && known.expose() == key)
+}
+
+async fn actions(
+    State(shared): State<Arc<Shared>>,
+    Path((workspace_id, customer_id)): Path<(String, String)>,
+) -> Response {
+    let store = shared.store.lock().await;
+    let actions = store.get(&(workspace_id.clone(), customer_id.clone())).cloned().unwrap_or_default();
+    axum::Json(json!({"workspace_id": workspace_id, "customer_id": customer_id, "actions": actions}))
+        .into_response()
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    let by_status: HashMap<String, u64> =
+        shared.by_status.lock().await.iter().map(|(status, count)| (status.to_string(), *count)).collect();
+    axum::Json(json!({
+        "requests": shared.requests.load(Ordering::Relaxed),
+        "accepted_actions": shared.accepted.load(Ordering::Relaxed),
+        "by_status": by_status,
+    }))
+    .into_response()
+}

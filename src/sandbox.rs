@@ -1,0 +1,99 @@
+//! `signal sandbox`: a local MoEngage to send to, for integrators and tests.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use moengage::ApiKey;
+use sandbox::{Faults, SandboxConfig};
+
+/// Options of `signal sandbox`.
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8088")]
+    listen: SocketAddr,
+    /// A workspace and its Data API key, as WORKSPACE_ID:KEY (repeatable). Default: sandbox:sandbox-key.
+    #[arg(long = "workspace", value_name = "ID:KEY", value_parser = parse_workspace)]
+    workspaces: Vec<(String, String)>,
+    /// Events accepted per workspace per minute before answering 429.
+    #[arg(long, value_name = "N", default_value_t = moengage::EVENTS_PER_MINUTE)]
+    per_minute: u32,
+    /// Share of requests answered 500, from 0 to 1.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    error_rate: f64,
+    /// Share of requests answered 429 with Retry-After, from 0 to 1.
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    throttle_rate: f64,
+    /// The Retry-After, in seconds, of injected 429s.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1)]
+    retry_after: u64,
+    /// Wait this many milliseconds before each answer.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    delay_ms: u64,
+}
+
+fn parse_workspace(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((id, key)) if !id.is_empty() && !key.is_empty() => Ok((id.to_owned(), key.to_owned())),
+        _ => Err(format!("`{text}` is not WORKSPACE_ID:KEY, e.g. --workspace WS123:my-data-key")),
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("`{text}` is not a rate from 0 to 1, e.g. 0.2 for one request in five")),
+    }
+}
+
+pub fn run(args: &SandboxArgs) -> ExitCode {
+    let mut config = SandboxConfig {
+        per_minute: args.per_minute,
+        faults: Faults {
+            error_rate: args.error_rate,
+            throttle_rate: args.throttle_rate,
+            retry_after_secs: args.retry_after,
+            delay: Duration::from_millis(args.delay_ms),
+        },
+        ..SandboxConfig::default()
+    };
+    if !args.workspaces.is_empty() {
+        config.workspaces =
+            args.workspaces.iter().map(|(id, key)| (id.clone(), ApiKey::new(key.clone()))).collect();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("error: cannot listen on {}: {error}; choose another with --listen", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let address = listener.local_addr().unwrap_or(args.listen);
+        println!("MoEngage sandbox listening on http://{address}");
+        for (id, _) in &config.workspaces {
+            println!("  POST http://{address}/v1/event/{id}   (Basic auth: the workspace id and its key)");
+            println!("  GET  http://{address}/sandbox/workspaces/{id}/customers/CUSTOMER_ID/actions");
+        }
+        println!("  GET  http://{address}/sandbox/stats");
+        println!("limit {} events/minute per workspace; Ctrl-C stops", config.per_minute);
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        match sandbox::serve_until(listener, config, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: the sandbox stopped: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

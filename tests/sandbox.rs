@@ -1,0 +1,68 @@
+//! `signal sandbox` as an integrator runs it: a real process on loopback, the document's payload
+//! posted with Basic auth, the action read back under its customer, and a clean stop on Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+#[test]
+fn sandbox_accepts_the_documents_payload_and_shows_it_under_the_customer() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--workspace", "WS9:key9"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("signal sandbox starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut banner = String::new();
+    stdout.read_line(&mut banner).expect("banner");
+    let base = banner.trim().rsplit(' ').next().expect("address").to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{banner}");
+
+    let payload = json!({
+      "type": "event", "customer_id": "u_8842",
+      "user_identifiers": {"u_em": "jane@example.com", "u_mb": "+447700900123"},
+      "actions": [{"action": "Order Completed", "platform": "web",
+                   "attributes": {"order_id": "ORD-1001", "value": 89.99, "currency": "GBP", "coupon": "WELCOME10"}}]
+    });
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (status, listed) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let status = client
+            .post(format!("{base}/v1/event/WS9"))
+            .basic_auth("WS9", Some("key9"))
+            .json(&payload)
+            .send()
+            .await
+            .expect("sandbox answers")
+            .status();
+        let listed: Value = client
+            .get(format!("{base}/sandbox/workspaces/WS9/customers/u_8842/actions"))
+            .send()
+            .await
+            .expect("read back")
+            .json()
+            .await
+            .expect("json");
+        (status, listed)
+    });
+    assert_eq!(status.as_u16(), 200);
+    assert_eq!(listed["actions"], payload["actions"]);
+
+    let interrupted =
+        Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(interrupted.success());
+    let exit = child.wait().expect("sandbox exits");
+    assert!(exit.success(), "Ctrl-C stops the sandbox cleanly: {exit:?}");
+}
+
+#[test]
+fn sandbox_refuses_a_fault_rate_outside_0_to_1() {
+    let output = Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(["sandbox", "--throttle-rate", "1.5"])
+        .output()
+        .expect("signal runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a rate from 0 to 1"));
+}
