@@ -26,6 +26,7 @@ fn sandbox_accepts_the_documents_payload_and_shows_it_under_the_customer() {
       "actions": [{"action": "Order Completed", "platform": "web",
                    "attributes": {"order_id": "ORD-1001", "value": 89.99, "currency": "GBP", "coupon": "WELCOME10"}}]
     });
+    sender::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (status, listed) = runtime.block_on(async {
         let client = reqwest::Client::new();

@@ -267,6 +267,67 @@ pub fn classify(status: u16, body: &[u8]) -> Classification {
     }
 }
 
+/// MoEngage as a destination of the [`sender`]: where to send, with which credentials, and what
+/// each answer means.
+#[derive(Debug, Clone)]
+pub struct MoEngageDestination {
+    credentials: Credentials,
+    url: String,
+    per_minute: u32,
+}
+
+impl MoEngageDestination {
+    /// Sends to the workspace's data centre, or to `endpoint_base` (such as a `signal sandbox`)
+    /// when given; at most `per_minute` events per minute (MoEngage allows 30,000).
+    pub fn new(credentials: Credentials, endpoint_base: Option<&str>, per_minute: u32) -> Self {
+        let url = match endpoint_base {
+            Some(base) => credentials.endpoint_at(base),
+            None => credentials.endpoint(),
+        };
+        MoEngageDestination { credentials, url, per_minute: per_minute.clamp(1, EVENTS_PER_MINUTE) }
+    }
+
+    /// Where requests go.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The credentials.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+}
+
+impl sender::Destination for MoEngageDestination {
+    fn account(&self) -> &str {
+        self.credentials.workspace_id()
+    }
+
+    fn per_minute(&self) -> u32 {
+        self.per_minute
+    }
+
+    fn request(&self, client: &reqwest::Client, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let mut request = client.post(&self.url).header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Ok(mut authorization) =
+            reqwest::header::HeaderValue::from_str(&self.credentials.authorization())
+        {
+            // Keeps the key out of any debug print of the request.
+            authorization.set_sensitive(true);
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        request.body(body)
+    }
+
+    fn verdict(&self, answer: &sender::Answer) -> sender::Verdict {
+        match classify(answer.status, &answer.body).verdict {
+            Verdict::Delivered => sender::Verdict::Delivered,
+            Verdict::Retry => sender::Verdict::Retry,
+            Verdict::Permanent => sender::Verdict::Permanent,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 const KEY: &str = "test-key";
 
 async fn start(config: SandboxConfig) -> String {
+    sender::install_crypto_provider();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let address = listener.local_addr().expect("address");
     tokio::spawn(sandbox::serve(listener, config));

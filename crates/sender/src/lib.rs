@@ -5,6 +5,7 @@
 //! clock.
 
 mod backoff;
+mod http;
 mod rate;
 mod retry_after;
 
@@ -12,8 +13,16 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use backoff::{Jitter, Next, RetryPolicy};
+pub use http::{Answer, Destination, HttpSender, KEPT_BODY_BYTES, NoAnswer, Response, Verdict};
 pub use rate::RateLimiter;
 pub use retry_after::parse_retry_after;
+
+/// Selects the TLS cryptography (ring) for every HTTPS client in the process; idempotent. Called by
+/// [`HttpSender::new`]; call it before building any other `reqwest` client.
+pub fn install_crypto_provider() {
+    // An error only means a provider is already installed, which is all this asks for.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// What one attempt came to, as the destination reads the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]

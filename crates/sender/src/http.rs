@@ -1,0 +1,161 @@
+//! Sending over HTTP: one pooled keep-alive client, a timeout per request, a smooth rate limit per
+//! destination account, and the retry rules of [`deliver`](crate::deliver).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::{Attempt, Delivery, Jitter, RateLimiter, RetryPolicy, deliver, parse_retry_after};
+
+/// How much of an answer's body is kept, for the debugger and error messages.
+pub const KEPT_BODY_BYTES: usize = 2048;
+
+/// What a destination answered, reduced to what delivery and the debugger need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Retry-After` it asked for.
+    pub retry_after: Option<Duration>,
+    /// The start of the body, at most [`KEPT_BODY_BYTES`].
+    pub body: Vec<u8>,
+    /// From sending the request to the end of the answer.
+    pub latency: Duration,
+}
+
+/// A request that got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// No answer within the per-request timeout.
+    Timeout,
+    /// The connection could not be made or was dropped: the text says how.
+    Connection(String),
+}
+
+/// The outcome of one attempt: an answer, or none.
+pub type Response = Result<Answer, NoAnswer>;
+
+/// Whether an answer is delivered, worth retrying, or permanent: the destination's call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accepted.
+    Delivered,
+    /// Try again later.
+    Retry,
+    /// Will fail again.
+    Permanent,
+}
+
+/// What the sender needs to know of a destination.
+pub trait Destination: Send + Sync {
+    /// The account a request counts against for rate limiting (e.g. a workspace id).
+    fn account(&self) -> &str;
+    /// The account's limit, in requests per minute.
+    fn per_minute(&self) -> u32;
+    /// The request carrying `body`.
+    fn request(&self, client: &reqwest::Client, body: Vec<u8>) -> reqwest::RequestBuilder;
+    /// What an answer means.
+    fn verdict(&self, answer: &Answer) -> Verdict;
+}
+
+/// Delivers request bodies to destinations. Cheap to share: clone the `Arc`.
+pub struct HttpSender {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+    timeout: Duration,
+    limiters: Mutex<HashMap<String, Arc<Mutex<RateLimiter>>>>,
+}
+
+impl HttpSender {
+    /// A sender with a pooled client, `timeout` per request and `policy` for retries.
+    pub fn new(policy: RetryPolicy, timeout: Duration) -> Result<Self, reqwest::Error> {
+        crate::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_keepalive(Duration::from_secs(60))
+            .build()?;
+        Ok(HttpSender { client, policy, timeout, limiters: Mutex::default() })
+    }
+
+    async fn limiter(&self, destination: &dyn Destination) -> Arc<Mutex<RateLimiter>> {
+        let mut limiters = self.limiters.lock().await;
+        limiters
+            .entry(destination.account().to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(RateLimiter::per_minute(destination.per_minute()))))
+            .clone()
+    }
+
+    /// Sends `body` until it is delivered, refused for good, or the retry window closes.
+    pub async fn send(&self, destination: &dyn Destination, body: Vec<u8>) -> Delivery<Response> {
+        let limiter = self.limiter(destination).await;
+        let mut jitter = Jitter::from_entropy();
+        deliver(&self.policy, &mut jitter, |_| {
+            let body = body.clone();
+            let limiter = limiter.clone();
+            async move {
+                limiter.lock().await.acquire().await;
+                let response = self.attempt(destination, body).await;
+                match &response {
+                    Err(_) => Attempt::Retry { outcome: response, retry_after: None },
+                    Ok(answer) => match destination.verdict(answer) {
+                        Verdict::Delivered => Attempt::Delivered(response),
+                        Verdict::Permanent => Attempt::Permanent(response),
+                        Verdict::Retry => {
+                            let retry_after = answer.retry_after;
+                            if answer.status == 429 {
+                                let pause = retry_after.unwrap_or(Duration::from_secs(1));
+                                limiter.lock().await.slow_down(Instant::now(), pause);
+                            }
+                            Attempt::Retry { outcome: response, retry_after }
+                        }
+                    },
+                }
+            }
+        })
+        .await
+    }
+
+    async fn attempt(&self, destination: &dyn Destination, body: Vec<u8>) -> Response {
+        let started = Instant::now();
+        let exchange = async {
+            let mut response = destination.request(&self.client, body).send().await?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| parse_retry_after(value, jiff::Timestamp::now()));
+            let mut kept = Vec::new();
+            // Read the whole body so the connection can be reused, keeping only its start.
+            while let Some(chunk) = response.chunk().await? {
+                let room = KEPT_BODY_BYTES.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok::<_, reqwest::Error>((status, retry_after, kept))
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => Err(NoAnswer::Timeout),
+            Ok(Err(error)) if error.is_timeout() => Err(NoAnswer::Timeout),
+            Ok(Err(error)) => Err(NoAnswer::Connection(describe(error))),
+            Ok(Ok((status, retry_after, body))) => {
+                Ok(Answer { status, retry_after, body, latency: started.elapsed() })
+            }
+        }
+    }
+}
+
+/// The error and its causes in one line, without the URL's query (which may carry secrets).
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
