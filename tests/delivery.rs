@@ -22,10 +22,7 @@ fn quick_retries() -> RetryPolicy {
 
 async fn start(config: SandboxConfig) -> String {
     sender::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(sandbox::serve(listener, config));
-    format!("http://{address}")
+    sandbox::spawn_on_loopback(config).await.expect("sandbox on loopback")
 }
 
 fn sandbox_config(faults: Faults) -> SandboxConfig {

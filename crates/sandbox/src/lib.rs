@@ -98,6 +98,15 @@ pub async fn serve(listener: tokio::net::TcpListener, config: SandboxConfig) -> 
     axum::serve(listener, router(config)).await
 }
 
+/// Starts the sandbox on a free loopback port in the background and returns its base URL, e.g.
+/// `http://127.0.0.1:41234`: the quickest way to test against it.
+pub async fn spawn_on_loopback(config: SandboxConfig) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(serve(listener, config));
+    Ok(format!("http://{address}"))
+}
+
 /// Serves the sandbox on `listener` until `shutdown` completes, then finishes the requests in flight.
 pub async fn serve_until(
     listener: tokio::net::TcpListener,

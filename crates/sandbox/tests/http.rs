@@ -9,10 +9,16 @@ const KEY: &str = "test-key";
 
 async fn start(config: SandboxConfig) -> String {
     sender::install_crypto_provider();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(sandbox::serve(listener, config));
-    format!("http://{address}")
+    sandbox::spawn_on_loopback(config).await.expect("sandbox on loopback")
+}
+
+async fn read_back(base: &str, customer: &str) -> Value {
+    reqwest::get(format!("{base}/sandbox/workspaces/WS1/customers/{customer}/actions"))
+        .await
+        .expect("read back")
+        .json()
+        .await
+        .expect("json")
 }
 
 fn config() -> SandboxConfig {
@@ -63,12 +69,7 @@ async fn the_documents_example_is_accepted_and_appears_under_the_customer() {
         body,
         json!({"status": "success", "message": "Your request has been accepted and will be processed soon."})
     );
-    let listed: Value = reqwest::get(format!("{base}/sandbox/workspaces/WS1/customers/u_8842/actions"))
-        .await
-        .expect("read back")
-        .json()
-        .await
-        .expect("json");
+    let listed = read_back(&base, "u_8842").await;
     assert_eq!(listed["actions"], document_payload()["actions"]);
 }
 
@@ -106,12 +107,7 @@ async fn every_refusal_has_the_real_apis_status_and_body() {
     let response = reqwest::get(format!("{base}/v2/nothing")).await.expect("answers");
     assert_eq!(response.status().as_u16(), 404);
 
-    let listed: Value = reqwest::get(format!("{base}/sandbox/workspaces/WS1/customers/u_8842/actions"))
-        .await
-        .expect("read back")
-        .json()
-        .await
-        .expect("json");
+    let listed = read_back(&base, "u_8842").await;
     assert_eq!(listed["actions"], json!([]), "nothing refused was stored");
 }
 
