@@ -307,7 +307,7 @@ impl sender::Destination for MoEngageDestination {
         self.per_minute
     }
 
-    fn request(&self, client: &reqwest::Client, body: Vec<u8>) -> reqwest::RequestBuilder {
+    fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder {
         let mut request = client.post(&self.url).header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Ok(mut authorization) =
             reqwest::header::HeaderValue::from_str(&self.credentials.authorization())

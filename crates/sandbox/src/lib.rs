@@ -184,7 +184,7 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
             );
         }
     }
-    let payload: Value = match serde_json::from_slice(body) {
+    let mut payload: Value = match serde_json::from_slice(body) {
         Ok(payload) => payload,
         Err(error) => {
             return fail(
@@ -204,8 +204,8 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
             );
         }
     };
-    let actions = match payload.get("actions").and_then(Value::as_array) {
-        Some(actions) if !actions.is_empty() => actions.clone(),
+    let actions = match payload.get_mut("actions").and_then(Value::as_array_mut) {
+        Some(actions) if !actions.is_empty() => std::mem::take(actions),
         _ => {
             return fail(
                 StatusCode::BAD_REQUEST,

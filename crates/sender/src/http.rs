@@ -56,7 +56,7 @@ pub trait Destination: Send + Sync {
     /// The account's limit, in requests per minute.
     fn per_minute(&self) -> u32;
     /// The request carrying `body`.
-    fn request(&self, client: &reqwest::Client, body: Vec<u8>) -> reqwest::RequestBuilder;
+    fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder;
     /// What an answer means.
     fn verdict(&self, answer: &Answer) -> Verdict;
 }
@@ -91,6 +91,8 @@ impl HttpSender {
     /// Sends `body` until it is delivered, refused for good, or the retry window closes.
     pub async fn send(&self, destination: &dyn Destination, body: Vec<u8>) -> Delivery<Response> {
         let limiter = self.limiter(destination).await;
+        // Shared, so that each attempt hands the client the same bytes without copying them.
+        let body = bytes::Bytes::from(body);
         let mut jitter = Jitter::from_entropy();
         deliver(&self.policy, &mut jitter, |_| {
             let body = body.clone();
@@ -118,7 +120,7 @@ impl HttpSender {
         .await
     }
 
-    async fn attempt(&self, destination: &dyn Destination, body: Vec<u8>) -> Response {
+    async fn attempt(&self, destination: &dyn Destination, body: bytes::Bytes) -> Response {
         let started = Instant::now();
         let exchange = async {
             let mut response = destination.request(&self.client, body).send().await?;
