@@ -19,6 +19,9 @@ pub struct SandboxArgs {
     /// Events accepted per workspace per minute before answering 429.
     #[arg(long, value_name = "N", default_value_t = moengage::EVENTS_PER_MINUTE)]
     per_minute: u32,
+    /// Count --per-minute over this many seconds instead of 60, to try rate limits quickly.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    window_secs: u64,
     /// Share of requests answered 500, from 0 to 1.
     #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     error_rate: f64,
@@ -31,6 +34,10 @@ pub struct SandboxArgs {
     /// Wait this many milliseconds before each answer.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     delay_ms: u64,
+    /// Share of requests whose connection is dropped without an answer, from 0 to 1 (half of them
+    /// after the events were accepted, so a retry stores them twice).
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    drop_rate: f64,
 }
 
 fn parse_workspace(text: &str) -> Result<(String, String), String> {
@@ -49,12 +56,14 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 
 pub fn run(args: &SandboxArgs) -> ExitCode {
     let mut config = SandboxConfig {
-        per_minute: args.per_minute,
+        per_window: args.per_minute,
+        window: Duration::from_secs(args.window_secs),
         faults: Faults {
             error_rate: args.error_rate,
             throttle_rate: args.throttle_rate,
             retry_after_secs: args.retry_after,
             delay: Duration::from_millis(args.delay_ms),
+            drop_rate: args.drop_rate,
         },
         ..SandboxConfig::default()
     };
@@ -84,7 +93,9 @@ pub fn run(args: &SandboxArgs) -> ExitCode {
             println!("  GET  http://{address}/sandbox/workspaces/{id}/customers/CUSTOMER_ID/actions");
         }
         println!("  GET  http://{address}/sandbox/stats");
-        println!("limit {} events/minute per workspace; Ctrl-C stops", config.per_minute);
+        let window =
+            if args.window_secs == 60 { "minute".to_owned() } else { format!("{} s", args.window_secs) };
+        println!("limit {} events per {window} per workspace; Ctrl-C stops", config.per_window);
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };

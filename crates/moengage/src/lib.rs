@@ -273,7 +273,7 @@ pub fn classify(status: u16, body: &[u8]) -> Classification {
 pub struct MoEngageDestination {
     credentials: Credentials,
     url: String,
-    per_minute: u32,
+    rate_limit: sender::RateLimit,
 }
 
 impl MoEngageDestination {
@@ -284,7 +284,14 @@ impl MoEngageDestination {
             Some(base) => credentials.endpoint_at(base),
             None => credentials.endpoint(),
         };
-        MoEngageDestination { credentials, url, per_minute: per_minute.clamp(1, EVENTS_PER_MINUTE) }
+        let rate_limit = sender::RateLimit::per_minute(per_minute.clamp(1, EVENTS_PER_MINUTE));
+        MoEngageDestination { credentials, url, rate_limit }
+    }
+
+    /// The same destination under another limit, such as a sandbox's scaled-down window in a test.
+    pub fn with_rate_limit(mut self, rate_limit: sender::RateLimit) -> Self {
+        self.rate_limit = rate_limit;
+        self
     }
 
     /// Where requests go.
@@ -303,8 +310,8 @@ impl sender::Destination for MoEngageDestination {
         self.credentials.workspace_id()
     }
 
-    fn per_minute(&self) -> u32 {
-        self.per_minute
+    fn rate_limit(&self) -> sender::RateLimit {
+        self.rate_limit
     }
 
     fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder {

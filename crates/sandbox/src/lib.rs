@@ -1,5 +1,6 @@
 //! A MoEngage emulator for integrators and tests: the Track Event path, Basic auth, answers, bodies
-//! and limits of the real API, faults on demand (500s, 429s with `Retry-After`, slow answers), and a
+//! and limits of the real API, faults on demand (500s, 429s with `Retry-After`, slow answers,
+//! dropped connections), and a
 //! read-back endpoint that lists the actions accepted for each `customer_id` — the document's
 //! "confirm the action appears under the user's activity" without a MoEngage account.
 
@@ -31,6 +32,10 @@ pub struct Faults {
     pub retry_after_secs: u64,
     /// Wait this long before answering.
     pub delay: Duration,
+    /// Drop the connection without a complete answer: half of these before the request is
+    /// accepted, half after it was stored — the case where a sender cannot know, retries, and the
+    /// event arrives twice.
+    pub drop_rate: f64,
 }
 
 /// What the sandbox accepts.
@@ -38,8 +43,10 @@ pub struct Faults {
 pub struct SandboxConfig {
     /// Workspaces and their Data API keys.
     pub workspaces: Vec<(String, ApiKey)>,
-    /// Events accepted per workspace per minute before 429.
-    pub per_minute: u32,
+    /// Events accepted per workspace per `window` before 429.
+    pub per_window: u32,
+    /// The window `per_window` counts in: a minute, as MoEngage's; shorter to test limits quickly.
+    pub window: Duration,
     /// Faults to inject.
     pub faults: Faults,
 }
@@ -49,7 +56,8 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             workspaces: vec![("sandbox".into(), ApiKey::new("sandbox-key"))],
-            per_minute: EVENTS_PER_MINUTE,
+            per_window: EVENTS_PER_MINUTE,
+            window: Duration::from_secs(60),
             faults: Faults::default(),
         }
     }
@@ -69,6 +77,8 @@ struct Shared {
     jitter: Mutex<sender::Jitter>,
     requests: AtomicU64,
     accepted: AtomicU64,
+    dropped_before_accept: AtomicU64,
+    dropped_after_accept: AtomicU64,
     by_status: Mutex<HashMap<u16, u64>>,
 }
 
@@ -81,6 +91,8 @@ pub fn router(config: SandboxConfig) -> Router {
         jitter: Mutex::new(sender::Jitter::from_entropy()),
         requests: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
+        dropped_before_accept: AtomicU64::new(0),
+        dropped_after_accept: AtomicU64::new(0),
         by_status: Mutex::default(),
     });
     Router::new()
@@ -141,7 +153,24 @@ async fn track(
 ) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
     let response = answer(&shared, &workspace_id, &headers, &body).await;
-    *shared.by_status.lock().await.entry(response.status().as_u16()).or_default() += 1;
+    if response.extensions().get::<Dropped>().is_none() {
+        *shared.by_status.lock().await.entry(response.status().as_u16()).or_default() += 1;
+    }
+    response
+}
+
+/// Marks a response whose connection is dropped instead of answered.
+#[derive(Clone, Copy)]
+struct Dropped;
+
+/// A response whose body fails at once, so the server abandons the connection: the client gets no
+/// complete answer.
+fn dropped_connection() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped (injected)"))
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(failing));
+    response.extensions_mut().insert(Dropped);
     response
 }
 
@@ -171,8 +200,14 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
     if body.len() > MAX_BODY_BYTES {
         return fail(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "Payload size exceeds 128 KB");
     }
-    {
+    let drop_after_accept = {
         let mut jitter = shared.jitter.lock().await;
+        let dropped = jitter.fraction() < faults.drop_rate;
+        let after_accept = jitter.fraction() < 0.5;
+        if dropped && !after_accept {
+            shared.dropped_before_accept.fetch_add(1, Ordering::Relaxed);
+            return dropped_connection();
+        }
         if jitter.fraction() < faults.throttle_rate {
             return throttled(faults.retry_after_secs);
         }
@@ -183,7 +218,8 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
                 "Internal server error (injected).",
             );
         }
-    }
+        dropped && after_accept
+    };
     let mut payload: Value = match serde_json::from_slice(body) {
         Ok(payload) => payload,
         Err(error) => {
@@ -218,10 +254,14 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
         return fail(StatusCode::BAD_REQUEST, "ValidationError", "every action needs an `action` name");
     }
     if let Some(wait) = over_limit(shared, workspace_id, actions.len()).await {
-        return throttled(wait.as_secs().max(1));
+        return throttled((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1));
     }
     shared.accepted.fetch_add(actions.len() as u64, Ordering::Relaxed);
     shared.store.lock().await.entry((workspace_id.to_owned(), customer_id)).or_default().extend(actions);
+    if drop_after_accept {
+        shared.dropped_after_accept.fetch_add(1, Ordering::Relaxed);
+        return dropped_connection();
+    }
     let body = json!({
         "status": "success",
         "message": "Your request has been accepted and will be processed soon.",
@@ -241,14 +281,14 @@ fn throttled(retry_after_secs: u64) -> Response {
     response
 }
 
-/// Counts `events` against the workspace's minute; the wait until the minute ends when over.
+/// Counts `events` against the workspace's window; the wait until the window ends when over.
 async fn over_limit(shared: &Shared, workspace_id: &str, events: usize) -> Option<Duration> {
     let now = Instant::now();
     let mut windows = shared.windows.lock().await;
     let window = windows.entry(workspace_id.to_owned()).or_default();
-    let minute = Duration::from_secs(60);
+    let length = shared.config.window;
     let started = match window.started {
-        Some(started) if now.duration_since(started) < minute => started,
+        Some(started) if now.duration_since(started) < length => started,
         _ => {
             window.events = 0;
             now
@@ -256,8 +296,8 @@ async fn over_limit(shared: &Shared, workspace_id: &str, events: usize) -> Optio
     };
     window.started = Some(started);
     let events = u32::try_from(events).unwrap_or(u32::MAX);
-    if window.events.saturating_add(events) > shared.config.per_minute {
-        return Some(minute.saturating_sub(now.duration_since(started)));
+    if window.events.saturating_add(events) > shared.config.per_window {
+        return Some(length.saturating_sub(now.duration_since(started)));
     }
     window.events += events;
     None
@@ -299,6 +339,8 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(json!({
         "requests": shared.requests.load(Ordering::Relaxed),
         "accepted_actions": shared.accepted.load(Ordering::Relaxed),
+        "dropped_before_accept": shared.dropped_before_accept.load(Ordering::Relaxed),
+        "dropped_after_accept": shared.dropped_after_accept.load(Ordering::Relaxed),
         "by_status": by_status,
     }))
     .into_response()

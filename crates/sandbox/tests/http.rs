@@ -113,7 +113,7 @@ async fn every_refusal_has_the_real_apis_status_and_body() {
 
 #[tokio::test]
 async fn over_the_minute_limit_answers_429_with_retry_after() {
-    let base = start(SandboxConfig { per_minute: 3, ..config() }).await;
+    let base = start(SandboxConfig { per_window: 3, ..config() }).await;
     for _ in 0..3 {
         assert_eq!(post_json(&base, &document_payload()).await.0, 200);
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::{Attempt, Delivery, Jitter, RateLimiter, RetryPolicy, deliver, parse_retry_after};
+use crate::{Attempt, Delivery, Jitter, RateLimit, RateLimiter, RetryPolicy, deliver, parse_retry_after};
 
 /// How much of an answer's body is kept, for the debugger and error messages.
 pub const KEPT_BODY_BYTES: usize = 2048;
@@ -53,8 +53,8 @@ pub enum Verdict {
 pub trait Destination: Send + Sync {
     /// The account a request counts against for rate limiting (e.g. a workspace id).
     fn account(&self) -> &str;
-    /// The account's limit, in requests per minute.
-    fn per_minute(&self) -> u32;
+    /// The account's limit.
+    fn rate_limit(&self) -> RateLimit;
     /// The request carrying `body`.
     fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder;
     /// What an answer means.
@@ -84,7 +84,7 @@ impl HttpSender {
         let mut limiters = self.limiters.lock().await;
         limiters
             .entry(destination.account().to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(RateLimiter::per_minute(destination.per_minute()))))
+            .or_insert_with(|| Arc::new(Mutex::new(RateLimiter::new(destination.rate_limit()))))
             .clone()
     }
 
@@ -98,7 +98,11 @@ impl HttpSender {
             let body = body.clone();
             let limiter = limiter.clone();
             async move {
-                limiter.lock().await.acquire().await;
+                // Reserve under the lock, wait outside it: others queue for their own slots meanwhile.
+                let wait = limiter.lock().await.reserve(Instant::now());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
                 let response = self.attempt(destination, body).await;
                 match &response {
                     Err(_) => Attempt::Retry { outcome: response, retry_after: None },

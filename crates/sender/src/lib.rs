@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use backoff::{Jitter, Next, RetryPolicy};
 pub use http::{Answer, Destination, HttpSender, KEPT_BODY_BYTES, NoAnswer, Response, Verdict};
-pub use rate::RateLimiter;
+pub use rate::{RateLimit, RateLimiter};
 pub use retry_after::parse_retry_after;
 
 /// Selects the TLS cryptography (ring) for every HTTPS client in the process; idempotent. Called by

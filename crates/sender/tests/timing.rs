@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use sender::{Attempt, Ending, Jitter, Next, RateLimiter, RetryPolicy, deliver, parse_retry_after};
+use sender::{
+    Attempt, Ending, Jitter, Next, RateLimit, RateLimiter, RetryPolicy, deliver, parse_retry_after,
+};
 use tokio::time::Instant;
 
 fn policy() -> RetryPolicy {
@@ -135,14 +137,28 @@ async fn the_rate_limit_is_smooth_and_a_burst_never_exceeds_it_in_any_minute() {
         limiter.acquire().await;
         sent.push(started.elapsed());
     }
-    assert_eq!(limiter.interval(), Duration::from_millis(100));
+    // 100 ms, widened by the 1/200 headroom.
+    assert_eq!(limiter.interval(), Duration::from_nanos(100_502_512));
+    // Even a window 0.3 s longer than a minute — arrival jitter — holds no more than the limit.
+    let jittered_minute = Duration::from_millis(60_299);
     for (index, at) in sent.iter().enumerate() {
-        let in_minute =
-            sent[index..].iter().take_while(|later| **later < *at + Duration::from_secs(60)).count();
+        let in_minute = sent[index..].iter().take_while(|later| **later < *at + jittered_minute).count();
         assert!(in_minute <= per_minute as usize, "{in_minute} requests in the minute from {at:?}");
     }
+    // ...and the limit is used: 1,800 requests take 1% longer than 180 s at most.
     let total = started.elapsed();
-    assert!(total >= Duration::from_secs(179) && total < Duration::from_secs(181), "{total:?}");
+    assert!(total >= Duration::from_secs(180) && total < Duration::from_millis(181_800), "{total:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_over_any_window_scales_the_spacing() {
+    let limit = RateLimit { requests: 50, per: Duration::from_secs(2) };
+    assert_eq!(limit.interval(), Duration::from_nanos(40_201_005));
+    assert_eq!(RateLimit::per_minute(30_000).interval(), Duration::from_nanos(2_010_050));
+    assert_eq!(
+        RateLimit { requests: 0, per: Duration::from_secs(1) }.interval(),
+        Duration::from_nanos(1_005_025_125)
+    );
 }
 
 #[tokio::test(start_paused = true)]
