@@ -2,6 +2,7 @@
 
 mod map;
 mod sandbox;
+mod send;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ enum Command {
     },
     /// Preview a blueprint: NDJSON events in, one MoEngage request body (or drop) per line out.
     Map(map::MapArgs),
+    /// Map a file of events with a blueprint and deliver them to MoEngage (a backfill, or a test
+    /// against `signal sandbox`).
+    Send(send::SendArgs),
     /// Run a local MoEngage emulator to send events to, with optional faults.
     Sandbox(sandbox::SandboxArgs),
     /// Print a JSON Schema (the files under schemas/ are these outputs).
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => validate(&files),
         Command::Map(args) => map::run(&args),
+        Command::Send(args) => send::run(&args),
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Schema { which } => schema(which),
     }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use blueprint::{Drop, DropCode, Mapper, PhoneRegion};
 
-/// Options of `signal map`.
+/// How events are mapped: the options `signal map` and `signal send` share.
 #[derive(Debug, clap::Args)]
-pub struct MapArgs {
+pub struct MappingArgs {
     /// The blueprint to apply.
     #[arg(long, value_name = "FILE")]
     blueprint: PathBuf,
@@ -21,6 +21,52 @@ pub struct MapArgs {
     /// Region for national phone numbers when an event's `context.locale` has none (e.g. GB).
     #[arg(long, value_name = "CC")]
     default_region: Option<String>,
+}
+
+impl MappingArgs {
+    /// The blueprint compiled into a warmed-up mapper; on failure, what to exit with, its reasons
+    /// already printed.
+    pub fn mapper(&self) -> Result<Mapper, ExitCode> {
+        let compiled = match blueprint::compile_file(&self.blueprint) {
+            Ok(compiled) => compiled,
+            Err(diagnostics) => {
+                eprintln!("{diagnostics}");
+                return Err(ExitCode::FAILURE);
+            }
+        };
+        let default_region = match self.default_region.as_deref() {
+            None => None,
+            Some(code) => match PhoneRegion::parse(code) {
+                Some(region) => Some(region),
+                None => {
+                    eprintln!(
+                        "error: --default-region `{code}` is not a region code; use an ISO 3166 two-letter code such as GB or US"
+                    );
+                    return Err(ExitCode::from(2));
+                }
+            },
+        };
+        for event in &self.enabled {
+            if !compiled.maps(event) {
+                eprintln!(
+                    "warning: --enable `{event}`: the blueprint does not map this event, so it stays dropped"
+                );
+            }
+        }
+        let mut mapper = Mapper::new(Arc::new(compiled)).with_default_region(default_region);
+        if !self.enabled.is_empty() {
+            mapper = mapper.with_enabled(self.enabled.iter().cloned());
+        }
+        mapper.warm_up();
+        Ok(mapper)
+    }
+}
+
+/// Options of `signal map`.
+#[derive(Debug, clap::Args)]
+pub struct MapArgs {
+    #[command(flatten)]
+    mapping: MappingArgs,
     /// Read events from this NDJSON file instead of standard input.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
@@ -31,37 +77,10 @@ pub struct MapArgs {
 }
 
 pub fn run(args: &MapArgs) -> ExitCode {
-    let compiled = match blueprint::compile_file(&args.blueprint) {
-        Ok(compiled) => compiled,
-        Err(diagnostics) => {
-            eprintln!("{diagnostics}");
-            return ExitCode::FAILURE;
-        }
+    let mapper = match args.mapping.mapper() {
+        Ok(mapper) => mapper,
+        Err(code) => return code,
     };
-    let default_region = match args.default_region.as_deref() {
-        None => None,
-        Some(code) => match PhoneRegion::parse(code) {
-            Some(region) => Some(region),
-            None => {
-                eprintln!(
-                    "error: --default-region `{code}` is not a region code; use an ISO 3166 two-letter code such as GB or US"
-                );
-                return ExitCode::from(2);
-            }
-        },
-    };
-    for event in &args.enabled {
-        if !compiled.maps(event) {
-            eprintln!(
-                "warning: --enable `{event}`: the blueprint does not map this event, so it stays dropped"
-            );
-        }
-    }
-    let mut mapper = Mapper::new(Arc::new(compiled)).with_default_region(default_region);
-    if !args.enabled.is_empty() {
-        mapper = mapper.with_enabled(args.enabled.iter().cloned());
-    }
-    mapper.warm_up();
 
     let input: Box<dyn Read> = match &args.events {
         Some(path) => match File::open(path) {

@@ -1,24 +1,16 @@
 //! `signal sandbox` as an integrator runs it: a real process on loopback, the document's payload
 //! posted with Basic auth, the action read back under its customer, and a clean stop on Ctrl-C.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
+mod common;
+
 #[test]
 fn sandbox_accepts_the_documents_payload_and_shows_it_under_the_customer() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signal"))
-        .args(["sandbox", "--listen", "127.0.0.1:0", "--workspace", "WS9:key9"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("signal sandbox starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut banner = String::new();
-    stdout.read_line(&mut banner).expect("banner");
-    let base = banner.trim().rsplit(' ').next().expect("address").to_owned();
-    assert!(base.starts_with("http://127.0.0.1:"), "{banner}");
+    let mut sandbox = common::SandboxProcess::start(&["--workspace", "WS9:key9"]);
+    let base = sandbox.base.clone();
 
     let payload = json!({
       "type": "event", "customer_id": "u_8842",
@@ -51,10 +43,8 @@ fn sandbox_accepts_the_documents_payload_and_shows_it_under_the_customer() {
     assert_eq!(status.as_u16(), 200);
     assert_eq!(listed["actions"], payload["actions"]);
 
-    let interrupted =
-        Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
-    assert!(interrupted.success());
-    let exit = child.wait().expect("sandbox exits");
+    sandbox.interrupt();
+    let exit = sandbox.child.wait().expect("sandbox exits");
     assert!(exit.success(), "Ctrl-C stops the sandbox cleanly: {exit:?}");
 }
 
