@@ -83,3 +83,31 @@ fn the_preview_shown_is_what_signal_map_prints() {
     let first = String::from_utf8_lossy(&output.stdout).lines().next().unwrap_or_default().to_owned();
     assert_eq!(first, shown.trim());
 }
+
+/// The flags `signal COMMAND --help` lists, e.g. `--per-minute`.
+fn flags_of(command: &str) -> Vec<String> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args([command, "--help"])
+        .output()
+        .expect("signal runs");
+    let help = String::from_utf8_lossy(&output.stdout).into_owned();
+    help.split_whitespace()
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(|word| word.trim_end_matches([',', '.']).to_owned())
+        .filter(|flag| !matches!(flag.as_str(), "--help" | "--version"))
+        .collect()
+}
+
+#[test]
+fn every_flag_of_send_and_sandbox_is_in_its_options_table() {
+    for (command, section) in
+        [("send", "## Sending a file of events: `signal send`"), ("sandbox", "## A local MoEngage: `signal sandbox`")]
+    {
+        let text = README.split(section).nth(1).expect("section").split("\n## ").next().expect("body");
+        let flags = flags_of(command);
+        assert!(flags.len() > 5, "{flags:?}");
+        for flag in flags {
+            assert!(text.contains(&format!("| `{flag}")), "README's `signal {command}` table lacks {flag}");
+        }
+    }
+}

@@ -2,10 +2,9 @@
 //! destination account, and the retry rules of [`deliver`](crate::deliver).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::{Attempt, Delivery, Jitter, RateLimit, RateLimiter, RetryPolicy, deliver, parse_retry_after};
@@ -80,17 +79,20 @@ impl HttpSender {
         Ok(HttpSender { client, policy, timeout, limiters: Mutex::default() })
     }
 
-    async fn limiter(&self, destination: &dyn Destination) -> Arc<Mutex<RateLimiter>> {
-        let mut limiters = self.limiters.lock().await;
-        limiters
-            .entry(destination.account().to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(RateLimiter::new(destination.rate_limit()))))
-            .clone()
+    // Plain mutexes: they are held for a map lookup or a slot reservation, never across an await.
+    fn limiter(&self, destination: &dyn Destination) -> Arc<Mutex<RateLimiter>> {
+        let mut limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(limiter) = limiters.get(destination.account()) {
+            return limiter.clone();
+        }
+        let limiter = Arc::new(Mutex::new(RateLimiter::new(destination.rate_limit())));
+        limiters.insert(destination.account().to_owned(), limiter.clone());
+        limiter
     }
 
     /// Sends `body` until it is delivered, refused for good, or the retry window closes.
     pub async fn send(&self, destination: &dyn Destination, body: Vec<u8>) -> Delivery<Response> {
-        let limiter = self.limiter(destination).await;
+        let limiter = self.limiter(destination);
         // Shared, so that each attempt hands the client the same bytes without copying them.
         let body = bytes::Bytes::from(body);
         let mut jitter = Jitter::from_entropy();
@@ -99,7 +101,7 @@ impl HttpSender {
             let limiter = limiter.clone();
             async move {
                 // Reserve under the lock, wait outside it: others queue for their own slots meanwhile.
-                let wait = limiter.lock().await.reserve(Instant::now());
+                let wait = limiter.lock().unwrap_or_else(PoisonError::into_inner).reserve(Instant::now());
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
@@ -113,7 +115,7 @@ impl HttpSender {
                             let retry_after = answer.retry_after;
                             if answer.status == 429 {
                                 let pause = retry_after.unwrap_or(Duration::from_secs(1));
-                                limiter.lock().await.slow_down(Instant::now(), pause);
+                                limiter.lock().unwrap_or_else(PoisonError::into_inner).slow_down(Instant::now(), pause);
                             }
                             Attempt::Retry { outcome: response, retry_after }
                         }
