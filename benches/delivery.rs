@@ -51,12 +51,7 @@ impl Sandbox {
     }
 
     async fn stats(&self) -> serde_json::Value {
-        reqwest::get(format!("{}/sandbox/stats", self.base))
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("json")
+        reqwest::get(format!("{}/sandbox/stats", self.base)).await.expect("stats").json().await.expect("json")
     }
 }
 
@@ -112,7 +107,8 @@ fn sustained(seconds: u64) {
     let sandbox = Sandbox::start(&["WS1".to_owned()], limit);
     let runtime = runtime();
     runtime.block_on(async {
-        let sender = Arc::new(HttpSender::new(RetryPolicy::default(), Duration::from_secs(30)).expect("client"));
+        let sender =
+            Arc::new(HttpSender::new(RetryPolicy::default(), Duration::from_secs(30)).expect("client"));
         let destination = Arc::new(destination(&sandbox.base, "WS1"));
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
@@ -189,10 +185,16 @@ fn throughput(requests: usize) {
     };
     let (bare_rate, sender_rate) = (median(false, |r| r.1), median(true, |r| r.1));
     let (bare_cpu, sender_cpu) = (median(false, |r| r.2), median(true, |r| r.2));
-    println!("throughput: {requests} requests per round across 50 workspaces, {CONCURRENCY} in flight (medians of 3)");
+    println!(
+        "throughput: {requests} requests per round across 50 workspaces, {CONCURRENCY} in flight (medians of 3)"
+    );
     println!("  shared sender        {sender_rate:.0} req/s, {sender_cpu:.1} µs CPU per request");
     println!("  bare reqwest loop    {bare_rate:.0} req/s, {bare_cpu:.1} µs CPU per request");
-    println!("  sender / bare        rate {:.2}, CPU per request {:.2}", sender_rate / bare_rate, sender_cpu / bare_cpu);
+    println!(
+        "  sender / bare        rate {:.2}, CPU per request {:.2}",
+        sender_rate / bare_rate,
+        sender_cpu / bare_cpu
+    );
 }
 
 async fn sender_run(destinations: Arc<Vec<MoEngageDestination>>, requests: usize) -> usize {

@@ -16,6 +16,9 @@ pub struct SandboxArgs {
     /// A workspace and its Data API key, as WORKSPACE_ID:KEY (repeatable). Default: sandbox:sandbox-key.
     #[arg(long = "workspace", value_name = "ID:KEY", value_parser = parse_workspace)]
     workspaces: Vec<(String, String)>,
+    /// Answer 403 (account suspended) to this workspace's correctly signed requests (repeatable).
+    #[arg(long, value_name = "ID")]
+    suspended: Vec<String>,
     /// Events accepted per workspace per minute before answering 429.
     #[arg(long, value_name = "N", default_value_t = moengage::EVENTS_PER_MINUTE)]
     per_minute: u32,
@@ -56,6 +59,7 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 
 pub fn run(args: &SandboxArgs) -> ExitCode {
     let mut config = SandboxConfig {
+        suspended: args.suspended.clone(),
         per_window: args.per_minute,
         window: Duration::from_secs(args.window_secs),
         faults: Faults {

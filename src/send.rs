@@ -307,7 +307,8 @@ impl Run {
                     Ok(()) => {
                         let (sender, destination) = (self.sender.clone(), self.destination.clone());
                         let request = std::mem::take(&mut body);
-                        let handle = in_flight.spawn(async move { sender.send(&*destination, request).await });
+                        let handle =
+                            in_flight.spawn(async move { sender.send(&*destination, request).await });
                         in_flight_lines.insert(handle.id(), (number, line));
                     }
                 }
@@ -451,6 +452,11 @@ impl Fate {
                 hint: Some(
                     "MoEngage (or the --endpoint) is slow or unreachable; try again later or raise --timeout.",
                 ),
+            },
+            Err(NoAnswer::TooLarge { bytes, limit }) => Fate::Failed {
+                what: "not sent: over the size limit".into(),
+                detail: Some(format!("the request body is {bytes} bytes; MoEngage accepts at most {limit}")),
+                hint: moengage::likely_cause(413),
             },
             Err(NoAnswer::Connection(error)) => Fate::Failed {
                 what: format!("connection error{retried}"),

@@ -69,7 +69,12 @@ async fn stored_in(base: &str, workspace: &str, customer: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn each_troubleshooting_row_ends_as_documented_and_permanent_errors_are_tried_once() {
-    let base = start(sandbox_config(Faults::default())).await;
+    let base = start(SandboxConfig {
+        workspaces: vec![("WS1".into(), ApiKey::new(KEY)), ("WS_SUSPENDED".into(), ApiKey::new(KEY))],
+        suspended: vec!["WS_SUSPENDED".into()],
+        ..SandboxConfig::default()
+    })
+    .await;
     let sender = HttpSender::new(quick_retries(), Duration::from_secs(5)).expect("client");
 
     let delivered = sender.send(&destination(&base, KEY), body("u_8842", 1)).await;
@@ -77,25 +82,77 @@ async fn each_troubleshooting_row_ends_as_documented_and_permanent_errors_are_tr
     assert_eq!(delivered.last.as_ref().map(|answer| answer.status), Ok(200));
     assert_eq!(stored(&base, "u_8842").await.len(), 1);
 
-    let cases: [(MoEngageDestination, Vec<u8>, u16, &str); 3] = [
+    let permanent: [(MoEngageDestination, Vec<u8>, u16, &str); 4] = [
         (destination(&base, "wrong-key"), body("u_1", 1), 401, "Wrong Workspace ID or Data API key"),
+        (destination_of("WS_SUSPENDED", &base, KEY), body("u_1", 1), 403, "Account suspended or blocked"),
+        (destination(&format!("{base}/not-moengage"), KEY), body("u_1", 1), 404, "Wrong data center"),
         (
             destination(&base, KEY),
             b"{\"type\":\"event\",\"actions\":[]}".to_vec(),
             400,
             "Missing customer_id",
         ),
-        (destination(&base, KEY), body(&"x".repeat(140_000), 1), 413, "Event exceeds 128 KB"),
     ];
-    for (destination, request, status, cause) in cases {
+    for (destination, request, status, cause) in permanent {
         let delivery = sender.send(&destination, request).await;
         assert_eq!((delivery.ending, delivery.attempts), (Ending::Permanent, 1), "{status}");
         let answer = delivery.last.expect("an answer");
         assert_eq!(answer.status, status);
         let classification = moengage::classify(answer.status, &answer.body);
         assert!(classification.hint.is_some_and(|hint| hint.contains(cause)), "{status}");
+        assert_eq!(classification.pauses_integration, matches!(status, 401 | 403), "{status}");
         assert!(!format!("{answer:?}{destination:?}").contains(KEY), "the key never shows");
     }
+    assert_eq!(
+        sandbox_stats(&base).await["requests"],
+        4,
+        "one request each; the 404 never reached the API path"
+    );
+
+    // 429 and 5xx are retried until the window closes, then failed with their cause.
+    let retried: [(Faults, u16, &str); 2] = [
+        (
+            Faults { throttle_rate: 1.0, retry_after_secs: 0, ..Faults::default() },
+            429,
+            "Over 30,000 events/minute",
+        ),
+        (Faults { error_rate: 1.0, ..Faults::default() }, 500, "Signal retries"),
+    ];
+    let short = RetryPolicy { window: Duration::from_millis(400), ..quick_retries() };
+    let sender = HttpSender::new(short, Duration::from_secs(5)).expect("client");
+    for (faults, status, cause) in retried {
+        let base = start(sandbox_config(faults)).await;
+        let delivery = sender.send(&destination(&base, KEY), body("u_1", 1)).await;
+        assert_eq!(delivery.ending, Ending::GaveUp, "{status}");
+        assert!(delivery.attempts > 2, "{status}: {} attempts", delivery.attempts);
+        let answer = delivery.last.expect("an answer");
+        assert_eq!(answer.status, status);
+        assert!(answer.latency < Duration::from_secs(1));
+        let classification = moengage::classify(answer.status, &answer.body);
+        assert!(classification.hint.is_some_and(|hint| hint.contains(cause)), "{status}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_128_kb_is_refused_before_sending_with_the_413_cause() {
+    let base = start(sandbox_config(Faults::default())).await;
+    let sender = HttpSender::new(quick_retries(), Duration::from_secs(5)).expect("client");
+    let delivery = sender.send(&destination(&base, KEY), body(&"x".repeat(140_000), 1)).await;
+    assert_eq!((delivery.ending, delivery.attempts), (Ending::Permanent, 0));
+    let Err(NoAnswer::TooLarge { bytes, limit }) = delivery.last else {
+        panic!("refused for its size: {:?}", delivery.last);
+    };
+    assert!(bytes > 140_000 && limit == 131_072, "{bytes} {limit}");
+    assert!(moengage::likely_cause(413).is_some_and(|cause| cause.contains("Event exceeds 128 KB")));
+    assert_eq!(sandbox_stats(&base).await["requests"], 0, "nothing was sent");
+    // Exactly 128 KB is still sent.
+    let mut at_limit = body("u_limit", 1);
+    let padding = 131_072 - at_limit.len();
+    let attributes = at_limit.iter().rposition(|b| *b == b'}').expect("end") - 2;
+    at_limit.splice(attributes..attributes, std::iter::repeat_n(b' ', padding));
+    assert_eq!(at_limit.len(), 131_072);
+    let delivery = sender.send(&destination(&base, KEY), at_limit).await;
+    assert_eq!((delivery.ending, delivery.attempts), (Ending::Delivered, 1), "{:?}", delivery.last);
 }
 
 #[tokio::test]

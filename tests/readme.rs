@@ -100,9 +100,10 @@ fn flags_of(command: &str) -> Vec<String> {
 
 #[test]
 fn every_flag_of_send_and_sandbox_is_in_its_options_table() {
-    for (command, section) in
-        [("send", "## Sending a file of events: `signal send`"), ("sandbox", "## A local MoEngage: `signal sandbox`")]
-    {
+    for (command, section) in [
+        ("send", "## Sending a file of events: `signal send`"),
+        ("sandbox", "## A local MoEngage: `signal sandbox`"),
+    ] {
         let text = README.split(section).nth(1).expect("section").split("\n## ").next().expect("body");
         let flags = flags_of(command);
         assert!(flags.len() > 5, "{flags:?}");

@@ -314,6 +314,10 @@ impl sender::Destination for MoEngageDestination {
         self.rate_limit
     }
 
+    fn max_body_bytes(&self) -> usize {
+        MAX_BODY_BYTES
+    }
+
     fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder {
         let mut request = client.post(&self.url).header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Ok(mut authorization) =

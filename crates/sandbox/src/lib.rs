@@ -43,6 +43,8 @@ pub struct Faults {
 pub struct SandboxConfig {
     /// Workspaces and their Data API keys.
     pub workspaces: Vec<(String, ApiKey)>,
+    /// Workspaces whose account is suspended: their requests, correctly signed, get 403.
+    pub suspended: Vec<String>,
     /// Events accepted per workspace per `window` before 429.
     pub per_window: u32,
     /// The window `per_window` counts in: a minute, as MoEngage's; shorter to test limits quickly.
@@ -56,6 +58,7 @@ impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             workspaces: vec![("sandbox".into(), ApiKey::new("sandbox-key"))],
+            suspended: Vec::new(),
             per_window: EVENTS_PER_MINUTE,
             window: Duration::from_secs(60),
             faults: Faults::default(),
@@ -185,6 +188,9 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
             "AuthenticationError",
             "App Secret key mismatch. Please check the Workspace ID and Data API key.",
         );
+    }
+    if shared.config.suspended.iter().any(|id| id == workspace_id) {
+        return fail(StatusCode::FORBIDDEN, "Forbidden", "This account is suspended or blocked.");
     }
     let json_content =
         headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::{Attempt, Delivery, Jitter, RateLimit, RateLimiter, RetryPolicy, deliver, parse_retry_after};
+use crate::{
+    Attempt, Delivery, Ending, Jitter, RateLimit, RateLimiter, RetryPolicy, deliver, parse_retry_after,
+};
 
 /// How much of an answer's body is kept, for the debugger and error messages.
 pub const KEPT_BODY_BYTES: usize = 2048;
@@ -32,6 +34,13 @@ pub enum NoAnswer {
     Timeout,
     /// The connection could not be made or was dropped: the text says how.
     Connection(String),
+    /// Not sent: the body is larger than the destination accepts.
+    TooLarge {
+        /// The body's size.
+        bytes: usize,
+        /// The destination's limit.
+        limit: usize,
+    },
 }
 
 /// The outcome of one attempt: an answer, or none.
@@ -54,6 +63,10 @@ pub trait Destination: Send + Sync {
     fn account(&self) -> &str;
     /// The account's limit.
     fn rate_limit(&self) -> RateLimit;
+    /// The largest body the destination accepts; larger ones are refused without a request.
+    fn max_body_bytes(&self) -> usize {
+        usize::MAX
+    }
     /// The request carrying `body`.
     fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder;
     /// What an answer means.
@@ -90,8 +103,19 @@ impl HttpSender {
         limiter
     }
 
-    /// Sends `body` until it is delivered, refused for good, or the retry window closes.
+    /// Sends `body` until it is delivered, refused for good, or the retry window closes. A body over
+    /// the destination's size limit is refused at once, with no attempt.
     pub async fn send(&self, destination: &dyn Destination, body: Vec<u8>) -> Delivery<Response> {
+        let limit = destination.max_body_bytes();
+        if body.len() > limit {
+            // Sending would only earn a 413 and spend a slot of the account's rate limit.
+            return Delivery {
+                ending: Ending::Permanent,
+                last: Err(NoAnswer::TooLarge { bytes: body.len(), limit }),
+                attempts: 0,
+                elapsed: Duration::ZERO,
+            };
+        }
         let limiter = self.limiter(destination);
         // Shared, so that each attempt hands the client the same bytes without copying them.
         let body = bytes::Bytes::from(body);
@@ -115,7 +139,10 @@ impl HttpSender {
                             let retry_after = answer.retry_after;
                             if answer.status == 429 {
                                 let pause = retry_after.unwrap_or(Duration::from_secs(1));
-                                limiter.lock().unwrap_or_else(PoisonError::into_inner).slow_down(Instant::now(), pause);
+                                limiter
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .slow_down(Instant::now(), pause);
                             }
                             Attempt::Retry { outcome: response, retry_after }
                         }
