@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
-use jsonschema::error::ValidationErrorKind;
-use jsonschema::{ValidationError, Validator};
+use jsonschema::Validator;
 use serde_json::Value;
 
-use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, did_you_mean};
+use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 use crate::model::{BlueprintFile, EventMapping, SourceSpec, ValueSource};
 use crate::path::{self, FieldPath};
+use crate::schema_check::{FileContext, SchemaCheck, Vocabulary, prune};
 use crate::yaml::{self, Position, SpanIndex, YamlProblemKind, escape_pointer_segment};
 use crate::{Blueprint, CompiledEvent, CompiledSource, Origin, RESERVED_PREFIX};
 
@@ -32,6 +32,21 @@ fn validator() -> &'static Validator {
 fn schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
     SCHEMA.get_or_init(crate::model::blueprint_schema)
+}
+
+static WORDS: Vocabulary = Vocabulary {
+    whole: "the blueprint",
+    reference: "see the blueprint reference in the README",
+    place: describe_schema,
+    type_hint,
+    pattern: |text| {
+        path::compile(text).err().map(|problem| (DiagnosticKind::InvalidPath, problem.message, problem.hint))
+    },
+    choice: |field| (field == "transform").then_some((DiagnosticKind::UnknownTransform, "transform")),
+};
+
+fn schema_check() -> SchemaCheck<'static> {
+    SchemaCheck { schema: schema(), vocabulary: &WORDS }
 }
 
 /// Compiles the blueprint at `path`, named in diagnostics as the caller wrote it.
@@ -65,44 +80,6 @@ struct Compiler {
     /// What to report, and where in the named file, if nothing provides a `customer_id`.
     missing_customer_id: Option<Diagnostic>,
     files: Vec<String>,
-}
-
-/// The file being checked: its name, text and spans, so that a pointer becomes a diagnostic.
-struct FileContext<'a> {
-    name: &'a str,
-    text: &'a str,
-    spans: &'a SpanIndex,
-}
-
-impl FileContext<'_> {
-    fn at(
-        &self,
-        position: Position,
-        kind: DiagnosticKind,
-        message: String,
-        hint: Option<String>,
-    ) -> Diagnostic {
-        Diagnostic {
-            file: self.name.to_owned(),
-            position,
-            kind,
-            message,
-            hint,
-            source_line: self.text.lines().nth(position.line.saturating_sub(1)).map(str::to_owned),
-        }
-    }
-    fn value(
-        &self,
-        pointer: &str,
-        kind: DiagnosticKind,
-        message: String,
-        hint: Option<String>,
-    ) -> Diagnostic {
-        self.at(self.spans.value(pointer), kind, message, hint)
-    }
-    fn key(&self, pointer: &str, kind: DiagnosticKind, message: String, hint: Option<String>) -> Diagnostic {
-        self.at(self.spans.key(pointer), kind, message, hint)
-    }
 }
 
 impl Compiler {
@@ -174,7 +151,7 @@ impl Compiler {
         };
         let mut broken = Vec::new();
         for error in validator().iter_errors(&value) {
-            broken.extend(self.schema_error(&context, &error));
+            broken.extend(schema_check().translate(&context, &error, &mut self.diagnostics));
         }
         let file: Option<BlueprintFile> =
             prune(&mut value, broken).and_then(|()| serde_json::from_value(value).ok());
@@ -231,143 +208,6 @@ impl Compiler {
     }
 
     /// Translates a schema error to diagnostics; returns the pointers to prune before typing.
-    fn schema_error(&mut self, context: &FileContext<'_>, error: &ValidationError<'_>) -> Vec<String> {
-        let pointer = error.instance_path().as_str().to_owned();
-        let field = &last_segment(&pointer);
-        let schema_path = error.schema_path().as_str();
-        match error.kind() {
-            ValidationErrorKind::AdditionalProperties { unexpected } => {
-                let parent = pointer_parent(schema_path);
-                let allowed: Vec<&str> = schema()
-                    .pointer(parent)
-                    .and_then(|s| s.get("properties"))
-                    .and_then(Value::as_object)
-                    .map(|properties| properties.keys().map(String::as_str).collect())
-                    .unwrap_or_default();
-                let place = describe_schema(parent);
-                let mut pruned = Vec::new();
-                for key in unexpected {
-                    let child = format!("{pointer}/{}", escape_pointer_segment(key));
-                    let suggestion = did_you_mean(key, allowed.iter().copied())
-                        .map(|close| format!("did you mean `{close}`? "))
-                        .unwrap_or_default();
-                    self.diagnostics.push(context.key(
-                        &child,
-                        DiagnosticKind::UnknownKey,
-                        format!("unknown key `{key}` in {place}"),
-                        Some(format!("{suggestion}{place} takes: {}", allowed.join(", "))),
-                    ));
-                    pruned.push(child);
-                }
-                pruned
-            }
-            ValidationErrorKind::Type { .. } => {
-                let expected = schema()
-                    .pointer(schema_path)
-                    .map(describe_types)
-                    .unwrap_or_else(|| "another type".into());
-                self.type_error(context, &pointer, field, &expected, error.instance());
-                vec![pointer]
-            }
-            ValidationErrorKind::Pattern { .. } => {
-                let text = error.instance().as_str().unwrap_or_default();
-                let problem = path::compile(text).err().unwrap_or_else(|| path::PathError {
-                    message: format!("`{text}` does not match the expected form"),
-                    hint: "see the blueprint reference".into(),
-                });
-                self.diagnostics.push(context.value(
-                    &pointer,
-                    DiagnosticKind::InvalidPath,
-                    problem.message,
-                    Some(problem.hint),
-                ));
-                vec![pointer]
-            }
-            ValidationErrorKind::MinLength { .. } => {
-                self.diagnostics.push(context.value(
-                    &pointer,
-                    DiagnosticKind::Schema,
-                    format!("{} must not be empty", name_of(field)),
-                    Some("write a name, or remove the key to use the default".into()),
-                ));
-                vec![pointer]
-            }
-            ValidationErrorKind::OneOfNotValid { context: branches }
-            | ValidationErrorKind::AnyOf { context: branches } => {
-                let options: Vec<String> = branches
-                    .iter()
-                    .flatten()
-                    .filter_map(|branch_error| match branch_error.kind() {
-                        ValidationErrorKind::Constant { expected_value } => {
-                            expected_value.as_str().map(str::to_owned)
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                let found = error.instance();
-                if !options.is_empty() && options.len() == branches.len() {
-                    let shown = found.as_str().map_or_else(|| describe_value(found), |s| format!("`{s}`"));
-                    let suggestion = found
-                        .as_str()
-                        .and_then(|s| did_you_mean(s, options.iter().map(String::as_str)))
-                        .map(|close| format!("did you mean `{close}`? "))
-                        .unwrap_or_default();
-                    let (kind, what) = if field == "transform" {
-                        (DiagnosticKind::UnknownTransform, "transform".to_owned())
-                    } else {
-                        (DiagnosticKind::Schema, format!("value for {}", name_of(field)))
-                    };
-                    self.diagnostics.push(context.value(
-                        &pointer,
-                        kind,
-                        format!("unknown {what} {shown}"),
-                        Some(format!("{suggestion}use one of: {}", options.join(", "))),
-                    ));
-                    vec![pointer]
-                } else if let Some(expected) = only_type_errors(branches, &pointer) {
-                    self.type_error(context, &pointer, field, &expected, found);
-                    vec![pointer]
-                } else if let Some(branch) = likely_branch(branches, &pointer) {
-                    // An optional field is `anyOf: [its type, null]`; report the real branch's errors.
-                    branch.iter().flat_map(|inner| self.schema_error(context, inner)).collect()
-                } else {
-                    self.diagnostics.push(context.value(
-                        &pointer,
-                        DiagnosticKind::Schema,
-                        format!("{}: {error}", name_of(field)),
-                        Some("see the blueprint reference in the README".into()),
-                    ));
-                    vec![pointer]
-                }
-            }
-            _ => {
-                self.diagnostics.push(context.value(
-                    &pointer,
-                    DiagnosticKind::Schema,
-                    format!("{}: {error}", name_of(field)),
-                    Some("see the blueprint reference in the README".into()),
-                ));
-                vec![pointer]
-            }
-        }
-    }
-
-    fn type_error(
-        &mut self,
-        context: &FileContext<'_>,
-        pointer: &str,
-        field: &str,
-        expected: &str,
-        found: &Value,
-    ) {
-        self.diagnostics.push(context.value(
-            pointer,
-            DiagnosticKind::Schema,
-            format!("{} must be {expected}, found {}", name_of(field), describe_value(found)),
-            Some(type_hint(field, expected)),
-        ));
-    }
-
     /// Compiles one file's content: paths, constants, and the checks a schema cannot express.
     fn layer(&mut self, context: &FileContext<'_>, file: &BlueprintFile) -> Layer {
         let mut layer = Layer { platform: file.platform.clone(), ..Layer::default() };
@@ -571,85 +411,8 @@ impl Compiler {
     }
 }
 
-/// When every branch of an `anyOf`/`oneOf` refused the value's type, the types they wanted.
-fn only_type_errors(branches: &[Vec<ValidationError<'static>>], pointer: &str) -> Option<String> {
-    let mut wanted = Vec::new();
-    for errors in branches {
-        for error in errors {
-            if !matches!(error.kind(), ValidationErrorKind::Type { .. })
-                || error.instance_path().as_str() != pointer
-            {
-                return None;
-            }
-            let description =
-                schema().pointer(error.schema_path().as_str()).map(describe_types).unwrap_or_default();
-            if !description.is_empty() && !wanted.contains(&description) {
-                wanted.push(description);
-            }
-        }
-    }
-    (!wanted.is_empty()).then(|| wanted.join(" or "))
-}
-
-/// The branch of an `anyOf`/`oneOf` the author most likely meant: the one whose errors are not just
-/// "wrong type" at the value itself.
-fn likely_branch<'e>(
-    branches: &'e [Vec<ValidationError<'static>>],
-    pointer: &str,
-) -> Option<&'e [ValidationError<'static>]> {
-    let meant: Vec<&Vec<ValidationError<'static>>> = branches
-        .iter()
-        .filter(|errors| {
-            !errors.iter().all(|e| {
-                matches!(e.kind(), ValidationErrorKind::Type { .. }) && e.instance_path().as_str() == pointer
-            })
-        })
-        .collect();
-    match meant.as_slice() {
-        [only] => Some(only.as_slice()),
-        _ => None,
-    }
-}
-
 fn raw(value: &Value) -> Option<Box<str>> {
     serde_json::to_string(value).ok().map(String::into_boxed_str)
-}
-
-/// Removes the values the schema refused, deepest first, so the rest can still be typed and checked.
-/// `None` when the document as a whole is unusable.
-fn prune(value: &mut Value, mut pointers: Vec<String>) -> Option<()> {
-    pointers.sort_by(|a, b| b.cmp(a));
-    pointers.dedup();
-    for pointer in pointers {
-        let cut = pointer.rfind('/')?;
-        let (parent, segment) = (&pointer[..cut], unescape(&pointer[cut + 1..]));
-        match value.pointer_mut(parent) {
-            Some(Value::Object(map)) => {
-                map.remove(&segment);
-            }
-            Some(Value::Array(items)) => {
-                if let Ok(index) = segment.parse::<usize>()
-                    && index < items.len()
-                {
-                    items.remove(index);
-                }
-            }
-            _ => {}
-        }
-    }
-    Some(())
-}
-
-fn unescape(segment: &str) -> String {
-    segment.replace("~1", "/").replace("~0", "~")
-}
-
-fn last_segment(pointer: &str) -> String {
-    pointer.rsplit('/').next().map(unescape).unwrap_or_default()
-}
-
-fn name_of(field: &str) -> String {
-    if field.is_empty() { "the blueprint".into() } else { format!("`{field}`") }
 }
 
 /// Lexically removes `.` and `a/..` so that `extends` targets are named as a person would.
@@ -667,10 +430,6 @@ fn normalise(path: &Path) -> String {
     parts.iter().collect::<PathBuf>().display().to_string()
 }
 
-fn pointer_parent(pointer: &str) -> &str {
-    pointer.rfind('/').map_or("", |cut| &pointer[..cut])
-}
-
 /// How to name the object a schema location describes, for messages.
 fn describe_schema(schema_pointer: &str) -> String {
     match schema_pointer.rsplit('/').next().unwrap_or_default() {
@@ -682,52 +441,21 @@ fn describe_schema(schema_pointer: &str) -> String {
     }
 }
 
-fn describe_types(types: &Value) -> String {
-    let names: Vec<&str> = match types {
-        Value::String(one) if one != "null" => vec![one.as_str()],
-        Value::Array(many) => many.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect(),
-        _ => Vec::new(),
-    };
-    let words: Vec<&str> = names
-        .iter()
-        .map(|name| match *name {
-            "object" => "a mapping",
-            "array" => "a list",
-            "string" => "text",
-            "boolean" => "true or false",
-            "integer" => "a whole number",
-            "number" => "a number",
-            _ => "a value",
-        })
-        .collect();
-    words.join(" or ")
-}
-
-fn describe_value(value: &Value) -> String {
-    match value {
-        Value::Null => "nothing".into(),
-        Value::Bool(b) => format!("`{b}`"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the text `{s}`"),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "a mapping".into(),
-    }
-}
-
-fn type_hint(field: &str, expected: &str) -> String {
+fn type_hint(field: &str, expected: &str) -> Option<String> {
     if expected == "text or a mapping" {
-        return "a value is a path such as `$.properties.total`, or a mapping such as `{path: $.traits.phone, transform: e164}` or `{value: 12}`".into();
+        return Some("a value is a path such as `$.properties.total`, or a mapping such as `{path: $.traits.phone, transform: e164}` or `{value: 12}`".into());
     }
-    match field {
-        "events" => "write each event as `Event Name: {action: ..., rename: {...}}`".into(),
-        "rename" => "write renames as a mapping, e.g. `rename: {revenue: value}`".into(),
-        "exclude" => "write exclusions as a list, e.g. `exclude: [internal_id]`".into(),
+    let hint = match field {
+        "events" => "write each event as `Event Name: {action: ..., rename: {...}}`",
+        "rename" => "write renames as a mapping, e.g. `rename: {revenue: value}`",
+        "exclude" => "write exclusions as a list, e.g. `exclude: [internal_id]`",
         "attributes" | "user_identifiers" => {
-            "write attributes as a mapping of name to path, e.g. `url: $.context.page.url`".into()
+            "write attributes as a mapping of name to path, e.g. `url: $.context.page.url`"
         }
-        "pass_through" => "write `pass_through: true` or `pass_through: false`".into(),
-        _ => "see the blueprint reference in the README".into(),
-    }
+        "pass_through" => "write `pass_through: true` or `pass_through: false`",
+        _ => return None,
+    };
+    Some(hint.into())
 }
 
 #[cfg(test)]

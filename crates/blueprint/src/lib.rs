@@ -12,6 +12,7 @@ pub mod model;
 pub mod path;
 pub mod phone;
 pub mod scan;
+pub mod schema_check;
 pub mod yaml;
 
 use std::collections::HashMap;
