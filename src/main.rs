@@ -19,9 +19,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check blueprint files; print every error as FILE:LINE:COL with a hint.
+    /// Check blueprint and configuration files; print every error as FILE:LINE:COL with a hint.
     Validate {
-        /// Blueprint files to check.
+        /// Blueprint or configuration files to check (a file with `sources`, `integrations` or
+        /// `pipelines` is a configuration).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -44,6 +45,8 @@ enum Command {
 enum SchemaKind {
     /// Blueprint files (blueprints/**/*.yaml).
     Blueprint,
+    /// The configuration file (signal.yaml).
+    Config,
 }
 
 fn main() -> ExitCode {
@@ -60,11 +63,24 @@ fn main() -> ExitCode {
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
-        match blueprint::compile_file(file) {
-            Ok(compiled) => {
+        let is_config = std::fs::read_to_string(file).is_ok_and(|text| config::looks_like_config(&text));
+        let checked = if is_config {
+            config::load(file).map(|config| {
+                format!(
+                    "configuration: {} sources, {} integrations, {} pipelines",
+                    config.sources.len(),
+                    config.integrations.len(),
+                    config.pipelines.len()
+                )
+            })
+        } else {
+            blueprint::compile_file(file).map(|compiled| {
                 let events: Vec<&str> = compiled.event_names().collect();
-                println!("{}: ok ({} events: {})", file.display(), events.len(), events.join(", "));
-            }
+                format!("{} events: {}", events.len(), events.join(", "))
+            })
+        };
+        match checked {
+            Ok(summary) => println!("{}: ok ({summary})", file.display()),
             Err(diagnostics) => {
                 failed = true;
                 println!("{diagnostics}");
@@ -77,6 +93,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
 fn schema(which: SchemaKind) -> ExitCode {
     let value = match which {
         SchemaKind::Blueprint => blueprint::blueprint_schema(),
+        SchemaKind::Config => config::config_schema(),
     };
     match serde_json::to_string_pretty(&value) {
         Ok(text) => {

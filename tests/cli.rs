@@ -180,3 +180,44 @@ fn validate_names_an_unreadable_file() {
         text(&output.stdout).starts_with("no/such/blueprint.yaml:1:1: error[io]: cannot read the blueprint")
     );
 }
+
+#[test]
+fn committed_config_schema_matches_signal_schema_config() {
+    let output = signal(&["schema", "config"], b"");
+    assert!(output.status.success());
+    let committed = std::fs::read_to_string("schemas/config.schema.json").expect("committed schema");
+    assert_eq!(
+        text(&output.stdout),
+        committed,
+        "regenerate: signal schema config > schemas/config.schema.json"
+    );
+}
+
+#[test]
+fn validate_checks_a_configuration_with_the_environment_it_would_run_with() {
+    let run = |env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_signal"))
+            .args(["validate", "signal.example.yaml"])
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+            .expect("signal runs")
+    };
+    let unset = run(&[]);
+    assert_eq!(unset.status.code(), Some(1));
+    let report = text(&unset.stdout);
+    assert!(report.contains("signal.example.yaml:17:19: error[env_var_missing]"), "{report}");
+    assert!(report.ends_with("4 errors\n"), "{report}");
+
+    let set = run(&[
+        ("SIGNAL_WEB_WRITE_KEY", "wk"),
+        ("MOENGAGE_WORKSPACE_ID", "WS123"),
+        ("MOENGAGE_DATA_API_KEY", "secret-key-value"),
+        ("MOENGAGE_DATA_CENTER", "01"),
+    ]);
+    assert_eq!(set.status.code(), Some(0), "{}", text(&set.stdout));
+    assert_eq!(
+        text(&set.stdout),
+        "signal.example.yaml: ok (configuration: 1 sources, 1 integrations, 1 pipelines)\n"
+    );
+}

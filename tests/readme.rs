@@ -112,3 +112,18 @@ fn every_flag_of_send_and_sandbox_is_in_its_options_table() {
         }
     }
 }
+
+#[test]
+fn the_configuration_reference_documents_every_key() {
+    let reference = README
+        .split("## Configuration reference")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("configuration reference section");
+    let mut keys = BTreeSet::new();
+    schema_keys(&config::config_schema(), &mut keys);
+    assert!(keys.len() >= 25, "{keys:?}");
+    for key in keys {
+        assert!(reference.contains(&format!("| `{key}` |")), "README lacks a configuration row for `{key}`");
+    }
+}

@@ -64,6 +64,28 @@ pub fn compile_str(name: &str, text: &str) -> Result<Blueprint, Diagnostics> {
     compiler.finish(chain)
 }
 
+/// The presets that ship inside the binary, by file name: `preset: retail` in a pipeline needs no
+/// files beside the binary.
+const PRESET_FILES: [(&str, &str); 3] = [
+    ("base.yaml", include_str!("../../../blueprints/moengage/base.yaml")),
+    ("retail.yaml", include_str!("../../../blueprints/moengage/retail.yaml")),
+    ("b2b-saas.yaml", include_str!("../../../blueprints/moengage/b2b-saas.yaml")),
+];
+
+/// The shipped presets' names, as a pipeline's `preset` takes them.
+pub const PRESETS: [&str; 2] = ["retail", "b2b-saas"];
+
+/// Compiles a shipped preset (`retail`, `b2b-saas`) from the copy built into the binary; `None`
+/// for another name.
+pub fn compile_preset(name: &str) -> Option<Result<Blueprint, Diagnostics>> {
+    let file = format!("{name}.yaml");
+    PRESETS.contains(&name).then(|| {
+        let mut compiler = Compiler { embedded: true, ..Compiler::default() };
+        let chain = compiler.load(PathBuf::from(&file), format!("(built in) {file}"), &mut Vec::new());
+        compiler.finish(chain)
+    })
+}
+
 /// One file's contribution, compiled, before merging with what it extends.
 #[derive(Default)]
 struct Layer {
@@ -80,12 +102,24 @@ struct Compiler {
     /// What to report, and where in the named file, if nothing provides a `customer_id`.
     missing_customer_id: Option<Diagnostic>,
     files: Vec<String>,
+    /// Read files from [`PRESET_FILES`] instead of the disk.
+    embedded: bool,
 }
 
 impl Compiler {
     /// Loads `path` and everything it extends; returns the layers, base first.
     fn load(&mut self, path: PathBuf, display: String, stack: &mut Vec<PathBuf>) -> Vec<Layer> {
-        let text = match std::fs::read_to_string(&path) {
+        let read = if self.embedded {
+            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+            PRESET_FILES
+                .iter()
+                .find(|(file, _)| *file == name)
+                .map(|(_, text)| (*text).to_owned())
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+        } else {
+            std::fs::read_to_string(&path)
+        };
+        let text = match read {
             Ok(text) => text,
             Err(error) => {
                 self.diagnostics.push(Diagnostic {
@@ -167,6 +201,15 @@ impl Compiler {
         layers
     }
 
+    fn exists(&self, path: &Path) -> bool {
+        if self.embedded {
+            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+            PRESET_FILES.iter().any(|(file, _)| *file == name)
+        } else {
+            path.is_file()
+        }
+    }
+
     fn extends(
         &mut self,
         context: &FileContext<'_>,
@@ -187,7 +230,7 @@ impl Compiler {
             ));
             return Vec::new();
         }
-        if !base.is_file() {
+        if !self.exists(&base) {
             self.diagnostics.push(
                 context.value(
                     "/extends",
@@ -469,6 +512,26 @@ mod tests {
         for name in Transform::NAMES {
             assert!(text.contains(&format!("\"{name}\"")), "{name} missing from schema");
         }
+    }
+
+    #[test]
+    fn the_built_in_presets_are_the_shipped_files() {
+        for preset in PRESETS {
+            let built_in = compile_preset(preset).expect("a preset").expect("compiles");
+            let path = format!("{}/../../blueprints/moengage/{preset}.yaml", env!("CARGO_MANIFEST_DIR"));
+            let on_disk = compile_file(Path::new(&path)).expect("compiles");
+            assert_eq!(built_in.event_names().collect::<Vec<_>>(), on_disk.event_names().collect::<Vec<_>>());
+            let events = include_str!("../../../tests/fixtures/events.ndjson");
+            let at = "2026-07-01T12:00:00Z".parse().expect("time");
+            let (built_in, on_disk) = (
+                crate::Mapper::new(std::sync::Arc::new(built_in)),
+                crate::Mapper::new(std::sync::Arc::new(on_disk)),
+            );
+            for line in events.lines() {
+                assert_eq!(built_in.map(line, at), on_disk.map(line, at), "{preset}: {line}");
+            }
+        }
+        assert!(compile_preset("wholesale").is_none());
     }
 
     #[test]

@@ -32,11 +32,18 @@ pub enum DiagnosticKind {
     ExtendsNotFound,
     /// `extends` leads back to a file already being extended.
     ExtendsCycle,
+    /// Configuration: `${NAME}` names an environment variable that is not set.
+    EnvVarMissing,
+    /// Configuration: a name that refers to nothing, such as a pipeline's unknown source.
+    UnknownName,
+    /// Configuration: a value of the right type that cannot be used, such as a data center that
+    /// does not exist or an address that does not parse.
+    InvalidValue,
 }
 
 impl DiagnosticKind {
     /// Every kind, in documentation order.
-    pub const ALL: [DiagnosticKind; 12] = [
+    pub const ALL: [DiagnosticKind; 15] = [
         DiagnosticKind::Io,
         DiagnosticKind::YamlSyntax,
         DiagnosticKind::DuplicateKey,
@@ -49,6 +56,9 @@ impl DiagnosticKind {
         DiagnosticKind::MissingCustomerId,
         DiagnosticKind::ExtendsNotFound,
         DiagnosticKind::ExtendsCycle,
+        DiagnosticKind::EnvVarMissing,
+        DiagnosticKind::UnknownName,
+        DiagnosticKind::InvalidValue,
     ];
 
     /// The stable code printed in `error[CODE]`.
@@ -66,6 +76,9 @@ impl DiagnosticKind {
             DiagnosticKind::MissingCustomerId => "missing_customer_id",
             DiagnosticKind::ExtendsNotFound => "extends_not_found",
             DiagnosticKind::ExtendsCycle => "extends_cycle",
+            DiagnosticKind::EnvVarMissing => "env_var_missing",
+            DiagnosticKind::UnknownName => "unknown_name",
+            DiagnosticKind::InvalidValue => "invalid_value",
         }
     }
 }

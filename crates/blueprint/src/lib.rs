@@ -17,7 +17,7 @@ pub mod yaml;
 
 use std::collections::HashMap;
 
-pub use compile::{compile_file, compile_str};
+pub use compile::{PRESETS, compile_file, compile_preset, compile_str};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 pub use interpret::{Drop, DropCode, Mapped, Mapper, Outcome, Warning, WarningCode};
 pub use model::{Transform, blueprint_schema};

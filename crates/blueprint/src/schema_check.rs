@@ -144,6 +144,16 @@ impl SchemaCheck<'_> {
                 diagnostics.push(context.value(&pointer, kind, message, Some(hint)));
                 vec![pointer]
             }
+            ValidationErrorKind::Required { property } => {
+                let property = property.as_str().unwrap_or_default();
+                diagnostics.push(context.key(
+                    &pointer,
+                    DiagnosticKind::Schema,
+                    format!("{} needs `{property}`", self.name_of(field)),
+                    Some(format!("add `{property}:` to it; {}", self.vocabulary.reference)),
+                ));
+                vec![pointer]
+            }
             ValidationErrorKind::MinLength { .. } => {
                 diagnostics.push(context.value(
                     &pointer,

@@ -1,0 +1,686 @@
+//! Signal's configuration (`signal.yaml`): sources with write keys, MoEngage integrations,
+//! pipelines between them. Loading checks everything at once — YAML, the JSON Schema (the same one
+//! editors use), `${NAME}` environment variables, names that refer to nothing, values that cannot
+//! be used, and each pipeline's blueprint — and reports every error as `FILE:LINE:COL` with a hint.
+
+pub mod model;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use blueprint::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, did_you_mean};
+use blueprint::schema_check::{FileContext, SchemaCheck, Vocabulary};
+use blueprint::yaml::{self, Position, SpanIndex, escape_pointer_segment};
+use blueprint::{Blueprint, PhoneRegion};
+use moengage::{ApiKey, Credentials, DataCenter, MoEngageDestination};
+use sender::RetryPolicy;
+use serde_json::Value;
+
+pub use model::{ConfigFile, LogFormat, LogLevel, config_schema};
+
+/// A source's write key. It is only ever shown redacted.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct WriteKey(String);
+
+impl WriteKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        WriteKey(key.into())
+    }
+
+    /// The key itself, to compare with what a request sends.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WriteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WriteKey([redacted])")
+    }
+}
+
+impl fmt::Display for WriteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A source of events.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Its name in the configuration.
+    pub name: String,
+    /// What it sends as the Basic auth username.
+    pub write_key: WriteKey,
+}
+
+/// A MoEngage workspace to deliver to.
+#[derive(Debug, Clone)]
+pub struct Integration {
+    /// Its name in the configuration.
+    pub name: String,
+    /// Where and how to send.
+    pub destination: MoEngageDestination,
+}
+
+/// A source's events, through a blueprint, to an integration.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// Its name in the configuration.
+    pub name: String,
+    /// The source's name.
+    pub source: String,
+    /// The integration's name.
+    pub integration: String,
+    /// The compiled blueprint.
+    pub blueprint: Arc<Blueprint>,
+    /// Where the blueprint came from: `preset retail` or a file.
+    pub blueprint_name: String,
+    /// The events delivered; `None` for every event the blueprint maps.
+    pub enabled_events: Option<Vec<String>>,
+    /// The region for national phone numbers.
+    pub default_region: Option<PhoneRegion>,
+}
+
+/// A checked configuration, ready to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The collector's address.
+    pub listen: SocketAddr,
+    /// The admin address (health, metrics).
+    pub admin_listen: SocketAddr,
+    /// The SQLite database file.
+    pub sqlite_path: PathBuf,
+    /// How long a `message_id` is remembered per source.
+    pub dedupe_window: Duration,
+    /// The largest request body, decompressed.
+    pub max_request_bytes: usize,
+    /// The largest single event.
+    pub max_event_bytes: usize,
+    /// The most events in one batch.
+    pub max_batch_events: usize,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Requests in flight per integration.
+    pub concurrency: usize,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log level.
+    pub log_level: LogLevel,
+    /// Sources.
+    pub sources: Vec<Source>,
+    /// Integrations.
+    pub integrations: Vec<Integration>,
+    /// Pipelines.
+    pub pipelines: Vec<Pipeline>,
+}
+
+/// Defaults, shared by files that leave a setting out and by `signal serve` without a file.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// The collector's address.
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// The admin address.
+    pub const ADMIN_LISTEN: &str = "127.0.0.1:9090";
+    /// The SQLite file.
+    pub const SQLITE: &str = "./data/signal.db";
+    /// How long a `message_id` is remembered.
+    pub const DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+    /// The largest request body.
+    pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+    /// The largest event.
+    pub const MAX_EVENT_BYTES: usize = 131_072;
+    /// The most events in a batch.
+    pub const MAX_BATCH_EVENTS: usize = 1000;
+    /// How long an event is retried.
+    pub const RETRY_WINDOW: Duration = Duration::from_secs(6 * 3600);
+    /// Per-request timeout.
+    pub const TIMEOUT: Duration = Duration::from_secs(30);
+    /// Requests in flight per integration.
+    pub const CONCURRENCY: usize = 64;
+}
+
+static WORDS: Vocabulary = Vocabulary {
+    whole: "the configuration",
+    reference: "see the configuration reference in the README",
+    place: describe_place,
+    type_hint: |_, _| None,
+    pattern: |_| None,
+    choice: |field| match field {
+        "preset" => Some((DiagnosticKind::Schema, "preset")),
+        "format" => Some((DiagnosticKind::Schema, "log format")),
+        "level" => Some((DiagnosticKind::Schema, "log level")),
+        _ => None,
+    },
+};
+
+fn describe_place(schema_pointer: &str) -> String {
+    match schema_pointer.rsplit('/').next().unwrap_or_default() {
+        "" => "the configuration".into(),
+        "StorageConfig" => "`storage`".into(),
+        "CollectorConfig" => "`collector`".into(),
+        "DeliveryConfig" => "`delivery`".into(),
+        "LogConfig" => "`log`".into(),
+        "SourceConfig" => "a source".into(),
+        "IntegrationConfig" => "an integration".into(),
+        "PipelineConfig" => "a pipeline".into(),
+        other => format!("`{other}`"),
+    }
+}
+
+fn schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(config_schema)
+}
+
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        // Generated from our own types: a failure is a bug in this crate, caught by every test.
+        #[allow(clippy::expect_used)]
+        jsonschema::draft202012::new(schema()).expect("the generated configuration schema is valid")
+    })
+}
+
+/// Whether YAML text looks like a configuration rather than a blueprint: its top level has
+/// `sources`, `integrations` or `pipelines`.
+pub fn looks_like_config(text: &str) -> bool {
+    yaml::parse(text).is_ok_and(|document| {
+        ["sources", "integrations", "pipelines"].iter().any(|key| document.value.get(key).is_some())
+    })
+}
+
+/// Loads and checks the configuration at `path`, reading `${NAME}`s from the process environment.
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    let environment: HashMap<String, String> = std::env::vars().collect();
+    load_with(path, &|name| environment.get(name).cloned())
+}
+
+/// Loads and checks the configuration at `path`, with `lookup` for environment variables.
+pub fn load_with(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Diagnostics> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => check(&name, &text, path.parent().unwrap_or(Path::new("")), lookup),
+        Err(error) => Err(Diagnostics(vec![Diagnostic {
+            file: name,
+            position: Position { line: 1, column: 1, len: 1 },
+            kind: DiagnosticKind::Io,
+            message: format!("cannot read the configuration: {error}"),
+            hint: Some(
+                "check the path, or run `signal serve` without --config for the built-in defaults".into(),
+            ),
+            source_line: None,
+        }])),
+    }
+}
+
+/// Checks configuration text named `name`; blueprint paths are relative to `base_dir`.
+pub fn check(
+    name: &str,
+    text: &str,
+    base_dir: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Diagnostics> {
+    let mut checker = Checker { diagnostics: Vec::new(), unresolved: Vec::new() };
+    let config = checker.check(name, text, base_dir, lookup);
+    let mut diagnostics = checker.diagnostics;
+    match config {
+        Some(config) if diagnostics.is_empty() => Ok(config),
+        _ => {
+            diagnostics.sort_by(|a, b| {
+                (a.file != name, &a.file, a.position, a.kind).cmp(&(
+                    b.file != name,
+                    &b.file,
+                    b.position,
+                    b.kind,
+                ))
+            });
+            diagnostics
+                .dedup_by(|a, b| a.file == b.file && a.position == b.position && a.message == b.message);
+            Err(Diagnostics(diagnostics))
+        }
+    }
+}
+
+struct Checker {
+    diagnostics: Vec<Diagnostic>,
+    /// Values whose `${NAME}` could not be replaced: already reported, not checked again.
+    unresolved: Vec<String>,
+}
+
+impl Checker {
+    fn check(
+        &mut self,
+        name: &str,
+        text: &str,
+        base_dir: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<Config> {
+        let document = match yaml::parse(text) {
+            Ok(document) => document,
+            Err(problem) => {
+                let context = FileContext { name, text, spans: &SpanIndex::default() };
+                self.diagnostics.push(context.at(
+                    problem.position,
+                    DiagnosticKind::YamlSyntax,
+                    problem.message,
+                    problem.hint,
+                ));
+                return None;
+            }
+        };
+        let context = FileContext { name, text, spans: &document.spans };
+        for (_, problem) in &document.duplicates {
+            self.diagnostics.push(context.at(
+                problem.position,
+                DiagnosticKind::DuplicateKey,
+                problem.message.clone(),
+                problem.hint.clone(),
+            ));
+        }
+        let mut value = match document.value {
+            Value::Null => Value::Object(Default::default()),
+            value => value,
+        };
+        self.interpolate(&context, &mut value, String::new(), lookup);
+
+        let check = SchemaCheck { schema: schema(), vocabulary: &WORDS };
+        let mut refused = Vec::new();
+        for error in validator().iter_errors(&value) {
+            refused.extend(check.translate(&context, &error, &mut self.diagnostics));
+        }
+        if !refused.is_empty() {
+            return None;
+        }
+        let file: ConfigFile = match serde_json::from_value(value) {
+            Ok(file) => file,
+            Err(error) => {
+                self.diagnostics.push(context.at(
+                    Position { line: 1, column: 1, len: 1 },
+                    DiagnosticKind::Schema,
+                    format!("the configuration cannot be read: {error}"),
+                    Some(WORDS.reference.into()),
+                ));
+                return None;
+            }
+        };
+        self.resolve(&context, &file, base_dir)
+    }
+
+    /// Replaces `${NAME}` in every text value; `$${` stays a literal `${`.
+    fn interpolate(
+        &mut self,
+        context: &FileContext<'_>,
+        value: &mut Value,
+        pointer: String,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) {
+        match value {
+            Value::String(text) if text.contains("${") => match substitute(text, lookup) {
+                Ok(replaced) => *text = replaced,
+                Err(missing) => {
+                    self.unresolved.push(pointer.clone());
+                    self.report_missing(context, &pointer, missing);
+                }
+            },
+            Value::Array(items) => {
+                for (index, item) in items.iter_mut().enumerate() {
+                    self.interpolate(context, item, format!("{pointer}/{index}"), lookup);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map.iter_mut() {
+                    let child = format!("{pointer}/{}", escape_pointer_segment(key));
+                    self.interpolate(context, item, child, lookup);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn report_missing(&mut self, context: &FileContext<'_>, pointer: &str, missing: Missing) {
+        let (kind, message, hint) = match missing {
+            Missing::Variable(variable) => (
+                DiagnosticKind::EnvVarMissing,
+                format!("the environment variable `{variable}` is not set"),
+                format!("set it before starting Signal, e.g. `export {variable}=...`"),
+            ),
+            Missing::Unclosed => (
+                DiagnosticKind::InvalidValue,
+                "`${` is not closed by `}`".to_owned(),
+                "write `${NAME}` for an environment variable, or `$${` for a literal `${`".to_owned(),
+            ),
+        };
+        self.diagnostics.push(context.value(pointer, kind, message, Some(hint)));
+    }
+
+    fn invalid(&mut self, context: &FileContext<'_>, pointer: &str, message: String, hint: &str) {
+        if self.unresolved.iter().any(|unresolved| unresolved == pointer) {
+            return;
+        }
+        self.diagnostics.push(context.value(
+            pointer,
+            DiagnosticKind::InvalidValue,
+            message,
+            Some(hint.into()),
+        ));
+    }
+
+    fn address(
+        &mut self,
+        context: &FileContext<'_>,
+        pointer: &str,
+        text: Option<&str>,
+        default: &str,
+    ) -> SocketAddr {
+        let text = text.unwrap_or(default);
+        text.parse().unwrap_or_else(|_| {
+            self.invalid(
+                context,
+                pointer,
+                format!("`{text}` is not an address to listen on"),
+                "write HOST:PORT with an IP address, e.g. 127.0.0.1:8080 or 0.0.0.0:8080",
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    }
+
+    fn duration(
+        &mut self,
+        context: &FileContext<'_>,
+        pointer: &str,
+        text: Option<&str>,
+        default: Duration,
+    ) -> Duration {
+        let Some(text) = text else { return default };
+        match parse_duration(text) {
+            Some(duration) => duration,
+            None => {
+                self.invalid(
+                    context,
+                    pointer,
+                    format!("`{text}` is not a duration"),
+                    "write e.g. 30s, 10m, 6h or 1h 30m",
+                );
+                default
+            }
+        }
+    }
+
+    fn resolve(&mut self, context: &FileContext<'_>, file: &ConfigFile, base_dir: &Path) -> Option<Config> {
+        let listen = self.address(context, "/listen", file.listen.as_deref(), defaults::LISTEN);
+        let admin_listen =
+            self.address(context, "/admin_listen", file.admin_listen.as_deref(), defaults::ADMIN_LISTEN);
+        let storage = file.storage.clone().unwrap_or_default();
+        let sqlite_path = base_dir.join(storage.sqlite.as_deref().unwrap_or(defaults::SQLITE));
+        let dedupe_window = self.duration(
+            context,
+            "/storage/dedupe_window",
+            storage.dedupe_window.as_deref(),
+            defaults::DEDUPE_WINDOW,
+        );
+        let collector = file.collector.clone().unwrap_or_default();
+        let delivery = file.delivery.clone().unwrap_or_default();
+        let retry_window = self.duration(
+            context,
+            "/delivery/retry_window",
+            delivery.retry_window.as_deref(),
+            defaults::RETRY_WINDOW,
+        );
+        let timeout =
+            self.duration(context, "/delivery/timeout", delivery.timeout.as_deref(), defaults::TIMEOUT);
+        let log = file.log.clone().unwrap_or_default();
+
+        let mut sources = Vec::new();
+        let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, source) in &file.sources {
+            let pointer = format!("/sources/{}/write_key", escape_pointer_segment(name));
+            if let Some(other) = keys.insert(source.write_key.as_str(), name) {
+                self.invalid(
+                    context,
+                    &pointer,
+                    format!("source `{name}` has the same write key as source `{other}`"),
+                    "give each source its own write key, so that events are attributed to the right one",
+                );
+            }
+            sources.push(Source { name: name.clone(), write_key: WriteKey::new(source.write_key.clone()) });
+        }
+
+        let mut integrations = Vec::new();
+        for (name, integration) in &file.integrations {
+            let pointer = format!("/integrations/{}", escape_pointer_segment(name));
+            if let Some(destination) = self.integration(context, &pointer, integration) {
+                integrations.push(Integration { name: name.clone(), destination });
+            }
+        }
+
+        let mut pipelines = Vec::new();
+        if file.pipelines.is_empty() {
+            self.diagnostics.push(context.key(
+                "/pipelines",
+                DiagnosticKind::Schema,
+                "no pipelines: events would be accepted and never delivered".into(),
+                Some("add one, e.g. `pipelines: {web: {source: web, integration: moengage, preset: retail}}`".into()),
+            ));
+        }
+        for (name, pipeline) in &file.pipelines {
+            let pointer = format!("/pipelines/{}", escape_pointer_segment(name));
+            if let Some(resolved) = self.pipeline(context, &pointer, name, pipeline, file, base_dir) {
+                pipelines.push(resolved);
+            }
+        }
+
+        Some(Config {
+            listen,
+            admin_listen,
+            sqlite_path,
+            dedupe_window,
+            max_request_bytes: to_usize(collector.max_request_bytes, defaults::MAX_REQUEST_BYTES),
+            max_event_bytes: to_usize(collector.max_event_bytes, defaults::MAX_EVENT_BYTES),
+            max_batch_events: to_usize(collector.max_batch_events, defaults::MAX_BATCH_EVENTS),
+            retry: RetryPolicy { window: retry_window, ..RetryPolicy::default() },
+            timeout,
+            concurrency: delivery.concurrency.map_or(defaults::CONCURRENCY, |n| n as usize),
+            log_format: log.format.unwrap_or(LogFormat::Text),
+            log_level: log.level.unwrap_or(LogLevel::Info),
+            sources,
+            integrations,
+            pipelines,
+        })
+    }
+
+    fn integration(
+        &mut self,
+        context: &FileContext<'_>,
+        pointer: &str,
+        integration: &model::IntegrationConfig,
+    ) -> Option<MoEngageDestination> {
+        let data_center: Option<DataCenter> = match integration.data_center.as_text().parse() {
+            Ok(data_center) => Some(data_center),
+            Err(error) => {
+                let message = error.to_string();
+                let (message, hint) = message.split_once("; ").unwrap_or((&message, ""));
+                self.invalid(context, &format!("{pointer}/data_center"), message.to_owned(), hint);
+                None
+            }
+        };
+        if let Some(endpoint) = &integration.endpoint {
+            let usable = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+            if !usable {
+                self.invalid(
+                    context,
+                    &format!("{pointer}/endpoint"),
+                    format!("`{endpoint}` is not an http:// or https:// URL"),
+                    "leave `endpoint` out to send to MoEngage, or write e.g. http://127.0.0.1:8088 for a sandbox",
+                );
+            }
+        }
+        let credentials = match Credentials::new(
+            integration.workspace_id.clone(),
+            ApiKey::new(integration.data_api_key.clone()),
+            data_center?,
+        ) {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                let field = match error {
+                    moengage::CredentialsError::EmptyApiKey => "data_api_key",
+                    moengage::CredentialsError::WorkspaceId(_) => "workspace_id",
+                };
+                let message = error.to_string();
+                let (message, hint) = message.split_once("; ").unwrap_or((&message, ""));
+                self.invalid(context, &format!("{pointer}/{field}"), message.to_owned(), hint);
+                return None;
+            }
+        };
+        let per_minute = integration.events_per_minute.unwrap_or(moengage::EVENTS_PER_MINUTE);
+        Some(MoEngageDestination::new(credentials, integration.endpoint.as_deref(), per_minute))
+    }
+
+    fn pipeline(
+        &mut self,
+        context: &FileContext<'_>,
+        pointer: &str,
+        name: &str,
+        pipeline: &model::PipelineConfig,
+        file: &ConfigFile,
+        base_dir: &Path,
+    ) -> Option<Pipeline> {
+        let source_names: Vec<&str> = file.sources.keys().map(String::as_str).collect();
+        let integration_names: Vec<&str> = file.integrations.keys().map(String::as_str).collect();
+        for (field, wanted, names) in [
+            ("source", &pipeline.source, source_names),
+            ("integration", &pipeline.integration, integration_names),
+        ] {
+            if !names.contains(&wanted.as_str()) {
+                let suggestion = did_you_mean(wanted, names.iter().copied())
+                    .map(|close| format!("did you mean `{close}`? "))
+                    .unwrap_or_default();
+                self.diagnostics.push(context.value(
+                    &format!("{pointer}/{field}"),
+                    DiagnosticKind::UnknownName,
+                    format!("pipeline `{name}`: there is no {field} `{wanted}`"),
+                    Some(format!("{suggestion}the {field}s are: {}", names.join(", "))),
+                ));
+            }
+        }
+        let (compiled, blueprint_name) = match (&pipeline.preset, &pipeline.blueprint) {
+            (Some(preset), None) => {
+                (blueprint::compile_preset(preset.name())?, format!("preset {}", preset.name()))
+            }
+            (None, Some(path)) => {
+                let full = base_dir.join(path);
+                if !full.is_file() {
+                    self.invalid(
+                        context,
+                        &format!("{pointer}/blueprint"),
+                        format!("the blueprint `{path}` does not exist"),
+                        "the path is relative to this configuration file; or use `preset: retail` or `preset: b2b-saas`",
+                    );
+                    return None;
+                }
+                (blueprint::compile_file(&full), full.display().to_string())
+            }
+            (Some(_), Some(_)) | (None, None) => {
+                self.diagnostics.push(context.key(
+                    pointer,
+                    DiagnosticKind::Schema,
+                    format!("pipeline `{name}` needs exactly one of `preset` and `blueprint`"),
+                    Some("write `preset: retail` (or `b2b-saas`), or `blueprint: path/to/file.yaml`".into()),
+                ));
+                return None;
+            }
+        };
+        let blueprint = match compiled {
+            Ok(blueprint) => blueprint,
+            Err(diagnostics) => {
+                self.diagnostics.extend(diagnostics.0);
+                return None;
+            }
+        };
+        for (index, event) in pipeline.enabled_events.iter().flatten().enumerate() {
+            if !blueprint.maps(event) {
+                let names: Vec<&str> = blueprint.event_names().collect();
+                let suggestion = did_you_mean(event, names.iter().copied())
+                    .map(|close| format!("did you mean `{close}`? "))
+                    .unwrap_or_default();
+                self.diagnostics.push(context.value(
+                    &format!("{pointer}/enabled_events/{index}"),
+                    DiagnosticKind::UnknownName,
+                    format!("`{event}` is not mapped by {blueprint_name}, so enabling it sends nothing"),
+                    Some(format!("{suggestion}the blueprint maps: {}", names.join(", "))),
+                ));
+            }
+        }
+        let default_region = match pipeline.default_region.as_deref() {
+            None => None,
+            Some(code) => match PhoneRegion::parse(code) {
+                Some(region) => Some(region),
+                None => {
+                    self.invalid(
+                        context,
+                        &format!("{pointer}/default_region"),
+                        format!("`{code}` is not a region code"),
+                        "use an ISO 3166 two-letter code such as GB or US",
+                    );
+                    None
+                }
+            },
+        };
+        Some(Pipeline {
+            name: name.to_owned(),
+            source: pipeline.source.clone(),
+            integration: pipeline.integration.clone(),
+            blueprint: Arc::new(blueprint),
+            blueprint_name,
+            enabled_events: pipeline.enabled_events.clone(),
+            default_region,
+        })
+    }
+}
+
+fn to_usize(value: Option<u64>, default: usize) -> usize {
+    value.map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+enum Missing {
+    Variable(String),
+    Unclosed,
+}
+
+/// `${NAME}` → the variable's value; `$${` → `${`.
+fn substitute(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, Missing> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('$') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        if let Some(literal) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = literal;
+        } else if let Some(open) = after.strip_prefix("${") {
+            let end = open.find('}').ok_or(Missing::Unclosed)?;
+            let variable = &open[..end];
+            out.push_str(&lookup(variable).ok_or_else(|| Missing::Variable(variable.to_owned()))?);
+            rest = &open[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `30s`, `10m`, `6h`, `1h 30m` (or ISO 8601) → a positive duration.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let signed: jiff::SignedDuration = text.trim().parse().ok()?;
+    Duration::try_from(signed).ok().filter(|duration| !duration.is_zero())
+}
