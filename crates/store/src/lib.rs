@@ -1,0 +1,207 @@
+//! Signal's durable queue: accepted events wait here until a worker has delivered them, and each
+//! one's fate is kept for the Event Debugger.
+//!
+//! One design, two engines. This crate holds the interface ([`Queue`]) and the embedded SQLite
+//! engine; the PostgreSQL engine implements the same operations over the same tables (see
+//! `POSTGRES_SCHEMA` and `POSTGRES_CLAIM` in [`sql`]), so that several nodes can share one database.
+//!
+//! The SQLite engine has one connection on one thread. Requests queue for it, and everything waiting
+//! when it is free is done in one transaction (group commit): concurrent collectors share a commit
+//! instead of each paying for one. An event is acknowledged only after its commit.
+
+pub mod sql;
+mod sqlite;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use sqlite::SqliteQueue;
+
+/// An event to queue for one pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The source it came from.
+    pub source: String,
+    /// The pipeline that will deliver it.
+    pub pipeline: String,
+    /// Its `message_id`, the dedupe key.
+    pub message_id: String,
+    /// When Signal received it, in milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
+    /// The event as JSON.
+    pub payload: String,
+}
+
+/// What queuing a request's events did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enqueued {
+    /// Events queued.
+    pub queued: usize,
+    /// Events whose `message_id` was already seen from the source within the dedupe window: accepted,
+    /// not queued again.
+    pub duplicates: usize,
+}
+
+/// An event a worker has claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The queue's id for it.
+    pub id: i64,
+    /// Its pipeline.
+    pub pipeline: String,
+    /// Its `message_id`.
+    pub message_id: String,
+    /// When Signal received it (ms since the epoch).
+    pub received_at_ms: i64,
+    /// The event as JSON.
+    pub payload: String,
+}
+
+/// Where an event ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for a worker.
+    Pending,
+    /// A worker has it.
+    Claimed,
+    /// MoEngage accepted it.
+    Delivered,
+    /// Not delivered, on purpose: a drop code says why.
+    Dropped,
+    /// Not delivered: refused for good, or still failing when the retry window closed.
+    Failed,
+    /// Waiting because its integration is paused (MoEngage refused the credentials).
+    Paused,
+}
+
+impl State {
+    /// Every state.
+    pub const ALL: [State; 6] =
+        [State::Pending, State::Claimed, State::Delivered, State::Dropped, State::Failed, State::Paused];
+
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Claimed => "claimed",
+            State::Delivered => "delivered",
+            State::Dropped => "dropped",
+            State::Failed => "failed",
+            State::Paused => "paused",
+        }
+    }
+
+    fn parse(text: &str) -> Option<State> {
+        State::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+}
+
+/// One HTTP attempt, for the debugger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The HTTP status, or `None` when there was no answer.
+    pub status: Option<u16>,
+    /// Milliseconds the attempt took.
+    pub latency_ms: u64,
+}
+
+/// The fate of one claimed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The queue's id.
+    pub id: i64,
+    /// Delivered, dropped, failed or paused.
+    pub state: State,
+    /// The drop code, or the failure's status or kind (`401`, `timeout`, ...).
+    pub code: Option<String>,
+    /// The likely cause or the drop's reason.
+    pub detail: Option<String>,
+    /// The attempts made.
+    pub attempts: u32,
+    /// The last HTTP status.
+    pub http_status: Option<u16>,
+    /// The start of the last answer's body.
+    pub response_body: Option<Vec<u8>>,
+    /// The request body sent to MoEngage.
+    pub body_sent: Option<Vec<u8>>,
+    /// From receipt to the end, in milliseconds.
+    pub latency_ms: Option<u64>,
+    /// When it ended (ms since the epoch).
+    pub finished_at_ms: i64,
+}
+
+/// A stored outcome, as the debugger reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// The queue's id.
+    pub id: i64,
+    /// Its source.
+    pub source: String,
+    /// Its pipeline.
+    pub pipeline: String,
+    /// Its `message_id`.
+    pub message_id: String,
+    /// Where it is.
+    pub state: State,
+    /// The outcome, once there is one.
+    pub outcome: Option<Outcome>,
+}
+
+/// Counts of events by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depth {
+    /// Waiting for a worker.
+    pub pending: u64,
+    /// With a worker.
+    pub claimed: u64,
+    /// Waiting for a paused integration.
+    pub paused: u64,
+}
+
+/// A storage failure.
+#[derive(Debug)]
+pub struct StoreError {
+    /// What was being done.
+    pub doing: &'static str,
+    /// The cause.
+    pub cause: String,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "storage: {}: {}", self.doing, self.cause)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The queue's operations, whatever the engine.
+pub trait Queue: Send + Sync + 'static {
+    /// Queues events (skipping `message_id`s seen from the same source within `dedupe_window`),
+    /// and returns once they are committed.
+    fn enqueue(
+        &self,
+        events: Vec<NewEvent>,
+        dedupe_window: Duration,
+    ) -> impl Future<Output = Result<Enqueued, StoreError>> + Send;
+
+    /// Claims up to `limit` pending events of a pipeline, oldest first.
+    fn claim(
+        &self,
+        pipeline: String,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Claimed>, StoreError>> + Send;
+
+    /// Records the fates of claimed events.
+    fn finish(&self, outcomes: Vec<Outcome>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives claimed events back, to be claimed again (a clean shutdown, a paused integration that
+    /// resumes).
+    fn release(&self, ids: Vec<i64>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// How many events wait.
+    fn depth(&self) -> impl Future<Output = Result<Depth, StoreError>> + Send;
+
+    /// The most recent events, newest first, with their outcomes.
+    fn recent(&self, limit: usize) -> impl Future<Output = Result<Vec<EventRecord>, StoreError>> + Send;
+}

@@ -1,0 +1,84 @@
+//! The tables, in both engines' dialects. The queue is one `events` table: a row per event and
+//! pipeline, its state, and — once it has one — its outcome, which the Event Debugger reads.
+//! `seen` remembers `message_id`s per source for the dedupe window.
+
+/// SQLite: the schema, applied at every start (idempotent).
+pub const SQLITE_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    source        TEXT    NOT NULL,
+    pipeline      TEXT    NOT NULL,
+    message_id    TEXT    NOT NULL,
+    received_at   INTEGER NOT NULL,
+    payload       TEXT    NOT NULL,
+    state         TEXT    NOT NULL DEFAULT 'pending',
+    code          TEXT,
+    detail        TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    http_status   INTEGER,
+    response_body BLOB,
+    body_sent     BLOB,
+    latency_ms    INTEGER,
+    finished_at   INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (pipeline, id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS events_waiting ON events (state) WHERE state IN ('pending', 'claimed', 'paused');
+CREATE TABLE IF NOT EXISTS seen (
+    source     TEXT    NOT NULL,
+    message_id TEXT    NOT NULL,
+    seen_at    INTEGER NOT NULL,
+    PRIMARY KEY (source, message_id)
+) WITHOUT ROWID;
+";
+
+/// SQLite: claims the oldest pending events of one pipeline.
+pub const SQLITE_CLAIM: &str = "
+UPDATE events SET state = 'claimed'
+WHERE id IN (SELECT id FROM events WHERE state = 'pending' AND pipeline = ?1 ORDER BY id LIMIT ?2)
+RETURNING id, pipeline, message_id, received_at, payload";
+
+/// PostgreSQL: the same tables, for several Signal nodes sharing one database.
+pub const POSTGRES_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id            BIGSERIAL PRIMARY KEY,
+    source        TEXT      NOT NULL,
+    pipeline      TEXT      NOT NULL,
+    message_id    TEXT      NOT NULL,
+    received_at   BIGINT    NOT NULL,
+    payload       TEXT      NOT NULL,
+    state         TEXT      NOT NULL DEFAULT 'pending',
+    code          TEXT,
+    detail        TEXT,
+    attempts      INTEGER   NOT NULL DEFAULT 0,
+    http_status   INTEGER,
+    response_body BYTEA,
+    body_sent     BYTEA,
+    latency_ms    BIGINT,
+    finished_at   BIGINT,
+    claimed_by    TEXT,
+    claimed_until BIGINT
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (pipeline, id) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS seen (
+    source     TEXT   NOT NULL,
+    message_id TEXT   NOT NULL,
+    seen_at    BIGINT NOT NULL,
+    PRIMARY KEY (source, message_id)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    integration TEXT   PRIMARY KEY,
+    holder      TEXT   NOT NULL,
+    until_ms    BIGINT NOT NULL
+);
+";
+
+/// PostgreSQL: claims without two nodes taking the same row; a node that dies leaves a lease that
+/// expires, and its rows are claimed again.
+pub const POSTGRES_CLAIM: &str = "
+UPDATE events SET state = 'claimed', claimed_by = $3, claimed_until = $4
+WHERE id IN (
+    SELECT id FROM events
+    WHERE pipeline = $1 AND (state = 'pending' OR (state = 'claimed' AND claimed_until < $5))
+    ORDER BY id LIMIT $2
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, pipeline, message_id, received_at, payload";

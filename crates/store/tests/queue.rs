@@ -1,0 +1,114 @@
+//! The SQLite queue on a real file: what is committed survives a restart, claims never hand out an
+//! event twice, a replayed `message_id` is not queued again, and concurrent requests share commits.
+
+use std::time::Duration;
+
+use store::{NewEvent, Outcome, Queue, SqliteQueue, State};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn event(message_id: &str, pipeline: &str) -> NewEvent {
+    NewEvent {
+        source: "web".into(),
+        pipeline: pipeline.into(),
+        message_id: message_id.into(),
+        received_at_ms: 1_700_000_000_000,
+        payload: format!(r#"{{"type":"track","event":"Signed Up","message_id":"{message_id}"}}"#),
+    }
+}
+
+fn delivered(id: i64) -> Outcome {
+    Outcome {
+        id,
+        state: State::Delivered,
+        code: None,
+        detail: None,
+        attempts: 1,
+        http_status: Some(200),
+        response_body: Some(br#"{"status":"success"}"#.to_vec()),
+        body_sent: Some(b"{}".to_vec()),
+        latency_ms: Some(12),
+        finished_at_ms: 1_700_000_000_100,
+    }
+}
+
+#[tokio::test]
+async fn events_are_claimed_once_in_order_and_their_outcomes_kept() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (queue, _) = SqliteQueue::open(&dir.path().join("data/signal.db")).expect("open");
+    let events: Vec<NewEvent> = (0..10).map(|n| event(&format!("m-{n}"), "web-moengage")).collect();
+    assert_eq!(queue.enqueue(events, DAY).await.expect("enqueue").queued, 10);
+
+    let first = queue.claim("web-moengage".into(), 4).await.expect("claim");
+    let second = queue.claim("web-moengage".into(), 100).await.expect("claim");
+    assert_eq!(first.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["m-0", "m-1", "m-2", "m-3"]);
+    assert_eq!(second.len(), 6, "the rest, none twice");
+    assert!(queue.claim("web-moengage".into(), 100).await.expect("claim").is_empty());
+    assert!(queue.claim("other".into(), 100).await.expect("claim").is_empty());
+
+    queue.finish(first.iter().map(|e| delivered(e.id)).collect()).await.expect("finish");
+    let depth = queue.depth().await.expect("depth");
+    assert_eq!((depth.pending, depth.claimed), (0, 6));
+    let recent = queue.recent(20).await.expect("recent");
+    let done: Vec<_> = recent.iter().filter(|r| r.state == State::Delivered).collect();
+    assert_eq!(done.len(), 4);
+    let outcome = done[0].outcome.as_ref().expect("outcome");
+    assert_eq!((outcome.http_status, outcome.latency_ms), (Some(200), Some(12)));
+    assert_eq!(outcome.response_body.as_deref(), Some(&br#"{"status":"success"}"#[..]));
+
+    queue.release(second.iter().map(|e| e.id).collect()).await.expect("release");
+    assert_eq!(
+        queue.claim("web-moengage".into(), 100).await.expect("claim").len(),
+        6,
+        "released, claimable again"
+    );
+}
+
+#[tokio::test]
+async fn what_was_claimed_when_the_process_stopped_is_pending_after_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("signal.db");
+    {
+        let (queue, recovered) = SqliteQueue::open(&path).expect("open");
+        assert_eq!((recovered.claimed, recovered.paused), (0, 0));
+        queue.enqueue((0..5).map(|n| event(&format!("m-{n}"), "p")).collect(), DAY).await.expect("enqueue");
+        let claimed = queue.claim("p".into(), 3).await.expect("claim");
+        queue.finish(vec![delivered(claimed[0].id)]).await.expect("finish");
+    }
+    let (queue, recovered) = SqliteQueue::open(&path).expect("reopen");
+    assert_eq!(recovered.claimed, 2, "two were claimed and not finished");
+    let again = queue.claim("p".into(), 100).await.expect("claim");
+    assert_eq!(again.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["m-1", "m-2", "m-3", "m-4"]);
+}
+
+#[tokio::test]
+async fn a_replayed_message_id_is_accepted_but_not_queued_again() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+    // One event bound for two pipelines is one message: both rows are queued.
+    let first = queue.enqueue(vec![event("m-1", "a"), event("m-1", "b")], DAY).await.expect("enqueue");
+    assert_eq!((first.queued, first.duplicates), (2, 0));
+    let replay = queue.enqueue(vec![event("m-1", "a"), event("m-2", "a")], DAY).await.expect("enqueue");
+    assert_eq!((replay.queued, replay.duplicates), (1, 1));
+    // Outside the window it is new again.
+    let later = queue.enqueue(vec![event("m-1", "a")], Duration::from_millis(1)).await.expect("enqueue");
+    assert_eq!(later.queued, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_all_committed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+    let mut tasks = Vec::new();
+    for request in 0..200 {
+        let queue = queue.clone();
+        tasks.push(tokio::spawn(async move {
+            let events = (0..10).map(|n| event(&format!("r{request}-{n}"), "p")).collect();
+            queue.enqueue(events, DAY).await
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("task").expect("enqueue").queued, 10);
+    }
+    assert_eq!(queue.depth().await.expect("depth").pending, 2_000);
+}
