@@ -3,6 +3,7 @@
 mod map;
 mod sandbox;
 mod send;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     /// Map a file of events with a blueprint and deliver them to MoEngage (a backfill, or a test
     /// against `signal sandbox`).
     Send(send::SendArgs),
+    /// Run the service: collect events over HTTP, queue them durably, deliver them to MoEngage.
+    Serve(serve::ServeArgs),
     /// Run a local MoEngage emulator to send events to, with optional faults.
     Sandbox(sandbox::SandboxArgs),
     /// Print a JSON Schema (the files under schemas/ are these outputs).
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Validate { files } => validate(&files),
         Command::Map(args) => map::run(&args),
         Command::Send(args) => send::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Schema { which } => schema(which),
     }

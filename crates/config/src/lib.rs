@@ -684,3 +684,42 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     let signed: jiff::SignedDuration = text.trim().parse().ok()?;
     Duration::try_from(signed).ok().filter(|duration| !duration.is_zero())
 }
+
+/// The configuration `signal serve` runs on without a file: one source with `write_key`, one
+/// integration delivering to `destination`, and a pipeline with the Retail preset, everything else
+/// at its default.
+pub fn embedded(write_key: WriteKey, integration_name: &str, destination: MoEngageDestination) -> Config {
+    // The preset is compiled from the copy built into the binary: it cannot fail unless the binary
+    // itself is broken, which every test would show.
+    #[allow(clippy::expect_used)]
+    let blueprint = blueprint::compile_preset("retail")
+        .expect("retail is a preset")
+        .expect("the built-in retail preset compiles");
+    #[allow(clippy::expect_used)]
+    let address = |text: &str| text.parse::<SocketAddr>().expect("the default addresses parse");
+    Config {
+        listen: address(defaults::LISTEN),
+        admin_listen: address(defaults::ADMIN_LISTEN),
+        sqlite_path: PathBuf::from(defaults::SQLITE),
+        dedupe_window: defaults::DEDUPE_WINDOW,
+        max_request_bytes: defaults::MAX_REQUEST_BYTES,
+        max_event_bytes: defaults::MAX_EVENT_BYTES,
+        max_batch_events: defaults::MAX_BATCH_EVENTS,
+        retry: RetryPolicy { window: defaults::RETRY_WINDOW, ..RetryPolicy::default() },
+        timeout: defaults::TIMEOUT,
+        concurrency: defaults::CONCURRENCY,
+        log_format: LogFormat::Text,
+        log_level: LogLevel::Info,
+        sources: vec![Source { name: "default".into(), write_key }],
+        integrations: vec![Integration { name: integration_name.to_owned(), destination }],
+        pipelines: vec![Pipeline {
+            name: "default".into(),
+            source: "default".into(),
+            integration: integration_name.to_owned(),
+            blueprint: Arc::new(blueprint),
+            blueprint_name: "preset retail".into(),
+            enabled_events: None,
+            default_region: None,
+        }],
+    }
+}

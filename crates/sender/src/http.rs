@@ -43,6 +43,9 @@ pub enum NoAnswer {
     },
 }
 
+/// Each attempt's HTTP status (`None`: no answer) and how long it took, in order.
+pub type AttemptLog = Vec<(Option<u16>, Duration)>;
+
 /// The outcome of one attempt: an answer, or none.
 pub type Response = Result<Answer, NoAnswer>;
 
@@ -106,30 +109,45 @@ impl HttpSender {
     /// Sends `body` until it is delivered, refused for good, or the retry window closes. A body over
     /// the destination's size limit is refused at once, with no attempt.
     pub async fn send(&self, destination: &dyn Destination, body: Vec<u8>) -> Delivery<Response> {
+        self.send_logged(destination, body).await.0
+    }
+
+    /// [`send`](Self::send), with every attempt's status (`None`: no answer) and latency, in order.
+    pub async fn send_logged(
+        &self,
+        destination: &dyn Destination,
+        body: Vec<u8>,
+    ) -> (Delivery<Response>, AttemptLog) {
         let limit = destination.max_body_bytes();
         if body.len() > limit {
             // Sending would only earn a 413 and spend a slot of the account's rate limit.
-            return Delivery {
+            let refused = Delivery {
                 ending: Ending::Permanent,
                 last: Err(NoAnswer::TooLarge { bytes: body.len(), limit }),
                 attempts: 0,
                 elapsed: Duration::ZERO,
             };
+            return (refused, Vec::new());
         }
         let limiter = self.limiter(destination);
         // Shared, so that each attempt hands the client the same bytes without copying them.
         let body = bytes::Bytes::from(body);
         let mut jitter = Jitter::from_entropy();
-        deliver(&self.policy, &mut jitter, |_| {
+        let log = Mutex::new(Vec::new());
+        let delivery = deliver(&self.policy, &mut jitter, |_| {
             let body = body.clone();
             let limiter = limiter.clone();
+            let log = &log;
             async move {
                 // Reserve under the lock, wait outside it: others queue for their own slots meanwhile.
                 let wait = limiter.lock().unwrap_or_else(PoisonError::into_inner).reserve(Instant::now());
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
+                let started = Instant::now();
                 let response = self.attempt(destination, body).await;
+                let status = response.as_ref().ok().map(|answer| answer.status);
+                log.lock().unwrap_or_else(PoisonError::into_inner).push((status, started.elapsed()));
                 match &response {
                     Err(_) => Attempt::Retry { outcome: response, retry_after: None },
                     Ok(answer) => match destination.verdict(answer) {
@@ -150,7 +168,8 @@ impl HttpSender {
                 }
             }
         })
-        .await
+        .await;
+        (delivery, log.into_inner().unwrap_or_else(PoisonError::into_inner))
     }
 
     async fn attempt(&self, destination: &dyn Destination, body: bytes::Bytes) -> Response {

@@ -118,6 +118,8 @@ pub struct Outcome {
     pub detail: Option<String>,
     /// The attempts made.
     pub attempts: u32,
+    /// Each attempt's status and latency, in order.
+    pub attempt_log: Vec<AttemptRecord>,
     /// The last HTTP status.
     pub http_status: Option<u16>,
     /// The start of the last answer's body.

@@ -6,7 +6,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Claimed, Depth, Enqueued, EventRecord, NewEvent, Outcome, Queue, State, StoreError, sql};
+use crate::{
+    AttemptRecord, Claimed, Depth, Enqueued, EventRecord, NewEvent, Outcome, Queue, State, StoreError, sql,
+};
 
 /// At most this many requests share one commit.
 const GROUP_LIMIT: usize = 1024;
@@ -284,7 +286,7 @@ fn claim(connection: &Connection, pipeline: &str, limit: usize) -> rusqlite::Res
 fn finish(connection: &Connection, outcomes: &[Outcome]) -> rusqlite::Result<()> {
     let mut update = connection.prepare_cached(
         "UPDATE events SET state = ?2, code = ?3, detail = ?4, attempts = ?5, http_status = ?6,
-             response_body = ?7, body_sent = ?8, latency_ms = ?9, finished_at = ?10
+             response_body = ?7, body_sent = ?8, latency_ms = ?9, finished_at = ?10, attempt_log = ?11
          WHERE id = ?1",
     )?;
     for outcome in outcomes {
@@ -299,9 +301,31 @@ fn finish(connection: &Connection, outcomes: &[Outcome]) -> rusqlite::Result<()>
             outcome.body_sent,
             outcome.latency_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
             outcome.finished_at_ms,
+            encode_attempts(&outcome.attempt_log),
         ])?;
     }
     Ok(())
+}
+
+/// `200:12 500:31 -:5000`: status (or `-` for no answer) and milliseconds, per attempt.
+fn encode_attempts(attempts: &[AttemptRecord]) -> String {
+    let parts: Vec<String> = attempts
+        .iter()
+        .map(|attempt| {
+            let status = attempt.status.map_or_else(|| "-".to_owned(), |status| status.to_string());
+            format!("{status}:{}", attempt.latency_ms)
+        })
+        .collect();
+    parts.join(" ")
+}
+
+fn decode_attempts(text: &str) -> Vec<AttemptRecord> {
+    text.split_whitespace()
+        .filter_map(|part| {
+            let (status, latency) = part.split_once(':')?;
+            Some(AttemptRecord { status: status.parse().ok(), latency_ms: latency.parse().ok()? })
+        })
+        .collect()
 }
 
 fn release(connection: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
@@ -335,7 +359,7 @@ fn depth(connection: &Connection) -> rusqlite::Result<Depth> {
 fn recent(connection: &Connection, limit: usize) -> rusqlite::Result<Vec<EventRecord>> {
     let mut statement = connection.prepare_cached(
         "SELECT id, source, pipeline, message_id, state, code, detail, attempts, http_status,
-                response_body, body_sent, latency_ms, finished_at
+                response_body, body_sent, latency_ms, finished_at, attempt_log
          FROM events ORDER BY id DESC LIMIT ?1",
     )?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -350,6 +374,9 @@ fn recent(connection: &Connection, limit: usize) -> rusqlite::Result<Vec<EventRe
                 code: row.get(5)?,
                 detail: row.get(6)?,
                 attempts: row.get(7)?,
+                attempt_log: decode_attempts(
+                    row.get::<_, Option<String>>(13)?.as_deref().unwrap_or_default(),
+                ),
                 http_status: row.get(8)?,
                 response_body: row.get(9)?,
                 body_sent: row.get(10)?,

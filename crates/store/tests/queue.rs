@@ -24,6 +24,7 @@ fn delivered(id: i64) -> Outcome {
         code: None,
         detail: None,
         attempts: 1,
+        attempt_log: vec![store::AttemptRecord { status: Some(200), latency_ms: 12 }],
         http_status: Some(200),
         response_body: Some(br#"{"status":"success"}"#.to_vec()),
         body_sent: Some(b"{}".to_vec()),
@@ -55,6 +56,7 @@ async fn events_are_claimed_once_in_order_and_their_outcomes_kept() {
     let outcome = done[0].outcome.as_ref().expect("outcome");
     assert_eq!((outcome.http_status, outcome.latency_ms), (Some(200), Some(12)));
     assert_eq!(outcome.response_body.as_deref(), Some(&br#"{"status":"success"}"#[..]));
+    assert_eq!(outcome.attempt_log, [store::AttemptRecord { status: Some(200), latency_ms: 12 }]);
 
     queue.release(second.iter().map(|e| e.id).collect()).await.expect("release");
     assert_eq!(

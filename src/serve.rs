@@ -1,0 +1,245 @@
+//! `signal serve`: the service. With `--config` it runs that configuration; without one it runs on
+//! built-in defaults — SQLite under `./data`, the Retail preset, and MoEngage when the
+//! `MOENGAGE_*` variables are set, else a MoEngage sandbox inside the process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use config::{Config, LogFormat, LogLevel, WriteKey};
+use moengage::{ApiKey, Credentials, MoEngageDestination};
+
+/// Options of `signal serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The configuration file (see signal.example.yaml). Without it, Signal runs on built-in
+    /// defaults and says so.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen for events here instead of the configured address (`127.0.0.1:0` picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Serve /healthz, /readyz and /metrics here instead of the configured address.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+    /// Keep the queue in this SQLite file instead of the configured one.
+    #[arg(long, value_name = "FILE")]
+    database: Option<PathBuf>,
+}
+
+/// The write key of the built-in defaults, unless `SIGNAL_WRITE_KEY` gives another.
+const DEFAULT_WRITE_KEY: &str = "dev-write-key";
+
+enum Destination {
+    Configured,
+    MoEngage,
+    Sandbox(String),
+}
+
+pub fn run(args: &ServeArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: &ServeArgs) -> ExitCode {
+    let (mut config, destination) = match &args.config {
+        Some(path) => match config::load(path) {
+            Ok(config) => (config, Destination::Configured),
+            Err(diagnostics) => {
+                eprintln!("{diagnostics}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match embedded().await {
+            Ok(pair) => pair,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(admin_listen) = args.admin_listen {
+        config.admin_listen = admin_listen;
+    }
+    if let Some(database) = &args.database {
+        config.sqlite_path = database.clone();
+    }
+    init_logging(config.log_format, config.log_level);
+
+    let (queue, recovered) = match store::SqliteQueue::open(&config.sqlite_path) {
+        Ok(opened) => opened,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if recovered.claimed > 0 || recovered.paused > 0 {
+        tracing::info!(
+            in_flight = recovered.claimed,
+            paused = recovered.paused,
+            "events a previous run had not finished are queued again"
+        );
+    }
+    let listeners = match server::Listeners::bind(&config).await {
+        Ok(listeners) => listeners,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    banner(&config, &listeners, &destination);
+    match server::run(config, queue, listeners, stop_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The built-in configuration: MoEngage from the `MOENGAGE_*` variables when they are all set,
+/// else a sandbox in this process.
+async fn embedded() -> Result<(Config, Destination), String> {
+    let write_key =
+        WriteKey::new(std::env::var("SIGNAL_WRITE_KEY").unwrap_or_else(|_| DEFAULT_WRITE_KEY.into()));
+    let variables = ["MOENGAGE_WORKSPACE_ID", "MOENGAGE_DATA_API_KEY", "MOENGAGE_DATA_CENTER"]
+        .map(|name| std::env::var(name).ok().filter(|value| !value.trim().is_empty()));
+    match variables {
+        [Some(workspace_id), Some(api_key), Some(data_center)] => {
+            let data_center =
+                data_center.parse().map_err(|error| format!("MOENGAGE_DATA_CENTER: {error}"))?;
+            let credentials = Credentials::new(workspace_id, ApiKey::new(api_key), data_center)
+                .map_err(|error| error.to_string())?;
+            let destination = MoEngageDestination::new(credentials, None, moengage::EVENTS_PER_MINUTE);
+            Ok((config::embedded(write_key, "moengage", destination), Destination::MoEngage))
+        }
+        [None, None, None] => {
+            sender::install_crypto_provider();
+            let base = sandbox::spawn_on_loopback(sandbox::SandboxConfig::default())
+                .await
+                .map_err(|error| format!("cannot start the built-in sandbox: {error}"))?;
+            let credentials = Credentials::new(
+                "sandbox",
+                ApiKey::new("sandbox-key"),
+                "01".parse().map_err(|e| format!("{e}"))?,
+            )
+            .map_err(|error| error.to_string())?;
+            let destination = MoEngageDestination::new(credentials, Some(&base), moengage::EVENTS_PER_MINUTE);
+            Ok((config::embedded(write_key, "sandbox", destination), Destination::Sandbox(base)))
+        }
+        partial => {
+            let missing: Vec<&str> =
+                ["MOENGAGE_WORKSPACE_ID", "MOENGAGE_DATA_API_KEY", "MOENGAGE_DATA_CENTER"]
+                    .into_iter()
+                    .zip(partial)
+                    .filter(|(_, value)| value.is_none())
+                    .map(|(name, _)| name)
+                    .collect();
+            Err(format!(
+                "{} not set: set all three MoEngage variables to deliver to MoEngage, or none to use the built-in sandbox",
+                missing.join(", ")
+            ))
+        }
+    }
+}
+
+fn banner(config: &Config, listeners: &server::Listeners, destination: &Destination) {
+    let address = |listener: &tokio::net::TcpListener, configured: SocketAddr| {
+        listener.local_addr().unwrap_or(configured)
+    };
+    let collector = address(&listeners.collector, config.listen);
+    let admin = address(&listeners.admin, config.admin_listen);
+    match destination {
+        Destination::Configured => println!("Signal is running"),
+        Destination::MoEngage | Destination::Sandbox(_) => {
+            println!("Signal is running on its built-in defaults (no --config)")
+        }
+    }
+    println!("  collector  http://{collector}   POST /v1/track, /v1/page, /v1/identify, /v1/batch");
+    println!("  queue      {} (SQLite)", config.sqlite_path.display());
+    for source in &config.sources {
+        if matches!(destination, Destination::Configured) {
+            println!("  source     {} (its write key is the HTTP Basic username)", source.name);
+        } else {
+            println!("  write key  {} (the HTTP Basic username), e.g.", source.write_key.expose());
+            println!(
+                "             curl -u {}: -d '{{\"type\":\"track\",\"event\":\"Order Completed\",\"user_id\":\"u_8842\",\"properties\":{{\"order_id\":\"ORD-1001\",\"revenue\":89.99}}}}' http://{collector}/v1/track",
+                source.write_key.expose()
+            );
+        }
+    }
+    for pipeline in &config.pipelines {
+        let integration = config.integrations.iter().find(|i| i.name == pipeline.integration);
+        let url = integration.map_or("", |integration| integration.destination.url());
+        println!(
+            "  pipeline   {}: {} → {} with {} ({url})",
+            pipeline.name, pipeline.source, pipeline.integration, pipeline.blueprint_name
+        );
+    }
+    if let Destination::Sandbox(base) = destination {
+        println!("  sandbox    {base}   the built-in MoEngage sandbox; what arrived:");
+        println!("             curl {base}/sandbox/workspaces/sandbox/customers/u_8842/actions");
+    }
+    println!("  admin      http://{admin}/healthz, /readyz, /metrics");
+    if let Destination::Sandbox(_) = destination {
+        println!(
+            "To deliver to MoEngage, set MOENGAGE_WORKSPACE_ID, MOENGAGE_DATA_API_KEY and MOENGAGE_DATA_CENTER, or run with --config signal.yaml (see signal.example.yaml)."
+        );
+    }
+}
+
+fn init_logging(format: LogFormat, level: LogLevel) {
+    let level = match level {
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Trace => tracing::Level::TRACE,
+    };
+    use std::io::IsTerminal as _;
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
+    // An error only means a subscriber is already installed.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("stop requested");
+}
