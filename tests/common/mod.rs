@@ -58,3 +58,152 @@ pub fn interrupt(pid: u32) {
     let status = Command::new("kill").args(["-INT", &pid.to_string()]).status().expect("kill runs");
     assert!(status.success());
 }
+
+/// A `signal serve` process on free loopback ports; killed when dropped.
+pub struct ServeProcess {
+    pub child: Child,
+    /// e.g. `http://127.0.0.1:41234`
+    pub collector: String,
+    /// e.g. `http://127.0.0.1:41235`
+    pub admin: String,
+    /// What it printed at start.
+    pub banner: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ServeProcess {
+    /// Starts `signal serve` with `args` (plus free ports) and `env`, without the MoEngage variables
+    /// of the environment running the tests.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_signal"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("MOENGAGE_WORKSPACE_ID")
+            .env_remove("MOENGAGE_DATA_API_KEY")
+            .env_remove("MOENGAGE_DATA_CENTER")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("signal serve starts");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut errors = BufReader::new(child.stderr.take().expect("stderr"));
+        let collected = stderr.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while errors.read_line(&mut line).is_ok_and(|n| n > 0) {
+                collected.lock().expect("lock").push_str(&line);
+                line.clear();
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut banner = String::new();
+        let (mut collector, mut admin) = (None, None);
+        while admin.is_none() {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).expect("banner") == 0 {
+                panic!("signal serve exited: {banner}{}", stderr.lock().expect("lock"));
+            }
+            let url = line.split_whitespace().nth(1).unwrap_or_default();
+            if line.trim_start().starts_with("collector") {
+                collector = Some(url.to_owned());
+            }
+            if line.trim_start().starts_with("admin") {
+                admin = Some(url.trim_end_matches("/healthz,").to_owned());
+            }
+            banner.push_str(&line);
+        }
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let admin = admin.expect("admin address");
+        ServeProcess { child, collector: collector.expect("collector address"), admin, banner, stderr }
+    }
+
+    /// What it has logged so far.
+    pub fn logs(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    /// Waits for it to exit, at most `limit`.
+    pub fn wait(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(started.elapsed() < limit, "signal serve did not stop within {limit:?}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Blocking HTTP for tests: one runtime, one client.
+pub struct Http {
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Http {
+    pub fn new() -> Http {
+        sender::install_crypto_provider();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        Http { runtime, client: reqwest::Client::new() }
+    }
+
+    /// POSTs `body` with the write key as Basic username; the status and the JSON answer.
+    pub fn post(
+        &self,
+        url: &str,
+        write_key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        self.runtime.block_on(async {
+            let mut request = self.client.post(url).body(body);
+            if let Some(key) = write_key {
+                request = request.basic_auth(key, Some(""));
+            }
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.expect("answer");
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.expect("body");
+            (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        })
+    }
+
+    /// GETs a URL: the status and the body as text.
+    pub fn get(&self, url: &str) -> (u16, String) {
+        self.runtime.block_on(async {
+            let response = self.client.get(url).send().await.expect("answer");
+            (response.status().as_u16(), response.text().await.expect("text"))
+        })
+    }
+
+    /// GETs a URL and parses JSON.
+    pub fn json(&self, url: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get(url).1).expect("json")
+    }
+}
+
+/// Polls `check` every 50 ms until it is true or `limit` passes.
+pub fn eventually(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Sends SIGTERM, as service managers do to stop a service.
+pub fn terminate(pid: u32) {
+    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
+    assert!(status.success());
+}

@@ -1,6 +1,6 @@
 //! A MoEngage emulator for integrators and tests: the Track Event path, Basic auth, answers, bodies
 //! and limits of the real API, faults on demand (500s, 429s with `Retry-After`, slow answers,
-//! dropped connections), and a
+//! dropped connections), the last request bodies it accepted, and a
 //! read-back endpoint that lists the actions accepted for each `customer_id` — the document's
 //! "confirm the action appears under the user's activity" without a MoEngage account.
 
@@ -20,6 +20,9 @@ use moengage::{ApiKey, EVENTS_PER_MINUTE, MAX_BODY_BYTES};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+
+/// How many accepted request bodies are kept per workspace for `/sandbox/workspaces/{id}/requests`.
+pub const KEPT_REQUESTS: usize = 10_000;
 
 /// Faults to inject, each a probability from 0 to 1 per request.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +80,8 @@ struct Shared {
     /// (workspace, customer_id) → the actions accepted, in order.
     store: Mutex<HashMap<(String, String), Vec<Value>>>,
     windows: Mutex<HashMap<String, Window>>,
+    /// workspace → the last accepted request bodies, oldest first, at most [`KEPT_REQUESTS`].
+    bodies: Mutex<HashMap<String, std::collections::VecDeque<Value>>>,
     jitter: Mutex<sender::Jitter>,
     requests: AtomicU64,
     accepted: AtomicU64,
@@ -91,6 +96,7 @@ pub fn router(config: SandboxConfig) -> Router {
         config,
         store: Mutex::default(),
         windows: Mutex::default(),
+        bodies: Mutex::default(),
         jitter: Mutex::new(sender::Jitter::from_entropy()),
         requests: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
@@ -101,6 +107,7 @@ pub fn router(config: SandboxConfig) -> Router {
     Router::new()
         .route("/v1/event/{workspace_id}", post(track))
         .route("/sandbox/workspaces/{workspace_id}/customers/{customer_id}/actions", get(actions))
+        .route("/sandbox/workspaces/{workspace_id}/requests", get(requests))
         .route("/sandbox/stats", get(stats))
         .fallback(not_found)
         // Bodies over 128 KB get MoEngage's own 413; this bound only keeps memory in check.
@@ -226,7 +233,7 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
         }
         dropped && after_accept
     };
-    let mut payload: Value = match serde_json::from_slice(body) {
+    let payload: Value = match serde_json::from_slice(body) {
         Ok(payload) => payload,
         Err(error) => {
             return fail(
@@ -246,8 +253,8 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
             );
         }
     };
-    let actions = match payload.get_mut("actions").and_then(Value::as_array_mut) {
-        Some(actions) if !actions.is_empty() => std::mem::take(actions),
+    let actions = match payload.get("actions").and_then(Value::as_array) {
+        Some(actions) if !actions.is_empty() => actions.clone(),
         _ => {
             return fail(
                 StatusCode::BAD_REQUEST,
@@ -264,6 +271,14 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
     }
     shared.accepted.fetch_add(actions.len() as u64, Ordering::Relaxed);
     shared.store.lock().await.entry((workspace_id.to_owned(), customer_id)).or_default().extend(actions);
+    {
+        let mut bodies = shared.bodies.lock().await;
+        let kept = bodies.entry(workspace_id.to_owned()).or_default();
+        if kept.len() == KEPT_REQUESTS {
+            kept.pop_front();
+        }
+        kept.push_back(payload);
+    }
     if drop_after_accept {
         shared.dropped_after_accept.fetch_add(1, Ordering::Relaxed);
         return dropped_connection();
@@ -337,6 +352,12 @@ async fn actions(
     let actions = store.get(&(workspace_id.clone(), customer_id.clone())).cloned().unwrap_or_default();
     axum::Json(json!({"workspace_id": workspace_id, "customer_id": customer_id, "actions": actions}))
         .into_response()
+}
+
+async fn requests(State(shared): State<Arc<Shared>>, Path(workspace_id): Path<String>) -> Response {
+    let bodies = shared.bodies.lock().await;
+    let kept: Vec<&Value> = bodies.get(&workspace_id).map(|kept| kept.iter().collect()).unwrap_or_default();
+    axum::Json(json!({"workspace_id": workspace_id, "requests": kept})).into_response()
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {

@@ -117,9 +117,7 @@ async fn accept<Q: Queue>(
     let source = authenticate(shared, request.headers())?;
     let gzip = content_encoding(request.headers())?;
     let limit = shared.config.max_request_bytes;
-    let body = axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| {
-        Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body is over {limit} bytes"))
-    })?;
+    let body = read_body(request.into_body(), limit).await?;
     let text = if gzip { gunzip(&body, limit)? } else { body.to_vec() };
     let document: Value = serde_json::from_slice(&text).map_err(|error| {
         Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {error}"))
@@ -183,6 +181,34 @@ async fn accept<Q: Queue>(
     }
     let body = json!({"success": true, "accepted": count, "duplicates": duplicates});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// Reads the body, at most `limit` bytes. Past the limit the rest is read and thrown away — up to a
+/// bound — so that the client, still sending, receives the 413 instead of a broken connection.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Refusal> {
+    use futures_util::StreamExt as _;
+    let drain_bound = limit.saturating_mul(4).max(16 * 1024 * 1024);
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|error| {
+            Refusal::new(StatusCode::BAD_REQUEST, format!("the request body could not be read: {error}"))
+        })?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if total > drain_bound {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {limit} bytes"),
+        ));
+    }
+    Ok(Bytes::from(kept))
 }
 
 fn authenticate<'a, Q: Queue>(shared: &'a Shared<Q>, headers: &HeaderMap) -> Result<&'a str, Refusal> {

@@ -1,0 +1,263 @@
+//! `signal serve` as operators run it: real processes, real HTTP, a real SQLite file. The document's
+//! example reaches the sandbox as the document's payload; an unmapped event is dropped with its
+//! code; a wrong key is recorded with its hint and the events behind it wait; bad input gets a JSON
+//! error and the server keeps serving; a replayed `message_id` is delivered once; a clean stop
+//! loses nothing.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Http, SandboxProcess, ServeProcess, eventually};
+use serde_json::{Value, json};
+
+const KEY: &str = "data-key-kept-in-the-environment";
+
+fn document_event() -> Value {
+    json!({"type": "track", "event": "Order Completed", "user_id": "u_8842",
+           "traits": {"email": "jane@example.com", "phone": "+447700900123"},
+           "properties": {"order_id": "ORD-1001", "revenue": 89.99, "currency": "GBP", "coupon": "WELCOME10"}})
+}
+
+fn document_payload() -> Value {
+    json!({"type": "event", "customer_id": "u_8842",
+           "user_identifiers": {"u_em": "jane@example.com", "u_mb": "+447700900123"},
+           "actions": [{"action": "Order Completed", "platform": "web",
+                        "attributes": {"order_id": "ORD-1001", "value": 89.99, "currency": "GBP", "coupon": "WELCOME10"}}]})
+}
+
+/// A configuration with a `web` source delivering to the sandbox with the right key, and an `app`
+/// source delivering to it with a wrong one.
+fn write_config(dir: &Path, sandbox: &str, extra: &str) -> String {
+    let path = dir.join("signal.yaml");
+    let text = format!(
+        r#"storage:
+  sqlite: signal.db
+delivery:
+  concurrency: 8
+{extra}sources:
+  web:
+    write_key: web-key
+  app:
+    write_key: app-key
+integrations:
+  good:
+    workspace_id: WS123
+    data_api_key: ${{TEST_DATA_API_KEY}}
+    data_center: "01"
+    endpoint: {sandbox}
+  bad:
+    workspace_id: WS123
+    data_api_key: not-the-key
+    data_center: "01"
+    endpoint: {sandbox}
+pipelines:
+  web:
+    source: web
+    integration: good
+    preset: retail
+  app:
+    source: app
+    integration: bad
+    preset: retail
+"#
+    );
+    std::fs::write(&path, text).expect("write config");
+    path.display().to_string()
+}
+
+fn metric(http: &Http, serve: &ServeProcess, line_start: &str) -> u64 {
+    let (_, text) = http.get(&format!("{}/metrics", serve.admin));
+    text.lines()
+        .find(|line| line.starts_with(line_start))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn events_go_through_the_blueprint_to_the_sandbox_and_a_wrong_key_pauses_its_integration() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS123:{KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path(), &sandbox.base, "");
+    let serve = ServeProcess::start(&["--config", &config], &[("TEST_DATA_API_KEY", KEY)]);
+    let http = Http::new();
+    let track = format!("{}/v1/track", serve.collector);
+
+    let (status, answer) = http.post(&track, Some("web-key"), &[], document_event().to_string().into_bytes());
+    assert_eq!((status, &answer["success"]), (200, &json!(true)), "{answer}");
+    eventually(Duration::from_secs(20), "the document's event in the sandbox", || {
+        http.json(&format!("{}/sandbox/workspaces/WS123/requests", sandbox.base))["requests"]
+            .as_array()
+            .is_some_and(|requests| !requests.is_empty())
+    });
+    let requests = http.json(&format!("{}/sandbox/workspaces/WS123/requests", sandbox.base));
+    assert_eq!(requests["requests"][0], document_payload(), "exactly the document's payload");
+
+    let unmapped = json!({"type": "track", "event": "Wishlist Shared", "user_id": "u_8842"});
+    assert_eq!(http.post(&track, Some("web-key"), &[], unmapped.to_string().into_bytes()).0, 200);
+    eventually(Duration::from_secs(20), "the drop in the metrics", || {
+        metric(&http, &serve, "signal_events_dropped_total{pipeline=\"web\",code=\"not_in_blueprint\"}") == 1
+    });
+
+    // The app source's integration has a wrong key: the first answer pauses it, the rest wait.
+    let batch: Vec<Value> =
+        (0..5).map(|n| json!({"type": "track", "event": "Signed Up", "user_id": format!("u_{n}")})).collect();
+    let (status, _) = http.post(
+        &format!("{}/v1/batch", serve.collector),
+        Some("app-key"),
+        &[],
+        json!({"batch": batch}).to_string().into_bytes(),
+    );
+    assert_eq!(status, 200);
+    eventually(Duration::from_secs(20), "the integration to pause", || {
+        metric(&http, &serve, "signal_events_paused_total{integration=\"bad\"}") >= 1
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let database = rusqlite::Connection::open(dir.path().join("signal.db")).expect("open the queue");
+    let mut rows = database
+        .prepare("SELECT state, code, detail FROM events WHERE pipeline = 'app' ORDER BY id")
+        .expect("query");
+    let rows: Vec<(String, Option<String>, Option<String>)> = rows
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("read");
+    assert_eq!(rows.len(), 5);
+    let paused: Vec<_> = rows.iter().filter(|row| row.0 == "paused").collect();
+    assert!(!paused.is_empty(), "{rows:?}");
+    for (_, code, detail) in &paused {
+        assert_eq!(code.as_deref(), Some("401"));
+        assert!(
+            detail.as_deref().is_some_and(|d| d.contains("Wrong Workspace ID or Data API key")),
+            "{detail:?}"
+        );
+    }
+    assert!(
+        rows.iter().all(|row| row.0 == "paused" || row.0 == "pending"),
+        "none failed, none delivered: {rows:?}"
+    );
+    assert!(serve.logs().contains("delivery to this integration is paused"), "{}", serve.logs());
+    let logs = serve.logs();
+    assert!(!logs.contains(KEY) && !logs.contains("not-the-key"), "keys never appear in logs: {logs}");
+}
+
+#[test]
+fn bad_input_gets_its_status_and_a_json_error_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().expect("dir");
+    let database = dir.path().join("signal.db").display().to_string();
+    let serve = ServeProcess::start(&["--database", &database], &[]);
+    let http = Http::new();
+    let track = format!("{}/v1/track", serve.collector);
+    let batch = format!("{}/v1/batch", serve.collector);
+    let key = Some("dev-write-key");
+
+    let deep = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+    let mut gzip_bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip_bomb.write_all(&vec![b' '; 64 * 1024 * 1024]).expect("compress");
+    let gzip_bomb = gzip_bomb.finish().expect("gzip");
+    assert!(gzip_bomb.len() < 1024 * 1024, "a small body: {}", gzip_bomb.len());
+    let huge_property = json!({"type": "track", "event": "Order Completed", "user_id": "u", "properties": {"notes": "x".repeat(200_000)}});
+    let many: Vec<Value> =
+        (0..1_001).map(|_| json!({"type": "track", "event": "Logged In", "user_id": "u"})).collect();
+
+    type Case<'a> =
+        (&'a str, &'a str, Option<&'a str>, Vec<(&'a str, &'a str)>, Vec<u8>, u16, Option<(usize, &'a str)>);
+    let cases: Vec<Case> = vec![
+        ("malformed JSON", &track, key, vec![], b"{\"type\": \"track\",".to_vec(), 400, None),
+        ("user_id of the wrong type", &track, key, vec![], br#"{"event":"Signed Up","user_id":{"id":1}}"#.to_vec(), 400, Some((0, "user_id"))),
+        ("a bad timestamp in the second event", &batch, key, vec![], br#"{"batch":[{"event":"Logged In","user_id":"u"},{"event":"Logged In","user_id":"u","timestamp":"yesterday"}]}"#.to_vec(), 400, Some((1, "timestamp"))),
+        ("properties that are not an object", &track, key, vec![], br#"{"event":"Signed Up","properties":[1]}"#.to_vec(), 400, Some((0, "properties"))),
+        ("a track call without an event", &track, key, vec![], br#"{"user_id":"u"}"#.to_vec(), 400, Some((0, "event"))),
+        ("not an object", &track, key, vec![], b"[1,2,3]".to_vec(), 400, Some((0, ""))),
+        ("a body over 4 MiB", &track, key, vec![], vec![b' '; 5 * 1024 * 1024], 413, None),
+        ("an event over 128 KB", &track, key, vec![], huge_property.to_string().into_bytes(), 413, Some((0, ""))),
+        ("1,001 events in a batch", &batch, key, vec![], json!({"batch": many}).to_string().into_bytes(), 413, None),
+        ("deep nesting", &track, key, vec![], deep.into_bytes(), 400, None),
+        ("invalid UTF-8", &track, key, vec![], b"{\"event\":\"\xff\xfe\"}".to_vec(), 400, None),
+        ("a gzip bomb", &track, key, vec![("content-encoding", "gzip")], gzip_bomb, 413, None),
+        ("a body that is not gzip", &track, key, vec![("content-encoding", "gzip")], b"plain".to_vec(), 400, None),
+        ("an unsupported encoding", &track, key, vec![("content-encoding", "br")], b"{}".to_vec(), 415, None),
+        ("no write key", &track, None, vec![], br#"{"event":"Signed Up"}"#.to_vec(), 401, None),
+        ("a wrong write key", &track, Some("guess"), vec![], br#"{"event":"Signed Up"}"#.to_vec(), 401, None),
+    ];
+    for (what, url, write_key, headers, body, status, place) in cases {
+        let (got, answer) = http.post(url, write_key, &headers, body);
+        assert_eq!(got, status, "{what}: {answer}");
+        assert_eq!(answer["success"], json!(false), "{what}: {answer}");
+        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {answer}");
+        if let Some((index, field)) = place {
+            assert_eq!(answer["error"]["event_index"], json!(index), "{what}: {answer}");
+            if !field.is_empty() {
+                assert_eq!(answer["error"]["field"], json!(field), "{what}: {answer}");
+            }
+        }
+    }
+    let (status, answer) = http.post(&format!("{}/v1/nothing", serve.collector), key, &[], b"{}".to_vec());
+    assert_eq!((status, answer["success"].clone()), (404, json!(false)));
+
+    assert_eq!(http.get(&format!("{}/healthz", serve.admin)).0, 200, "still serving");
+    let (status, _) = http.post(&track, key, &[], document_event().to_string().into_bytes());
+    assert_eq!(status, 200, "and still taking events");
+    let mut gzipped = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzipped.write_all(document_event().to_string().as_bytes()).expect("compress");
+    let (status, _) =
+        http.post(&track, key, &[("content-encoding", "gzip")], gzipped.finish().expect("gzip"));
+    assert_eq!(status, 200, "gzip bodies are accepted");
+    assert!(metric(&http, &serve, "signal_requests_rejected_total{status=\"400\"}") >= 8);
+}
+
+#[test]
+fn a_clean_stop_loses_nothing_and_a_replayed_message_id_is_delivered_once() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS123:{KEY}"), "--delay-ms", "20"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path(), &sandbox.base, "");
+    let env = [("TEST_DATA_API_KEY", KEY)];
+    let mut serve = ServeProcess::start(&["--config", &config], &env);
+    let http = Http::new();
+    let batch_url = format!("{}/v1/batch", serve.collector);
+    let events = |range: std::ops::Range<usize>| -> Vec<u8> {
+        let batch: Vec<Value> = range
+            .map(|n| json!({"type": "track", "event": "Order Completed", "userId": "u_stop", "messageId": format!("m-{n}"),
+                            "properties": {"order_id": n}}))
+            .collect();
+        json!({"batch": batch}).to_string().into_bytes()
+    };
+    for start in [0, 100, 200] {
+        let (status, answer) = http.post(&batch_url, Some("web-key"), &[], events(start..start + 100));
+        assert_eq!((status, answer["duplicates"].clone()), (200, json!(0)), "{answer}");
+    }
+    let (status, answer) = http.post(&batch_url, Some("web-key"), &[], events(0..100));
+    assert_eq!(
+        (status, answer["duplicates"].clone()),
+        (200, json!(100)),
+        "a replay is accepted, not queued: {answer}"
+    );
+
+    eventually(Duration::from_secs(20), "deliveries to start", || {
+        http.json(&format!("{}/sandbox/stats", sandbox.base))["accepted_actions"].as_u64().unwrap_or(0) > 20
+    });
+    common::terminate(serve.child.id());
+    let status = serve.wait(Duration::from_secs(30));
+    assert!(status.success(), "a clean stop: {status:?}\n{}", serve.logs());
+    assert!(serve.logs().contains("stopped cleanly"), "{}", serve.logs());
+
+    let serve = ServeProcess::start(&["--config", &config], &env);
+    let (_, answer) =
+        http.post(&format!("{}/v1/batch", serve.collector), Some("web-key"), &[], events(299..300));
+    assert_eq!(answer["duplicates"], json!(1), "the dedupe window outlives a restart");
+    let actions = |http: &Http| -> Vec<u64> {
+        let listed =
+            http.json(&format!("{}/sandbox/workspaces/WS123/customers/u_stop/actions", sandbox.base));
+        listed["actions"].as_array().map_or_else(Vec::new, |actions| {
+            actions.iter().filter_map(|action| action["attributes"]["order_id"].as_u64()).collect()
+        })
+    };
+    eventually(Duration::from_secs(60), "all 300 events after the restart", || actions(&http).len() >= 300);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut orders = actions(&http);
+    orders.sort_unstable();
+    assert_eq!(orders, (0..300).collect::<Vec<u64>>(), "each event once: none lost, none twice");
+}
