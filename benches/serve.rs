@@ -1,0 +1,307 @@
+//! `signal serve` benchmarks against real processes on loopback (see BENCHMARKS.md).
+//!
+//! `cargo bench --bench serve -- ingest [SECONDS]`: acknowledged (committed) events per second,
+//! batches of 100, several clients at once.
+//! `cargo bench --bench serve -- steady [SECONDS]`: 2,000 events/s, one event per request, spread over
+//! five workspaces (MoEngage allows 500/s each): acknowledgement latency, and receipt-to-200 latency
+//! from the outcome records.
+//! `cargo bench --bench serve -- backlog [EVENTS]`: the resident memory of `signal serve` holding a
+//! backlog of 1,000,000 events it cannot deliver.
+
+#![allow(missing_docs)]
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "bench-key";
+const WORKSPACES: usize = 5;
+
+struct Process {
+    child: Child,
+    lines: Vec<String>,
+}
+
+impl Process {
+    fn start(args: &[&str], until: &str) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_signal"))
+            .args(args)
+            .env_remove("MOENGAGE_WORKSPACE_ID")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("signal starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).expect("read") > 0, "exited: {lines:?}");
+            let done = line.trim_start().starts_with(until);
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Process { child, lines }
+    }
+
+    fn url(&self, label: &str) -> String {
+        let line = self.lines.iter().find(|line| line.trim_start().starts_with(label)).expect("label");
+        let url = line.split_whitespace().find(|word| word.starts_with("http")).expect("url");
+        url.trim_end_matches("/healthz,").to_owned()
+    }
+
+    fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A configuration with one source, integration and pipeline per workspace.
+fn config(dir: &std::path::Path, endpoint: &str) -> String {
+    let mut text = String::from("storage:\n  sqlite: signal.db\nsources:\n");
+    for n in 0..WORKSPACES {
+        text.push_str(&format!("  s{n}:\n    write_key: key-{n}\n"));
+    }
+    text.push_str("integrations:\n");
+    for n in 0..WORKSPACES {
+        text.push_str(&format!(
+            "  i{n}:\n    workspace_id: WS{n}\n    data_api_key: {KEY}\n    data_center: \"01\"\n    endpoint: {endpoint}\n"
+        ));
+    }
+    text.push_str("pipelines:\n");
+    for n in 0..WORKSPACES {
+        text.push_str(&format!("  p{n}:\n    source: s{n}\n    integration: i{n}\n    preset: retail\n"));
+    }
+    let path = dir.join("signal.yaml");
+    std::fs::write(&path, text).expect("config");
+    path.display().to_string()
+}
+
+fn start(dir: &std::path::Path, endpoint: &str) -> Process {
+    let config = config(dir, endpoint);
+    Process::start(
+        &["serve", "--config", &config, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        "admin",
+    )
+}
+
+fn sandbox() -> Process {
+    let mut args = vec!["sandbox".to_owned(), "--listen".into(), "127.0.0.1:0".into()];
+    for n in 0..WORKSPACES {
+        args.push("--workspace".into());
+        args.push(format!("WS{n}:{KEY}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Process::start(&args, "limit")
+}
+
+fn event(n: u64) -> serde_json::Value {
+    serde_json::json!({"type": "track", "event": "Order Completed", "user_id": format!("u_{}", n % 1000),
+        "message_id": format!("m-{n}"),
+        "traits": {"email": "jane@example.com", "phone": "07700 900123"}, "context": {"locale": "en-GB"},
+        "properties": {"order_id": format!("ORD-{n}"), "revenue": 89.99, "currency": "GBP"}})
+}
+
+fn batch(start: u64, size: u64) -> Vec<u8> {
+    let events: Vec<serde_json::Value> = (start..start + size).map(event).collect();
+    serde_json::json!({"batch": events}).to_string().into_bytes()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with("--")).collect();
+    sender::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    match args.first().map(String::as_str) {
+        Some("ingest") => runtime.block_on(ingest(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10))),
+        Some("steady") => runtime.block_on(steady(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30))),
+        Some("backlog") => runtime.block_on(backlog(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000))),
+        _ => {
+            eprintln!("usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS]");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, key: &str, body: Vec<u8>) -> bool {
+    match client.post(url).basic_auth(key, Some("")).body(body).send().await {
+        Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Batches of 100 from 16 clients for `seconds`.
+async fn ingest(seconds: u64) {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().expect("dir");
+    let serve = start(dir.path(), &sandbox.url("MoEngage"));
+    let url = format!("{}/v1/batch", serve.url("collector"));
+    let client = reqwest::Client::new();
+    let acked = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let (client, url, acked, next, stop) = (client.clone(), url.clone(), acked.clone(), next.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let start = next.fetch_add(100, Ordering::Relaxed);
+                let key = format!("key-{}", (start / 100) as usize % WORKSPACES);
+                let body = batch(start, 100);
+                let sent = Instant::now();
+                if post(&client, &url, &key, body).await {
+                    acked.fetch_add(100, Ordering::Relaxed);
+                    latencies.push(sent.elapsed());
+                }
+            }
+            latencies
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for client in clients {
+        latencies.extend(client.await.expect("client"));
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let events = acked.load(Ordering::Relaxed);
+    println!("ingest: batches of 100, 16 clients, {:.1} s", elapsed.as_secs_f64());
+    println!("  acknowledged         {events} events ({:.0} events/s)", events as f64 / elapsed.as_secs_f64());
+    println!(
+        "  request latency      p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
+}
+
+/// 2,000 single-event requests per second for `seconds`, then the outcome records.
+async fn steady(seconds: u64) {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().expect("dir");
+    let serve = start(dir.path(), &sandbox.url("MoEngage"));
+    let url = format!("{}/v1/track", serve.url("collector"));
+    let client = reqwest::Client::new();
+    let total = 2_000 * seconds;
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut requests = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    let mut n = 0u64;
+    while n < total {
+        ticks.tick().await;
+        for _ in 0..2 {
+            let (client, url) = (client.clone(), url.clone());
+            let key = format!("key-{}", n as usize % WORKSPACES);
+            let body = event(n).to_string().into_bytes();
+            requests.spawn(async move {
+                let sent = Instant::now();
+                let ok = post(&client, &url, &key, body).await;
+                (ok, sent.elapsed())
+            });
+            n += 1;
+        }
+        while let Some(Ok(_)) = futures_now(&mut requests) {}
+    }
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    while let Some(done) = requests.join_next().await {
+        let (ok, latency) = done.expect("request");
+        if ok { latencies.push(latency) } else { failed += 1 }
+    }
+    let sending = started.elapsed();
+    // Let the last events be delivered, then read the outcome records.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let database = rusqlite::Connection::open(dir.path().join("signal.db")).expect("open");
+    let mut delivered: Vec<Duration> = database
+        .prepare("SELECT latency_ms FROM events WHERE state = 'delivered'")
+        .expect("query")
+        .query_map([], |row| row.get::<_, i64>(0))
+        .expect("rows")
+        .filter_map(Result::ok)
+        .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+        .collect();
+    delivered.sort_unstable();
+    latencies.sort_unstable();
+    let rate = total as f64 / sending.as_secs_f64();
+    println!("steady: {total} single-event requests at {rate:.0}/s over {WORKSPACES} workspaces ({failed} failed)");
+    println!(
+        "  acknowledgement      p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "  receipt to 200       p50 {:.0} ms, p99 {:.0} ms ({} delivered)",
+        percentile(&delivered, 0.5).as_secs_f64() * 1e3,
+        percentile(&delivered, 0.99).as_secs_f64() * 1e3,
+        delivered.len()
+    );
+}
+
+fn futures_now<T: 'static>(set: &mut tokio::task::JoinSet<T>) -> Option<Result<T, tokio::task::JoinError>> {
+    set.try_join_next()
+}
+
+/// `events` queued for an integration that cannot be reached: the backlog only grows.
+async fn backlog(events: u64) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address");
+    let dir = tempfile::tempdir().expect("dir");
+    let serve = start(dir.path(), &format!("http://{closed}"));
+    let (idle_rss, _) = serve.memory();
+    let url = format!("{}/v1/batch", serve.url("collector"));
+    let client = reqwest::Client::new();
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (client, url, next) = (client.clone(), url.clone(), next.clone());
+        clients.push(tokio::spawn(async move {
+            loop {
+                let start = next.fetch_add(100, Ordering::Relaxed);
+                if start >= events {
+                    return;
+                }
+                let key = format!("key-{}", (start / 100) as usize % WORKSPACES);
+                assert!(post(&client, &url, &key, batch(start, 100)).await, "acknowledged");
+            }
+        }));
+    }
+    for client in clients {
+        client.await.expect("client");
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (rss, peak) = serve.memory();
+    let size = std::fs::metadata(dir.path().join("signal.db")).map_or(0, |m| m.len())
+        + std::fs::metadata(dir.path().join("signal.db-wal")).map_or(0, |m| m.len());
+    println!("backlog: {events} events queued in {:.1} s for integrations that cannot be reached", elapsed.as_secs_f64());
+    println!("  resident memory      {:.1} MB at start, {:.1} MB with the backlog, peak {:.1} MB", idle_rss as f64 / 1024.0, rss as f64 / 1024.0, peak as f64 / 1024.0);
+    println!("  queue file           {:.0} MB", size as f64 / 1e6);
+}
