@@ -136,13 +136,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with("--")).collect();
     sender::install_crypto_provider();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     match args.first().map(String::as_str) {
         Some("ingest") => runtime.block_on(ingest(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10))),
         Some("steady") => runtime.block_on(steady(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30))),
-        Some("backlog") => runtime.block_on(backlog(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000))),
+        Some("backlog") => {
+            runtime.block_on(backlog(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000)))
+        }
         _ => {
-            eprintln!("usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS]");
+            eprintln!(
+                "usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS]"
+            );
             std::process::exit(2);
         }
     }
@@ -167,7 +172,8 @@ async fn ingest(seconds: u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..16 {
-        let (client, url, acked, next, stop) = (client.clone(), url.clone(), acked.clone(), next.clone(), stop.clone());
+        let (client, url, acked, next, stop) =
+            (client.clone(), url.clone(), acked.clone(), next.clone(), stop.clone());
         clients.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -194,7 +200,10 @@ async fn ingest(seconds: u64) {
     latencies.sort_unstable();
     let events = acked.load(Ordering::Relaxed);
     println!("ingest: batches of 100, 16 clients, {:.1} s", elapsed.as_secs_f64());
-    println!("  acknowledged         {events} events ({:.0} events/s)", events as f64 / elapsed.as_secs_f64());
+    println!(
+        "  acknowledged         {events} events ({:.0} events/s)",
+        events as f64 / elapsed.as_secs_f64()
+    );
     println!(
         "  request latency      p50 {:.1} ms, p99 {:.1} ms",
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
@@ -251,7 +260,9 @@ async fn steady(seconds: u64) {
     delivered.sort_unstable();
     latencies.sort_unstable();
     let rate = total as f64 / sending.as_secs_f64();
-    println!("steady: {total} single-event requests at {rate:.0}/s over {WORKSPACES} workspaces ({failed} failed)");
+    println!(
+        "steady: {total} single-event requests at {rate:.0}/s over {WORKSPACES} workspaces ({failed} failed)"
+    );
     println!(
         "  acknowledgement      p50 {:.1} ms, p99 {:.1} ms",
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
@@ -301,7 +312,15 @@ async fn backlog(events: u64) {
     let (rss, peak) = serve.memory();
     let size = std::fs::metadata(dir.path().join("signal.db")).map_or(0, |m| m.len())
         + std::fs::metadata(dir.path().join("signal.db-wal")).map_or(0, |m| m.len());
-    println!("backlog: {events} events queued in {:.1} s for integrations that cannot be reached", elapsed.as_secs_f64());
-    println!("  resident memory      {:.1} MB at start, {:.1} MB with the backlog, peak {:.1} MB", idle_rss as f64 / 1024.0, rss as f64 / 1024.0, peak as f64 / 1024.0);
+    println!(
+        "backlog: {events} events queued in {:.1} s for integrations that cannot be reached",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  resident memory      {:.1} MB at start, {:.1} MB with the backlog, peak {:.1} MB",
+        idle_rss as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
     println!("  queue file           {:.0} MB", size as f64 / 1e6);
 }

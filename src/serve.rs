@@ -96,8 +96,9 @@ async fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let stop = stop_signal();
     banner(&config, &listeners, &destination);
-    match server::run(config, queue, listeners, stop_signal()).await {
+    match server::run(config, queue, listeners, stop).await {
         Ok(()) => {
             tracing::info!("stopped cleanly");
             ExitCode::SUCCESS
@@ -192,12 +193,12 @@ fn banner(config: &Config, listeners: &server::Listeners, destination: &Destinat
         println!("  sandbox    {base}   the built-in MoEngage sandbox; what arrived:");
         println!("             curl {base}/sandbox/workspaces/sandbox/customers/u_8842/actions");
     }
-    println!("  admin      http://{admin}/healthz, /readyz, /metrics");
     if let Destination::Sandbox(_) = destination {
         println!(
-            "To deliver to MoEngage, set MOENGAGE_WORKSPACE_ID, MOENGAGE_DATA_API_KEY and MOENGAGE_DATA_CENTER, or run with --config signal.yaml (see signal.example.yaml)."
+            "  to MoEngage: set MOENGAGE_WORKSPACE_ID, MOENGAGE_DATA_API_KEY and MOENGAGE_DATA_CENTER, or run with --config signal.yaml (see signal.example.yaml)"
         );
     }
+    println!("  admin      http://{admin}/healthz, /readyz, /metrics");
 }
 
 fn init_logging(format: LogFormat, level: LogLevel) {
@@ -221,25 +222,32 @@ fn init_logging(format: LogFormat, level: LogLevel) {
     };
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
-async fn stop_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed at once, before the banner
+/// tells anyone the service is up, so that an early stop request is never the default (fatal) one.
+fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                terminate.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending().await,
+            tracing::info!("stop requested");
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
-    tracing::info!("stop requested");
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stop requested");
+    }
 }

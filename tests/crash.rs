@@ -71,11 +71,13 @@ fn every_acknowledged_event_is_delivered_after_a_kill_9() {
                        "message_id": format!("m-{n}"), "properties": {"order_id": n, "revenue": 1.0}})
             })
             .collect();
-        let (status, answer) = http.post(&batch_url, Some("web-key"), &[], json!({"batch": batch}).to_string().into_bytes());
+        let (status, answer) =
+            http.post(&batch_url, Some("web-key"), &[], json!({"batch": batch}).to_string().into_bytes());
         assert_eq!(status, 200, "acknowledged: {answer}");
     }
     eventually(Duration::from_secs(60), "deliveries under way", || {
-        http.json(&format!("{}/sandbox/stats", sandbox.base))["accepted_actions"].as_u64().unwrap_or(0) >= 2_000
+        http.json(&format!("{}/sandbox/stats", sandbox.base))["accepted_actions"].as_u64().unwrap_or(0)
+            >= 2_000
     });
     serve.child.kill().expect("SIGKILL");
     let _ = serve.child.wait();
@@ -97,5 +99,9 @@ fn every_acknowledged_event_is_delivered_after_a_kill_9() {
     );
     // Only events in flight at the kill (delivered, outcome not yet committed) can arrive twice.
     assert!(duplicates <= 2 * CONCURRENCY, "{duplicates} duplicates");
-    assert!(restarted.logs().contains("queued again"), "the restart says what it recovered: {}", restarted.logs());
+    assert!(
+        restarted.logs().contains("queued again"),
+        "the restart says what it recovered: {}",
+        restarted.logs()
+    );
 }

@@ -261,3 +261,67 @@ fn a_clean_stop_loses_nothing_and_a_replayed_message_id_is_delivered_once() {
     orders.sort_unstable();
     assert_eq!(orders, (0..300).collect::<Vec<u64>>(), "each event once: none lost, none twice");
 }
+
+#[test]
+fn without_a_configuration_it_says_where_events_go_and_how_to_switch() {
+    let dir = tempfile::tempdir().expect("dir");
+    let database = dir.path().join("signal.db").display().to_string();
+    let sandboxed = ServeProcess::start(&["--database", &database], &[]);
+    assert!(sandboxed.banner.contains("built-in defaults"), "{}", sandboxed.banner);
+    assert!(sandboxed.banner.contains("write key  dev-write-key"), "{}", sandboxed.banner);
+    assert!(sandboxed.banner.contains("the built-in MoEngage sandbox"), "{}", sandboxed.banner);
+    assert!(
+        sandboxed
+            .banner
+            .contains("set MOENGAGE_WORKSPACE_ID, MOENGAGE_DATA_API_KEY and MOENGAGE_DATA_CENTER")
+    );
+    let http = Http::new();
+    assert_eq!(http.get(&format!("{}/readyz", sandboxed.admin)).0, 200);
+    // Browser tags ask first.
+    let preflight = http.options(&format!("{}/v1/track", sandboxed.collector));
+    assert_eq!(preflight.0, 204);
+    assert_eq!(preflight.1.as_deref(), Some("*"), "Access-Control-Allow-Origin");
+    drop(sandboxed);
+
+    let other = tempfile::tempdir().expect("dir");
+    let database = other.path().join("signal.db").display().to_string();
+    let moengage = ServeProcess::start(
+        &["--database", &database],
+        &[
+            ("MOENGAGE_WORKSPACE_ID", "WS777"),
+            ("MOENGAGE_DATA_API_KEY", "k-777-secret"),
+            ("MOENGAGE_DATA_CENTER", "02"),
+        ],
+    );
+    assert!(moengage.banner.contains("https://api-02.moengage.com/v1/event/WS777"), "{}", moengage.banner);
+    assert!(!moengage.banner.contains("k-777-secret"));
+    drop(moengage);
+
+    let partial = std::process::Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(["serve", "--database", &database])
+        .env_remove("MOENGAGE_DATA_API_KEY")
+        .env_remove("MOENGAGE_DATA_CENTER")
+        .env("MOENGAGE_WORKSPACE_ID", "WS777")
+        .output()
+        .expect("signal runs");
+    assert_eq!(partial.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&partial.stderr);
+    assert!(message.contains("MOENGAGE_DATA_API_KEY, MOENGAGE_DATA_CENTER not set"), "{message}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS123:{KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path(), &sandbox.base, "log:\n  format: json\n");
+    let mut serve = ServeProcess::start(&["--config", &config], &[("TEST_DATA_API_KEY", KEY)]);
+    common::terminate(serve.child.id());
+    assert!(serve.wait(Duration::from_secs(30)).success());
+    std::thread::sleep(Duration::from_millis(200));
+    let logs = serve.logs();
+    assert!(logs.lines().count() >= 2, "{logs}");
+    for line in logs.lines() {
+        let record: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(record["level"].is_string() && record["fields"]["message"].is_string(), "{record}");
+    }
+}

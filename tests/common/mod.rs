@@ -187,6 +187,26 @@ impl Http {
         })
     }
 
+    /// An OPTIONS request, as a browser's preflight: the status and `Access-Control-Allow-Origin`.
+    pub fn options(&self, url: &str) -> (u16, Option<String>) {
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .request(reqwest::Method::OPTIONS, url)
+                .header("origin", "https://shop.example")
+                .header("access-control-request-method", "POST")
+                .send()
+                .await
+                .expect("answer");
+            let origin = response
+                .headers()
+                .get("access-control-allow-origin")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            (response.status().as_u16(), origin)
+        })
+    }
+
     /// GETs a URL and parses JSON.
     pub fn json(&self, url: &str) -> serde_json::Value {
         serde_json::from_str(&self.get(url).1).expect("json")
