@@ -110,27 +110,19 @@ fn sustained(seconds: u64) {
         let sender =
             Arc::new(HttpSender::new(RetryPolicy::default(), Duration::from_secs(30)).expect("client"));
         let destination = Arc::new(destination(&sandbox.base, "WS1"));
-        let next = Arc::new(AtomicUsize::new(0));
+        let attempts = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
-        let mut workers = Vec::new();
-        for _ in 0..CONCURRENCY {
-            let (sender, destination, next) = (sender.clone(), destination.clone(), next.clone());
-            workers.push(tokio::spawn(async move {
-                let (mut delivered, mut attempts) = (0u64, 0u64);
-                while next.fetch_add(1, Ordering::Relaxed) < events {
-                    let delivery = sender.send(&*destination, BODY.as_bytes().to_vec()).await;
-                    delivered += u64::from(delivery.ending == Ending::Delivered);
-                    attempts += u64::from(delivery.attempts);
-                }
-                (delivered, attempts)
-            }));
-        }
-        let (mut delivered, mut attempts) = (0, 0);
-        for worker in workers {
-            let (d, a) = worker.await.expect("worker");
-            delivered += d;
-            attempts += a;
-        }
+        let counted = attempts.clone();
+        let delivered = spread(events, move |_| {
+            let (sender, destination, attempts) = (sender.clone(), destination.clone(), counted.clone());
+            async move {
+                let delivery = sender.send(&*destination, BODY.as_bytes().to_vec()).await;
+                attempts.fetch_add(delivery.attempts as usize, Ordering::Relaxed);
+                delivery.ending == Ending::Delivered
+            }
+        })
+        .await;
+        let attempts = attempts.load(Ordering::Relaxed);
         let elapsed = started.elapsed();
         let stats = sandbox.stats().await;
         let per_minute = delivered as f64 / elapsed.as_secs_f64() * 60.0;
@@ -197,30 +189,44 @@ fn throughput(requests: usize) {
     );
 }
 
-async fn sender_run(destinations: Arc<Vec<MoEngageDestination>>, requests: usize) -> usize {
-    let sender = Arc::new(HttpSender::new(RetryPolicy::default(), Duration::from_secs(30)).expect("client"));
+/// Sends `requests` requests, `CONCURRENCY` at a time, with `send(index)`; how many succeeded.
+async fn spread<F, Fut>(requests: usize, send: F) -> usize
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
-        let (sender, destinations, next) = (sender.clone(), destinations.clone(), next.clone());
+        let (next, send) = (next.clone(), send.clone());
         workers.push(tokio::spawn(async move {
-            let mut delivered = 0;
+            let mut succeeded = 0;
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 if index >= requests {
-                    return delivered;
+                    return succeeded;
                 }
-                let destination = &destinations[index % destinations.len()];
-                let delivery = sender.send(destination, BODY.as_bytes().to_vec()).await;
-                delivered += usize::from(delivery.ending == Ending::Delivered);
+                succeeded += usize::from(send(index).await);
             }
         }));
     }
-    let mut delivered = 0;
+    let mut succeeded = 0;
     for worker in workers {
-        delivered += worker.await.expect("worker");
+        succeeded += worker.await.expect("worker");
     }
-    delivered
+    succeeded
+}
+
+async fn sender_run(destinations: Arc<Vec<MoEngageDestination>>, requests: usize) -> usize {
+    let sender = Arc::new(HttpSender::new(RetryPolicy::default(), Duration::from_secs(30)).expect("client"));
+    spread(requests, move |index| {
+        let (sender, destinations) = (sender.clone(), destinations.clone());
+        async move {
+            let destination = &destinations[index % destinations.len()];
+            sender.send(destination, BODY.as_bytes().to_vec()).await.ending == Ending::Delivered
+        }
+    })
+    .await
 }
 
 async fn bare_run(destinations: Arc<Vec<MoEngageDestination>>, requests: usize) -> usize {
@@ -229,30 +235,15 @@ async fn bare_run(destinations: Arc<Vec<MoEngageDestination>>, requests: usize) 
         .tcp_keepalive(Duration::from_secs(60))
         .build()
         .expect("client");
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for _ in 0..CONCURRENCY {
-        let (client, destinations, next) = (client.clone(), destinations.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut delivered = 0;
-            loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= requests {
-                    return delivered;
-                }
-                let destination = &destinations[index % destinations.len()];
-                let body = bytes::Bytes::from(BODY.as_bytes().to_vec());
-                let Ok(response) = destination.request(&client, body).send().await else { continue };
-                let ok = response.status().is_success();
-                if response.bytes().await.is_ok() && ok {
-                    delivered += 1;
-                }
-            }
-        }));
-    }
-    let mut delivered = 0;
-    for worker in workers {
-        delivered += worker.await.expect("worker");
-    }
-    delivered
+    spread(requests, move |index| {
+        let (client, destinations) = (client.clone(), destinations.clone());
+        async move {
+            let destination = &destinations[index % destinations.len()];
+            let body = bytes::Bytes::from(BODY.as_bytes().to_vec());
+            let Ok(response) = destination.request(&client, body).send().await else { return false };
+            let ok = response.status().is_success();
+            response.bytes().await.is_ok() && ok
+        }
+    })
+    .await
 }

@@ -201,24 +201,10 @@ impl SchemaCheck<'_> {
                     // An optional field is `anyOf: [its type, null]`; report the real branch's errors.
                     branch.iter().flat_map(|inner| self.translate(context, inner, diagnostics)).collect()
                 } else {
-                    diagnostics.push(context.value(
-                        &pointer,
-                        DiagnosticKind::Schema,
-                        format!("{}: {error}", self.name_of(field)),
-                        Some(self.vocabulary.reference.into()),
-                    ));
-                    vec![pointer]
+                    self.as_reported(context, pointer, field, error, diagnostics)
                 }
             }
-            _ => {
-                diagnostics.push(context.value(
-                    &pointer,
-                    DiagnosticKind::Schema,
-                    format!("{}: {error}", self.name_of(field)),
-                    Some(self.vocabulary.reference.into()),
-                ));
-                vec![pointer]
-            }
+            _ => self.as_reported(context, pointer, field, error, diagnostics),
         }
     }
 
@@ -262,6 +248,24 @@ impl SchemaCheck<'_> {
             }
         }
         (!wanted.is_empty()).then(|| wanted.join(" or "))
+    }
+
+    /// The validator's own words, when nothing more specific can be said.
+    fn as_reported(
+        &self,
+        context: &FileContext<'_>,
+        pointer: String,
+        field: &str,
+        error: &ValidationError<'_>,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> Vec<String> {
+        diagnostics.push(context.value(
+            &pointer,
+            DiagnosticKind::Schema,
+            format!("{}: {error}", self.name_of(field)),
+            Some(self.vocabulary.reference.into()),
+        ));
+        vec![pointer]
     }
 
     fn name_of(&self, field: &str) -> String {

@@ -362,6 +362,22 @@ impl Checker {
         self.diagnostics.push(context.value(pointer, kind, message, Some(hint)));
     }
 
+    /// `wanted` is none of `names`: the closest one, if any, and the list.
+    fn unknown_name(
+        &mut self,
+        context: &FileContext<'_>,
+        pointer: &str,
+        message: String,
+        (wanted, names): (&str, &[&str]),
+        listed_as: &str,
+    ) {
+        let suggestion = did_you_mean(wanted, names.iter().copied())
+            .map(|close| format!("did you mean `{close}`? "))
+            .unwrap_or_default();
+        let hint = format!("{suggestion}{listed_as}: {}", names.join(", "));
+        self.diagnostics.push(context.value(pointer, DiagnosticKind::UnknownName, message, Some(hint)));
+    }
+
     fn invalid(&mut self, context: &FileContext<'_>, pointer: &str, message: String, hint: &str) {
         if self.unresolved.iter().any(|unresolved| unresolved == pointer) {
             return;
@@ -560,15 +576,13 @@ impl Checker {
             ("integration", &pipeline.integration, integration_names),
         ] {
             if !names.contains(&wanted.as_str()) {
-                let suggestion = did_you_mean(wanted, names.iter().copied())
-                    .map(|close| format!("did you mean `{close}`? "))
-                    .unwrap_or_default();
-                self.diagnostics.push(context.value(
+                self.unknown_name(
+                    context,
                     &format!("{pointer}/{field}"),
-                    DiagnosticKind::UnknownName,
                     format!("pipeline `{name}`: there is no {field} `{wanted}`"),
-                    Some(format!("{suggestion}the {field}s are: {}", names.join(", "))),
-                ));
+                    (wanted, &names),
+                    &format!("the {field}s are"),
+                );
             }
         }
         let (compiled, blueprint_name) = match (&pipeline.preset, &pipeline.blueprint) {
@@ -608,15 +622,13 @@ impl Checker {
         for (index, event) in pipeline.enabled_events.iter().flatten().enumerate() {
             if !blueprint.maps(event) {
                 let names: Vec<&str> = blueprint.event_names().collect();
-                let suggestion = did_you_mean(event, names.iter().copied())
-                    .map(|close| format!("did you mean `{close}`? "))
-                    .unwrap_or_default();
-                self.diagnostics.push(context.value(
+                self.unknown_name(
+                    context,
                     &format!("{pointer}/enabled_events/{index}"),
-                    DiagnosticKind::UnknownName,
                     format!("`{event}` is not mapped by {blueprint_name}, so enabling it sends nothing"),
-                    Some(format!("{suggestion}the blueprint maps: {}", names.join(", "))),
-                ));
+                    (event, &names),
+                    "the blueprint maps",
+                );
             }
         }
         let default_region = match pipeline.default_region.as_deref() {
