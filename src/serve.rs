@@ -98,6 +98,11 @@ async fn serve(args: &ServeArgs) -> ExitCode {
     };
     let stop = stop_signal();
     banner(&config, &listeners, &destination);
+    for source in &config.sources {
+        if !config.pipelines.iter().any(|pipeline| pipeline.source == source.name) {
+            tracing::warn!(source = %source.name, "no pipeline takes this source's events: they are accepted and not delivered");
+        }
+    }
     match server::run(config, queue, listeners, stop).await {
         Ok(()) => {
             tracing::info!("stopped cleanly");

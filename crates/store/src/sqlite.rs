@@ -156,11 +156,21 @@ impl Reply {
 
 fn serve(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Request>) {
     let mut commits = 0u64;
+    // The longest dedupe window asked for: `seen` entries older than it can go.
+    let mut longest_window = Duration::ZERO;
     while let Some(first) = requests.blocking_recv() {
+        if let Request::Enqueue { window, .. } = &first {
+            longest_window = longest_window.max(*window);
+        }
         let mut group = vec![first];
         while group.len() < GROUP_LIMIT {
             match requests.try_recv() {
-                Ok(request) => group.push(request),
+                Ok(request) => {
+                    if let Request::Enqueue { window, .. } = &request {
+                        longest_window = longest_window.max(*window);
+                    }
+                    group.push(request);
+                }
                 Err(_) => break,
             }
         }
