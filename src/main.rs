@@ -4,6 +4,7 @@ mod map;
 mod sandbox;
 mod send;
 mod serve;
+mod stop;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -90,6 +90,7 @@ pub fn run(args: &SandboxArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let shutdown = crate::stop::requested();
         let address = listener.local_addr().unwrap_or(args.listen);
         println!("MoEngage sandbox listening on http://{address}");
         for (id, _) in &config.workspaces {
@@ -100,9 +101,6 @@ pub fn run(args: &SandboxArgs) -> ExitCode {
         let window =
             if args.window_secs == 60 { "minute".to_owned() } else { format!("{} s", args.window_secs) };
         println!("limit {} events per {window} per workspace; Ctrl-C stops", config.per_window);
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
         match sandbox::serve_until(listener, config, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

@@ -163,8 +163,12 @@ pub fn run(args: &SendArgs) -> ExitCode {
         concurrency: usize::from(args.concurrency),
         unsent,
     };
+    let stop = {
+        let _inside = runtime.enter();
+        crate::stop::requested()
+    };
     eprintln!("sending {} to {}", input.name, target.shown_as);
-    let report = runtime.block_on(run.send_all(input));
+    let report = runtime.block_on(run.send_all(input, stop));
     match report {
         Ok(report) => {
             print!("{}", report.summary(&target.shown_as, args.unsent.as_deref()));
@@ -280,7 +284,7 @@ enum Stop {
 }
 
 impl Run {
-    async fn send_all(mut self, input: Input) -> io::Result<Report> {
+    async fn send_all(mut self, input: Input, interrupt: impl Future<Output = ()>) -> io::Result<Report> {
         let from_file = input.total.is_some();
         let mut report = Report::new(input.total);
         let mut progress = Progress::new(input.total);
@@ -290,7 +294,6 @@ impl Run {
         let mut in_flight_lines: HashMap<tokio::task::Id, (u64, String)> = HashMap::new();
         let mut stop: Option<Stop> = None;
         let mut input_done = false;
-        let interrupt = tokio::signal::ctrl_c();
         tokio::pin!(interrupt);
         let mut ticks = tokio::time::interval(Duration::from_millis(250));
         let (mut body, mut warnings) = (Vec::new(), Vec::new());

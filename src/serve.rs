@@ -96,7 +96,7 @@ async fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let stop = stop_signal();
+    let stop = crate::stop::requested();
     banner(&config, &listeners, &destination);
     for source in &config.sources {
         if !config.pipelines.iter().any(|pipeline| pipeline.source == source.name) {
@@ -225,34 +225,4 @@ fn init_logging(format: LogFormat, level: LogLevel) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-}
-
-/// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed at once, before the banner
-/// tells anyone the service is up, so that an early stop request is never the default (fatal) one.
-fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let interrupt = signal(SignalKind::interrupt());
-        let terminate = signal(SignalKind::terminate());
-        async move {
-            match (interrupt, terminate) {
-                (Ok(mut interrupt), Ok(mut terminate)) => {
-                    tokio::select! {
-                        _ = interrupt.recv() => {}
-                        _ = terminate.recv() => {}
-                    }
-                }
-                _ => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-            tracing::info!("stop requested");
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("stop requested");
-    }
 }
