@@ -195,6 +195,14 @@ fn bad_input_gets_its_status_and_a_json_error_and_the_server_keeps_serving() {
             }
         }
     }
+    let beacon = json!({"writeKey": "dev-write-key", "batch": [{"event": "Logged In", "user_id": "u"}]});
+    assert_eq!(
+        http.post(&batch, None, &[], beacon.to_string().into_bytes()).0,
+        200,
+        "a write key in the body"
+    );
+    let beacon = json!({"writeKey": "guess", "event": "Logged In", "user_id": "u"});
+    assert_eq!(http.post(&track, None, &[], beacon.to_string().into_bytes()).0, 401);
     let (status, answer) = http.post(&format!("{}/v1/nothing", serve.collector), key, &[], b"{}".to_vec());
     assert_eq!((status, answer["success"].clone()), (404, json!(false)));
 

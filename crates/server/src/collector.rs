@@ -114,14 +114,27 @@ async fn accept<Q: Queue>(
     shared: &Shared<Q>,
     request: Request,
 ) -> Result<Response, Refusal> {
-    let source = authenticate(shared, request.headers())?;
+    let header_key = header_write_key(request.headers())?;
+    // A wrong key in the header is refused before the body is read.
+    if let Some(key) = &header_key {
+        source_of(shared, key)?;
+    }
     let gzip = content_encoding(request.headers())?;
     let limit = shared.config.max_request_bytes;
     let body = read_body(request.into_body(), limit).await?;
     let text = if gzip { gunzip(&body, limit)? } else { body.to_vec() };
-    let document: Value = serde_json::from_slice(&text).map_err(|error| {
+    let mut document: Value = serde_json::from_slice(&text).map_err(|error| {
         Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {error}"))
     })?;
+    // Browsers sending with `navigator.sendBeacon` cannot set headers: the key may be in the body.
+    let body_key = document
+        .as_object_mut()
+        .and_then(|object| object.remove("writeKey").or_else(|| object.remove("write_key")));
+    let source = match (&header_key, body_key) {
+        (Some(key), _) => source_of(shared, key)?,
+        (None, Some(Value::String(key))) => source_of(shared, &key)?,
+        (None, _) => return Err(no_write_key()),
+    };
     let events = match (endpoint, document) {
         (Endpoint::Batch, Value::Object(mut object)) => match object.remove("batch") {
             Some(Value::Array(events)) => events,
@@ -211,21 +224,26 @@ async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Refusa
     Ok(Bytes::from(kept))
 }
 
-fn authenticate<'a, Q: Queue>(shared: &'a Shared<Q>, headers: &HeaderMap) -> Result<&'a str, Refusal> {
-    let missing = || {
-        Refusal::new(
-            StatusCode::UNAUTHORIZED,
-            "no write key: send it as the HTTP Basic username (Authorization: Basic base64(WRITE_KEY:))",
-        )
-    };
-    let encoded = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Basic "))
-        .ok_or_else(missing)?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| missing())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| missing())?;
-    let key = decoded.split_once(':').map_or(decoded.as_str(), |(user, _)| user);
+fn no_write_key() -> Refusal {
+    Refusal::new(
+        StatusCode::UNAUTHORIZED,
+        "no write key: send it as the HTTP Basic username (Authorization: Basic base64(WRITE_KEY:)), or as `writeKey` in the body",
+    )
+}
+
+/// The Basic username, when there is an `Authorization` header.
+fn header_write_key(headers: &HeaderMap) -> Result<Option<String>, Refusal> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let encoded =
+        value.to_str().ok().and_then(|value| value.strip_prefix("Basic ")).ok_or_else(no_write_key)?;
+    let decoded =
+        base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| no_write_key())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| no_write_key())?;
+    Ok(Some(decoded.split_once(':').map_or(decoded.as_str(), |(user, _)| user).to_owned()))
+}
+
+/// The source whose write key this is.
+fn source_of<'a, Q: Queue>(shared: &'a Shared<Q>, key: &str) -> Result<&'a str, Refusal> {
     shared
         .config
         .sources
