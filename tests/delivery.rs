@@ -236,9 +236,11 @@ async fn with_500s_429s_and_dropped_connections_no_event_vanishes_and_duplicates
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_three_times_the_limit_is_delivered_without_a_429_and_workspaces_do_not_wait_for_each_other()
 {
-    // MoEngage's limit scaled down: 150 events per 5 s instead of 30,000 per minute, in both the
+    // MoEngage's limit scaled down: 200 events per 10 s instead of 30,000 per minute, in both the
     // sandbox and the sender.
-    let limit = RateLimit { requests: 150, per: Duration::from_secs(5) };
+    // The window is long enough that the sender's headroom (1/200 of it, 50 ms) covers the arrival
+    // jitter of a loaded test machine, as 300 ms covers it in MoEngage's minute.
+    let limit = RateLimit { requests: 200, per: Duration::from_secs(10) };
     let base = start(SandboxConfig {
         workspaces: vec![("WS1".into(), ApiKey::new(KEY)), ("WS2".into(), ApiKey::new(KEY))],
         per_window: limit.requests,
@@ -267,8 +269,8 @@ async fn a_burst_three_times_the_limit_is_delivered_without_a_429_and_workspaces
     for workspace in ["WS1", "WS2"] {
         assert_eq!(stored_in(&base, workspace, "u_burst").await.len(), burst);
     }
-    // Three windows' worth at the limit takes just under three windows; the second workspace
+    // Three windows' worth at the limit takes about three windows; the second workspace
     // does not queue behind the first (that would take six).
-    assert!(elapsed >= Duration::from_millis(9_900), "the burst was spread out: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(20), "each workspace has its own limit: {elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(29_500), "the burst was spread out: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(45), "each workspace has its own limit: {elapsed:?}");
 }
