@@ -284,7 +284,10 @@ fn without_a_configuration_it_says_where_events_go_and_how_to_switch() {
             .contains("set MOENGAGE_WORKSPACE_ID, MOENGAGE_DATA_API_KEY and MOENGAGE_DATA_CENTER")
     );
     let http = Http::new();
-    assert_eq!(http.get(&format!("{}/readyz", sandboxed.admin)).0, 200);
+    // Ready once the workers have warmed up their blueprints, moments after the banner.
+    eventually(Duration::from_secs(20), "readiness", || {
+        http.get(&format!("{}/readyz", sandboxed.admin)).0 == 200
+    });
     // Browser tags ask first.
     let preflight = http.options(&format!("{}/v1/track", sandboxed.collector));
     assert_eq!(preflight.0, 204);
