@@ -143,15 +143,10 @@ pub async fn run<Q: Queue>(
         }
         tokio::select! {
             Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
-                let Ok((id, (delivery, log))) = done else { continue };
-                let Some(event) = events.remove(&id) else { continue };
-                let outcome = settle(&worker, &shared, event, &delivery, &log, &mut paused);
-                outcomes.push(outcome);
+                outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused));
                 // Collect what else has finished, so that outcomes share a commit.
-                while let Some(Some(Ok((id, (delivery, log))))) = in_flight.join_next_with_id().now_or_never() {
-                    if let Some(event) = events.remove(&id) {
-                        outcomes.push(settle(&worker, &shared, event, &delivery, &log, &mut paused));
-                    }
+                while let Some(done) = in_flight.try_join_next_with_id() {
+                    outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused));
                 }
             }
             () = worker.wake.notified() => {}
@@ -163,12 +158,8 @@ pub async fn run<Q: Queue>(
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while !in_flight.is_empty() {
         match tokio::time::timeout_at(deadline, in_flight.join_next_with_id()).await {
-            Ok(Some(Ok((id, (delivery, log))))) => {
-                if let Some(event) = events.remove(&id) {
-                    outcomes.push(settle(&worker, &shared, event, &delivery, &log, &mut paused));
-                }
-            }
-            Ok(_) => {}
+            Ok(Some(done)) => outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused)),
+            Ok(None) => {}
             Err(_) => {
                 in_flight.abort_all();
                 break;
@@ -187,21 +178,18 @@ pub async fn run<Q: Queue>(
     }
 }
 
-trait NowOrNever: std::future::Future + Sized {
-    fn now_or_never(self) -> Option<Self::Output>;
-}
-
-impl<F: std::future::Future> NowOrNever for F {
-    /// The future's output if it is ready at once.
-    fn now_or_never(self) -> Option<Self::Output> {
-        let waker = std::task::Waker::noop();
-        let mut context = std::task::Context::from_waker(waker);
-        let mut future = std::pin::pin!(self);
-        match future.as_mut().poll(&mut context) {
-            std::task::Poll::Ready(output) => Some(output),
-            std::task::Poll::Pending => None,
-        }
-    }
+/// The outcome of a finished delivery task. A task that did not finish (aborted) leaves its event
+/// among those given back to the queue.
+fn finished<Q: Queue>(
+    worker: &IntegrationWorker,
+    shared: &Shared<Q>,
+    events: &mut HashMap<tokio::task::Id, InFlight>,
+    done: Result<(tokio::task::Id, (Delivery<Response>, AttemptLog)), tokio::task::JoinError>,
+    paused: &mut bool,
+) -> Option<Outcome> {
+    let (id, (delivery, log)) = done.ok()?;
+    let event = events.remove(&id)?;
+    Some(settle(worker, shared, event, &delivery, &log, paused))
 }
 
 async fn record<Q: Queue>(shared: &Shared<Q>, outcomes: Vec<Outcome>) {
@@ -271,7 +259,7 @@ fn settle<Q: Queue>(
         (_, Ok(answer)) if classification.as_ref().is_some_and(|c| c.pauses_integration) => {
             outcome.state = State::Paused;
             outcome.code = Some(answer.status.to_string());
-            outcome.detail = moengage::likely_cause(answer.status).map(str::to_owned);
+            outcome.detail = classification.as_ref().and_then(|c| c.hint).map(str::to_owned);
             shared.metrics.paused(&worker.name);
             if !*paused {
                 *paused = true;
