@@ -222,6 +222,11 @@ async fn steady(seconds: u64) {
     let mut ticks = tokio::time::interval(Duration::from_millis(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut requests = tokio::task::JoinSet::new();
+    let (mut latencies, mut failed) = (Vec::new(), 0);
+    let mut record = |done: Result<(bool, Duration), tokio::task::JoinError>| match done.expect("request") {
+        (true, latency) => latencies.push(latency),
+        (false, _) => failed += 1,
+    };
     let started = Instant::now();
     let mut n = 0u64;
     while n < total {
@@ -237,13 +242,13 @@ async fn steady(seconds: u64) {
             });
             n += 1;
         }
-        while let Some(Ok(_)) = futures_now(&mut requests) {}
+        // Every answer counts, not only those still outstanding when sending ends.
+        while let Some(done) = requests.try_join_next() {
+            record(done);
+        }
     }
-    let mut latencies = Vec::new();
-    let mut failed = 0;
     while let Some(done) = requests.join_next().await {
-        let (ok, latency) = done.expect("request");
-        if ok { latencies.push(latency) } else { failed += 1 }
+        record(done);
     }
     let sending = started.elapsed();
     // Let the last events be delivered, then read the outcome records.
@@ -274,10 +279,6 @@ async fn steady(seconds: u64) {
         percentile(&delivered, 0.99).as_secs_f64() * 1e3,
         delivered.len()
     );
-}
-
-fn futures_now<T: 'static>(set: &mut tokio::task::JoinSet<T>) -> Option<Result<T, tokio::task::JoinError>> {
-    set.try_join_next()
 }
 
 /// `events` queued for an integration that cannot be reached: the backlog only grows.
