@@ -60,12 +60,8 @@ pub struct SendArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("`{text}` is not a duration; write e.g. 30s, 10m, 2h or 1h 30m");
-    let signed: jiff::SignedDuration = text.parse().map_err(|_| invalid())?;
-    match Duration::try_from(signed) {
-        Ok(duration) if !duration.is_zero() => Ok(duration),
-        _ => Err(invalid()),
-    }
+    config::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration; write e.g. 30s, 10m, 2h or 1h 30m"))
 }
 
 /// Where events go, checked before anything is read.
@@ -96,14 +92,12 @@ impl Target {
             .map_err(|error| error.to_string())?;
         let endpoint = match args.endpoint.as_deref() {
             None => None,
-            Some(text) => match reqwest::Url::parse(text) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(text),
-                _ => {
-                    return Err(format!(
-                        "--endpoint `{text}` is not an http:// or https:// URL; for a sandbox write e.g. http://127.0.0.1:8088"
-                    ));
-                }
-            },
+            Some(text) if moengage::is_endpoint_base(text) => Some(text),
+            Some(text) => {
+                return Err(format!(
+                    "--endpoint `{text}` is not an http:// or https:// URL; for a sandbox write e.g. http://127.0.0.1:8088"
+                ));
+            }
         };
         let destination = MoEngageDestination::new(credentials, endpoint, args.per_minute);
         let shown_as =

@@ -528,16 +528,15 @@ impl Checker {
                 None
             }
         };
-        if let Some(endpoint) = &integration.endpoint {
-            let usable = endpoint.starts_with("http://") || endpoint.starts_with("https://");
-            if !usable {
-                self.invalid(
-                    context,
-                    &format!("{pointer}/endpoint"),
-                    format!("`{endpoint}` is not an http:// or https:// URL"),
-                    "leave `endpoint` out to send to MoEngage, or write e.g. http://127.0.0.1:8088 for a sandbox",
-                );
-            }
+        if let Some(endpoint) = &integration.endpoint
+            && !moengage::is_endpoint_base(endpoint)
+        {
+            self.invalid(
+                context,
+                &format!("{pointer}/endpoint"),
+                format!("`{endpoint}` is not an http:// or https:// URL"),
+                "leave `endpoint` out to send to MoEngage, or write e.g. http://127.0.0.1:8088 for a sandbox",
+            );
         }
         let credentials = match Credentials::new(
             integration.workspace_id.clone(),

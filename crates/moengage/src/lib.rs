@@ -181,6 +181,13 @@ impl Credentials {
     }
 }
 
+/// Whether `text` can stand in for MoEngage's base URL (a `signal sandbox`, a proxy): an
+/// `http://` or `https://` URL with a host.
+pub fn is_endpoint_base(text: &str) -> bool {
+    reqwest::Url::parse(text)
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+}
+
 /// The error body MoEngage sends: `{"status":"fail","error":{"message","type","request_id"}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct ApiError {
@@ -366,6 +373,15 @@ mod tests {
         assert_eq!(credentials.endpoint_at("http://127.0.0.1:8080/"), "http://127.0.0.1:8080/v1/event/WS123");
         // base64("WS123:s3cr3t-key")
         assert_eq!(credentials.authorization(), "Basic V1MxMjM6czNjcjN0LWtleQ==");
+    }
+
+    #[test]
+    fn an_endpoint_base_is_an_http_url_with_a_host() {
+        assert!(is_endpoint_base("http://127.0.0.1:8088"));
+        assert!(is_endpoint_base("https://proxy.example/moengage"));
+        for refused in ["ftp://example", "127.0.0.1:8088", "http://", ""] {
+            assert!(!is_endpoint_base(refused), "{refused}");
+        }
     }
 
     #[test]
