@@ -65,6 +65,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// How many threads a command's async runtime uses.
+#[derive(Debug, Clone, Copy)]
+enum Threads {
+    /// The calling thread only.
+    One,
+    /// One worker per core.
+    Many,
+}
+
+/// The async runtime for a command; on failure the reason is printed and the exit code returned.
+fn runtime(threads: Threads) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let mut builder = match threads {
+        Threads::One => tokio::runtime::Builder::new_current_thread(),
+        Threads::Many => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build().map_err(|error| {
+        eprintln!("error: cannot start the async runtime: {error}");
+        ExitCode::FAILURE
+    })
+}
+
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {

@@ -75,12 +75,9 @@ pub fn run(args: &SandboxArgs) -> ExitCode {
         config.workspaces =
             args.workspaces.iter().map(|(id, key)| (id.clone(), ApiKey::new(key.clone()))).collect();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match crate::runtime(crate::Threads::Many) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {

@@ -143,12 +143,9 @@ pub fn run(args: &SendArgs) -> ExitCode {
     };
     // One thread: at MoEngage's 500 events/s mapping and sending need a fraction of a core, and
     // threads handing work to each other would cost more than the work.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match crate::runtime(crate::Threads::One) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let run = Run {
         mapper,

@@ -114,11 +114,9 @@ async fn accept<Q: Queue>(
     shared: &Shared<Q>,
     request: Request,
 ) -> Result<Response, Refusal> {
-    let header_key = header_write_key(request.headers())?;
     // A wrong key in the header is refused before the body is read.
-    if let Some(key) = &header_key {
-        source_of(shared, key)?;
-    }
+    let header_source =
+        header_write_key(request.headers())?.map(|key| source_of(shared, &key)).transpose()?;
     let gzip = content_encoding(request.headers())?;
     let limit = shared.config.max_request_bytes;
     let body = read_body(request.into_body(), limit).await?;
@@ -130,8 +128,8 @@ async fn accept<Q: Queue>(
     let body_key = document
         .as_object_mut()
         .and_then(|object| object.remove("writeKey").or_else(|| object.remove("write_key")));
-    let source = match (&header_key, body_key) {
-        (Some(key), _) => source_of(shared, key)?,
+    let source = match (header_source, body_key) {
+        (Some(source), _) => source,
         (None, Some(Value::String(key))) => source_of(shared, &key)?,
         (None, _) => return Err(no_write_key()),
     };
