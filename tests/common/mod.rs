@@ -33,11 +33,7 @@ impl SandboxProcess {
 
     /// GETs a sandbox URL path and parses the JSON answer.
     pub fn get(&self, path: &str) -> serde_json::Value {
-        sender::install_crypto_provider();
-        let url = format!("{}{path}", self.base);
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        runtime
-            .block_on(async { reqwest::get(url).await.expect("sandbox answers").json().await.expect("json") })
+        Http::new().json(&format!("{}{path}", self.base))
     }
 
     /// Sends SIGINT, as Ctrl-C does.
