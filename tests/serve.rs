@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Http, SandboxProcess, ServeProcess, eventually};
+use common::{Http, SandboxProcess, ServeProcess, eventually, metric};
 use serde_json::{Value, json};
 
 const KEY: &str = "data-key-kept-in-the-environment";
@@ -66,15 +66,6 @@ pipelines:
     );
     std::fs::write(&path, text).expect("write config");
     path.display().to_string()
-}
-
-fn metric(http: &Http, serve: &ServeProcess, line_start: &str) -> u64 {
-    let (_, text) = http.get(&format!("{}/metrics", serve.admin));
-    text.lines()
-        .find(|line| line.starts_with(line_start))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -214,7 +205,12 @@ fn bad_input_gets_its_status_and_a_json_error_and_the_server_keeps_serving() {
     let (status, _) =
         http.post(&track, key, &[("content-encoding", "gzip")], gzipped.finish().expect("gzip"));
     assert_eq!(status, 200, "gzip bodies are accepted");
-    assert!(metric(&http, &serve, "signal_requests_rejected_total{status=\"400\"}") >= 8);
+    for (path, status, count) in
+        [("events", 400, 9), ("events", 401, 3), ("events", 413, 4), ("events", 415, 1), ("unknown", 404, 1)]
+    {
+        let line = format!("signal_requests_rejected_total{{path=\"{path}\",status=\"{status}\"}}");
+        assert_eq!(metric(&http, &serve, &line), count, "{line}");
+    }
 }
 
 #[test]

@@ -203,6 +203,27 @@ impl Http {
         })
     }
 
+    /// Any request: the status, the answer's headers and its body as text.
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        self.runtime.block_on(async {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let mut request = self.client.request(method, url).body(body);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.expect("answer");
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            (status, headers, response.text().await.expect("text"))
+        })
+    }
+
     /// GETs a URL and parses JSON.
     pub fn json(&self, url: &str) -> serde_json::Value {
         serde_json::from_str(&self.get(url).1).expect("json")
@@ -222,4 +243,27 @@ pub fn eventually(limit: std::time::Duration, what: &str, mut check: impl FnMut(
 pub fn terminate(pid: u32) {
     let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill runs");
     assert!(status.success());
+}
+
+/// Writes `signal.yaml` in `dir`: one source with `write_key`, delivering through the Retail preset
+/// to workspace `WS1` of the sandbox at `sandbox` with `api_key`. Returns its path.
+pub fn one_pipeline_config(dir: &std::path::Path, write_key: &str, sandbox: &str, api_key: &str) -> String {
+    let path = dir.join("signal.yaml");
+    let text = format!(
+        "storage:\n  sqlite: signal.db\nsources:\n  site:\n    write_key: {write_key}\n\
+         integrations:\n  shop:\n    workspace_id: WS1\n    data_api_key: {api_key}\n    data_center: \"01\"\n    endpoint: {sandbox}\n\
+         pipelines:\n  site:\n    source: site\n    integration: shop\n    preset: retail\n"
+    );
+    std::fs::write(&path, text).expect("write the configuration");
+    path.display().to_string()
+}
+
+/// The value of the first `/metrics` line that starts with `line_start`, or 0.
+pub fn metric(http: &Http, serve: &ServeProcess, line_start: &str) -> u64 {
+    let (_, text) = http.get(&format!("{}/metrics", serve.admin));
+    text.lines()
+        .find(|line| line.starts_with(line_start))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
 }

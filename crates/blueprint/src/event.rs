@@ -68,9 +68,25 @@ pub enum CallType {
     Track,
     /// `page`: a page view, matched in blueprints as `page`.
     Page,
+    /// `screen`: a screen view in an app, matched in blueprints as `screen`.
+    Screen,
     /// `identify`: traits of a user, matched as `identify`.
     Identify,
+    /// `alias`: `previous_id` becomes `user_id`.
+    Alias,
+    /// `group`: a user joins a group (an account, a company).
+    Group,
 }
+
+/// The call types, as written in `type`.
+const CALL_TYPES: &[(&str, CallType)] = &[
+    ("track", CallType::Track),
+    ("page", CallType::Page),
+    ("screen", CallType::Screen),
+    ("identify", CallType::Identify),
+    ("alias", CallType::Alias),
+    ("group", CallType::Group),
+];
 
 /// Why an input line is not a usable event (drop code `invalid_event`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,8 +98,14 @@ impl fmt::Display for InvalidEvent {
     }
 }
 
-const TOP_LEVEL_ALIASES: &[(&str, &str)] =
-    &[("userId", "user_id"), ("anonymousId", "anonymous_id"), ("messageId", "message_id")];
+const TOP_LEVEL_ALIASES: &[(&str, &str)] = &[
+    ("userId", "user_id"),
+    ("anonymousId", "anonymous_id"),
+    ("messageId", "message_id"),
+    ("previousId", "previous_id"),
+    ("originalTimestamp", "original_timestamp"),
+    ("sentAt", "sent_at"),
+];
 const CONTEXT_ALIASES: &[(&str, &str)] = &[("userAgent", "user_agent")];
 const TRAIT_ALIASES: &[(&str, &str)] = &[("firstName", "first_name"), ("lastName", "last_name")];
 
@@ -102,7 +124,7 @@ pub struct Event<'a> {
     pub traits: RawObject<'a>,
     /// `context`, empty when absent.
     pub context: RawObject<'a>,
-    /// `timestamp`, parsed.
+    /// When it happened: `timestamp`, else the SDK's `originalTimestamp`, parsed.
     pub timestamp: Option<jiff::Timestamp>,
 }
 
@@ -131,16 +153,16 @@ impl<'a> Event<'a> {
             }
         };
         let call = match string_field("type")?.as_deref() {
-            Some("track") => CallType::Track,
-            Some("page") => CallType::Page,
-            Some("identify") => CallType::Identify,
+            Some(kind) => match CALL_TYPES.iter().find(|(name, _)| *name == kind) {
+                Some((_, call)) => *call,
+                None => {
+                    return Err(InvalidEvent(format!(
+                        "`type` is `{kind}`: Signal accepts track, page, screen, identify, alias and group"
+                    )));
+                }
+            },
             None if top.get("event").is_some() => CallType::Track,
             None => return Err(InvalidEvent("`type` is missing: use track, page or identify".into())),
-            Some(other) => {
-                return Err(InvalidEvent(format!(
-                    "`type` is `{other}`: Signal accepts track, page and identify"
-                )));
-            }
         };
         let name = match call {
             CallType::Track => match string_field("event")? {
@@ -148,12 +170,15 @@ impl<'a> Event<'a> {
                 _ => return Err(InvalidEvent("a track call needs an `event` name".into())),
             },
             CallType::Page => Cow::Borrowed("page"),
+            CallType::Screen => Cow::Borrowed("screen"),
             CallType::Identify => Cow::Borrowed("identify"),
+            CallType::Alias => Cow::Borrowed("alias"),
+            CallType::Group => Cow::Borrowed("group"),
         };
-        for field in ["name", "message_id", "timestamp"] {
+        for field in ["name", "message_id"] {
             string_field(field)?;
         }
-        for field in ["user_id", "anonymous_id"] {
+        for field in ["user_id", "anonymous_id", "previous_id"] {
             if let Some(raw) = top.get(field) {
                 let kind = raw.kind();
                 if !matches!(kind, JsonKind::String | JsonKind::Number | JsonKind::Null) {
@@ -161,14 +186,18 @@ impl<'a> Event<'a> {
                 }
             }
         }
-        let timestamp = match string_field("timestamp")? {
-            None => None,
-            Some(text) => Some(text.parse::<jiff::Timestamp>().map_err(|_| {
-                InvalidEvent(format!(
-                    "`timestamp` is `{text}`, not an RFC 3339 time such as 2026-11-28T10:15:00Z"
-                ))
-            })?),
-        };
+        let mut times = [None; 3];
+        for (slot, field) in times.iter_mut().zip(["timestamp", "original_timestamp", "sent_at"]) {
+            if let Some(text) = string_field(field)? {
+                *slot = Some(text.parse::<jiff::Timestamp>().map_err(|_| {
+                    InvalidEvent(format!(
+                        "`{field}` is `{text}`, not an RFC 3339 time such as 2026-11-28T10:15:00Z"
+                    ))
+                })?);
+            }
+        }
+        let [timestamp, original_timestamp, _] = times;
+        let timestamp = timestamp.or(original_timestamp);
         let properties = into_object(properties, "properties")?;
         let mut context = into_object(context, "context")?;
         context.normalise(CONTEXT_ALIASES);
@@ -204,6 +233,39 @@ impl<'a> Event<'a> {
     pub fn context_str(&self, name: &str) -> Option<Cow<'a, str>> {
         self.context.get(name).and_then(|raw| raw.as_str())
     }
+}
+
+/// A `context.timezone`: an IANA name (`Europe/London`), or a fixed offset from UTC as RudderStack's
+/// SDK sends it (`GMT+0000`, `GMT-0530`; also `UTC+05:30`, `GMT+1`).
+pub fn time_zone(text: &str) -> Option<jiff::tz::TimeZone> {
+    if let Ok(zone) = jiff::tz::TimeZone::get(text) {
+        return Some(zone);
+    }
+    let rest = text.strip_prefix("GMT").or_else(|| text.strip_prefix("UTC"))?;
+    if rest.is_empty() {
+        return Some(jiff::tz::TimeZone::UTC);
+    }
+    let (sign, digits) = match rest.as_bytes()[0] {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        _ => return None,
+    };
+    let (hours, minutes) = match digits.split_once(':') {
+        Some((hours, minutes)) => (hours, minutes),
+        None if digits.len() == 4 => digits.split_at(2),
+        None if (1..=2).contains(&digits.len()) => (digits, "0"),
+        None => return None,
+    };
+    let all_digits = |part: &str| !part.is_empty() && part.len() <= 2 && part.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(hours) || !all_digits(minutes) {
+        return None;
+    }
+    let (hours, minutes): (i32, i32) = (hours.parse().ok()?, minutes.parse().ok()?);
+    if hours > 14 || minutes > 59 {
+        return None;
+    }
+    let offset = jiff::tz::Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()?;
+    Some(jiff::tz::TimeZone::fixed(offset))
 }
 
 fn wrong_type(field: &str, expected: &str, found: JsonKind) -> InvalidEvent {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::event::{Event, JsonKind, Raw, RawObject, write_str};
+use crate::event::{CallType, Event, JsonKind, Raw, RawObject, time_zone, write_str};
 use crate::path::{FieldPath, Step};
 use crate::phone::{PhoneNormaliser, PhoneRegion};
 use crate::{Blueprint, CompiledEvent, CompiledSource, MAX_BODY_BYTES, Origin, RESERVED_PREFIX, Transform};
@@ -32,17 +32,20 @@ pub enum DropCode {
     PayloadTooLarge,
     /// Not a JSON object, or a field of the wrong type.
     InvalidEvent,
+    /// A call type the destination has no API for (`group`).
+    UnsupportedType,
 }
 
 impl DropCode {
     /// Every code, in documentation order.
-    pub const ALL: [DropCode; 6] = [
+    pub const ALL: [DropCode; 7] = [
         DropCode::NotInBlueprint,
         DropCode::NotEnabled,
         DropCode::MissingCustomerId,
         DropCode::ReservedPrefix,
         DropCode::PayloadTooLarge,
         DropCode::InvalidEvent,
+        DropCode::UnsupportedType,
     ];
 
     /// The stable code, as in `{"dropped":{"code":...}}`, metrics and logs.
@@ -54,6 +57,7 @@ impl DropCode {
             DropCode::ReservedPrefix => "reserved_prefix",
             DropCode::PayloadTooLarge => "payload_too_large",
             DropCode::InvalidEvent => "invalid_event",
+            DropCode::UnsupportedType => "unsupported_type",
         }
     }
 }
@@ -210,6 +214,21 @@ impl Mapper {
     ) -> Result<String, Drop> {
         out.clear();
         let event = Event::parse(line).map_err(|invalid| Drop::new(DropCode::InvalidEvent, invalid.0))?;
+        match event.call {
+            CallType::Group => {
+                return Err(Drop::new(
+                    DropCode::UnsupportedType,
+                    "group calls have no MoEngage API: MoEngage's events and profiles belong to users, not groups",
+                ));
+            }
+            CallType::Alias => {
+                return Err(Drop::new(
+                    DropCode::NotInBlueprint,
+                    "alias calls merge two users, which this blueprint does not do; the call is dropped before delivery",
+                ));
+            }
+            _ => {}
+        }
         let name: &str = &event.name;
         let blueprint = &*self.blueprint;
         let (mapping, by_name) = match blueprint.events.get(name) {
@@ -283,16 +302,16 @@ impl Mapper {
             out.push(b'"');
         }
         if let Some(zone) = event.context_str("timezone") {
-            match jiff::tz::TimeZone::get(&zone) {
-                Ok(tz) => {
+            match time_zone(&zone) {
+                Some(tz) => {
                     let seconds = tz.to_offset(event_time.unwrap_or(received_at)).seconds();
                     out.extend_from_slice(b",\"user_timezone_offset\":");
                     let _ = write!(out, "{seconds}");
                 }
-                Err(_) => warnings.push(Warning {
+                None => warnings.push(Warning {
                     code: WarningCode::InvalidTimezone,
                     message: format!(
-                        "context.timezone `{zone}` is not an IANA time zone; no user_timezone_offset sent"
+                        "context.timezone `{zone}` is neither an IANA time zone nor an offset such as GMT+0530; no user_timezone_offset sent"
                     ),
                 }),
             }

@@ -244,12 +244,68 @@ fn each_drop_rule_gives_its_code() {
         "42",
         "{",
         r#"{"type":"track"}"#,
-        r#"{"type":"alias","user_id":"u1"}"#,
+        r#"{"type":"merge","user_id":"u1"}"#,
+        r#"{"type":"alias","user_id":"u1","previous_id":["u0"]}"#,
         r#"{"type":"track","event":"Signed Up","user_id":{"id":1}}"#,
         r#"{"type":"track","event":"Signed Up","user_id":"u1","traits":"x"}"#,
         r#"{"type":"track","event":"Signed Up","user_id":"u1","timestamp":"last tuesday"}"#,
+        r#"{"type":"track","event":"Signed Up","user_id":"u1","originalTimestamp":"soon"}"#,
+        r#"{"type":"track","event":"Signed Up","user_id":"u1","sentAt":7}"#,
     ] {
         assert_eq!(dropped(&retail, line), DropCode::InvalidEvent, "{line}");
+    }
+}
+
+#[test]
+fn every_sdk_call_type_has_a_defined_fate() {
+    let retail = preset("retail.yaml");
+    assert_eq!(
+        dropped(&retail, r#"{"type":"group","groupId":"acme","user_id":"u1","traits":{"name":"Acme"}}"#),
+        DropCode::UnsupportedType
+    );
+    assert_eq!(
+        dropped(&retail, r#"{"type":"alias","userId":"u1","previousId":"anon-1"}"#),
+        DropCode::NotInBlueprint
+    );
+    assert_eq!(dropped(&retail, r#"{"type":"screen","name":"Home","user_id":"u1"}"#), DropCode::NotInBlueprint);
+    let screens = inline("identity: {customer_id: $.user_id}\nevents: {screen: {action: Screen Viewed}}\n");
+    let sent = body(&screens, &json!({"type":"screen","name":"Home","user_id":"u1","properties":{"name":"Home"}}));
+    assert_eq!(sent["actions"][0]["action"], "Screen Viewed");
+    assert_eq!(sent["actions"][0]["attributes"]["name"], "Home");
+}
+
+#[test]
+fn an_sdk_original_timestamp_is_the_event_time() {
+    let retail = preset("retail.yaml");
+    let rudderstack = json!({"type":"track","event":"Signed Up","userId":"u1",
+        "originalTimestamp":"2026-07-01T09:00:00.250Z","sentAt":"2026-07-01T09:00:01Z"});
+    assert_eq!(body(&retail, &rudderstack)["actions"][0]["current_time"], "2026-07-01T09:00:00.25Z");
+    let both = json!({"type":"track","event":"Signed Up","userId":"u1",
+        "timestamp":"2026-07-01T10:00:00Z","originalTimestamp":"2026-07-01T09:00:00Z"});
+    assert_eq!(body(&retail, &both)["actions"][0]["current_time"], "2026-07-01T10:00:00Z");
+}
+
+#[test]
+fn gmt_offsets_as_rudderstack_sends_them_are_time_zones() {
+    let retail = preset("retail.yaml");
+    for (zone, offset) in [
+        ("GMT+0000", 0),
+        ("GMT-0530", -19800),
+        ("GMT+0545", 20700),
+        ("UTC+05:30", 19800),
+        ("GMT+1", 3600),
+        ("GMT", 0),
+        ("Asia/Kolkata", 19800),
+    ] {
+        let line = json!({"type": "track", "event": "Signed Up", "user_id": "u1",
+                          "timestamp": "2026-07-01T09:00:00Z", "context": {"timezone": zone}});
+        assert_eq!(body(&retail, &line)["actions"][0]["user_timezone_offset"], offset, "{zone}");
+    }
+    for zone in ["GMT+", "GMT+123", "GMT+15", "GMT+0560", "GMT*0100", "Mars/Olympus"] {
+        let line = json!({"type": "track", "event": "Signed Up", "user_id": "u1",
+                          "context": {"timezone": zone}});
+        let sent = body(&retail, &line);
+        assert!(sent["actions"][0].get("user_timezone_offset").is_none(), "{zone}: {sent}");
     }
 }
 

@@ -1,7 +1,8 @@
-//! The collector: `POST /v1/track`, `/v1/page`, `/v1/identify` and `/v1/batch`, in the event format
-//! of Signal and of Segment- and RudderStack-style SDKs. The write key is the HTTP Basic username.
-//! Every refusal is a JSON error that says which event and which field; a 200 is sent only once the
-//! events are committed to the queue.
+//! The collector: the event endpoints of Signal and of the browser and server SDKs that sites already
+//! use — Segment's (`/v1/track` … and analytics.js's short `/v1/t` …) and RudderStack's (`/v1/…` and
+//! `/beacon/v1/batch`). The write key is the HTTP Basic username, a `writeKey` query parameter, or
+//! `writeKey` in the body. Every refusal is a JSON error that says which event and which field, and
+//! is counted and logged; a 200 is sent only once the events are committed to the queue.
 
 use std::io::Read as _;
 use std::sync::Arc;
@@ -17,17 +18,24 @@ use serde_json::{Map, Value, json};
 use store::{NewEvent, Queue};
 
 use crate::Shared;
+use crate::refusals::PathClass;
 
 /// Which endpoint a request came to: it gives events without a `type` their type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
-    /// `/v1/track`
+    /// `/v1/track`, `/v1/t`
     Track,
-    /// `/v1/page`
+    /// `/v1/page`, `/v1/p`
     Page,
-    /// `/v1/identify`
+    /// `/v1/screen`, `/v1/s`
+    Screen,
+    /// `/v1/identify`, `/v1/i`
     Identify,
-    /// `/v1/batch`: `{"batch": [...]}` or a JSON array.
+    /// `/v1/alias`, `/v1/a`
+    Alias,
+    /// `/v1/group`, `/v1/g`
+    Group,
+    /// `/v1/batch`, `/v1/b`, `/v1/import`, `/beacon/v1/batch`: `{"batch": [...]}` or a JSON array.
     Batch,
 }
 
@@ -36,11 +44,42 @@ impl Endpoint {
         match self {
             Endpoint::Track => Some("track"),
             Endpoint::Page => Some("page"),
+            Endpoint::Screen => Some("screen"),
             Endpoint::Identify => Some("identify"),
+            Endpoint::Alias => Some("alias"),
+            Endpoint::Group => Some("group"),
             Endpoint::Batch => None,
         }
     }
 }
+
+/// Every path that takes events, and what it takes. Segment's analytics.js posts each call to the
+/// first letter of its type (`/v1/t`) and batches to `/v1/b`; RudderStack's JavaScript SDK posts to
+/// `/v1/{type}` and `/v1/batch`, and `navigator.sendBeacon` to `/beacon/v1/batch?writeKey=…`.
+pub const EVENT_PATHS: &[(&str, Endpoint)] = &[
+    ("/v1/track", Endpoint::Track),
+    ("/v1/t", Endpoint::Track),
+    ("/v1/page", Endpoint::Page),
+    ("/v1/p", Endpoint::Page),
+    ("/v1/screen", Endpoint::Screen),
+    ("/v1/s", Endpoint::Screen),
+    ("/v1/identify", Endpoint::Identify),
+    ("/v1/i", Endpoint::Identify),
+    ("/v1/alias", Endpoint::Alias),
+    ("/v1/a", Endpoint::Alias),
+    ("/v1/group", Endpoint::Group),
+    ("/v1/g", Endpoint::Group),
+    ("/v1/batch", Endpoint::Batch),
+    ("/v1/b", Endpoint::Batch),
+    ("/v1/import", Endpoint::Batch),
+    ("/beacon/v1/batch", Endpoint::Batch),
+];
+
+/// analytics.js posts its own delivery metrics here; they are answered and not kept.
+pub const TELEMETRY_PATH: &str = "/v1/m";
+
+/// The call types Signal reads; any other `type` is refused.
+pub const CALL_TYPES: &[&str] = &["track", "page", "screen", "identify", "alias", "group"];
 
 /// A refused request: its status and the JSON error body.
 #[derive(Debug)]
@@ -59,6 +98,16 @@ impl Refusal {
     fn at(status: StatusCode, index: usize, field: Option<&'static str>, message: impl Into<String>) -> Self {
         Refusal { status, message: message.into(), event_index: Some(index), field }
     }
+
+    /// The HTTP status it is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What it says to the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl IntoResponse for Refusal {
@@ -75,23 +124,80 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Allows browser tags on any site to send events: preflights are answered, answers carry
-/// `Access-Control-Allow-Origin`.
-pub async fn cors(request: Request, next: Next) -> Response {
-    let preflight = request.method() == Method::OPTIONS;
-    let mut response =
-        if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };
-    let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    if preflight {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type, content-encoding"),
-        );
-        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+/// The headers a preflight allows when the browser names none.
+const DEFAULT_ALLOWED_HEADERS: &str = "authorization, content-type, content-encoding";
+
+/// CORS for tags on any site. A preflight to an event path is allowed with the headers the SDK asks
+/// for — Segment's `X-Retry-Count`, RudderStack's `AnonymousId`, `SentAt` and `Rsa-*` — and every
+/// answer carries `Access-Control-Allow-Origin: *` with `Retry-After` readable. No credentials are
+/// needed: the write key is not a cookie.
+pub async fn cors<Q: Queue>(
+    State(shared): State<Arc<Shared<Q>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() != Method::OPTIONS {
+        let mut response = next.run(request).await;
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
+        return response;
     }
+    let (class, refusal) = match preflight(&request) {
+        Ok(response) => return response,
+        Err(refused) => refused,
+    };
+    shared.refusals.record(&shared.metrics, class, &request, &refusal);
+    let mut response = refusal.into_response();
+    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     response
+}
+
+/// Answers an `OPTIONS` request, or says why it is refused.
+fn preflight(request: &Request) -> Result<Response, (PathClass, Refusal)> {
+    let path = request.uri().path();
+    if endpoint_of(path).is_none() && path != TELEMETRY_PATH {
+        return Err((PathClass::Unknown, unknown_path()));
+    }
+    let headers = request.headers();
+    if let Some(method) = headers.get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        && method.as_bytes() != b"POST"
+    {
+        return Err((
+            PathClass::Preflight,
+            Refusal::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("events are sent with POST, not {}", String::from_utf8_lossy(method.as_bytes())),
+            ),
+        ));
+    }
+    let allowed = match headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        None => HeaderValue::from_static(DEFAULT_ALLOWED_HEADERS),
+        Some(requested) if requested.len() <= 1024 => requested.clone(),
+        Some(_) => {
+            return Err((
+                PathClass::Preflight,
+                Refusal::new(StatusCode::BAD_REQUEST, "the preflight asks for over 1 KB of headers"),
+            ));
+        }
+    };
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let out = response.headers_mut();
+    out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+    out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed);
+    out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    out.insert(header::VARY, HeaderValue::from_static("access-control-request-headers"));
+    // Chromium asks before a public page may call a collector on a private network.
+    if headers.contains_key("access-control-request-private-network") {
+        out.insert("access-control-allow-private-network", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The endpoint at `path`, if it takes events.
+pub fn endpoint_of(path: &str) -> Option<Endpoint> {
+    EVENT_PATHS.iter().find(|(known, _)| *known == path).map(|(_, endpoint)| *endpoint)
 }
 
 /// Handles one collector request.
@@ -100,13 +206,33 @@ pub async fn ingest<Q: Queue>(
     State(shared): State<Arc<Shared<Q>>>,
     request: Request,
 ) -> Response {
+    let (method, path, origin) = crate::refusals::describe(&request);
     match accept(endpoint, &shared, request).await {
         Ok(response) => response,
         Err(refusal) => {
-            shared.metrics.rejected(refusal.status.as_u16());
+            shared.refusals.record_parts(&shared.metrics, PathClass::Events, &method, &path, origin.as_deref(), &refusal);
             refusal.into_response()
         }
     }
+}
+
+/// Answers analytics.js's own delivery metrics (`/v1/m`) without keeping them, so its reports
+/// neither fail nor fill the logs.
+pub async fn telemetry<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: Request) -> Response {
+    if request.method() != Method::POST {
+        let refusal = Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "telemetry is sent with POST");
+        shared.refusals.record(&shared.metrics, PathClass::Unknown, &request, &refusal);
+        return refusal.into_response();
+    }
+    (StatusCode::OK, axum::Json(json!({"success": true}))).into_response()
+}
+
+/// Where the write key can be, besides the `Authorization` header: RudderStack's beacons put it in
+/// the query, since `navigator.sendBeacon` cannot set headers.
+#[derive(Debug, serde::Deserialize)]
+struct KeyQuery {
+    #[serde(rename = "writeKey")]
+    write_key: Option<String>,
 }
 
 async fn accept<Q: Queue>(
@@ -114,9 +240,20 @@ async fn accept<Q: Queue>(
     shared: &Shared<Q>,
     request: Request,
 ) -> Result<Response, Refusal> {
-    // A wrong key in the header is refused before the body is read.
-    let header_source =
-        header_write_key(request.headers())?.map(|key| source_of(shared, &key)).transpose()?;
+    if request.method() != Method::POST {
+        return Err(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "events are sent with POST"));
+    }
+    // A wrong key in the header or the query is refused before the body is read.
+    let query_key = axum::extract::Query::<KeyQuery>::try_from_uri(request.uri())
+        .ok()
+        .and_then(|query| query.0.write_key);
+    let outside_key = header_write_key(request.headers())?.or(query_key);
+    let key_source = outside_key.map(|key| source_of(shared, &key)).transpose()?;
+    let header_sent_at = request
+        .headers()
+        .get("sentat")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<jiff::Timestamp>().ok());
     let gzip = content_encoding(request.headers())?;
     let limit = shared.config.max_request_bytes;
     let body = read_body(request.into_body(), limit).await?;
@@ -125,14 +262,19 @@ async fn accept<Q: Queue>(
         Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {error}"))
     })?;
     // Browsers sending with `navigator.sendBeacon` cannot set headers: the key may be in the body.
-    let body_key = document
-        .as_object_mut()
-        .and_then(|object| object.remove("writeKey").or_else(|| object.remove("write_key")));
-    let source = match (header_source, body_key) {
+    let body_key = document.as_object_mut().and_then(remove_write_key);
+    let source = match (key_source, body_key) {
         (Some(source), _) => source,
         (None, Some(Value::String(key))) => source_of(shared, &key)?,
         (None, _) => return Err(no_write_key()),
     };
+    // A batch's `sentAt` (Segment, RudderStack) or RudderStack's `SentAt` header dates every event.
+    let batch_sent_at = document
+        .as_object()
+        .and_then(|object| object.get("sentAt").or_else(|| object.get("sent_at")))
+        .and_then(Value::as_str)
+        .and_then(|text| text.parse::<jiff::Timestamp>().ok())
+        .or(header_sent_at);
     let events = match (endpoint, document) {
         (Endpoint::Batch, Value::Object(mut object)) => match object.remove("batch") {
             Some(Value::Array(events)) => events,
@@ -157,7 +299,13 @@ async fn accept<Q: Queue>(
             ),
         ));
     }
-    let received_at_ms = jiff::Timestamp::now().as_millisecond();
+    let received_at = jiff::Timestamp::now();
+    let intake = Intake {
+        endpoint,
+        received_at,
+        sent_at: batch_sent_at,
+        max_event_bytes: shared.config.max_event_bytes,
+    };
     let pipelines: Vec<&str> = shared
         .config
         .pipelines
@@ -168,13 +316,13 @@ async fn accept<Q: Queue>(
     let mut queued = Vec::with_capacity(events.len() * pipelines.len().max(1));
     let count = events.len();
     for (index, event) in events.into_iter().enumerate() {
-        let (message_id, payload) = check_event(index, event, endpoint, shared.config.max_event_bytes)?;
+        let (message_id, payload) = check_event(index, event, &intake)?;
         for pipeline in &pipelines {
             queued.push(NewEvent {
                 source: source.to_owned(),
                 pipeline: (*pipeline).to_owned(),
                 message_id: message_id.clone(),
-                received_at_ms,
+                received_at_ms: received_at.as_millisecond(),
                 payload: payload.clone(),
             });
         }
@@ -192,6 +340,22 @@ async fn accept<Q: Queue>(
     }
     let body = json!({"success": true, "accepted": count, "duplicates": duplicates});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// Takes `writeKey` (or `write_key`) out of a body or an event, so it is never stored.
+fn remove_write_key(object: &mut Map<String, Value>) -> Option<Value> {
+    let camel = object.remove("writeKey");
+    let snake = object.remove("write_key");
+    camel.or(snake)
+}
+
+/// What every event of one request shares.
+struct Intake {
+    endpoint: Endpoint,
+    received_at: jiff::Timestamp,
+    /// When the SDK sent the request, by its own clock.
+    sent_at: Option<jiff::Timestamp>,
+    max_event_bytes: usize,
 }
 
 /// Reads the body, at most `limit` bytes. Past the limit the rest is read and thrown away — up to a
@@ -291,13 +455,8 @@ fn generated_message_id() -> String {
     format!("signal-{now:x}-{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Checks one event's fields and returns its `message_id` and the JSON to queue.
-fn check_event(
-    index: usize,
-    event: Value,
-    endpoint: Endpoint,
-    max_event_bytes: usize,
-) -> Result<(String, String), Refusal> {
+/// Checks one event's fields, dates it, and returns its `message_id` and the JSON to queue.
+fn check_event(index: usize, event: Value, intake: &Intake) -> Result<(String, String), Refusal> {
     let bad = |field: &'static str, message: String| {
         Refusal::at(StatusCode::BAD_REQUEST, index, Some(field), message)
     };
@@ -309,8 +468,15 @@ fn check_event(
             format!("event {index} is not a JSON object"),
         ));
     };
-    match (event.get("type"), endpoint.implied_type()) {
-        (Some(Value::String(_)), _) => {}
+    remove_write_key(&mut event);
+    match (event.get("type"), intake.endpoint.implied_type()) {
+        (Some(Value::String(kind)), _) if CALL_TYPES.contains(&kind.as_str()) => {}
+        (Some(Value::String(kind)), _) => {
+            return Err(bad(
+                "type",
+                format!("event {index}: `type` is `{kind}`; Signal takes {}", CALL_TYPES.join(", ")),
+            ));
+        }
         (None, Some(implied)) => {
             event.insert("type".into(), Value::String(implied.into()));
         }
@@ -331,7 +497,7 @@ fn check_event(
             Some(_) => return Err(bad("event", format!("event {index}: `event` must be text"))),
         }
     }
-    for (field, alias) in [("user_id", "userId"), ("anonymous_id", "anonymousId")] {
+    for (field, alias) in [("user_id", "userId"), ("anonymous_id", "anonymousId"), ("previous_id", "previousId")] {
         for name in [field, alias] {
             if let Some(value) = event.get(name)
                 && !(value.is_string() || value.is_number() || value.is_null())
@@ -347,15 +513,9 @@ fn check_event(
             return Err(bad(field, format!("event {index}: `{field}` must be an object")));
         }
     }
-    if let Some(value) = event.get("timestamp") {
-        let valid = value.as_str().is_some_and(|text| text.parse::<jiff::Timestamp>().is_ok());
-        if !valid {
-            return Err(bad(
-                "timestamp",
-                format!("event {index}: `timestamp` must be an RFC 3339 time, e.g. 2026-07-01T09:00:00Z"),
-            ));
-        }
-    }
+    date(&mut event, intake).map_err(|(field, name)| {
+        bad(field, format!("event {index}: `{name}` must be an RFC 3339 time, e.g. 2026-07-01T09:00:00Z"))
+    })?;
     let message_id = match event.get("message_id").or_else(|| event.get("messageId")) {
         Some(Value::String(id)) if !id.is_empty() => id.clone(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
@@ -366,22 +526,69 @@ fn check_event(
         Some(_) => return Err(bad("message_id", format!("event {index}: `message_id` must be text"))),
     };
     let payload = Value::Object(event).to_string();
-    if payload.len() > max_event_bytes {
+    if payload.len() > intake.max_event_bytes {
         return Err(Refusal::at(
             StatusCode::PAYLOAD_TOO_LARGE,
             index,
             None,
-            format!("event {index} is {} bytes; at most {max_event_bytes} are accepted", payload.len()),
+            format!("event {index} is {} bytes; at most {} are accepted", payload.len(), intake.max_event_bytes),
         ));
     }
     Ok((message_id, payload))
 }
 
-/// Answers every other path with a JSON 404.
-pub async fn not_found() -> Response {
+/// A time field of an event, checked: absent, `null`, or an RFC 3339 time. The error names the
+/// canonical field and the spelling the event used.
+fn time_field(
+    event: &Map<String, Value>,
+    field: &'static str,
+    alias: &'static str,
+) -> Result<Option<jiff::Timestamp>, (&'static str, &'static str)> {
+    for name in [field, alias] {
+        match event.get(name) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(text)) => {
+                return text.parse().map(Some).map_err(|_| (field, name));
+            }
+            Some(_) => return Err((field, name)),
+        }
+    }
+    Ok(None)
+}
+
+/// Corrects the time an SDK stamped for the sender's clock, as Segment's and RudderStack's servers
+/// do: when the event's time (`timestamp` or `originalTimestamp`, not both) comes with the time the
+/// SDK sent it (`sentAt` on the event, else on the batch, else RudderStack's `SentAt` header),
+/// `timestamp` becomes `received − (sentAt − time)` and the SDK's own time is kept as
+/// `originalTimestamp`. An event with both times was dated already and is left as it is.
+fn date(event: &mut Map<String, Value>, intake: &Intake) -> Result<(), (&'static str, &'static str)> {
+    let timestamp = time_field(event, "timestamp", "timestamp")?;
+    let original = time_field(event, "original_timestamp", "originalTimestamp")?;
+    let sent_at = time_field(event, "sent_at", "sentAt")?.or(intake.sent_at);
+    let (client_time, sent_at) = match (timestamp, original, sent_at) {
+        (Some(time), None, Some(sent_at)) | (None, Some(time), Some(sent_at)) => (time, sent_at),
+        _ => return Ok(()),
+    };
+    let Ok(corrected) = intake.received_at.checked_add(client_time.duration_since(sent_at)) else {
+        return Ok(());
+    };
+    if original.is_none() {
+        event.insert("originalTimestamp".into(), Value::String(client_time.to_string()));
+    }
+    event.insert("timestamp".into(), Value::String(corrected.to_string()));
+    Ok(())
+}
+
+fn unknown_path() -> Refusal {
     Refusal::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint; events go to POST /v1/track, /v1/page, /v1/identify or /v1/batch",
+        "no such endpoint; events go to POST /v1/track, /v1/page, /v1/screen, /v1/identify, /v1/alias, /v1/group or /v1/batch (or Segment's /v1/t, /v1/p, ... and RudderStack's /beacon/v1/batch)",
     )
-    .into_response()
+}
+
+/// Answers every other path with a JSON 404, counted and logged so a misconfigured site is seen.
+pub async fn not_found<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: Request) -> Response {
+    let refusal = unknown_path();
+    shared.refusals.record(&shared.metrics, PathClass::Unknown, &request, &refusal);
+    refusal.into_response()
 }

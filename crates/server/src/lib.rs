@@ -4,6 +4,7 @@
 
 pub mod collector;
 pub mod metrics;
+pub mod refusals;
 pub mod worker;
 
 use std::future::Future;
@@ -15,15 +16,15 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get};
 use config::Config;
 use sender::HttpSender;
 use store::Queue;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::collector::Endpoint;
 use crate::metrics::Metrics;
+use crate::refusals::Refusals;
 
 /// What the collector, the workers and the admin endpoints share.
 pub struct Shared<Q> {
@@ -33,6 +34,8 @@ pub struct Shared<Q> {
     pub queue: Q,
     /// The metrics.
     pub metrics: Metrics,
+    /// Refused requests, for rate-limited logging.
+    pub refusals: Refusals,
     wakes: Vec<Arc<Notify>>,
     ready: AtomicBool,
 }
@@ -89,6 +92,7 @@ pub async fn run<Q: Queue + Clone>(
         config,
         queue,
         metrics: Metrics::default(),
+        refusals: Refusals::default(),
         ready: AtomicBool::new(false),
     });
     let (stop_workers, stopping) = watch::channel(false);
@@ -102,13 +106,14 @@ pub async fn run<Q: Queue + Clone>(
         )));
     }
 
-    let collector = Router::new()
-        .route("/v1/track", post(|state, request| collector::ingest(Endpoint::Track, state, request)))
-        .route("/v1/page", post(|state, request| collector::ingest(Endpoint::Page, state, request)))
-        .route("/v1/identify", post(|state, request| collector::ingest(Endpoint::Identify, state, request)))
-        .route("/v1/batch", post(|state, request| collector::ingest(Endpoint::Batch, state, request)))
-        .fallback(collector::not_found)
-        .layer(axum::middleware::from_fn(collector::cors))
+    let mut collector = Router::new();
+    for &(path, endpoint) in collector::EVENT_PATHS {
+        collector = collector.route(path, any(move |state, request| collector::ingest(endpoint, state, request)));
+    }
+    let collector = collector
+        .route(collector::TELEMETRY_PATH, any(collector::telemetry::<Q>))
+        .fallback(collector::not_found::<Q>)
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), collector::cors::<Q>))
         // The collector enforces its own, configured, limit and answers with a JSON 413.
         .layer(DefaultBodyLimit::disable())
         .with_state(shared.clone());

@@ -74,9 +74,9 @@ impl Metrics {
         self.duplicates.add(vec![("source", source.to_owned())], count);
     }
 
-    /// Requests refused, by HTTP status.
-    pub fn rejected(&self, status: u16) {
-        self.rejected.add(vec![("status", status.to_string())], 1);
+    /// Requests refused, by the kind of path (`events`, `preflight`, `unknown`) and HTTP status.
+    pub fn rejected(&self, path: &str, status: u16) {
+        self.rejected.add(vec![("path", path.to_owned()), ("status", status.to_string())], 1);
     }
 
     /// An event dropped by its pipeline, with its code.
@@ -135,7 +135,7 @@ impl Metrics {
         self.rejected.write(
             &mut out,
             "signal_requests_rejected_total",
-            "Collector requests refused, by HTTP status.",
+            "Collector requests refused, by kind of path and HTTP status.",
         );
         self.dropped.write(
             &mut out,

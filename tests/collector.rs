@@ -1,0 +1,263 @@
+//! The collector as SDKs and browsers meet it, over real HTTP against `signal serve`: every path the
+//! Segment and RudderStack SDKs post to, CORS preflights that allow their headers, the write key in
+//! a beacon's query, event time corrected for the sender's clock, and refusals that an operator can
+//! see in the metrics and the log without the log filling up.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Http, SandboxProcess, ServeProcess, eventually, metric, one_pipeline_config};
+use serde_json::{Value, json};
+
+const WRITE_KEY: &str = "site-key";
+const API_KEY: &str = "data-key";
+
+fn start() -> (tempfile::TempDir, SandboxProcess, ServeProcess, Http) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let config = one_pipeline_config(dir.path(), WRITE_KEY, &sandbox.base, API_KEY);
+    let serve = ServeProcess::start(&["--config", &config], &[]);
+    (dir, sandbox, serve, Http::new())
+}
+
+fn basic(key: &str) -> String {
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{key}:")))
+}
+
+fn sent_to(sandbox: &SandboxProcess, user: &str) -> Vec<Value> {
+    sandbox.get(&format!("/sandbox/workspaces/WS1/customers/{user}/actions"))["actions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_sdk_path_takes_its_calls() {
+    let (_dir, sandbox, serve, http) = start();
+    let auth = basic(WRITE_KEY);
+    let call = |path: &str, body: Value| {
+        let headers = [("authorization", auth.as_str()), ("content-type", "text/plain")];
+        let (status, _, answer) =
+            http.send("POST", &format!("{}{path}", serve.collector), &headers, body.to_string().into_bytes());
+        assert_eq!(status, 200, "{path}: {answer}");
+        let answer: Value = serde_json::from_str(&answer).expect("JSON answer");
+        assert_eq!(answer["accepted"], 1, "{path}: {answer}");
+    };
+    let order = |user: &str| json!({"event": "Order Completed", "userId": user, "properties": {"revenue": 1}});
+    // Each path gives an event without `type` its type; a track path needs `event`.
+    for (path, user) in [("/v1/track", "p-track"), ("/v1/t", "p-t")] {
+        call(path, order(user));
+    }
+    for (path, user) in [("/v1/page", "p-page"), ("/v1/p", "p-p")] {
+        call(path, json!({"userId": user, "name": "Home"}));
+    }
+    for path in ["/v1/screen", "/v1/s", "/v1/identify", "/v1/i", "/v1/alias", "/v1/a", "/v1/group", "/v1/g"] {
+        call(path, json!({"userId": "someone", "previousId": "before", "groupId": "acme"}));
+    }
+    for (path, user) in [("/v1/batch", "p-batch"), ("/v1/b", "p-b"), ("/v1/import", "p-import")] {
+        call(path, json!({"batch": [order(user)]}));
+    }
+    let beacon = format!("{}/beacon/v1/batch?writeKey={WRITE_KEY}", serve.collector);
+    let (status, _, answer) = http.send(
+        "POST",
+        &beacon,
+        &[("content-type", "text/plain")],
+        json!({"batch": [order("p-beacon")]}).to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    for user in ["p-track", "p-t", "p-batch", "p-b", "p-import", "p-beacon"] {
+        eventually(Duration::from_secs(20), user, || {
+            sent_to(&sandbox, user).iter().any(|action| action["action"] == "Order Completed")
+        });
+    }
+    for user in ["p-page", "p-p"] {
+        eventually(Duration::from_secs(20), user, || {
+            sent_to(&sandbox, user).iter().any(|action| action["action"] == "Page Viewed")
+        });
+    }
+    eventually(Duration::from_secs(20), "the other calls' fates", || {
+        metric(&http, &serve, "signal_events_dropped_total{pipeline=\"site\",code=\"not_in_blueprint\"}") == 6
+            && metric(&http, &serve, "signal_events_dropped_total{pipeline=\"site\",code=\"unsupported_type\"}")
+                == 2
+    });
+
+    // analytics.js's own metrics are answered and not kept; they carry no key.
+    let (status, headers, _) =
+        http.send("POST", &format!("{}/v1/m", serve.collector), &[], br#"{"series":[]}"#.to_vec());
+    assert_eq!(status, 200);
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    // A wrong key in the query is refused like one in the header.
+    let wrong = format!("{}/beacon/v1/batch?writeKey=guess", serve.collector);
+    assert_eq!(http.send("POST", &wrong, &[], br#"{"batch":[]}"#.to_vec()).0, 401);
+    // A type no SDK sends is refused, naming the field.
+    let (status, _, answer) = http.send(
+        "POST",
+        &format!("{}/v1/batch", serve.collector),
+        &[("authorization", &auth)],
+        br#"{"batch":[{"type":"merge","userId":"u"}]}"#.to_vec(),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains(r#""field":"type""#), "{answer}");
+    assert_eq!(http.send("GET", &format!("{}/v1/track", serve.collector), &[], Vec::new()).0, 405);
+}
+
+#[test]
+fn preflights_allow_the_headers_each_sdk_sends() {
+    let (_dir, _sandbox, serve, http) = start();
+    for (path, requested) in [
+        ("/v1/t", "authorization,content-type,x-retry-count"),
+        ("/v1/b", "authorization,content-type"),
+        ("/v1/track", "anonymousid,authorization,content-type,sentat"),
+        (
+            "/v1/batch",
+            "anonymousid,authorization,content-type,rsa-retry-attempt,rsa-retry-reason,rsa-since-first-attempt,rsa-since-last-attempt,sentat",
+        ),
+        ("/beacon/v1/batch", "content-type"),
+        ("/v1/m", "content-type"),
+    ] {
+        let (status, headers, _) = http.send(
+            "OPTIONS",
+            &format!("{}{path}", serve.collector),
+            &[
+                ("origin", "https://shop.example"),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", requested),
+            ],
+            Vec::new(),
+        );
+        assert_eq!(status, 204, "{path}");
+        assert_eq!(headers["access-control-allow-origin"], "*", "{path}");
+        assert_eq!(headers["access-control-allow-headers"], requested, "{path}");
+        assert!(
+            headers["access-control-allow-methods"].to_str().is_ok_and(|methods| methods.contains("POST")),
+            "{path}"
+        );
+        assert!(headers.get("access-control-allow-credentials").is_none(), "{path}");
+    }
+    // Chromium's private network access check is answered.
+    let (status, headers, _) = http.send(
+        "OPTIONS",
+        &format!("{}/v1/t", serve.collector),
+        &[("access-control-request-method", "POST"), ("access-control-request-private-network", "true")],
+        Vec::new(),
+    );
+    assert_eq!(status, 204);
+    assert_eq!(headers["access-control-allow-private-network"], "true");
+    // Answers let a page read `Retry-After`.
+    let (_, headers, _) = http.send(
+        "POST",
+        &format!("{}/v1/t", serve.collector),
+        &[("origin", "https://shop.example")],
+        b"{}".to_vec(),
+    );
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(headers["access-control-expose-headers"], "retry-after");
+}
+
+#[test]
+fn an_sdk_clock_that_is_an_hour_slow_is_corrected_and_its_own_time_kept() {
+    let (dir, sandbox, serve, http) = start();
+    let now = jiff::Timestamp::now();
+    let slow = |seconds_ago: i64| {
+        (now - jiff::SignedDuration::from_secs(3600 + seconds_ago)).to_string()
+    };
+    // RudderStack: originalTimestamp and sentAt on the event and in a header, by the slow clock.
+    let rudderstack = json!({"type": "track", "event": "Order Completed", "userId": "rs-slow",
+        "originalTimestamp": slow(30), "sentAt": slow(0), "properties": {"revenue": 1}});
+    let (status, _, answer) = http.send(
+        "POST",
+        &format!("{}/v1/track", serve.collector),
+        &[("authorization", &basic(WRITE_KEY)), ("sentat", &slow(0))],
+        rudderstack.to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    // Segment's batching mode: `timestamp` on each event, `sentAt` once for the batch.
+    let segment = json!({"writeKey": WRITE_KEY, "sentAt": slow(0), "batch": [
+        {"type": "track", "event": "Order Completed", "userId": "seg-slow", "timestamp": slow(60),
+         "writeKey": WRITE_KEY, "properties": {"revenue": 1}}]});
+    let (status, _, answer) =
+        http.send("POST", &format!("{}/v1/b", serve.collector), &[], segment.to_string().into_bytes());
+    assert_eq!(status, 200, "{answer}");
+    // A replayed export carries both times: its `timestamp` stands.
+    let export = json!({"type": "track", "event": "Order Completed", "userId": "export",
+        "timestamp": "2026-01-05T10:00:00Z", "originalTimestamp": "2026-01-05T09:00:00Z",
+        "sentAt": slow(0), "properties": {"revenue": 1}});
+    let (status, _, _) = http.send(
+        "POST",
+        &format!("{}/v1/track", serve.collector),
+        &[("authorization", &basic(WRITE_KEY))],
+        export.to_string().into_bytes(),
+    );
+    assert_eq!(status, 200);
+
+    let time_of = |user: &str| -> jiff::Timestamp {
+        let mut sent = Vec::new();
+        eventually(Duration::from_secs(20), user, || {
+            sent = sent_to(&sandbox, user);
+            !sent.is_empty()
+        });
+        sent[0]["current_time"].as_str().expect("current_time").parse().expect("RFC 3339")
+    };
+    let after = jiff::Timestamp::now();
+    for (user, seconds_ago) in [("rs-slow", 30), ("seg-slow", 60)] {
+        let expected = now - jiff::SignedDuration::from_secs(seconds_ago);
+        let time = time_of(user);
+        let late_by = time.duration_since(expected);
+        let allowed = after.duration_since(now) + jiff::SignedDuration::from_secs(1);
+        assert!(
+            late_by >= jiff::SignedDuration::ZERO && late_by <= allowed,
+            "{user}: sent {time}, happened {expected} by the server's clock"
+        );
+    }
+    assert_eq!(time_of("export").to_string(), "2026-01-05T10:00:00Z");
+
+    // What is kept is the SDK's own time, beside the corrected one, and no write key.
+    let database = rusqlite::Connection::open(dir.path().join("signal.db")).expect("open the queue");
+    let payload: String = database
+        .query_row("SELECT payload FROM events WHERE payload LIKE '%seg-slow%'", [], |row| row.get(0))
+        .expect("stored event");
+    let stored: Value = serde_json::from_str(&payload).expect("JSON");
+    assert_eq!(stored["originalTimestamp"], slow(60), "{stored}");
+    assert!(stored.get("writeKey").is_none(), "{stored}");
+}
+
+#[test]
+fn refusals_are_counted_by_path_and_logged_without_flooding() {
+    let (_dir, _sandbox, serve, http) = start();
+    let typo = format!("{}/v1/trak?writeKey=secret-in-query", serve.collector);
+    for _ in 0..5 {
+        let (status, _, answer) = http.send("POST", &typo, &[("origin", "https://shop.example")], b"{}".to_vec());
+        assert_eq!(status, 404, "{answer}");
+        assert!(answer.contains("/v1/t"), "the answer lists the paths: {answer}");
+    }
+    let (status, _, _) = http.send(
+        "OPTIONS",
+        &format!("{}/v1/t", serve.collector),
+        &[("origin", "https://shop.example"), ("access-control-request-method", "DELETE")],
+        Vec::new(),
+    );
+    assert_eq!(status, 405);
+    let (status, _, _) = http.send(
+        "OPTIONS",
+        &format!("{}/v2/t", serve.collector),
+        &[("origin", "https://shop.example"), ("access-control-request-method", "POST")],
+        Vec::new(),
+    );
+    assert_eq!(status, 404);
+    assert_eq!(http.send("POST", &format!("{}/v1/t", serve.collector), &[], b"{}".to_vec()).0, 401);
+
+    assert_eq!(metric(&http, &serve, "signal_requests_rejected_total{path=\"unknown\",status=\"404\"}"), 6);
+    assert_eq!(metric(&http, &serve, "signal_requests_rejected_total{path=\"preflight\",status=\"405\"}"), 1);
+    assert_eq!(metric(&http, &serve, "signal_requests_rejected_total{path=\"events\",status=\"401\"}"), 1);
+    let mut logs = String::new();
+    eventually(Duration::from_secs(5), "the refusals in the log", || {
+        logs = serve.logs();
+        logs.matches("collector request refused").count() >= 3
+    });
+    let lines: Vec<&str> = logs.lines().filter(|line| line.contains("collector request refused")).collect();
+    assert_eq!(lines.len(), 3, "one line per kind of refusal in ten seconds:\n{logs}");
+    assert!(lines.iter().any(|line| line.contains("/v1/trak") && line.contains("https://shop.example")), "{logs}");
+    assert!(!logs.contains("secret-in-query"), "the query (and a key in it) is never logged:\n{logs}");
+}
