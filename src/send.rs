@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blueprint::Mapper;
+use delivery::{Fate, State};
 use moengage::{ApiKey, Credentials, DataCenter, MoEngageDestination};
-use sender::{Delivery, Ending, HttpSender, NoAnswer, Response, RetryPolicy};
+use sender::{Destination, HttpSender, RetryPolicy};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -66,7 +67,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Where events go, checked before anything is read.
 struct Target {
-    destination: MoEngageDestination,
+    destination: Arc<dyn Destination>,
     shown_as: String,
 }
 
@@ -100,9 +101,8 @@ impl Target {
             }
         };
         let destination = MoEngageDestination::new(credentials, endpoint, args.per_minute);
-        let shown_as =
-            format!("workspace {} at {}", destination.credentials().workspace_id(), destination.url());
-        Ok(Target { destination, shown_as })
+        let shown_as = destination.shown_as();
+        Ok(Target { destination: Arc::new(destination), shown_as })
     }
 }
 
@@ -150,7 +150,7 @@ pub fn run(args: &SendArgs) -> ExitCode {
     let run = Run {
         mapper,
         sender: Arc::new(sender),
-        destination: Arc::new(target.destination),
+        destination: target.destination,
         concurrency: usize::from(args.concurrency),
         unsent,
     };
@@ -259,7 +259,7 @@ fn count_lines(file: File) -> io::Result<u64> {
 struct Run {
     mapper: Mapper,
     sender: Arc<HttpSender>,
-    destination: Arc<MoEngageDestination>,
+    destination: Arc<dyn Destination>,
     concurrency: usize,
     unsent: Option<BufWriter<File>>,
 }
@@ -270,7 +270,7 @@ enum Stop {
     Interrupted,
     /// MoEngage refused the credentials (401/403): the rest would only be refused too.
     Paused {
-        status: u16,
+        code: String,
     },
 }
 
@@ -281,7 +281,7 @@ impl Run {
         let mut progress = Progress::new(input.total);
         let mut chunks = input.spawn_reader();
         let mut pending: VecDeque<(u64, String)> = VecDeque::new();
-        let mut in_flight: JoinSet<Delivery<Response>> = JoinSet::new();
+        let mut in_flight: JoinSet<Fate> = JoinSet::new();
         let mut in_flight_lines: HashMap<tokio::task::Id, (u64, String)> = HashMap::new();
         let mut stop: Option<Stop> = None;
         let mut input_done = false;
@@ -297,12 +297,12 @@ impl Run {
                     report.warn(warning.code.as_str(), &warning.message, number);
                 }
                 match mapped {
-                    Err(fate) => report.record(fate, number),
+                    Err(fate) => report.record(&fate, number),
                     Ok(()) => {
                         let (sender, destination) = (self.sender.clone(), self.destination.clone());
                         let request = std::mem::take(&mut body);
-                        let handle =
-                            in_flight.spawn(async move { sender.send(&*destination, request).await });
+                        let handle = in_flight
+                            .spawn(async move { delivery::send(&sender, &*destination, request).await });
                         in_flight_lines.insert(handle.id(), (number, line));
                     }
                 }
@@ -317,18 +317,19 @@ impl Run {
                     in_flight.abort_all();
                 }
                 Some(done) = in_flight.join_next_with_id() => match done {
-                    Ok((id, delivery)) => {
+                    Ok((id, fate)) => {
                         let Some((number, line)) = in_flight_lines.remove(&id) else { continue };
-                        if let Some(status) = report.record_delivery(number, &delivery) {
-                            stop.get_or_insert(Stop::Paused { status });
+                        report.record(&fate, number);
+                        if fate.state == State::Paused {
+                            stop.get_or_insert(Stop::Paused { code: fate.code.clone() });
                         }
-                        if delivery.ending != Ending::Delivered {
+                        if fate.state != State::Delivered {
                             self.keep_unsent(&line)?;
                         }
                     }
                     Err(error) => {
                         if let Some((number, line)) = in_flight_lines.remove(&error.id()) {
-                            report.record(Fate::Interrupted, number);
+                            report.record_interrupted(number);
                             self.keep_unsent(&line)?;
                         }
                     }
@@ -375,18 +376,7 @@ impl Run {
         body: &mut Vec<u8>,
         warnings: &mut Vec<blueprint::Warning>,
     ) -> Result<(), Fate> {
-        if line.trim().is_empty() {
-            return Err(Fate::Dropped {
-                code: blueprint::DropCode::InvalidEvent.as_str(),
-                reason: "the line is empty; each line must be one JSON object".into(),
-            });
-        }
-        body.clear();
-        warnings.clear();
-        match self.mapper.map_into(line, jiff::Timestamp::now(), body, warnings) {
-            Ok(_) => Ok(()),
-            Err(drop) => Err(Fate::Dropped { code: drop.code.as_str(), reason: drop.reason }),
-        }
+        delivery::map(&self.mapper, line, jiff::Timestamp::now(), body, warnings)
     }
 
     fn keep_unsent(&mut self, line: &str) -> io::Result<()> {
@@ -398,76 +388,19 @@ impl Run {
     }
 }
 
-/// What became of one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Fate {
-    Delivered {
-        status: u16,
-    },
-    Failed {
-        what: String,
-        detail: Option<String>,
-        hint: Option<&'static str>,
-    },
-    Dropped {
-        code: &'static str,
-        reason: String,
-    },
-    /// In flight when sending was interrupted: it may or may not have arrived.
-    Interrupted,
-}
-
-impl Fate {
-    fn of(delivery: &Delivery<Response>) -> Fate {
-        let retried = match delivery.ending {
-            Ending::Delivered => {
-                let status = delivery.last.as_ref().map_or(200, |answer| answer.status);
-                return Fate::Delivered { status };
-            }
-            Ending::Permanent => "",
-            Ending::GaveUp => ", still failing when the retry window closed",
-        };
-        match &delivery.last {
-            Ok(answer) => {
-                let classification = moengage::classify(answer.status, &answer.body);
-                let (kind, detail) = match classification.error {
-                    Some(error) => (format!(" {}", error.kind), Some(error.message)),
-                    None => (String::new(), None),
-                };
-                Fate::Failed {
-                    what: format!("{}{kind}{retried}", answer.status),
-                    detail,
-                    hint: classification.hint,
-                }
-            }
-            Err(NoAnswer::Timeout) => Fate::Failed {
-                what: format!("no answer within the timeout{retried}"),
-                detail: None,
-                hint: Some(
-                    "MoEngage (or the --endpoint) is slow or unreachable; try again later or raise --timeout.",
-                ),
-            },
-            Err(NoAnswer::TooLarge { bytes, limit }) => Fate::Failed {
-                what: "not sent: over the size limit".into(),
-                detail: Some(format!("the request body is {bytes} bytes; MoEngage accepts at most {limit}")),
-                hint: moengage::likely_cause(413),
-            },
-            Err(NoAnswer::Connection(error)) => Fate::Failed {
-                what: format!("connection error{retried}"),
-                detail: Some(error.clone()),
-                hint: Some(moengage::CONNECTION_ERROR_HINT),
-            },
-        }
-    }
-
-    fn outcome(&self) -> &'static str {
-        match self {
-            Fate::Delivered { .. } => "delivered",
-            Fate::Failed { .. } => "failed",
-            Fate::Dropped { .. } => "dropped",
-            Fate::Interrupted => "interrupted",
-        }
-    }
+/// How the summary names a fate that is not a delivery: `401 MissingAttributeError`,
+/// `connection error, still failing when the retry window closed`.
+fn failure_name(fate: &Fate) -> String {
+    let what = match fate.code.as_str() {
+        "connection" => "connection error".to_owned(),
+        "timeout" => "no answer within the timeout".to_owned(),
+        code => match &fate.error_type {
+            Some(kind) => format!("{code} {kind}"),
+            None => code.to_owned(),
+        },
+    };
+    let retried = if fate.gave_up { ", still failing when the retry window closed" } else { "" };
+    format!("{what}{retried}")
 }
 
 /// Events with the same fate, and the first few of their line numbers.
@@ -475,7 +408,7 @@ impl Fate {
 struct Group {
     count: u64,
     detail: Option<String>,
-    hint: Option<&'static str>,
+    hint: Option<String>,
     lines: Vec<u64>,
 }
 
@@ -528,39 +461,42 @@ impl Report {
         self.delivered + self.failed + self.dropped + self.interrupted
     }
 
-    /// Records a delivery; the status when it means the credentials are refused.
-    fn record_delivery(&mut self, number: u64, delivery: &Delivery<Response>) -> Option<u16> {
-        let refused = match (&delivery.ending, &delivery.last) {
-            (Ending::Permanent, Ok(answer)) => {
-                moengage::classify(answer.status, &answer.body).pauses_integration.then_some(answer.status)
+    /// Records what became of the event on line `number`.
+    fn record(&mut self, fate: &Fate, number: u64) {
+        let (order, outcome, what, detail) = match fate.state {
+            State::Delivered => {
+                self.delivered += 1;
+                (0, "delivered", fate.code.clone(), None)
             }
-            _ => None,
+            State::Failed | State::Paused => {
+                self.failed += 1;
+                (1, "failed", failure_name(fate), fate.said.clone())
+            }
+            State::Dropped => {
+                self.dropped += 1;
+                (2, "dropped", fate.code.clone(), fate.said.clone())
+            }
         };
-        self.record(Fate::of(delivery), number);
-        refused
+        self.add(order, outcome, what, detail, fate.hint.clone(), number);
     }
 
-    fn record(&mut self, fate: Fate, number: u64) {
+    /// Records an event that was in flight when sending was interrupted: it may have arrived.
+    fn record_interrupted(&mut self, number: u64) {
+        self.interrupted += 1;
+        let what = "in flight when interrupted; it may have arrived".to_owned();
+        self.add(3, "interrupted", what, None, None, number);
+    }
+
+    fn add(
+        &mut self,
+        order: u8,
+        outcome: &'static str,
+        what: String,
+        detail: Option<String>,
+        hint: Option<String>,
+        number: u64,
+    ) {
         self.last_line = self.last_line.max(number);
-        let outcome = fate.outcome();
-        let (order, what, detail, hint) = match fate {
-            Fate::Delivered { status } => {
-                self.delivered += 1;
-                (0, status.to_string(), None, None)
-            }
-            Fate::Failed { what, detail, hint } => {
-                self.failed += 1;
-                (1, what, detail, hint)
-            }
-            Fate::Dropped { code, reason } => {
-                self.dropped += 1;
-                (2, code.to_owned(), Some(reason), None)
-            }
-            Fate::Interrupted => {
-                self.interrupted += 1;
-                (3, "in flight when interrupted; it may have arrived".to_owned(), None, None)
-            }
-        };
         self.groups
             .entry((order, outcome, what))
             .or_insert_with(|| Group { count: 0, detail, hint, lines: Vec::new() })
@@ -605,7 +541,7 @@ impl Report {
             if let Some(detail) = &group.detail {
                 let _ = writeln!(out, "{indent}{detail}");
             }
-            if let Some(hint) = group.hint {
+            if let Some(hint) = &group.hint {
                 let _ = writeln!(out, "{indent}likely cause: {hint}");
             }
             if outcome != "delivered" {
@@ -625,10 +561,10 @@ impl Report {
             row(&mut out, outcome, what, group);
         }
         if self.not_sent > 0 || (self.stopped.is_some() && self.total.is_none()) {
-            let why = match self.stopped {
+            let why = match &self.stopped {
                 Some(Stop::Interrupted) => "interrupted (Ctrl-C) before these were sent".to_owned(),
-                Some(Stop::Paused { status }) => format!(
-                    "sending paused after MoEngage answered {status}: fix the Workspace ID or Data API key, then send these again"
+                Some(Stop::Paused { code }) => format!(
+                    "sending paused after MoEngage answered {code}: fix the Workspace ID or Data API key, then send these again"
                 ),
                 None => String::new(),
             };

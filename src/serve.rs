@@ -126,7 +126,7 @@ async fn embedded() -> Result<(Config, Destination), String> {
             let credentials = Credentials::new(workspace_id, ApiKey::new(api_key), data_center)
                 .map_err(|error| error.to_string())?;
             let destination = MoEngageDestination::new(credentials, None, moengage::EVENTS_PER_MINUTE);
-            Ok((config::embedded(write_key, "moengage", destination), Destination::MoEngage))
+            Ok((config::embedded(write_key, "moengage", std::sync::Arc::new(destination)), Destination::MoEngage))
         }
         [None, None, None] => {
             sender::install_crypto_provider();
@@ -140,7 +140,7 @@ async fn embedded() -> Result<(Config, Destination), String> {
             )
             .map_err(|error| error.to_string())?;
             let destination = MoEngageDestination::new(credentials, Some(&base), moengage::EVENTS_PER_MINUTE);
-            Ok((config::embedded(write_key, "sandbox", destination), Destination::Sandbox(base)))
+            Ok((config::embedded(write_key, "sandbox", std::sync::Arc::new(destination)), Destination::Sandbox(base)))
         }
         partial => {
             let missing: Vec<&str> =
@@ -185,7 +185,7 @@ fn banner(config: &Config, listeners: &server::Listeners, destination: &Destinat
     }
     for pipeline in &config.pipelines {
         let integration = config.integrations.iter().find(|i| i.name == pipeline.integration);
-        let url = integration.map_or("", |integration| integration.destination.url());
+        let url = integration.map_or(String::new(), |integration| integration.destination.shown_as());
         println!(
             "  pipeline   {}: {} → {} with {} ({url})",
             pipeline.name, pipeline.source, pipeline.integration, pipeline.blueprint_name

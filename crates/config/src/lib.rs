@@ -16,6 +16,7 @@ use blueprint::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, did_you_mea
 use blueprint::schema_check::{FileContext, SchemaCheck, Vocabulary};
 use blueprint::yaml::{self, Position, SpanIndex, escape_pointer_segment};
 use blueprint::{Blueprint, PhoneRegion};
+
 use moengage::{ApiKey, Credentials, DataCenter, MoEngageDestination};
 use sender::RetryPolicy;
 use serde_json::Value;
@@ -65,7 +66,7 @@ pub struct Integration {
     /// Its name in the configuration.
     pub name: String,
     /// Where and how to send.
-    pub destination: MoEngageDestination,
+    pub destination: Arc<dyn sender::Destination>,
 }
 
 /// A source's events, through a blueprint, to an integration.
@@ -518,7 +519,7 @@ impl Checker {
         context: &FileContext<'_>,
         pointer: &str,
         integration: &model::IntegrationConfig,
-    ) -> Option<MoEngageDestination> {
+    ) -> Option<Arc<dyn sender::Destination>> {
         let data_center: Option<DataCenter> = match integration.data_center.as_text().parse() {
             Ok(data_center) => Some(data_center),
             Err(error) => {
@@ -556,7 +557,7 @@ impl Checker {
             }
         };
         let per_minute = integration.events_per_minute.unwrap_or(moengage::EVENTS_PER_MINUTE);
-        Some(MoEngageDestination::new(credentials, integration.endpoint.as_deref(), per_minute))
+        Some(Arc::new(MoEngageDestination::new(credentials, integration.endpoint.as_deref(), per_minute)))
     }
 
     fn pipeline(
@@ -699,7 +700,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 /// The configuration `signal serve` runs on without a file: one source with `write_key`, one
 /// integration delivering to `destination`, and a pipeline with the Retail preset, everything else
 /// at its default.
-pub fn embedded(write_key: WriteKey, integration_name: &str, destination: MoEngageDestination) -> Config {
+pub fn embedded(write_key: WriteKey, integration_name: &str, destination: Arc<dyn sender::Destination>) -> Config {
     // The preset is compiled from the copy built into the binary: it cannot fail unless the binary
     // itself is broken, which every test would show.
     #[allow(clippy::expect_used)]

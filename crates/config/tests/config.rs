@@ -29,7 +29,7 @@ fn the_shipped_example_loads_with_its_variables_set() {
     assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
     assert_eq!(config.sources[0].write_key.expose(), "wk-s3cret-web");
     let destination = &config.integrations[0].destination;
-    assert_eq!(destination.url(), "https://api-01.moengage.com/v1/event/WS123");
+    assert_eq!(destination.shown_as(), "workspace WS123 at https://api-01.moengage.com/v1/event/WS123");
     let pipeline = &config.pipelines[0];
     assert_eq!((pipeline.source.as_str(), pipeline.integration.as_str()), ("web", "moengage"));
     assert_eq!(pipeline.blueprint_name, "preset retail");

@@ -280,6 +280,8 @@ pub fn classify(status: u16, body: &[u8]) -> Classification {
 pub struct MoEngageDestination {
     credentials: Credentials,
     url: String,
+    /// The base URL that replaces MoEngage's host (a sandbox, a proxy), when one does.
+    endpoint_base: Option<String>,
     rate_limit: sender::RateLimit,
 }
 
@@ -292,7 +294,7 @@ impl MoEngageDestination {
             None => credentials.endpoint(),
         };
         let rate_limit = sender::RateLimit::per_minute(per_minute.clamp(1, EVENTS_PER_MINUTE));
-        MoEngageDestination { credentials, url, rate_limit }
+        MoEngageDestination { credentials, url, endpoint_base: endpoint_base.map(str::to_owned), rate_limit }
     }
 
     /// The same destination under another limit, such as a sandbox's scaled-down window in a test.
@@ -310,6 +312,17 @@ impl MoEngageDestination {
     pub fn credentials(&self) -> &Credentials {
         &self.credentials
     }
+
+    /// The likely cause of getting no answer at all: a wrong data centre's host does not exist,
+    /// but an endpoint given instead of MoEngage's host is simply not running or mistyped.
+    fn unreachable_hint(&self) -> String {
+        match &self.endpoint_base {
+            None => CONNECTION_ERROR_HINT.to_owned(),
+            Some(base) => format!(
+                "Nothing answers at the endpoint {base}: check that it is running and that the address is right."
+            ),
+        }
+    }
 }
 
 impl sender::Destination for MoEngageDestination {
@@ -325,6 +338,10 @@ impl sender::Destination for MoEngageDestination {
         MAX_BODY_BYTES
     }
 
+    fn shown_as(&self) -> String {
+        format!("workspace {} at {}", self.credentials.workspace_id(), self.url)
+    }
+
     fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder {
         let mut request = client.post(&self.url).header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Ok(mut authorization) =
@@ -337,11 +354,57 @@ impl sender::Destination for MoEngageDestination {
         request.body(body)
     }
 
-    fn verdict(&self, answer: &sender::Answer) -> sender::Verdict {
-        match classify(answer.status, &answer.body).verdict {
-            Verdict::Delivered => sender::Verdict::Delivered,
-            Verdict::Retry => sender::Verdict::Retry,
-            Verdict::Permanent => sender::Verdict::Permanent,
+    fn classify(&self, response: &sender::Response) -> sender::Classification {
+        use sender::{Classification, NoAnswer};
+        match response {
+            Ok(answer) => {
+                let read = classify(answer.status, &answer.body);
+                let hint = match (answer.status, &self.endpoint_base) {
+                    (404, Some(base)) => Some(format!(
+                        "The endpoint {base} answered 404: check that it is MoEngage's API or a `signal sandbox`."
+                    )),
+                    _ => read.hint.map(str::to_owned),
+                };
+                Classification {
+                    verdict: match read.verdict {
+                        Verdict::Delivered => sender::Verdict::Delivered,
+                        Verdict::Retry => sender::Verdict::Retry,
+                        Verdict::Permanent => sender::Verdict::Permanent,
+                    },
+                    pause: read.pauses_integration,
+                    code: answer.status.to_string(),
+                    hint,
+                    error_type: read.error.as_ref().map(|error| error.kind.clone()).filter(|kind| !kind.is_empty()),
+                    said: read.error.map(|error| error.message).filter(|message| !message.is_empty()),
+                }
+            }
+            Err(NoAnswer::Timeout) => Classification {
+                verdict: sender::Verdict::Retry,
+                pause: false,
+                code: "timeout".into(),
+                hint: Some(format!(
+                    "{} did not answer within the timeout; Signal retries with backoff until the retry window closes.",
+                    self.endpoint_base.as_deref().unwrap_or("MoEngage")
+                )),
+                error_type: None,
+                said: None,
+            },
+            Err(NoAnswer::Connection(text)) => Classification {
+                verdict: sender::Verdict::Retry,
+                pause: false,
+                code: "connection".into(),
+                hint: Some(self.unreachable_hint()),
+                error_type: None,
+                said: Some(text.clone()),
+            },
+            Err(NoAnswer::TooLarge { bytes, limit }) => Classification {
+                verdict: sender::Verdict::Permanent,
+                pause: false,
+                code: "413".into(),
+                hint: likely_cause(413).map(str::to_owned),
+                error_type: None,
+                said: Some(format!("the request body is {bytes} bytes; MoEngage accepts at most {limit}")),
+            },
         }
     }
 }

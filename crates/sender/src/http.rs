@@ -60,8 +60,29 @@ pub enum Verdict {
     Permanent,
 }
 
+/// Everything a destination decides about one attempt's outcome, decided once: whether to try
+/// again, whether the integration itself is refused, what to call the outcome, its likely cause and
+/// what the destination said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classification {
+    /// Delivered, retry or permanent.
+    pub verdict: Verdict,
+    /// The credentials or the account are refused (a wrong key, a suspended account): the
+    /// integration's other events would be refused too, so they should wait instead.
+    pub pause: bool,
+    /// The outcome's short name, as in metrics and records: the HTTP status (`"401"`), or
+    /// `"timeout"`, `"connection"`, `"payload_too_large"`.
+    pub code: String,
+    /// The likely cause, from the destination's troubleshooting guide.
+    pub hint: Option<String>,
+    /// The destination's own error type, e.g. `MissingAttributeError`.
+    pub error_type: Option<String>,
+    /// What the destination (or the connection) said, e.g. `customer_id is not found in the payload`.
+    pub said: Option<String>,
+}
+
 /// What the sender needs to know of a destination.
-pub trait Destination: Send + Sync {
+pub trait Destination: Send + Sync + std::fmt::Debug {
     /// The account a request counts against for rate limiting (e.g. a workspace id).
     fn account(&self) -> &str;
     /// The account's limit.
@@ -70,10 +91,24 @@ pub trait Destination: Send + Sync {
     fn max_body_bytes(&self) -> usize {
         usize::MAX
     }
+    /// Where requests go, for people: progress lines, summaries, logs. Never holds a secret.
+    fn shown_as(&self) -> String;
     /// The request carrying `body`.
     fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder;
-    /// What an answer means.
-    fn verdict(&self, answer: &Answer) -> Verdict;
+    /// What an attempt's outcome — an answer, or none — means.
+    fn classify(&self, response: &Response) -> Classification;
+}
+
+/// One body's delivery: how it ended, each attempt's status and latency, and the destination's
+/// reading of the last attempt.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// How it ended, and the last attempt's outcome.
+    pub delivery: Delivery<Response>,
+    /// Each attempt's status (`None`: no answer) and latency, in order.
+    pub attempt_log: AttemptLog,
+    /// The last attempt's classification.
+    pub classification: Classification,
 }
 
 /// Delivers request bodies to destinations. Cheap to share: clone the `Arc`.
@@ -109,35 +144,30 @@ impl HttpSender {
     /// Sends `body` until it is delivered, refused for good, or the retry window closes. A body over
     /// the destination's size limit is refused at once, with no attempt.
     pub async fn send(&self, destination: &dyn Destination, body: Vec<u8>) -> Delivery<Response> {
-        self.send_logged(destination, body).await.0
+        self.deliver(destination, body).await.delivery
     }
 
-    /// [`send`](Self::send), with every attempt's status (`None`: no answer) and latency, in order.
-    pub async fn send_logged(
-        &self,
-        destination: &dyn Destination,
-        body: Vec<u8>,
-    ) -> (Delivery<Response>, AttemptLog) {
+    /// [`send`](Self::send), with every attempt's status and latency and the destination's reading
+    /// of the last one.
+    pub async fn deliver(&self, destination: &dyn Destination, body: Vec<u8>) -> Sent {
         let limit = destination.max_body_bytes();
         if body.len() > limit {
             // Sending would only earn a 413 and spend a slot of the account's rate limit.
-            let refused = Delivery {
-                ending: Ending::Permanent,
-                last: Err(NoAnswer::TooLarge { bytes: body.len(), limit }),
-                attempts: 0,
-                elapsed: Duration::ZERO,
-            };
-            return (refused, Vec::new());
+            let last = Err(NoAnswer::TooLarge { bytes: body.len(), limit });
+            let classification = destination.classify(&last);
+            let delivery = Delivery { ending: Ending::Permanent, last, attempts: 0, elapsed: Duration::ZERO };
+            return Sent { delivery, attempt_log: Vec::new(), classification };
         }
         let limiter = self.limiter(destination);
         // Shared, so that each attempt hands the client the same bytes without copying them.
         let body = bytes::Bytes::from(body);
         let mut jitter = Jitter::from_entropy();
         let log = Mutex::new(Vec::new());
+        let last_classification = Mutex::new(None);
         let delivery = deliver(&self.policy, &mut jitter, |_| {
             let body = body.clone();
             let limiter = limiter.clone();
-            let log = &log;
+            let (log, last_classification) = (&log, &last_classification);
             async move {
                 // Reserve under the lock, wait outside it: others queue for their own slots meanwhile.
                 let wait = limiter.lock().unwrap_or_else(PoisonError::into_inner).reserve(Instant::now());
@@ -148,28 +178,27 @@ impl HttpSender {
                 let response = self.attempt(destination, body).await;
                 let status = response.as_ref().ok().map(|answer| answer.status);
                 log.lock().unwrap_or_else(PoisonError::into_inner).push((status, started.elapsed()));
-                match &response {
-                    Err(_) => Attempt::Retry { outcome: response, retry_after: None },
-                    Ok(answer) => match destination.verdict(answer) {
-                        Verdict::Delivered => Attempt::Delivered(response),
-                        Verdict::Permanent => Attempt::Permanent(response),
-                        Verdict::Retry => {
-                            let retry_after = answer.retry_after;
-                            if answer.status == 429 {
-                                let pause = retry_after.unwrap_or(Duration::from_secs(1));
-                                limiter
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .slow_down(Instant::now(), pause);
-                            }
-                            Attempt::Retry { outcome: response, retry_after }
-                        }
-                    },
+                let classification = destination.classify(&response);
+                let verdict = classification.verdict;
+                *last_classification.lock().unwrap_or_else(PoisonError::into_inner) = Some(classification);
+                let retry_after = response.as_ref().ok().and_then(|answer| answer.retry_after);
+                if status == Some(429) && verdict == Verdict::Retry {
+                    let pause = retry_after.unwrap_or(Duration::from_secs(1));
+                    limiter.lock().unwrap_or_else(PoisonError::into_inner).slow_down(Instant::now(), pause);
+                }
+                match verdict {
+                    Verdict::Delivered => Attempt::Delivered(response),
+                    Verdict::Permanent => Attempt::Permanent(response),
+                    Verdict::Retry => Attempt::Retry { outcome: response, retry_after },
                 }
             }
         })
         .await;
-        (delivery, log.into_inner().unwrap_or_else(PoisonError::into_inner))
+        let classification = last_classification
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(|| destination.classify(&delivery.last));
+        Sent { delivery, attempt_log: log.into_inner().unwrap_or_else(PoisonError::into_inner), classification }
     }
 
     async fn attempt(&self, destination: &dyn Destination, body: bytes::Bytes) -> Response {

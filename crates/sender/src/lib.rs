@@ -13,7 +13,9 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use backoff::{Jitter, Next, RetryPolicy};
-pub use http::{Answer, AttemptLog, Destination, HttpSender, KEPT_BODY_BYTES, NoAnswer, Response, Verdict};
+pub use http::{
+    Answer, AttemptLog, Classification, Destination, HttpSender, KEPT_BODY_BYTES, NoAnswer, Response, Sent, Verdict,
+};
 pub use rate::{RateLimit, RateLimiter};
 pub use retry_after::parse_retry_after;
 

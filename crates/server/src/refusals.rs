@@ -98,9 +98,11 @@ impl Refusals {
             %method,
             path = ?path,
             origin = origin.unwrap_or("-"),
+            // A field, not part of the message: it can quote the client's text (an unknown `type`),
+            // and fields are written escaped, so a newline in it cannot forge a log line.
+            reason = refusal.message(),
             similar_not_logged = suppressed,
-            "collector request refused: {}",
-            refusal.message()
+            "collector request refused"
         );
     }
 }

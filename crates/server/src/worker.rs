@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use blueprint::Mapper;
 use config::Integration;
-use moengage::MoEngageDestination;
-use sender::{AttemptLog, Delivery, Ending, HttpSender, NoAnswer, Response};
+use delivery::Fate;
+use sender::{Destination, HttpSender};
 use store::{AttemptRecord, Claimed, Outcome, Queue, State};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -35,7 +35,7 @@ pub struct IntegrationWorker {
     /// The integration's name.
     pub name: String,
     /// Where it delivers.
-    pub destination: Arc<MoEngageDestination>,
+    pub destination: Arc<dyn Destination>,
     /// The pipelines that deliver to it.
     pub pipelines: Vec<PipelineWorker>,
     /// Woken by the collector when events are queued.
@@ -61,7 +61,7 @@ impl IntegrationWorker {
             .collect();
         IntegrationWorker {
             name: integration.name.clone(),
-            destination: Arc::new(integration.destination.clone()),
+            destination: integration.destination.clone(),
             pipelines,
             wake: Arc::new(Notify::new()),
         }
@@ -83,7 +83,7 @@ pub async fn run<Q: Queue>(
     mut stop: watch::Receiver<bool>,
 ) {
     let concurrency = shared.config.concurrency.max(1);
-    let mut in_flight: JoinSet<(Delivery<Response>, AttemptLog)> = JoinSet::new();
+    let mut in_flight: JoinSet<Fate> = JoinSet::new();
     let mut events: HashMap<tokio::task::Id, InFlight> = HashMap::new();
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut paused = false;
@@ -111,23 +111,23 @@ pub async fn run<Q: Queue>(
                     let received_at = jiff::Timestamp::from_millisecond(event.received_at_ms)
                         .unwrap_or_else(|_| jiff::Timestamp::now());
                     warnings.clear();
-                    match pipeline.mapper.map_into(&event.payload, received_at, &mut body, &mut warnings) {
-                        Err(drop) => {
-                            shared.metrics.dropped(&pipeline.name, drop.code.as_str());
-                            tracing::debug!(pipeline = %pipeline.name, message_id = %event.message_id, code = drop.code.as_str(), "dropped");
+                    match delivery::map(&pipeline.mapper, &event.payload, received_at, &mut body, &mut warnings) {
+                        Err(fate) => {
+                            shared.metrics.dropped(&pipeline.name, &fate.code);
+                            tracing::debug!(pipeline = %pipeline.name, message_id = %event.message_id, code = %fate.code, "dropped");
                             outcomes.push(Outcome {
                                 state: State::Dropped,
-                                code: Some(drop.code.as_str().to_owned()),
-                                detail: Some(drop.reason),
+                                detail: fate.said,
+                                code: Some(fate.code),
                                 ..outcome_for(&event)
                             });
                         }
-                        Ok(_) => {
+                        Ok(()) => {
                             let request = std::mem::take(&mut body);
                             let (sender, destination) = (sender.clone(), worker.destination.clone());
                             let sent = request.clone();
-                            let handle =
-                                in_flight.spawn(async move { sender.send_logged(&*destination, sent).await });
+                            let handle = in_flight
+                                .spawn(async move { delivery::send(&sender, &*destination, sent).await });
                             let warnings = (!warnings.is_empty()).then(|| {
                                 warnings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
                             });
@@ -184,12 +184,12 @@ fn finished<Q: Queue>(
     worker: &IntegrationWorker,
     shared: &Shared<Q>,
     events: &mut HashMap<tokio::task::Id, InFlight>,
-    done: Result<(tokio::task::Id, (Delivery<Response>, AttemptLog)), tokio::task::JoinError>,
+    done: Result<(tokio::task::Id, Fate), tokio::task::JoinError>,
     paused: &mut bool,
 ) -> Option<Outcome> {
-    let (id, (delivery, log)) = done.ok()?;
+    let (id, fate) = done.ok()?;
     let event = events.remove(&id)?;
-    Some(settle(worker, shared, event, &delivery, &log, paused))
+    Some(settle(worker, shared, event, fate, paused))
 }
 
 async fn record<Q: Queue>(shared: &Shared<Q>, outcomes: Vec<Outcome>) {
@@ -220,21 +220,21 @@ fn outcome_for(event: &Claimed) -> Outcome {
     }
 }
 
-/// Turns a delivery into the outcome to record, and pauses the integration on a refused key.
+/// Turns a fate into the outcome to record, and pauses the integration on refused credentials.
 fn settle<Q: Queue>(
     worker: &IntegrationWorker,
     shared: &Shared<Q>,
     event: InFlight,
-    delivery: &Delivery<Response>,
-    log: &[(Option<u16>, Duration)],
+    fate: Fate,
     paused: &mut bool,
 ) -> Outcome {
     let pipeline = &event.claimed.pipeline;
     let since_receipt = u64::try_from(now_ms().saturating_sub(event.claimed.received_at_ms)).unwrap_or(0);
-    shared.metrics.retries(pipeline, u64::from(delivery.attempts.saturating_sub(1)));
+    shared.metrics.retries(pipeline, u64::from(fate.attempts.saturating_sub(1)));
     let mut outcome = Outcome {
-        attempts: delivery.attempts,
-        attempt_log: log
+        attempts: fate.attempts,
+        attempt_log: fate
+            .attempt_log
             .iter()
             .map(|(status, latency)| AttemptRecord {
                 status: *status,
@@ -244,58 +244,35 @@ fn settle<Q: Queue>(
         body_sent: Some(event.body),
         latency_ms: Some(since_receipt),
         detail: event.warnings,
+        http_status: fate.status,
+        response_body: fate.response_body.clone(),
+        code: Some(fate.code.clone()),
         ..outcome_for(&event.claimed)
     };
-    let answer = delivery.last.as_ref().ok();
-    outcome.http_status = answer.map(|answer| answer.status);
-    outcome.response_body = answer.map(|answer| answer.body.clone());
-    let classification = answer.map(|answer| moengage::classify(answer.status, &answer.body));
-    match (delivery.ending, &delivery.last) {
-        (Ending::Delivered, _) => {
+    match fate.state {
+        delivery::State::Delivered => {
             outcome.state = State::Delivered;
-            outcome.code = outcome.http_status.map(|status| status.to_string());
             shared.metrics.delivered(pipeline, Duration::from_millis(since_receipt));
         }
-        (_, Ok(answer)) if classification.as_ref().is_some_and(|c| c.pauses_integration) => {
+        delivery::State::Paused => {
             outcome.state = State::Paused;
-            outcome.code = Some(answer.status.to_string());
-            outcome.detail = classification.as_ref().and_then(|c| c.hint).map(str::to_owned);
+            outcome.detail = fate.hint.clone();
             shared.metrics.paused(&worker.name);
             if !*paused {
                 *paused = true;
                 tracing::error!(
                     integration = %worker.name,
-                    status = answer.status,
-                    likely_cause = moengage::likely_cause(answer.status).unwrap_or_default(),
-                    "MoEngage refused the credentials: delivery to this integration is paused; its events wait. Fix the configuration and restart to deliver them"
+                    code = %fate.code,
+                    likely_cause = fate.hint.as_deref().unwrap_or_default(),
+                    "the destination refused the credentials: delivery to this integration is paused; its events wait. Fix the configuration and restart to deliver them"
                 );
             }
         }
-        (ending, last) => {
+        delivery::State::Failed | delivery::State::Dropped => {
             outcome.state = State::Failed;
-            let retried = if ending == Ending::GaveUp { ", retry window closed" } else { "" };
-            let (code, hint, said) = match last {
-                Ok(answer) => (
-                    answer.status.to_string(),
-                    moengage::likely_cause(answer.status),
-                    classification.and_then(|c| c.error).map(|error| error.message),
-                ),
-                Err(NoAnswer::Timeout) => (
-                    "timeout".to_owned(),
-                    Some("MoEngage did not answer in time; Signal retried with backoff."),
-                    None,
-                ),
-                Err(NoAnswer::Connection(text)) => {
-                    ("connection".to_owned(), Some(moengage::CONNECTION_ERROR_HINT), Some(text.clone()))
-                }
-                Err(NoAnswer::TooLarge { .. }) => ("413".to_owned(), moengage::likely_cause(413), None),
-            };
-            let detail =
-                [said, hint.map(str::to_owned)].into_iter().flatten().collect::<Vec<_>>().join(" — ");
-            outcome.detail = Some(format!("{detail}{retried}"));
-            shared.metrics.failed(pipeline, &code);
-            tracing::warn!(pipeline = %pipeline, message_id = %event.claimed.message_id, code = %code, attempts = delivery.attempts, "delivery failed");
-            outcome.code = Some(code);
+            outcome.detail = fate.detail();
+            shared.metrics.failed(pipeline, &fate.code);
+            tracing::warn!(pipeline = %pipeline, message_id = %event.claimed.message_id, code = %fate.code, attempts = fate.attempts, "delivery failed");
         }
     }
     outcome

@@ -1,0 +1,148 @@
+//! The delivery engine: one event's way from its JSON text to its fate. The pipeline's blueprint
+//! maps it (or drops it, with a code); the shared sender delivers the request within the
+//! destination's limits; the destination reads the last answer once, and that reading — delivered,
+//! failed, or the integration paused, with a code, the likely cause and what the destination said —
+//! becomes the [`Fate`] that `signal serve`'s workers record and `signal send` reports. Neither
+//! caller classifies anything itself, so both speak of an event in the same words.
+
+use std::time::Duration;
+
+use blueprint::{Mapper, Warning};
+use sender::{AttemptLog, Destination, Ending, HttpSender, Sent};
+
+/// What became of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// The destination accepted it.
+    Delivered,
+    /// Not sent, on purpose: the blueprint or the pipeline drops it (see its code).
+    Dropped,
+    /// Refused for good, or still failing when the retry window closed.
+    Failed,
+    /// The destination refused the credentials or the account: the integration's events wait.
+    Paused,
+}
+
+impl State {
+    /// The state's name, as in records and summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Delivered => "delivered",
+            State::Dropped => "dropped",
+            State::Failed => "failed",
+            State::Paused => "paused",
+        }
+    }
+}
+
+/// An event's fate, with everything a record or a summary says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fate {
+    /// What became of it.
+    pub state: State,
+    /// Its code: the drop code (`not_in_blueprint`, ...), the HTTP status (`"200"`, `"401"`), or
+    /// `"timeout"` / `"connection"` when no answer came.
+    pub code: String,
+    /// The last answer's HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// The destination's error type, e.g. `MissingAttributeError`.
+    pub error_type: Option<String>,
+    /// Why it was dropped, or what the destination (or the connection) said.
+    pub said: Option<String>,
+    /// The likely cause, from the destination's troubleshooting guide.
+    pub hint: Option<String>,
+    /// Whether it was still failing when the retry window closed.
+    pub gave_up: bool,
+    /// Requests made.
+    pub attempts: u32,
+    /// Each attempt's status (`None`: no answer) and latency.
+    pub attempt_log: AttemptLog,
+    /// The start of the last answer's body.
+    pub response_body: Option<Vec<u8>>,
+    /// From the first attempt to the end.
+    pub elapsed: Duration,
+}
+
+impl Fate {
+    /// An event dropped before sending.
+    pub fn dropped(code: &str, reason: String) -> Fate {
+        Fate {
+            state: State::Dropped,
+            code: code.to_owned(),
+            status: None,
+            error_type: None,
+            said: Some(reason),
+            hint: None,
+            gave_up: false,
+            attempts: 0,
+            attempt_log: Vec::new(),
+            response_body: None,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// The fate of a request the sender delivered, or tried to.
+    pub fn of(sent: Sent) -> Fate {
+        let Sent { delivery, attempt_log, classification } = sent;
+        let answer = delivery.last.ok();
+        let state = match delivery.ending {
+            Ending::Delivered => State::Delivered,
+            _ if classification.pause => State::Paused,
+            _ => State::Failed,
+        };
+        Fate {
+            state,
+            code: classification.code,
+            status: answer.as_ref().map(|answer| answer.status),
+            error_type: classification.error_type,
+            said: classification.said,
+            hint: classification.hint,
+            gave_up: delivery.ending == Ending::GaveUp,
+            attempts: delivery.attempts,
+            attempt_log,
+            response_body: answer.map(|answer| answer.body),
+            elapsed: delivery.elapsed,
+        }
+    }
+
+    /// One line for a record: what was said, the likely cause, and whether the retry window
+    /// closed — `customer_id is not found in the payload — Missing customer_id, or malformed
+    /// attributes.`
+    pub fn detail(&self) -> Option<String> {
+        let parts: Vec<&str> = [self.said.as_deref(), self.hint.as_deref()].into_iter().flatten().collect();
+        if parts.is_empty() && !self.gave_up {
+            return None;
+        }
+        let closed = if self.gave_up { ", retry window closed" } else { "" };
+        Some(format!("{}{closed}", parts.join(" — ")))
+    }
+}
+
+/// Maps one event for sending. `body` receives the request (cleared first) and `warnings` what the
+/// blueprint noticed; a dropped event comes back as its fate.
+pub fn map(
+    mapper: &Mapper,
+    line: &str,
+    received_at: jiff::Timestamp,
+    body: &mut Vec<u8>,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), Fate> {
+    body.clear();
+    warnings.clear();
+    if line.trim().is_empty() {
+        return Err(Fate::dropped(
+            blueprint::DropCode::InvalidEvent.as_str(),
+            "the line is empty; each line must be one JSON object".into(),
+        ));
+    }
+    match mapper.map_into(line, received_at, body, warnings) {
+        Ok(_) => Ok(()),
+        Err(drop) => Err(Fate::dropped(drop.code.as_str(), drop.reason)),
+    }
+}
+
+/// Sends a mapped request to `destination` — within its rate limit, retried while the destination
+/// says an answer is worth retrying — and returns the event's fate.
+pub async fn send(sender: &HttpSender, destination: &dyn Destination, body: Vec<u8>) -> Fate {
+    Fate::of(sender.deliver(destination, body).await)
+}
