@@ -247,17 +247,93 @@ fn refusals_are_counted_by_path_and_logged_without_flooding() {
     );
     assert_eq!(status, 404);
     assert_eq!(http.send("POST", &format!("{}/v1/t", serve.collector), &[], b"{}".to_vec()).0, 401);
+    // A client's text quoted in a refusal cannot forge a log line.
+    let auth = basic(WRITE_KEY);
+    let forged = json!({"type": "x\nERROR forged line", "event": "A", "userId": "u"}).to_string();
+    let headers = [("authorization", auth.as_str())];
+    let (status, _, answer) =
+        http.send("POST", &format!("{}/v1/track", serve.collector), &headers, forged.into_bytes());
+    assert_eq!(status, 400, "{answer}");
 
     assert_eq!(metric(&http, &serve, "signal_requests_rejected_total{path=\"unknown\",status=\"404\"}"), 6);
     assert_eq!(metric(&http, &serve, "signal_requests_rejected_total{path=\"preflight\",status=\"405\"}"), 1);
     assert_eq!(metric(&http, &serve, "signal_requests_rejected_total{path=\"events\",status=\"401\"}"), 1);
+    assert_eq!(metric(&http, &serve, "signal_requests_rejected_total{path=\"events\",status=\"400\"}"), 1);
     let mut logs = String::new();
     eventually(Duration::from_secs(5), "the refusals in the log", || {
         logs = serve.logs();
-        logs.matches("collector request refused").count() >= 3
+        logs.matches("collector request refused").count() >= 4
     });
     let lines: Vec<&str> = logs.lines().filter(|line| line.contains("collector request refused")).collect();
-    assert_eq!(lines.len(), 3, "one line per kind of refusal in ten seconds:\n{logs}");
+    assert_eq!(lines.len(), 4, "one line per kind of refusal in ten seconds:\n{logs}");
+    assert!(!logs.lines().any(|line| line.starts_with("ERROR forged")), "a forged log line:\n{logs}");
+    assert!(lines.iter().any(|line| line.contains("forged line")), "the refusal is logged, escaped:\n{logs}");
     assert!(lines.iter().any(|line| line.contains("/v1/trak") && line.contains("https://shop.example")), "{logs}");
     assert!(!logs.contains("secret-in-query"), "the query (and a key in it) is never logged:\n{logs}");
+}
+
+/// `signal map`'s reading of each line: the mapped body, or the drop code and reason.
+fn signal_map(lines: &[String]) -> Vec<Value> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(["map", "--blueprint", "blueprints/moengage/retail.yaml", "--received-at", "2026-11-28T12:00:00Z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("signal runs");
+    let input = lines.iter().map(|line| format!("{line}\n")).collect::<String>();
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write events");
+    let output = child.wait_with_output().expect("signal finishes");
+    let stdout = String::from_utf8(output.stdout).expect("utf8");
+    stdout.lines().map(|line| serde_json::from_str(line).expect("JSON line")).collect()
+}
+
+#[test]
+fn the_collector_reads_an_event_as_the_blueprint_does() {
+    let (_dir, sandbox, serve, http) = start();
+    let auth = basic(WRITE_KEY);
+    let track = format!("{}/v1/track", serve.collector);
+    let post = |body: &str| {
+        let (status, _, answer) = http.send("POST", &track, &[("authorization", &auth)], body.as_bytes().to_vec());
+        (status, serde_json::from_str::<Value>(&answer).expect("JSON answer"))
+    };
+    // Refused here, dropped there as `invalid_event`: with the same words, naming the field.
+    let refused = [
+        (r#"{"type":"track","event":"Signed Up","name":5}"#, "name"),
+        (r#"{"type":"track","event":"Signed Up","userId":true}"#, "user_id"),
+        (r#"{"type":"merge","userId":"u"}"#, "type"),
+        (r#"{"type":"track","event":"","userId":"u"}"#, "event"),
+        (r#"{"type":"track","event":"Signed Up","sentAt":"soon"}"#, "sent_at"),
+        (r#"{"type":"track","event":"Signed Up","context":[]}"#, "context"),
+    ];
+    let lines: Vec<String> = refused.iter().map(|(line, _)| (*line).to_owned()).collect();
+    let mapped = signal_map(&lines);
+    for ((line, field), map) in refused.iter().zip(&mapped) {
+        let (status, answer) = post(line);
+        assert_eq!(status, 400, "{line}: {answer}");
+        assert_eq!(answer["error"]["field"], *field, "{line}: {answer}");
+        assert_eq!(map["dropped"]["code"], "invalid_event", "{line}: {map}");
+        let reason = map["dropped"]["reason"].as_str().expect("a reason");
+        assert_eq!(answer["error"]["message"], format!("event 0: {reason}"), "{line}");
+    }
+
+    // A 200 means the blueprint reads it: a group call has its own fate, not `invalid_event`.
+    let (status, answer) = post(r#"{"type":"group","userId":"u","groupId":"acme"}"#);
+    assert_eq!(status, 200, "{answer}");
+    eventually(Duration::from_secs(20), "the group call's fate", || {
+        metric(&http, &serve, "signal_events_dropped_total{pipeline=\"site\",code=\"unsupported_type\"}") == 1
+    });
+    assert_eq!(metric(&http, &serve, "signal_events_dropped_total{pipeline=\"site\",code=\"invalid_event\"}"), 0);
+
+    // A user id past 64 bits stays exact from the collector to MoEngage, as `signal map` keeps it,
+    // and a write key inside the event is not passed on.
+    let big = r#"{"type":"track","event":"Order Completed","userId":18446744073709551617,"writeKey":"site-key","properties":{"revenue":1.10}}"#;
+    let map = &signal_map(&[big.to_owned()])[0];
+    assert_eq!(map["customer_id"], "18446744073709551617", "{map}");
+    assert_eq!(post(big).0, 200);
+    eventually(Duration::from_secs(20), "the order of user 18446744073709551617", || {
+        !sent_to(&sandbox, "18446744073709551617").is_empty()
+    });
+    let sent = sent_to(&sandbox, "18446744073709551617");
+    assert_eq!(sent[0]["action"], "Order Completed", "{sent:?}");
 }

@@ -41,6 +41,15 @@ impl<'a> RawObject<'a> {
         alias
     }
 
+    /// The name member `index` was written with: its camelCase spelling when it was renamed.
+    fn written_name(&self, index: usize, aliases: &[(&'static str, &'static str)]) -> &str {
+        let name = self.members.get(index).map_or("", |(name, _)| name.as_ref());
+        if !self.aliases.contains(&index) {
+            return name;
+        }
+        aliases.iter().find(|(_, canonical)| *canonical == name).map_or(name, |(alias, _)| alias)
+    }
+
     /// Renames camelCase members to their snake_case names (`userId` → `user_id`), remembering that
     /// they were aliases.
     pub fn normalise(&mut self, aliases: &[(&str, &'static str)]) {
@@ -53,7 +62,7 @@ impl<'a> RawObject<'a> {
     }
 }
 
-fn into_object<'a>(member: Member<'a>, name: &str) -> Result<RawObject<'a>, InvalidEvent> {
+fn into_object<'a>(member: Member<'a>, name: &'static str) -> Result<RawObject<'a>, InvalidEvent> {
     match member {
         Member::Absent | Member::Other(JsonKind::Null) => Ok(RawObject::default()),
         Member::Object(members) => Ok(RawObject::from_members(members)),
@@ -78,6 +87,20 @@ pub enum CallType {
     Group,
 }
 
+impl CallType {
+    /// The call type as written in `type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallType::Track => "track",
+            CallType::Page => "page",
+            CallType::Screen => "screen",
+            CallType::Identify => "identify",
+            CallType::Alias => "alias",
+            CallType::Group => "group",
+        }
+    }
+}
+
 /// The call types, as written in `type`.
 const CALL_TYPES: &[(&str, CallType)] = &[
     ("track", CallType::Track),
@@ -88,15 +111,47 @@ const CALL_TYPES: &[(&str, CallType)] = &[
     ("group", CallType::Group),
 ];
 
-/// Why an input line is not a usable event (drop code `invalid_event`).
+/// Why an input line is not a usable event: the collector's 400, the interpreter's drop code
+/// `invalid_event`, with the same words.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidEvent(pub String);
+pub struct InvalidEvent {
+    /// The top-level field at fault, by its snake_case name; `None` when the event as a whole is.
+    pub field: Option<&'static str>,
+    /// What is wrong, and what is expected.
+    pub message: String,
+}
+
+impl InvalidEvent {
+    fn whole(message: impl Into<String>) -> Self {
+        InvalidEvent { field: None, message: message.into() }
+    }
+
+    fn at(field: &'static str, message: impl Into<String>) -> Self {
+        InvalidEvent { field: Some(field), message: message.into() }
+    }
+}
 
 impl fmt::Display for InvalidEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
+
+impl std::error::Error for InvalidEvent {}
+
+/// The times an SDK stamped on an event, each parsed when present.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StampedTimes {
+    /// `timestamp`.
+    pub timestamp: Option<jiff::Timestamp>,
+    /// `original_timestamp` (`originalTimestamp`): the SDK's clock when the event happened.
+    pub original_timestamp: Option<jiff::Timestamp>,
+    /// `sent_at` (`sentAt`): the SDK's clock when it sent the event.
+    pub sent_at: Option<jiff::Timestamp>,
+}
+
+/// The top-level members read a level deeper.
+const OBJECTS: [&str; 3] = ["properties", "traits", "context"];
 
 const TOP_LEVEL_ALIASES: &[(&str, &str)] = &[
     ("userId", "user_id"),
@@ -126,23 +181,33 @@ pub struct Event<'a> {
     pub context: RawObject<'a>,
     /// When it happened: `timestamp`, else the SDK's `originalTimestamp`, parsed.
     pub timestamp: Option<jiff::Timestamp>,
+    /// Each time the SDK stamped.
+    pub stamped: StampedTimes,
+    /// `properties`, `traits` and `context` as written.
+    spans: [Option<Raw<'a>>; 3],
 }
 
 impl<'a> Event<'a> {
     /// Scans and checks one event.
     pub fn parse(text: &'a str) -> Result<Event<'a>, InvalidEvent> {
-        let scanned = scan::top_level(text, ["properties", "traits", "context"]).map_err(|error| {
+        Event::read(text, None)
+    }
+
+    /// Scans and checks one event that came to an endpoint implying its call type (the
+    /// collector's `/v1/page`): an event without `type` is of that type.
+    pub fn read(text: &'a str, implied: Option<CallType>) -> Result<Event<'a>, InvalidEvent> {
+        let scanned = scan::top_level(text, OBJECTS).map_err(|error| {
             if error.message.starts_with("the event is") {
-                InvalidEvent(error.message.to_owned())
+                InvalidEvent::whole(error.message)
             } else {
-                InvalidEvent(format!("malformed JSON: {error}"))
+                InvalidEvent::whole(format!("malformed JSON: {error}"))
             }
         })?;
         let mut top = RawObject::from_members(scanned.members);
         top.normalise(TOP_LEVEL_ALIASES);
         let [properties, traits, context] = scanned.objects;
 
-        let string_field = |name: &str| -> Result<Option<Cow<'a, str>>, InvalidEvent> {
+        let string_field = |name: &'static str| -> Result<Option<Cow<'a, str>>, InvalidEvent> {
             match top.get(name) {
                 None => Ok(None),
                 Some(raw) => match raw.kind() {
@@ -156,18 +221,22 @@ impl<'a> Event<'a> {
             Some(kind) => match CALL_TYPES.iter().find(|(name, _)| *name == kind) {
                 Some((_, call)) => *call,
                 None => {
-                    return Err(InvalidEvent(format!(
-                        "`type` is `{kind}`: Signal accepts track, page, screen, identify, alias and group"
-                    )));
+                    return Err(InvalidEvent::at(
+                        "type",
+                        format!("`type` is `{kind}`: Signal accepts track, page, screen, identify, alias and group"),
+                    ));
                 }
             },
-            None if top.get("event").is_some() => CallType::Track,
-            None => return Err(InvalidEvent("`type` is missing: use track, page or identify".into())),
+            None => match implied {
+                Some(call) => call,
+                None if top.get("event").is_some() => CallType::Track,
+                None => return Err(InvalidEvent::at("type", "`type` is missing: use track, page or identify")),
+            },
         };
         let name = match call {
             CallType::Track => match string_field("event")? {
                 Some(name) if !name.is_empty() => name,
-                _ => return Err(InvalidEvent("a track call needs an `event` name".into())),
+                _ => return Err(InvalidEvent::at("event", "a track call needs an `event` name")),
             },
             CallType::Page => Cow::Borrowed("page"),
             CallType::Screen => Cow::Borrowed("screen"),
@@ -190,13 +259,15 @@ impl<'a> Event<'a> {
         for (slot, field) in times.iter_mut().zip(["timestamp", "original_timestamp", "sent_at"]) {
             if let Some(text) = string_field(field)? {
                 *slot = Some(text.parse::<jiff::Timestamp>().map_err(|_| {
-                    InvalidEvent(format!(
-                        "`{field}` is `{text}`, not an RFC 3339 time such as 2026-11-28T10:15:00Z"
-                    ))
+                    InvalidEvent::at(
+                        field,
+                        format!("`{field}` is `{text}`, not an RFC 3339 time such as 2026-11-28T10:15:00Z"),
+                    )
                 })?);
             }
         }
-        let [timestamp, original_timestamp, _] = times;
+        let [timestamp, original_timestamp, sent_at] = times;
+        let stamped = StampedTimes { timestamp, original_timestamp, sent_at };
         let timestamp = timestamp.or(original_timestamp);
         let properties = into_object(properties, "properties")?;
         let mut context = into_object(context, "context")?;
@@ -204,13 +275,49 @@ impl<'a> Event<'a> {
         let mut traits = match traits {
             Member::Absent => match context.get("traits") {
                 Some(raw) if raw.kind() == JsonKind::Object => RawObject::parse(raw)
-                    .map_err(|error| InvalidEvent(format!("`context.traits`: {error}")))?,
+                    .map_err(|error| InvalidEvent::at("context", format!("`context.traits`: {error}")))?,
                 _ => RawObject::default(),
             },
             present => into_object(present, "traits")?,
         };
         traits.normalise(TRAIT_ALIASES);
-        Ok(Event { call, name, top, properties, traits, context, timestamp })
+        Ok(Event { call, name, top, properties, traits, context, timestamp, stamped, spans: scanned.spans })
+    }
+
+    /// Writes the event back as compact JSON, each member as it was written (camelCase names
+    /// kept), without the members named in `leave_out` (by either spelling), and then `add`: name
+    /// and JSON text.
+    pub fn write(&self, leave_out: &[&str], add: &[(&str, &str)], out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        let mut member = |out: &mut Vec<u8>, name: &str| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            write_str(out, name);
+            out.push(b':');
+        };
+        for (index, (name, value)) in self.top.members.iter().enumerate() {
+            let written = self.top.written_name(index, TOP_LEVEL_ALIASES);
+            if leave_out.iter().any(|left| *left == name || *left == written) {
+                continue;
+            }
+            member(out, written);
+            value.write_compact(out);
+        }
+        for (name, span) in OBJECTS.iter().zip(&self.spans) {
+            if let Some(span) = span
+                && !leave_out.contains(name)
+            {
+                member(out, name);
+                span.write_compact(out);
+            }
+        }
+        for (name, json) in add {
+            member(out, name);
+            out.extend_from_slice(json.as_bytes());
+        }
+        out.push(b'}');
     }
 
     /// A top-level field, by its snake_case name; `properties`, `traits` and `context` are read
@@ -268,8 +375,8 @@ pub fn time_zone(text: &str) -> Option<jiff::tz::TimeZone> {
     Some(jiff::tz::TimeZone::fixed(offset))
 }
 
-fn wrong_type(field: &str, expected: &str, found: JsonKind) -> InvalidEvent {
-    InvalidEvent(format!("`{field}` must be {expected}, found {}", found.name()))
+fn wrong_type(field: &'static str, expected: &str, found: JsonKind) -> InvalidEvent {
+    InvalidEvent::at(field, format!("`{field}` must be {expected}, found {}", found.name()))
 }
 
 /// Writes `text` as a JSON string.
@@ -330,12 +437,40 @@ mod tests {
     #[test]
     fn wrong_types_are_named() {
         let error = Event::parse(r#"{"type":"track","event":"x","properties":[1]}"#).expect_err("array");
-        assert_eq!(error.0, "`properties` must be an object, found an array");
+        assert_eq!(error.message, "`properties` must be an object, found an array");
         let error = Event::parse(r#"{"type":"track","event":"x","user_id":true}"#).expect_err("bool");
-        assert_eq!(error.0, "`user_id` must be a string or a number, found a boolean");
-        assert_eq!(Event::parse("[1]").expect_err("array").0, "the event is an array, not an object");
-        assert!(Event::parse("{").expect_err("truncated").0.contains("malformed JSON"));
+        assert_eq!(error.message, "`user_id` must be a string or a number, found a boolean");
+        assert_eq!(Event::parse("[1]").expect_err("array").message, "the event is an array, not an object");
+        assert!(Event::parse("{").expect_err("truncated").message.contains("malformed JSON"));
         assert!(Event::parse(r#"{"event":"x","timestamp":"yesterday"}"#).is_err());
+    }
+
+    #[test]
+    fn an_event_is_written_back_as_written_with_edits() {
+        let text = r#"{ "userId": 18446744073709551617, "writeKey": "k", "event": "Buy",
+            "properties": { "price": 1.10, "tags": ["a", "b"] }, "timestamp": "2026-01-01T00:00:00Z" }"#;
+        let event = Event::read(text, Some(CallType::Track)).expect("valid");
+        let mut out = Vec::new();
+        event.write(&["writeKey", "timestamp"], &[("type", r#""track""#), ("timestamp", r#""x""#)], &mut out);
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            r#"{"userId":18446744073709551617,"event":"Buy","properties":{"price":1.10,"tags":["a","b"]},"type":"track","timestamp":"x"}"#
+        );
+        // Leaving out a canonical name leaves out its camelCase spelling too.
+        let mut out = Vec::new();
+        event.write(&["user_id", "write_key", "writeKey"], &[], &mut out);
+        assert!(!String::from_utf8(out).expect("utf8").contains("userId"));
+    }
+
+    #[test]
+    fn an_endpoint_implies_the_call_type_and_errors_name_their_field() {
+        let event = Event::read(r#"{"name":"Home"}"#, Some(CallType::Page)).expect("a page");
+        assert_eq!((event.call, event.name.as_ref()), (CallType::Page, "page"));
+        let error = Event::read(r#"{"userId":"u"}"#, None).expect_err("no type");
+        assert_eq!(error.field, Some("type"));
+        let error = Event::read(r#"{"event":"x","sentAt":"soon"}"#, None).expect_err("bad time");
+        assert_eq!(error.field, Some("sent_at"));
+        assert_eq!(Event::read("[1]", None).expect_err("array").field, None);
     }
 
     #[test]

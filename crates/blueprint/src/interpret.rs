@@ -213,7 +213,7 @@ impl Mapper {
         warnings: &mut Vec<Warning>,
     ) -> Result<String, Drop> {
         out.clear();
-        let event = Event::parse(line).map_err(|invalid| Drop::new(DropCode::InvalidEvent, invalid.0))?;
+        let event = Event::parse(line).map_err(|invalid| Drop::new(DropCode::InvalidEvent, invalid.message))?;
         match event.call {
             CallType::Group => {
                 return Err(Drop::new(

@@ -153,6 +153,38 @@ pub struct TopLevel<'a, const N: usize> {
     pub members: Vec<(Cow<'a, str>, Raw<'a>)>,
     /// The named members, in the order of the names given.
     pub objects: [Member<'a>; N],
+    /// The named members' values as written, for writing the object back.
+    pub spans: [Option<Raw<'a>>; N],
+}
+
+/// A whole JSON text, read one level deep: a request body that is one event or a batch of them.
+pub enum Document<'a> {
+    /// An object's members, in order.
+    Object(Vec<(Cow<'a, str>, Raw<'a>)>),
+    /// An array's items, in order.
+    Array(Vec<Raw<'a>>),
+    /// A value of another kind.
+    Other(JsonKind),
+}
+
+/// Scans `text`, which must be exactly one JSON value, and reads its first level.
+pub fn document(text: &str) -> Result<Document<'_>, ScanError> {
+    let mut scanner = Scanner::new(text);
+    scanner.whitespace();
+    let document = match scanner.peek() {
+        Some(b'{') => Document::Object(scanner.object_members(0)?),
+        Some(b'[') => {
+            let mut items = Vec::new();
+            scanner.items(|scanner| {
+                items.push(scanner.value(1)?);
+                Ok(())
+            })?;
+            Document::Array(items)
+        }
+        _ => Document::Other(scanner.value(0)?.kind()),
+    };
+    scanner.end()?;
+    Ok(document)
 }
 
 /// Scans `text`, which must be one JSON object; `objects` names the members to read a level deeper.
@@ -161,8 +193,11 @@ pub fn top_level<'a, const N: usize>(
     objects: [&str; N],
 ) -> Result<TopLevel<'a, N>, ScanError> {
     let mut scanner = Scanner::new(text);
-    let mut top =
-        TopLevel { members: Vec::with_capacity(12), objects: std::array::from_fn(|_| Member::Absent) };
+    let mut top = TopLevel {
+        members: Vec::with_capacity(12),
+        objects: std::array::from_fn(|_| Member::Absent),
+        spans: [None; N],
+    };
     scanner.whitespace();
     if scanner.peek() != Some(b'{') {
         // A value of another kind is valid JSON of the wrong shape; tell the two apart.
@@ -175,9 +210,19 @@ pub fn top_level<'a, const N: usize>(
         // Later duplicates replace earlier ones, as JSON parsers do.
         match objects.iter().position(|name| *name == key) {
             Some(slot) if scanner.peek() == Some(b'{') => {
+                let start = scanner.pos;
+                let outer_spaced = std::mem::replace(&mut scanner.spaced, false);
                 top.objects[slot] = Member::Object(scanner.object_members(1)?);
+                let compact = !scanner.spaced;
+                scanner.spaced = outer_spaced || !compact;
+                let json = scanner.text.get(start..scanner.pos).unwrap_or_default();
+                top.spans[slot] = Some(Raw { json, compact, escaped: false });
             }
-            Some(slot) => top.objects[slot] = Member::Other(scanner.value(1)?.kind()),
+            Some(slot) => {
+                let value = scanner.value(1)?;
+                top.objects[slot] = Member::Other(value.kind());
+                top.spans[slot] = Some(value);
+            }
             None => {
                 let value = scanner.value(1)?;
                 top.members.push((key, value));

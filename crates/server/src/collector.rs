@@ -14,6 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use blueprint::event::{CallType, Event};
+use blueprint::scan::{self, Document, Raw};
 use serde_json::{Map, Value, json};
 use store::{NewEvent, Queue};
 
@@ -40,14 +42,14 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    fn implied_type(self) -> Option<&'static str> {
+    fn implied_type(self) -> Option<CallType> {
         match self {
-            Endpoint::Track => Some("track"),
-            Endpoint::Page => Some("page"),
-            Endpoint::Screen => Some("screen"),
-            Endpoint::Identify => Some("identify"),
-            Endpoint::Alias => Some("alias"),
-            Endpoint::Group => Some("group"),
+            Endpoint::Track => Some(CallType::Track),
+            Endpoint::Page => Some(CallType::Page),
+            Endpoint::Screen => Some(CallType::Screen),
+            Endpoint::Identify => Some(CallType::Identify),
+            Endpoint::Alias => Some(CallType::Alias),
+            Endpoint::Group => Some(CallType::Group),
             Endpoint::Batch => None,
         }
     }
@@ -77,9 +79,6 @@ pub const EVENT_PATHS: &[(&str, Endpoint)] = &[
 
 /// analytics.js posts its own delivery metrics here; they are answered and not kept.
 pub const TELEMETRY_PATH: &str = "/v1/m";
-
-/// The call types Signal reads; any other `type` is refused.
-pub const CALL_TYPES: &[&str] = &["track", "page", "screen", "identify", "alias", "group"];
 
 /// A refused request: its status and the JSON error body.
 #[derive(Debug)]
@@ -258,36 +257,41 @@ async fn accept<Q: Queue>(
     let limit = shared.config.max_request_bytes;
     let body = read_body(request.into_body(), limit).await?;
     let text = if gzip { gunzip(&body, limit)? } else { body.to_vec() };
-    let mut document: Value = serde_json::from_slice(&text).map_err(|error| {
+    let text = std::str::from_utf8(&text).map_err(|error| {
+        Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: it is not UTF-8 text ({error})"))
+    })?;
+    let document = scan::document(text).map_err(|error| {
         Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {error}"))
     })?;
+    let members = match &document {
+        Document::Object(members) => members.as_slice(),
+        _ => &[],
+    };
+    let member = |names: &[&str]| members.iter().rev().find(|(name, _)| names.contains(&name.as_ref()));
     // Browsers sending with `navigator.sendBeacon` cannot set headers: the key may be in the body.
-    let body_key = document.as_object_mut().and_then(remove_write_key);
+    let body_key = member(&["writeKey", "write_key"]).map(|(_, value)| value.as_str());
     let source = match (key_source, body_key) {
         (Some(source), _) => source,
-        (None, Some(Value::String(key))) => source_of(shared, &key)?,
+        (None, Some(Some(key))) => source_of(shared, &key)?,
         (None, _) => return Err(no_write_key()),
     };
     // A batch's `sentAt` (Segment, RudderStack) or RudderStack's `SentAt` header dates every event.
-    let batch_sent_at = document
-        .as_object()
-        .and_then(|object| object.get("sentAt").or_else(|| object.get("sent_at")))
-        .and_then(Value::as_str)
+    let batch_sent_at = member(&["sentAt", "sent_at"])
+        .and_then(|(_, value)| value.as_str())
         .and_then(|text| text.parse::<jiff::Timestamp>().ok())
         .or(header_sent_at);
-    let events = match (endpoint, document) {
-        (Endpoint::Batch, Value::Object(mut object)) => match object.remove("batch") {
-            Some(Value::Array(events)) => events,
+    let not_a_batch = || Refusal::new(StatusCode::BAD_REQUEST, "a batch is `{\"batch\": [event, ...]}`");
+    let events: Vec<Raw<'_>> = match (endpoint, &document) {
+        (Endpoint::Batch, Document::Object(_)) => match member(&["batch"]) {
+            Some((_, list)) if list.kind() == scan::JsonKind::Array => list.items().map_err(|error| {
+                Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {error}"))
+            })?,
             Some(_) => return Err(Refusal::new(StatusCode::BAD_REQUEST, "`batch` must be a list of events")),
-            None => {
-                return Err(Refusal::new(StatusCode::BAD_REQUEST, "a batch is `{\"batch\": [event, ...]}`"));
-            }
+            None => return Err(not_a_batch()),
         },
-        (Endpoint::Batch, Value::Array(events)) => events,
-        (Endpoint::Batch, _) => {
-            return Err(Refusal::new(StatusCode::BAD_REQUEST, "a batch is `{\"batch\": [event, ...]}`"));
-        }
-        (_, single) => vec![single],
+        (Endpoint::Batch, Document::Array(events)) => events.clone(),
+        (Endpoint::Batch, Document::Other(_)) => return Err(not_a_batch()),
+        (_, _) => vec![Raw::trusted(text.trim())],
     };
     if events.len() > shared.config.max_batch_events {
         return Err(Refusal::new(
@@ -316,7 +320,7 @@ async fn accept<Q: Queue>(
     let mut queued = Vec::with_capacity(events.len() * pipelines.len().max(1));
     let count = events.len();
     for (index, event) in events.into_iter().enumerate() {
-        let (message_id, payload) = check_event(index, event, &intake)?;
+        let (message_id, payload) = check_event(index, event.get(), &intake)?;
         for pipeline in &pipelines {
             queued.push(NewEvent {
                 source: source.to_owned(),
@@ -340,13 +344,6 @@ async fn accept<Q: Queue>(
     }
     let body = json!({"success": true, "accepted": count, "duplicates": duplicates});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
-}
-
-/// Takes `writeKey` (or `write_key`) out of a body or an event, so it is never stored.
-fn remove_write_key(object: &mut Map<String, Value>) -> Option<Value> {
-    let camel = object.remove("writeKey");
-    let snake = object.remove("write_key");
-    camel.or(snake)
 }
 
 /// What every event of one request shares.
@@ -455,77 +452,39 @@ fn generated_message_id() -> String {
     format!("signal-{now:x}-{:x}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Checks one event's fields, dates it, and returns its `message_id` and the JSON to queue.
-fn check_event(index: usize, event: Value, intake: &Intake) -> Result<(String, String), Refusal> {
-    let bad = |field: &'static str, message: String| {
-        Refusal::at(StatusCode::BAD_REQUEST, index, Some(field), message)
-    };
-    let Value::Object(mut event) = event else {
-        return Err(Refusal::at(
-            StatusCode::BAD_REQUEST,
-            index,
-            None,
-            format!("event {index} is not a JSON object"),
-        ));
-    };
-    remove_write_key(&mut event);
-    match (event.get("type"), intake.endpoint.implied_type()) {
-        (Some(Value::String(kind)), _) if CALL_TYPES.contains(&kind.as_str()) => {}
-        (Some(Value::String(kind)), _) => {
-            return Err(bad(
-                "type",
-                format!("event {index}: `type` is `{kind}`; Signal takes {}", CALL_TYPES.join(", ")),
-            ));
-        }
-        (None, Some(implied)) => {
-            event.insert("type".into(), Value::String(implied.into()));
-        }
-        (None, None) if event.contains_key("event") => {
-            event.insert("type".into(), Value::String("track".into()));
-        }
-        (None, None) => {
-            return Err(bad("type", format!("event {index} has no `type` (track, page or identify)")));
-        }
-        (Some(_), _) => return Err(bad("type", format!("event {index}: `type` must be text"))),
-    }
-    if event.get("type").and_then(Value::as_str) == Some("track") {
-        match event.get("event") {
-            Some(Value::String(name)) if !name.is_empty() => {}
-            Some(Value::String(_)) | None => {
-                return Err(bad("event", format!("event {index} is a track call without an `event` name")));
-            }
-            Some(_) => return Err(bad("event", format!("event {index}: `event` must be text"))),
-        }
-    }
-    for (field, alias) in [("user_id", "userId"), ("anonymous_id", "anonymousId"), ("previous_id", "previousId")] {
-        for name in [field, alias] {
-            if let Some(value) = event.get(name)
-                && !(value.is_string() || value.is_number() || value.is_null())
-            {
-                return Err(bad(field, format!("event {index}: `{name}` must be text or a number")));
-            }
-        }
-    }
-    for field in ["properties", "traits", "context"] {
-        if let Some(value) = event.get(field)
-            && !(value.is_object() || value.is_null())
-        {
-            return Err(bad(field, format!("event {index}: `{field}` must be an object")));
-        }
-    }
-    date(&mut event, intake).map_err(|(field, name)| {
-        bad(field, format!("event {index}: `{name}` must be an RFC 3339 time, e.g. 2026-07-01T09:00:00Z"))
+/// Reads one event with the interpreter's own reader — so what is answered 200 here is what the
+/// blueprint reads, by the same rules — dates it, and returns its `message_id` and the JSON to
+/// queue: the event as written (numbers exact, camelCase kept), without its write key, with the
+/// `type`, `message_id` and times the collector supplies.
+fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, String), Refusal> {
+    let event = Event::read(text, intake.endpoint.implied_type()).map_err(|invalid| {
+        Refusal::at(StatusCode::BAD_REQUEST, index, invalid.field, format!("event {index}: {}", invalid.message))
     })?;
-    let message_id = match event.get("message_id").or_else(|| event.get("messageId")) {
-        Some(Value::String(id)) if !id.is_empty() => id.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
+    // The write key is never stored.
+    let mut leave_out = vec!["writeKey", "write_key"];
+    let mut added: Vec<(&str, String)> = Vec::new();
+    if event.field("type").is_none() {
+        added.push(("type", json_text(event.call.as_str())));
+    }
+    let message_id = match event.field("message_id").and_then(|raw| raw.as_str()) {
+        Some(id) if !id.is_empty() => id.into_owned(),
+        _ => {
             let id = generated_message_id();
-            event.insert("message_id".into(), Value::String(id.clone()));
+            leave_out.push("message_id");
+            added.push(("message_id", json_text(&id)));
             id
         }
-        Some(_) => return Err(bad("message_id", format!("event {index}: `message_id` must be text"))),
     };
-    let payload = Value::Object(event).to_string();
+    if let Some((timestamp, original)) = dated(&event, intake) {
+        leave_out.push("timestamp");
+        added.push(("timestamp", json_text(&timestamp.to_string())));
+        if let Some(original) = original {
+            added.push(("originalTimestamp", json_text(&original.to_string())));
+        }
+    }
+    let added: Vec<(&str, &str)> = added.iter().map(|(name, json)| (*name, json.as_str())).collect();
+    let mut payload = Vec::with_capacity(text.len() + 64);
+    event.write(&leave_out, &added, &mut payload);
     if payload.len() > intake.max_event_bytes {
         return Err(Refusal::at(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -534,49 +493,34 @@ fn check_event(index: usize, event: Value, intake: &Intake) -> Result<(String, S
             format!("event {index} is {} bytes; at most {} are accepted", payload.len(), intake.max_event_bytes),
         ));
     }
+    // The reader checked every string and `write` escapes what it adds: the text is UTF-8.
+    let payload = String::from_utf8(payload).map_err(|_| {
+        Refusal::at(StatusCode::BAD_REQUEST, index, None, format!("event {index} is not UTF-8 text"))
+    })?;
     Ok((message_id, payload))
 }
 
-/// A time field of an event, checked: absent, `null`, or an RFC 3339 time. The error names the
-/// canonical field and the spelling the event used.
-fn time_field(
-    event: &Map<String, Value>,
-    field: &'static str,
-    alias: &'static str,
-) -> Result<Option<jiff::Timestamp>, (&'static str, &'static str)> {
-    for name in [field, alias] {
-        match event.get(name) {
-            None | Some(Value::Null) => {}
-            Some(Value::String(text)) => {
-                return text.parse().map(Some).map_err(|_| (field, name));
-            }
-            Some(_) => return Err((field, name)),
-        }
-    }
-    Ok(None)
+fn json_text(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len() + 2);
+    blueprint::event::write_str(&mut out, text);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Corrects the time an SDK stamped for the sender's clock, as Segment's and RudderStack's servers
 /// do: when the event's time (`timestamp` or `originalTimestamp`, not both) comes with the time the
 /// SDK sent it (`sentAt` on the event, else on the batch, else RudderStack's `SentAt` header),
 /// `timestamp` becomes `received − (sentAt − time)` and the SDK's own time is kept as
-/// `originalTimestamp`. An event with both times was dated already and is left as it is.
-fn date(event: &mut Map<String, Value>, intake: &Intake) -> Result<(), (&'static str, &'static str)> {
-    let timestamp = time_field(event, "timestamp", "timestamp")?;
-    let original = time_field(event, "original_timestamp", "originalTimestamp")?;
-    let sent_at = time_field(event, "sent_at", "sentAt")?.or(intake.sent_at);
-    let (client_time, sent_at) = match (timestamp, original, sent_at) {
-        (Some(time), None, Some(sent_at)) | (None, Some(time), Some(sent_at)) => (time, sent_at),
-        _ => return Ok(()),
+/// `originalTimestamp` (returned when it is to be added). An event with both times was dated
+/// already and is left as it is.
+fn dated(event: &Event<'_>, intake: &Intake) -> Option<(jiff::Timestamp, Option<jiff::Timestamp>)> {
+    let stamped = event.stamped;
+    let sent_at = stamped.sent_at.or(intake.sent_at)?;
+    let client_time = match (stamped.timestamp, stamped.original_timestamp) {
+        (Some(time), None) | (None, Some(time)) => time,
+        _ => return None,
     };
-    let Ok(corrected) = intake.received_at.checked_add(client_time.duration_since(sent_at)) else {
-        return Ok(());
-    };
-    if original.is_none() {
-        event.insert("originalTimestamp".into(), Value::String(client_time.to_string()));
-    }
-    event.insert("timestamp".into(), Value::String(corrected.to_string()));
-    Ok(())
+    let corrected = intake.received_at.checked_add(client_time.duration_since(sent_at)).ok()?;
+    Some((corrected, stamped.original_timestamp.is_none().then_some(client_time)))
 }
 
 fn unknown_path() -> Refusal {
