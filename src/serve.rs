@@ -117,18 +117,13 @@ async fn serve(args: &ServeArgs) -> ExitCode {
 async fn embedded() -> Result<(Config, Destination), String> {
     let write_key =
         WriteKey::new(std::env::var("SIGNAL_WRITE_KEY").unwrap_or_else(|_| DEFAULT_WRITE_KEY.into()));
-    let variables = ["MOENGAGE_WORKSPACE_ID", "MOENGAGE_DATA_API_KEY", "MOENGAGE_DATA_CENTER"]
-        .map(|name| std::env::var(name).ok().filter(|value| !value.trim().is_empty()));
-    match variables {
-        [Some(workspace_id), Some(api_key), Some(data_center)] => {
-            let data_center =
-                data_center.parse().map_err(|error| format!("MOENGAGE_DATA_CENTER: {error}"))?;
-            let credentials = Credentials::new(workspace_id, ApiKey::new(api_key), data_center)
-                .map_err(|error| error.to_string())?;
+    let environment = |name: &str| std::env::var(name).ok();
+    match moengage::credentials_from_environment(&environment)? {
+        Some(credentials) => {
             let destination = MoEngageDestination::new(credentials, None, moengage::EVENTS_PER_MINUTE);
             Ok((config::embedded(write_key, "moengage", std::sync::Arc::new(destination)), Destination::MoEngage))
         }
-        [None, None, None] => {
+        None => {
             sender::install_crypto_provider();
             let base = sandbox::spawn_on_loopback(sandbox::SandboxConfig::default())
                 .await
@@ -141,19 +136,6 @@ async fn embedded() -> Result<(Config, Destination), String> {
             .map_err(|error| error.to_string())?;
             let destination = MoEngageDestination::new(credentials, Some(&base), moengage::EVENTS_PER_MINUTE);
             Ok((config::embedded(write_key, "sandbox", std::sync::Arc::new(destination)), Destination::Sandbox(base)))
-        }
-        partial => {
-            let missing: Vec<&str> =
-                ["MOENGAGE_WORKSPACE_ID", "MOENGAGE_DATA_API_KEY", "MOENGAGE_DATA_CENTER"]
-                    .into_iter()
-                    .zip(partial)
-                    .filter(|(_, value)| value.is_none())
-                    .map(|(name, _)| name)
-                    .collect();
-            Err(format!(
-                "{} not set: set all three MoEngage variables to deliver to MoEngage, or none to use the built-in sandbox",
-                missing.join(", ")
-            ))
         }
     }
 }

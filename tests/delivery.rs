@@ -85,7 +85,7 @@ async fn each_troubleshooting_row_ends_as_documented_and_permanent_errors_are_tr
     let permanent: [(MoEngageDestination, Vec<u8>, u16, &str); 4] = [
         (destination(&base, "wrong-key"), body("u_1", 1), 401, "Wrong Workspace ID or Data API key"),
         (destination_of("WS_SUSPENDED", &base, KEY), body("u_1", 1), 403, "Account suspended or blocked"),
-        (destination(&format!("{base}/not-moengage"), KEY), body("u_1", 1), 404, "Wrong data center"),
+        (destination(&format!("{base}/not-moengage"), KEY), body("u_1", 1), 404, "answered 404"),
         (
             destination(&base, KEY),
             b"{\"type\":\"event\",\"actions\":[]}".to_vec(),
@@ -94,13 +94,13 @@ async fn each_troubleshooting_row_ends_as_documented_and_permanent_errors_are_tr
         ),
     ];
     for (destination, request, status, cause) in permanent {
-        let delivery = sender.send(&destination, request).await;
+        let sent = sender.deliver(&destination, request).await;
+        let (delivery, classification) = (sent.delivery, sent.classification);
         assert_eq!((delivery.ending, delivery.attempts), (Ending::Permanent, 1), "{status}");
         let answer = delivery.last.expect("an answer");
         assert_eq!(answer.status, status);
-        let classification = moengage::classify(answer.status, &answer.body);
         assert!(classification.hint.is_some_and(|hint| hint.contains(cause)), "{status}");
-        assert_eq!(classification.pauses_integration, matches!(status, 401 | 403), "{status}");
+        assert_eq!(classification.pause, matches!(status, 401 | 403), "{status}");
         assert!(!format!("{answer:?}{destination:?}").contains(KEY), "the key never shows");
     }
     assert_eq!(
@@ -122,13 +122,13 @@ async fn each_troubleshooting_row_ends_as_documented_and_permanent_errors_are_tr
     let sender = HttpSender::new(short, Duration::from_secs(5)).expect("client");
     for (faults, status, cause) in retried {
         let base = start(sandbox_config(faults)).await;
-        let delivery = sender.send(&destination(&base, KEY), body("u_1", 1)).await;
+        let sent = sender.deliver(&destination(&base, KEY), body("u_1", 1)).await;
+        let (delivery, classification) = (sent.delivery, sent.classification);
         assert_eq!(delivery.ending, Ending::GaveUp, "{status}");
         assert!(delivery.attempts > 2, "{status}: {} attempts", delivery.attempts);
         let answer = delivery.last.expect("an answer");
         assert_eq!(answer.status, status);
         assert!(answer.latency < Duration::from_secs(1));
-        let classification = moengage::classify(answer.status, &answer.body);
         assert!(classification.hint.is_some_and(|hint| hint.contains(cause)), "{status}");
     }
 }
@@ -143,7 +143,9 @@ async fn a_body_over_128_kb_is_refused_before_sending_with_the_413_cause() {
         panic!("refused for its size: {:?}", delivery.last);
     };
     assert!(bytes > 140_000 && limit == 131_072, "{bytes} {limit}");
-    assert!(moengage::likely_cause(413).is_some_and(|cause| cause.contains("Event exceeds 128 KB")));
+    let refused = sender.deliver(&destination(&base, KEY), body(&"x".repeat(140_000), 1)).await.classification;
+    assert_eq!(refused.code, "413");
+    assert!(refused.hint.is_some_and(|cause| cause.contains("Event exceeds 128 KB")));
     assert_eq!(sandbox_stats(&base).await["requests"], 0, "nothing was sent");
     // Exactly 128 KB is still sent.
     let mut at_limit = body("u_limit", 1);

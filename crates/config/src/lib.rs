@@ -1,5 +1,5 @@
-//! Signal's configuration (`signal.yaml`): sources with write keys, MoEngage integrations,
-//! pipelines between them. Loading checks everything at once — YAML, the JSON Schema (the same one
+//! Signal's configuration (`signal.yaml`): sources with write keys, integrations (destinations of
+//! the kinds the `destinations` registry lists), pipelines between them. Loading checks everything at once — YAML, the JSON Schema (the same one
 //! editors use), `${NAME}` environment variables, names that refer to nothing, values that cannot
 //! be used, and each pipeline's blueprint — and reports every error as `FILE:LINE:COL` with a hint.
 
@@ -16,8 +16,6 @@ use blueprint::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, did_you_mea
 use blueprint::schema_check::{FileContext, SchemaCheck, Vocabulary};
 use blueprint::yaml::{self, Position, SpanIndex, escape_pointer_segment};
 use blueprint::{Blueprint, PhoneRegion};
-
-use moengage::{ApiKey, Credentials, DataCenter, MoEngageDestination};
 use sender::RetryPolicy;
 use serde_json::Value;
 
@@ -60,7 +58,7 @@ pub struct Source {
     pub write_key: WriteKey,
 }
 
-/// A MoEngage workspace to deliver to.
+/// A destination to deliver to.
 #[derive(Debug, Clone)]
 pub struct Integration {
     /// Its name in the configuration.
@@ -159,6 +157,7 @@ static WORDS: Vocabulary = Vocabulary {
         "preset" => Some((DiagnosticKind::Schema, "preset")),
         "format" => Some((DiagnosticKind::Schema, "log format")),
         "level" => Some((DiagnosticKind::Schema, "log level")),
+        "type" => Some((DiagnosticKind::Schema, "destination type")),
         _ => None,
     },
 };
@@ -485,7 +484,7 @@ impl Checker {
                 "/pipelines",
                 DiagnosticKind::Schema,
                 "no pipelines: events would be accepted and never delivered".into(),
-                Some("add one, e.g. `pipelines: {web: {source: web, integration: moengage, preset: retail}}`".into()),
+                Some("add one, e.g. `pipelines: {web: {source: web, integration: NAME, preset: retail}}` with NAME a key of `integrations`".into()),
             ));
         }
         for (name, pipeline) in &file.pipelines {
@@ -520,44 +519,27 @@ impl Checker {
         pointer: &str,
         integration: &model::IntegrationConfig,
     ) -> Option<Arc<dyn sender::Destination>> {
-        let data_center: Option<DataCenter> = match integration.data_center.as_text().parse() {
-            Ok(data_center) => Some(data_center),
-            Err(error) => {
-                let message = error.to_string();
-                let (message, hint) = message.split_once("; ").unwrap_or((&message, ""));
-                self.invalid(context, &format!("{pointer}/data_center"), message.to_owned(), hint);
+        let mut settings = integration.0.clone();
+        // The schema allows only the registry's names in `type`.
+        let kind = match settings.remove("type") {
+            None => destinations::default_kind(),
+            Some(Value::String(name)) => destinations::kind(&name)?,
+            Some(_) => return None,
+        };
+        match kind.build(&Value::Object(settings)) {
+            Ok(destination) => Some(destination),
+            Err(errors) => {
+                for error in errors {
+                    let at = if error.field.is_empty() {
+                        pointer.to_owned()
+                    } else {
+                        format!("{pointer}/{}", escape_pointer_segment(error.field))
+                    };
+                    self.invalid(context, &at, error.message, &error.hint);
+                }
                 None
             }
-        };
-        if let Some(endpoint) = &integration.endpoint
-            && !moengage::is_endpoint_base(endpoint)
-        {
-            self.invalid(
-                context,
-                &format!("{pointer}/endpoint"),
-                format!("`{endpoint}` is not an http:// or https:// URL"),
-                "leave `endpoint` out to send to MoEngage, or write e.g. http://127.0.0.1:8088 for a sandbox",
-            );
         }
-        let credentials = match Credentials::new(
-            integration.workspace_id.clone(),
-            ApiKey::new(integration.data_api_key.clone()),
-            data_center?,
-        ) {
-            Ok(credentials) => credentials,
-            Err(error) => {
-                let field = match error {
-                    moengage::CredentialsError::EmptyApiKey => "data_api_key",
-                    moengage::CredentialsError::WorkspaceId(_) => "workspace_id",
-                };
-                let message = error.to_string();
-                let (message, hint) = message.split_once("; ").unwrap_or((&message, ""));
-                self.invalid(context, &format!("{pointer}/{field}"), message.to_owned(), hint);
-                return None;
-            }
-        };
-        let per_minute = integration.events_per_minute.unwrap_or(moengage::EVENTS_PER_MINUTE);
-        Some(Arc::new(MoEngageDestination::new(credentials, integration.endpoint.as_deref(), per_minute)))
     }
 
     fn pipeline(

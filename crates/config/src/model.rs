@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// Signal's configuration: where it listens, where it keeps events, the sources that send events,
-/// the MoEngage workspaces they go to, and the pipelines between them.
+/// the destinations they go to (MoEngage workspaces), and the pipelines between them.
 ///
 /// Any text value may name environment variables as `${NAME}` (write `$${` for a literal `${`), so
 /// that secrets such as the Data API key never need to sit in the file.
@@ -39,7 +39,8 @@ pub struct ConfigFile {
     /// The sites and backends that send events, by name. Each has its own write key.
     pub sources: BTreeMap<String, SourceConfig>,
 
-    /// The MoEngage workspaces events are delivered to, by name.
+    /// The destinations events are delivered to, by name: each a MoEngage workspace (`type:
+    /// moengage`, the default).
     pub integrations: BTreeMap<String, IntegrationConfig>,
 
     /// Which source's events go to which integration, through which blueprint, by name.
@@ -139,49 +140,76 @@ pub struct SourceConfig {
     pub write_key: String,
 }
 
-/// A MoEngage workspace: the three values of the document's "Configure in Signal".
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IntegrationConfig {
-    /// The Workspace ID (MoEngage: Settings → Account → APIs).
-    #[schemars(length(min = 1))]
-    pub workspace_id: String,
+/// An integration: a destination that pipelines deliver to. `type` names the kind of destination
+/// (the first of the registry's kinds when left out); the other keys are that kind's settings, and
+/// the schema of each kind's settings comes from the destination's own crate.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct IntegrationConfig(pub serde_json::Map<String, Value>);
 
-    /// The Data API key, from the Data tile. Write `${MOENGAGE_DATA_API_KEY}` and set the variable:
-    /// the key then never sits in the file.
-    #[schemars(length(min = 1))]
-    pub data_api_key: String,
+impl JsonSchema for IntegrationConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "IntegrationConfig".into()
+    }
 
-    /// The data center: `01`–`06` or `101`, the number in your dashboard URL.
-    pub data_center: DataCenterValue,
-
-    /// Events per minute for this workspace, at most MoEngage's 30,000 (the default). Lower it to
-    /// leave room for other senders to the same workspace.
-    #[schemars(range(min = 1, max = 30000))]
-    pub events_per_minute: Option<u32>,
-
-    /// Send to this base URL instead of MoEngage, e.g. `http://127.0.0.1:8088` for a
-    /// `signal sandbox`.
-    pub endpoint: Option<String>,
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        integration_schema(destinations::KINDS, generator)
+    }
 }
 
-/// A data center as written: text (`"01"`) or a number (`1`, `101`).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum DataCenterValue {
-    /// As text, e.g. `"01"`.
-    Text(String),
-    /// As a number, e.g. `1`.
-    Number(u32),
-}
-
-impl DataCenterValue {
-    /// The value as text, as MoEngage writes it.
-    pub fn as_text(&self) -> String {
-        match self {
-            DataCenterValue::Text(text) => text.clone(),
-            DataCenterValue::Number(number) => number.to_string(),
+/// The schema of an integration when `kinds` are the destinations (the first the default): with one
+/// kind, its settings and `type`; with several, each kind's settings where `type` names it.
+fn integration_schema(
+    kinds: &[&dyn sender::DestinationKind],
+    generator: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
+    {
+        let names: Vec<&str> = kinds.iter().map(|kind| kind.name()).collect();
+        let default = names.first().copied().unwrap_or_default();
+        let kind_schema = serde_json::json!({
+            "description": format!(
+                "The kind of destination: {}. Default `{default}`.",
+                names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+            ),
+            "oneOf": names.iter().map(|name| serde_json::json!({"const": name})).collect::<Vec<_>>(),
+            "default": default,
+        });
+        let mut branches = Vec::new();
+        let mut only = None;
+        for kind in kinds {
+            let mut settings = kind.settings_schema();
+            let Some(object) = settings.as_object_mut() else { continue };
+            if let Some(Value::Object(definitions)) = object.remove("$defs") {
+                generator.definitions_mut().extend(definitions);
+            }
+            object.remove("$schema");
+            let title = object.remove("title").and_then(|title| title.as_str().map(str::to_owned));
+            if let Some(Value::Object(properties)) = object.get_mut("properties") {
+                properties.insert("type".into(), kind_schema.clone());
+            }
+            if kinds.len() == 1 {
+                only = Some(settings);
+                continue;
+            }
+            // Several kinds: each one's settings apply when `type` names it (the default's also
+            // when `type` is left out).
+            let name = title.unwrap_or_else(|| kind.name().to_owned());
+            let mut condition = serde_json::json!({"properties": {"type": {"const": kind.name()}}});
+            if kind.name() != default {
+                condition["required"] = serde_json::json!(["type"]);
+            }
+            generator.definitions_mut().insert(name.clone(), settings);
+            branches.push(serde_json::json!({"if": condition, "then": {"$ref": format!("#/$defs/{name}")}}));
         }
+        let schema = only.unwrap_or_else(|| {
+            serde_json::json!({
+                "description": "An integration: `type` names the kind of destination; the other keys are its settings.",
+                "type": "object",
+                "properties": {"type": kind_schema},
+                "allOf": branches,
+            })
+        });
+        schemars::Schema::try_from(schema).unwrap_or_default()
     }
 }
 
@@ -234,4 +262,55 @@ impl Preset {
 /// The JSON Schema of the configuration file.
 pub fn config_schema() -> Value {
     schemars::schema_for!(ConfigFile).to_value()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sender::{Destination, DestinationKind, SettingError};
+    use serde_json::json;
+
+    use super::*;
+
+    /// A second kind of destination, to see the schema take several.
+    struct Webhook;
+
+    impl DestinationKind for Webhook {
+        fn name(&self) -> &'static str {
+            "webhook"
+        }
+
+        fn settings_schema(&self) -> Value {
+            json!({"title": "WebhookSettings", "type": "object", "additionalProperties": false,
+                   "properties": {"url": {"type": "string"}}, "required": ["url"]})
+        }
+
+        fn build(&self, _: &Value) -> Result<Arc<dyn Destination>, Vec<SettingError>> {
+            Err(Vec::new())
+        }
+    }
+
+    #[test]
+    fn several_kinds_each_check_their_own_settings() {
+        let mut generator = schemars::SchemaGenerator::default();
+        let kinds: [&dyn DestinationKind; 2] = [destinations::default_kind(), &Webhook];
+        let mut schema = integration_schema(&kinds, &mut generator).to_value();
+        schema["$defs"] = Value::Object(generator.definitions().clone());
+        let validator = jsonschema::draft202012::new(&schema).expect("a valid schema");
+        // The default kind's settings, with and without its `type`.
+        let untyped = json!({"workspace_id": "WS", "data_api_key": "k", "data_center": "01"});
+        let mut typed = untyped.clone();
+        typed["type"] = json!(destinations::default_kind().name());
+        for valid in [untyped, typed, json!({"type": "webhook", "url": "https://example.com"})] {
+            assert!(validator.is_valid(&valid), "{valid}");
+        }
+        for invalid in [
+            json!({"type": "webhook", "workspace_id": "WS"}),
+            json!({"url": "https://example.com"}),
+            json!({"type": "other", "url": "https://example.com"}),
+        ] {
+            assert!(!validator.is_valid(&invalid), "{invalid}");
+        }
+    }
 }

@@ -85,3 +85,30 @@ fn configurations_are_told_from_blueprints() {
     let retail = std::fs::read_to_string(repo("blueprints/moengage/retail.yaml")).expect("read");
     assert!(!config::looks_like_config(&retail));
 }
+
+#[test]
+fn an_integration_names_its_destination_type() {
+    let check = |integration: &str| {
+        let text = format!(
+            "sources:\n  web:\n    write_key: k\nintegrations:\n  shop:\n{integration}\
+             pipelines:\n  web:\n    source: web\n    integration: shop\n    preset: retail\n"
+        );
+        config::check("signal.yaml", &text, Path::new("."), &|_| None)
+    };
+    let settings = "    workspace_id: WS1\n    data_api_key: k\n    data_center: \"02\"\n";
+    for typed in ["", "    type: moengage\n"] {
+        let config = check(&format!("{typed}{settings}")).expect("valid");
+        assert_eq!(
+            config.integrations[0].destination.shown_as(),
+            "workspace WS1 at https://api-02.moengage.com/v1/event/WS1"
+        );
+    }
+    let errors = check(&format!("    type: webhook\n{settings}")).expect_err("an unknown type").to_string();
+    assert!(errors.contains("signal.yaml:6:11: error[schema]: unknown destination type `webhook`"), "{errors}");
+    assert!(errors.contains("use one of: moengage"), "{errors}");
+    // A destination's own checks are reported at the setting, by the destination's words.
+    let errors = check("    workspace_id: WS1\n    data_api_key: k\n    data_center: \"09\"\n")
+        .expect_err("a bad data center")
+        .to_string();
+    assert!(errors.contains("signal.yaml:8:18: error[invalid_value]: `09` is not a MoEngage data center"), "{errors}");
+}

@@ -9,6 +9,10 @@ use std::fmt;
 
 use base64::Engine as _;
 use serde::Deserialize;
+pub use sender::{Classification, Verdict};
+
+mod settings;
+pub use settings::{DataCenterValue, ENVIRONMENT_VARIABLES, MoEngage, MoEngageSettings, credentials_from_environment};
 
 /// The largest request body MoEngage accepts: 128 KB.
 pub const MAX_BODY_BYTES: usize = 131_072;
@@ -58,14 +62,24 @@ pub struct DataCenterError {
     pub given: String,
 }
 
-impl fmt::Display for DataCenterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "`{}` is not a MoEngage data center; use one of {} (the cluster number in your dashboard URL, e.g. dashboard-01.moengage.com → 01)",
-            self.given,
+impl DataCenterError {
+    /// What is wrong.
+    pub fn message(&self) -> String {
+        format!("`{}` is not a MoEngage data center", self.given)
+    }
+
+    /// How to fix it.
+    pub fn hint(&self) -> String {
+        format!(
+            "use one of {} (the cluster number in your dashboard URL, e.g. dashboard-01.moengage.com → 01)",
             DATA_CENTERS.join(", ")
         )
+    }
+}
+
+impl fmt::Display for DataCenterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.message(), self.hint())
     }
 }
 
@@ -108,20 +122,36 @@ pub enum CredentialsError {
     EmptyApiKey,
 }
 
+impl CredentialsError {
+    /// The setting at fault, as written in the configuration.
+    pub fn field(&self) -> &'static str {
+        match self {
+            CredentialsError::WorkspaceId(_) => "workspace_id",
+            CredentialsError::EmptyApiKey => "data_api_key",
+        }
+    }
+
+    /// What is wrong.
+    pub fn message(&self) -> String {
+        match self {
+            CredentialsError::WorkspaceId(id) if id.is_empty() => "the Workspace ID is empty".into(),
+            CredentialsError::WorkspaceId(id) => format!("the Workspace ID `{id}` has spaces or `/`, `?`, `#`"),
+            CredentialsError::EmptyApiKey => "the Data API key is empty".into(),
+        }
+    }
+
+    /// How to fix it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            CredentialsError::WorkspaceId(_) => "copy it from MoEngage: Settings → Account → APIs → Workspace ID",
+            CredentialsError::EmptyApiKey => "copy it from MoEngage: Settings → Account → APIs, the Data tile",
+        }
+    }
+}
+
 impl fmt::Display for CredentialsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CredentialsError::WorkspaceId(id) if id.is_empty() => f.write_str(
-                "the Workspace ID is empty; copy it from MoEngage: Settings → Account → APIs → Workspace ID",
-            ),
-            CredentialsError::WorkspaceId(id) => write!(
-                f,
-                "the Workspace ID `{id}` has spaces or `/`, `?`, `#`; copy it from MoEngage: Settings → Account → APIs → Workspace ID"
-            ),
-            CredentialsError::EmptyApiKey => f.write_str(
-                "the Data API key is empty; copy it from MoEngage: Settings → Account → APIs, the Data tile",
-            ),
-        }
+        write!(f, "{}; {}", self.message(), self.hint())
     }
 }
 
@@ -207,31 +237,6 @@ struct ErrorEnvelope {
     error: ApiError,
 }
 
-/// What an answer means for the event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// 2xx: accepted; MoEngage processes it asynchronously.
-    Delivered,
-    /// 429, 5xx, 408: try again later (how much later is the sender's business).
-    Retry,
-    /// 400, 401, 403, 404, 413, 415 and other 4xx: the same request will fail again.
-    Permanent,
-}
-
-/// An answer from MoEngage, read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Classification {
-    /// Delivered, retry or permanent.
-    pub verdict: Verdict,
-    /// The likely cause, from the integration document's troubleshooting table.
-    pub hint: Option<&'static str>,
-    /// Whether this answer means the integration itself is misconfigured (401, 403): its events
-    /// should wait rather than each fail in turn.
-    pub pauses_integration: bool,
-    /// MoEngage's error body, when it sent one.
-    pub error: Option<ApiError>,
-}
-
 /// The likely cause of a connection error: the host for a wrong data centre does not answer.
 pub const CONNECTION_ERROR_HINT: &str =
     "Wrong data center — confirm the cluster number from your dashboard URL.";
@@ -253,8 +258,10 @@ pub fn likely_cause(status: u16) -> Option<&'static str> {
     })
 }
 
-/// Reads an answer: its verdict ("is this retryable?", kept apart from "how long to wait"), the
-/// likely cause and MoEngage's error body.
+/// Reads an answer, once and wholly: its verdict ("is this retryable?" — 2xx delivered; 408, 429
+/// and 5xx retried; other statuses permanent), whether it refuses the integration itself (401,
+/// 403: its events should wait rather than each fail in turn), the likely cause from the document's
+/// troubleshooting table, and MoEngage's error body.
 pub fn classify(status: u16, body: &[u8]) -> Classification {
     let verdict = match status {
         200..=299 => Verdict::Delivered,
@@ -266,11 +273,17 @@ pub fn classify(status: u16, body: &[u8]) -> Classification {
     } else {
         serde_json::from_slice::<ErrorEnvelope>(body).ok().map(|envelope| envelope.error)
     };
+    let (error_type, said) = match error {
+        Some(error) => (Some(error.kind).filter(|kind| !kind.is_empty()), Some(error.message).filter(|m| !m.is_empty())),
+        None => (None, None),
+    };
     Classification {
         verdict,
-        hint: likely_cause(status),
-        pauses_integration: matches!(status, 401 | 403),
-        error,
+        pause: matches!(status, 401 | 403),
+        code: status.to_string(),
+        hint: likely_cause(status).map(str::to_owned),
+        error_type,
+        said,
     }
 }
 
@@ -358,25 +371,13 @@ impl sender::Destination for MoEngageDestination {
         use sender::{Classification, NoAnswer};
         match response {
             Ok(answer) => {
-                let read = classify(answer.status, &answer.body);
-                let hint = match (answer.status, &self.endpoint_base) {
-                    (404, Some(base)) => Some(format!(
+                let mut read = classify(answer.status, &answer.body);
+                if let (404, Some(base)) = (answer.status, &self.endpoint_base) {
+                    read.hint = Some(format!(
                         "The endpoint {base} answered 404: check that it is MoEngage's API or a `signal sandbox`."
-                    )),
-                    _ => read.hint.map(str::to_owned),
-                };
-                Classification {
-                    verdict: match read.verdict {
-                        Verdict::Delivered => sender::Verdict::Delivered,
-                        Verdict::Retry => sender::Verdict::Retry,
-                        Verdict::Permanent => sender::Verdict::Permanent,
-                    },
-                    pause: read.pauses_integration,
-                    code: answer.status.to_string(),
-                    hint,
-                    error_type: read.error.as_ref().map(|error| error.kind.clone()).filter(|kind| !kind.is_empty()),
-                    said: read.error.map(|error| error.message).filter(|message| !message.is_empty()),
+                    ));
                 }
+                read
             }
             Err(NoAnswer::Timeout) => Classification {
                 verdict: sender::Verdict::Retry,
@@ -486,7 +487,7 @@ mod tests {
         for (status, verdict, hint, pauses) in cases {
             let classification = classify(status, b"");
             assert_eq!(classification.verdict, verdict, "{status}");
-            assert_eq!(classification.pauses_integration, pauses, "{status}");
+            assert_eq!(classification.pause, pauses, "{status}");
             match hint {
                 Some(hint) => assert!(classification.hint.is_some_and(|h| h.contains(hint)), "{status}"),
                 None => assert_eq!(classification.hint, None),
@@ -498,15 +499,9 @@ mod tests {
     fn moengage_error_bodies_are_read_and_other_bodies_tolerated() {
         let body = br#"{"status":"fail","error":{"message":"customer_id is not found in the payload","type":"MissingAttributeError","request_id":"r-1"}}"#;
         let classification = classify(400, body);
-        assert_eq!(
-            classification.error,
-            Some(ApiError {
-                message: "customer_id is not found in the payload".into(),
-                kind: "MissingAttributeError".into(),
-                request_id: "r-1".into()
-            })
-        );
-        assert_eq!(classify(502, b"<html>Bad Gateway</html>").error, None);
+        assert_eq!(classification.said.as_deref(), Some("customer_id is not found in the payload"));
+        assert_eq!(classification.error_type.as_deref(), Some("MissingAttributeError"));
+        assert_eq!(classify(502, b"<html>Bad Gateway</html>").said, None);
         assert_eq!(classify(502, b"<html>Bad Gateway</html>").verdict, Verdict::Retry);
     }
 }

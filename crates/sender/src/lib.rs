@@ -6,6 +6,7 @@
 
 mod backoff;
 mod http;
+mod kind;
 mod rate;
 mod retry_after;
 
@@ -16,6 +17,7 @@ pub use backoff::{Jitter, Next, RetryPolicy};
 pub use http::{
     Answer, AttemptLog, Classification, Destination, HttpSender, KEPT_BODY_BYTES, NoAnswer, Response, Sent, Verdict,
 };
+pub use kind::{DestinationKind, SettingError};
 pub use rate::{RateLimit, RateLimiter};
 pub use retry_after::parse_retry_after;
 

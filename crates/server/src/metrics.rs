@@ -142,7 +142,7 @@ impl Metrics {
             "signal_events_dropped_total",
             "Events not delivered on purpose, by drop code.",
         );
-        self.delivered.write(&mut out, "signal_events_delivered_total", "Events MoEngage accepted.");
+        self.delivered.write(&mut out, "signal_events_delivered_total", "Events their destination accepted.");
         self.failed.write(&mut out, "signal_events_failed_total", "Events that failed, by the last status.");
         self.retries.write(&mut out, "signal_delivery_retries_total", "Attempts beyond the first.");
         self.paused.write(
@@ -165,7 +165,7 @@ impl Metrics {
         let name = "signal_delivery_latency_seconds";
         let _ = writeln!(
             out,
-            "# HELP {name} From receipt to MoEngage's answer, for delivered events.\n# TYPE {name} histogram"
+            "# HELP {name} From receipt to the destination's answer, for delivered events.\n# TYPE {name} histogram"
         );
         for (bucket, bound) in self.latency.buckets.iter().zip(LATENCY_BUCKETS) {
             let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));

@@ -64,13 +64,13 @@ pub enum State {
     Pending,
     /// A worker has it.
     Claimed,
-    /// MoEngage accepted it.
+    /// Its destination accepted it.
     Delivered,
     /// Not delivered, on purpose: a drop code says why.
     Dropped,
     /// Not delivered: refused for good, or still failing when the retry window closed.
     Failed,
-    /// Waiting because its integration is paused (MoEngage refused the credentials).
+    /// Waiting because its integration is paused (the destination refused the credentials).
     Paused,
 }
 
@@ -124,7 +124,7 @@ pub struct Outcome {
     pub http_status: Option<u16>,
     /// The start of the last answer's body.
     pub response_body: Option<Vec<u8>>,
-    /// The request body sent to MoEngage.
+    /// The request body sent to the destination.
     pub body_sent: Option<Vec<u8>>,
     /// From receipt to the end, in milliseconds.
     pub latency_ms: Option<u64>,

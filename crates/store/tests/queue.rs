@@ -37,14 +37,14 @@ fn delivered(id: i64) -> Outcome {
 async fn events_are_claimed_once_in_order_and_their_outcomes_kept() {
     let dir = tempfile::tempdir().expect("dir");
     let (queue, _) = SqliteQueue::open(&dir.path().join("data/signal.db")).expect("open");
-    let events: Vec<NewEvent> = (0..10).map(|n| event(&format!("m-{n}"), "web-moengage")).collect();
+    let events: Vec<NewEvent> = (0..10).map(|n| event(&format!("m-{n}"), "web-shop")).collect();
     assert_eq!(queue.enqueue(events, DAY).await.expect("enqueue").queued, 10);
 
-    let first = queue.claim("web-moengage".into(), 4).await.expect("claim");
-    let second = queue.claim("web-moengage".into(), 100).await.expect("claim");
+    let first = queue.claim("web-shop".into(), 4).await.expect("claim");
+    let second = queue.claim("web-shop".into(), 100).await.expect("claim");
     assert_eq!(first.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["m-0", "m-1", "m-2", "m-3"]);
     assert_eq!(second.len(), 6, "the rest, none twice");
-    assert!(queue.claim("web-moengage".into(), 100).await.expect("claim").is_empty());
+    assert!(queue.claim("web-shop".into(), 100).await.expect("claim").is_empty());
     assert!(queue.claim("other".into(), 100).await.expect("claim").is_empty());
 
     queue.finish(first.iter().map(|e| delivered(e.id)).collect()).await.expect("finish");
@@ -60,7 +60,7 @@ async fn events_are_claimed_once_in_order_and_their_outcomes_kept() {
 
     queue.release(second.iter().map(|e| e.id).collect()).await.expect("release");
     assert_eq!(
-        queue.claim("web-moengage".into(), 100).await.expect("claim").len(),
+        queue.claim("web-shop".into(), 100).await.expect("claim").len(),
         6,
         "released, claimable again"
     );
