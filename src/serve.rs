@@ -68,11 +68,11 @@ async fn serve(args: &ServeArgs) -> ExitCode {
         config.admin_listen = admin_listen;
     }
     if let Some(database) = &args.database {
-        config.sqlite_path = database.clone();
+        config.storage = store::Storage::Sqlite(database.clone());
     }
     init_logging(config.log_format, config.log_level);
 
-    let (queue, recovered) = match store::SqliteQueue::open(&config.sqlite_path) {
+    let (queue, recovered) = match store::open(&config.storage) {
         Ok(opened) => opened,
         Err(error) => {
             eprintln!("error: {error}");
@@ -153,7 +153,7 @@ fn banner(config: &Config, listeners: &server::Listeners, destination: &Destinat
         }
     }
     println!("  collector  http://{collector}   POST /v1/track, /v1/page, /v1/identify, /v1/batch");
-    println!("  queue      {} (SQLite)", config.sqlite_path.display());
+    println!("  queue      {}", config.storage.describe());
     for source in &config.sources {
         if matches!(destination, Destination::Configured) {
             println!("  source     {} (its write key is the HTTP Basic username)", source.name);

@@ -93,8 +93,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The admin address (health, metrics).
     pub admin_listen: SocketAddr,
-    /// The SQLite database file.
-    pub sqlite_path: PathBuf,
+    /// Where accepted events are kept.
+    pub storage: store::Storage,
     /// How long a `message_id` is remembered per source.
     pub dedupe_window: Duration,
     /// The largest request body, decompressed.
@@ -437,6 +437,7 @@ impl Checker {
             self.address(context, "/admin_listen", file.admin_listen.as_deref(), defaults::ADMIN_LISTEN);
         let storage = file.storage.clone().unwrap_or_default();
         let sqlite_path = base_dir.join(storage.sqlite.as_deref().unwrap_or(defaults::SQLITE));
+        let storage_engine = store::Storage::Sqlite(sqlite_path);
         let dedupe_window = self.duration(
             context,
             "/storage/dedupe_window",
@@ -497,7 +498,7 @@ impl Checker {
         Some(Config {
             listen,
             admin_listen,
-            sqlite_path,
+            storage: storage_engine,
             dedupe_window,
             max_request_bytes: to_usize(collector.max_request_bytes, defaults::MAX_REQUEST_BYTES),
             max_event_bytes: to_usize(collector.max_event_bytes, defaults::MAX_EVENT_BYTES),
@@ -694,7 +695,7 @@ pub fn embedded(write_key: WriteKey, integration_name: &str, destination: Arc<dy
     Config {
         listen: address(defaults::LISTEN),
         admin_listen: address(defaults::ADMIN_LISTEN),
-        sqlite_path: PathBuf::from(defaults::SQLITE),
+        storage: store::Storage::Sqlite(PathBuf::from(defaults::SQLITE)),
         dedupe_window: defaults::DEDUPE_WINDOW,
         max_request_bytes: defaults::MAX_REQUEST_BYTES,
         max_event_bytes: defaults::MAX_EVENT_BYTES,

@@ -9,13 +9,15 @@
 //! when it is free is done in one transaction (group commit): concurrent collectors share a commit
 //! instead of each paying for one. An event is acknowledged only after its commit.
 
+mod engine;
 pub mod sql;
 mod sqlite;
 
 use std::fmt;
 use std::time::Duration;
 
-pub use sqlite::SqliteQueue;
+pub use engine::{AnyQueue, Storage, open};
+pub use sqlite::{Recovered, SqliteQueue};
 
 /// An event to queue for one pipeline.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,7 +36,11 @@ fn delivered(id: i64) -> Outcome {
 #[tokio::test]
 async fn events_are_claimed_once_in_order_and_their_outcomes_kept() {
     let dir = tempfile::tempdir().expect("dir");
-    let (queue, _) = SqliteQueue::open(&dir.path().join("data/signal.db")).expect("open");
+    // Opened as the service opens it: by the configuration's storage, as the one queue type.
+    let storage = store::Storage::Sqlite(dir.path().join("data/signal.db"));
+    assert!(storage.describe().starts_with("SQLite file "), "{}", storage.describe());
+    let (queue, _) = store::open(&storage).expect("open");
+    assert!(dir.path().join("data/signal.db").is_file(), "the file and its directory are created");
     let events: Vec<NewEvent> = (0..10).map(|n| event(&format!("m-{n}"), "web-shop")).collect();
     assert_eq!(queue.enqueue(events, DAY).await.expect("enqueue").queued, 10);
 
