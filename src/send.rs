@@ -394,6 +394,8 @@ fn failure_name(fate: &Fate) -> String {
     let what = match fate.code.as_str() {
         "connection" => "connection error".to_owned(),
         "timeout" => "no answer within the timeout".to_owned(),
+        // Refused by the size guard before any request.
+        "413" if fate.status.is_none() => "not sent: over the size limit".to_owned(),
         code => match &fate.error_type {
             Some(kind) => format!("{code} {kind}"),
             None => code.to_owned(),
@@ -477,7 +479,11 @@ impl Report {
                 (2, "dropped", fate.code.clone(), fate.said.clone())
             }
         };
-        self.add(order, outcome, what, detail, fate.hint.clone(), number);
+        let hint = match (fate.code.as_str(), &fate.hint) {
+            ("timeout", Some(hint)) => Some(format!("{hint} Raise --timeout if it is only slow.")),
+            (_, hint) => hint.clone(),
+        };
+        self.add(order, outcome, what, detail, hint, number);
     }
 
     /// Records an event that was in flight when sending was interrupted: it may have arrived.

@@ -118,7 +118,7 @@ async fn embedded() -> Result<(Config, Destination), String> {
     let write_key =
         WriteKey::new(std::env::var("SIGNAL_WRITE_KEY").unwrap_or_else(|_| DEFAULT_WRITE_KEY.into()));
     let environment = |name: &str| std::env::var(name).ok();
-    match moengage::credentials_from_environment(&environment)? {
+    match moengage::credentials_from_environment(&environment).map_err(|error| error.to_string())? {
         Some(credentials) => {
             let destination = MoEngageDestination::new(credentials, None, moengage::EVENTS_PER_MINUTE);
             Ok((config::embedded(write_key, "moengage", std::sync::Arc::new(destination)), Destination::MoEngage))

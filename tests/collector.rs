@@ -325,6 +325,20 @@ fn the_collector_reads_an_event_as_the_blueprint_does() {
     });
     assert_eq!(metric(&http, &serve, "signal_events_dropped_total{pipeline=\"site\",code=\"invalid_event\"}"), 0);
 
+    // A `type` of null takes the endpoint's, and the stored event says so itself: the worker, which
+    // does not know the endpoint, delivers it as a page view.
+    let page = format!("{}/v1/page", serve.collector);
+    let (status, _, answer) = http.send(
+        "POST",
+        &page,
+        &[("authorization", &auth)],
+        br#"{"type":null,"name":"Home","userId":"typed-null"}"#.to_vec(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    eventually(Duration::from_secs(20), "the page view with a null type", || {
+        sent_to(&sandbox, "typed-null").iter().any(|action| action["action"] == "Page Viewed")
+    });
+
     // A user id past 64 bits stays exact from the collector to MoEngage, as `signal map` keeps it,
     // and a write key inside the event is not passed on.
     let big = r#"{"type":"track","event":"Order Completed","userId":18446744073709551617,"writeKey":"site-key","properties":{"revenue":1.10}}"#;

@@ -212,7 +212,9 @@ impl<'a> Event<'a> {
                 None => Ok(None),
                 Some(raw) => match raw.kind() {
                     JsonKind::Null => Ok(None),
-                    JsonKind::String => Ok(raw.as_str()),
+                    JsonKind::String => raw.as_str().map(Some).ok_or_else(|| {
+                        InvalidEvent::at(name, format!("`{name}` is not valid text (it holds a lone UTF-16 surrogate)"))
+                    }),
                     other => Err(wrong_type(name, "a string", other)),
                 },
             }
@@ -359,7 +361,8 @@ pub fn time_zone(text: &str) -> Option<jiff::tz::TimeZone> {
     };
     let (hours, minutes) = match digits.split_once(':') {
         Some((hours, minutes)) => (hours, minutes),
-        None if digits.len() == 4 => digits.split_at(2),
+        // Checked as ASCII first: a split inside a multi-byte character would panic.
+        None if digits.len() == 4 && digits.is_ascii() => digits.split_at(2),
         None if (1..=2).contains(&digits.len()) => (digits, "0"),
         None => return None,
     };
@@ -471,6 +474,16 @@ mod tests {
         let error = Event::read(r#"{"event":"x","sentAt":"soon"}"#, None).expect_err("bad time");
         assert_eq!(error.field, Some("sent_at"));
         assert_eq!(Event::read("[1]", None).expect_err("array").field, None);
+    }
+
+    #[test]
+    fn odd_time_zones_and_undecodable_text_are_refused_without_a_panic() {
+        for zone in ["GMT+aé1", "GMT+é", "UTC-ééé", "GMT+", "GMT+1:xx"] {
+            assert!(time_zone(zone).is_none(), "{zone}");
+        }
+        let error = Event::read(r#"{"type":"\ud800","event":"x"}"#, Some(CallType::Track)).expect_err("a lone surrogate");
+        assert_eq!(error.field, Some("type"));
+        assert!(Event::read(r#"{"event":"x","timestamp":"\udc00"}"#, None).is_err());
     }
 
     #[test]

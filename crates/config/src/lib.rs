@@ -6,15 +6,14 @@
 pub mod model;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use blueprint::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, did_you_mean};
-use blueprint::schema_check::{FileContext, SchemaCheck, Vocabulary};
-use blueprint::yaml::{self, Position, SpanIndex, escape_pointer_segment};
+use diagnostics::schema_check::{FileContext, SchemaCheck, Vocabulary};
+use diagnostics::yaml::{self, Position, SpanIndex, escape_pointer_segment};
+use diagnostics::{Diagnostic, DiagnosticKind, Diagnostics, did_you_mean};
 use blueprint::{Blueprint, PhoneRegion};
 use sender::RetryPolicy;
 use serde_json::Value;
@@ -22,32 +21,7 @@ use serde_json::Value;
 pub use model::{ConfigFile, LogFormat, LogLevel, config_schema};
 
 /// A source's write key. It is only ever shown redacted.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct WriteKey(String);
-
-impl WriteKey {
-    /// Wraps a key.
-    pub fn new(key: impl Into<String>) -> Self {
-        WriteKey(key.into())
-    }
-
-    /// The key itself, to compare with what a request sends.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for WriteKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WriteKey([redacted])")
-    }
-}
-
-impl fmt::Display for WriteKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub type WriteKey = secret::Secret;
 
 /// A source of events.
 #[derive(Debug, Clone)]
@@ -523,9 +497,15 @@ impl Checker {
         let mut settings = integration.0.clone();
         // The schema allows only the registry's names in `type`.
         let kind = match settings.remove("type") {
-            None => destinations::default_kind(),
-            Some(Value::String(name)) => destinations::kind(&name)?,
-            Some(_) => return None,
+            None => Some(destinations::default_kind()),
+            Some(Value::String(name)) => destinations::kind(&name),
+            Some(_) => None,
+        };
+        // The schema refuses any other `type` first; this only keeps the two in step.
+        let Some(kind) = kind else {
+            let names = destinations::names().join(", ");
+            self.invalid(context, &format!("{pointer}/type"), "unknown destination type".into(), &format!("use one of: {names}"));
+            return None;
         };
         match kind.build(&Value::Object(settings)) {
             Ok(destination) => Some(destination),

@@ -10,6 +10,9 @@ use std::time::Duration;
 use blueprint::{Mapper, Warning};
 use sender::{AttemptLog, Destination, Ending, HttpSender, Sent};
 
+/// The code of an event that failed inside Signal rather than at the destination.
+pub const INTERNAL_ERROR: &str = "internal_error";
+
 /// What became of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -81,6 +84,11 @@ impl Fate {
         }
     }
 
+    /// An event Signal itself could not handle: failed, with the code `internal_error`.
+    pub fn internal_error(what: &str) -> Fate {
+        Fate { state: State::Failed, code: INTERNAL_ERROR.to_owned(), ..Fate::dropped("", what.to_owned()) }
+    }
+
     /// The fate of a request the sender delivered, or tried to.
     pub fn of(sent: Sent) -> Fate {
         let Sent { delivery, attempt_log, classification } = sent;
@@ -135,9 +143,18 @@ pub fn map(
             "the line is empty; each line must be one JSON object".into(),
         ));
     }
-    match mapper.map_into(line, received_at, body, warnings) {
-        Ok(_) => Ok(()),
-        Err(drop) => Err(Fate::dropped(drop.code.as_str(), drop.reason)),
+    // A panic while mapping is a bug in Signal (or a library it uses) that one event's data
+    // triggered: that event fails with a code saying so, and the worker goes on with the rest.
+    let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        mapper.map_into(line, received_at, body, warnings)
+    }));
+    match mapped {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(drop)) => Err(Fate::dropped(drop.code.as_str(), drop.reason)),
+        Err(_) => {
+            body.clear();
+            Err(Fate::internal_error("mapping this event failed inside Signal (a bug: please report it with the event)"))
+        }
     }
 }
 
@@ -145,4 +162,41 @@ pub fn map(
 /// says an answer is worth retrying — and returns the event's fate.
 pub async fn send(sender: &HttpSender, destination: &dyn Destination, body: Vec<u8>) -> Fate {
     Fate::of(sender.deliver(destination, body).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retail() -> Mapper {
+        let blueprint = blueprint::compile_preset("retail").expect("a preset").expect("compiles");
+        Mapper::new(std::sync::Arc::new(blueprint))
+    }
+
+    #[test]
+    fn mapping_gives_the_body_or_the_drop_with_its_code() {
+        let mapper = retail();
+        let (mut body, mut warnings) = (Vec::new(), Vec::new());
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let order = r#"{"type":"track","event":"Order Completed","userId":"u1","properties":{"revenue":5}}"#;
+        map(&mapper, order, now, &mut body, &mut warnings).expect("mapped");
+        assert!(String::from_utf8_lossy(&body).contains(r#""customer_id":"u1""#));
+
+        for (line, code) in [("   ", "invalid_event"), ("{", "invalid_event"), (r#"{"type":"group","userId":"u"}"#, "unsupported_type")] {
+            let fate = map(&mapper, line, now, &mut body, &mut warnings).expect_err("dropped");
+            assert_eq!((fate.state, fate.code.as_str()), (State::Dropped, code), "{line}");
+            assert!(body.is_empty(), "no body for a dropped event");
+        }
+    }
+
+    #[test]
+    fn a_failure_detail_joins_what_was_said_and_the_likely_cause() {
+        let mut fate = Fate::dropped("400", "customer_id is not found".into());
+        fate.hint = Some("Missing customer_id.".into());
+        assert_eq!(fate.detail().as_deref(), Some("customer_id is not found — Missing customer_id."));
+        fate.gave_up = true;
+        assert!(fate.detail().is_some_and(|detail| detail.ends_with(", retry window closed")));
+        let internal = Fate::internal_error("a bug");
+        assert_eq!((internal.state, internal.code.as_str()), (State::Failed, INTERNAL_ERROR));
+    }
 }

@@ -12,7 +12,9 @@ use serde::Deserialize;
 pub use sender::{Classification, Verdict};
 
 mod settings;
-pub use settings::{DataCenterValue, ENVIRONMENT_VARIABLES, MoEngage, MoEngageSettings, credentials_from_environment};
+pub use settings::{
+    DataCenterValue, ENVIRONMENT_VARIABLES, EnvironmentError, MoEngage, MoEngageSettings, credentials_from_environment,
+};
 
 /// The largest request body MoEngage accepts: 128 KB.
 pub const MAX_BODY_BYTES: usize = 131_072;
@@ -86,32 +88,7 @@ impl fmt::Display for DataCenterError {
 impl std::error::Error for DataCenterError {}
 
 /// The Data API key. It is only ever shown redacted: `Debug` and `Display` print `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    /// Wraps a key.
-    pub fn new(key: impl Into<String>) -> Self {
-        ApiKey(key.into())
-    }
-
-    /// The key itself, for the `Authorization` header and nothing else.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey([redacted])")
-    }
-}
-
-impl fmt::Display for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub type ApiKey = secret::Secret;
 
 /// Why credentials were refused before any request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +188,19 @@ impl Credentials {
     }
 }
 
+/// A URL without the `user:password@` it may carry, for showing.
+fn without_userinfo(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            // Both only fail for URLs that cannot have credentials, which this one has.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Whether `text` can stand in for MoEngage's base URL (a `signal sandbox`, a proxy): an
 /// `http://` or `https://` URL with a host.
 pub fn is_endpoint_base(text: &str) -> bool {
@@ -289,11 +279,13 @@ pub fn classify(status: u16, body: &[u8]) -> Classification {
 
 /// MoEngage as a destination of the [`sender`]: where to send, with which credentials, and what
 /// each answer means.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MoEngageDestination {
     credentials: Credentials,
     url: String,
-    /// The base URL that replaces MoEngage's host (a sandbox, a proxy), when one does.
+    /// `url` as shown to people: without any `user:password@` a proxy's URL may carry.
+    shown_url: String,
+    /// The base URL that replaces MoEngage's host (a sandbox, a proxy), when one does; as shown.
     endpoint_base: Option<String>,
     rate_limit: sender::RateLimit,
 }
@@ -307,7 +299,14 @@ impl MoEngageDestination {
             None => credentials.endpoint(),
         };
         let rate_limit = sender::RateLimit::per_minute(per_minute.clamp(1, EVENTS_PER_MINUTE));
-        MoEngageDestination { credentials, url, endpoint_base: endpoint_base.map(str::to_owned), rate_limit }
+        let shown_url = without_userinfo(&url);
+        MoEngageDestination {
+            credentials,
+            url,
+            shown_url,
+            endpoint_base: endpoint_base.map(without_userinfo),
+            rate_limit,
+        }
     }
 
     /// The same destination under another limit, such as a sandbox's scaled-down window in a test.
@@ -338,6 +337,17 @@ impl MoEngageDestination {
     }
 }
 
+impl fmt::Debug for MoEngageDestination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL as shown: a proxy's `user:password@` stays out of every debug print.
+        f.debug_struct("MoEngageDestination")
+            .field("credentials", &self.credentials)
+            .field("url", &self.shown_url)
+            .field("rate_limit", &self.rate_limit)
+            .finish_non_exhaustive()
+    }
+}
+
 impl sender::Destination for MoEngageDestination {
     fn account(&self) -> &str {
         self.credentials.workspace_id()
@@ -352,7 +362,7 @@ impl sender::Destination for MoEngageDestination {
     }
 
     fn shown_as(&self) -> String {
-        format!("workspace {} at {}", self.credentials.workspace_id(), self.url)
+        format!("workspace {} at {}", self.credentials.workspace_id(), self.shown_url)
     }
 
     fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder {
@@ -446,6 +456,16 @@ mod tests {
         for refused in ["ftp://example", "127.0.0.1:8088", "http://", ""] {
             assert!(!is_endpoint_base(refused), "{refused}");
         }
+    }
+
+    #[test]
+    fn credentials_in_an_endpoint_never_show() {
+        let destination = MoEngageDestination::new(credentials(), Some("https://user:token@proxy.example/me"), 10);
+        let shown = sender::Destination::shown_as(&destination);
+        assert_eq!(shown, "workspace WS123 at https://proxy.example/me/v1/event/WS123");
+        assert!(!format!("{destination:?}").contains("token"), "{destination:?}");
+        let refused = sender::Destination::classify(&destination, &Err(sender::NoAnswer::Timeout));
+        assert!(refused.hint.is_some_and(|hint| hint.contains("proxy.example") && !hint.contains("token")));
     }
 
     #[test]

@@ -114,17 +114,48 @@ impl DestinationKind for MoEngage {
 /// The variables that give `signal serve` a MoEngage workspace without a configuration file.
 pub const ENVIRONMENT_VARIABLES: [&str; 3] = ["MOENGAGE_WORKSPACE_ID", "MOENGAGE_DATA_API_KEY", "MOENGAGE_DATA_CENTER"];
 
+/// Why the `MOENGAGE_*` variables give no workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvironmentError {
+    /// Some are set and these are not.
+    Missing(Vec<&'static str>),
+    /// A value cannot be used: the variable, and why.
+    Invalid(&'static str, String),
+}
+
+impl std::fmt::Display for EnvironmentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvironmentError::Missing(missing) => write!(
+                f,
+                "{} not set: set all three MoEngage variables to deliver to MoEngage, or none to use the built-in sandbox",
+                missing.join(", ")
+            ),
+            EnvironmentError::Invalid(variable, why) => write!(f, "{variable}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for EnvironmentError {}
+
 /// The workspace the `MOENGAGE_*` variables name, read through `lookup`: `None` when none is set;
 /// an error, saying which, when only some are set or a value cannot be used.
-pub fn credentials_from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<Credentials>, String> {
+pub fn credentials_from_environment(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Credentials>, EnvironmentError> {
     let values = ENVIRONMENT_VARIABLES.map(|name| lookup(name).filter(|value| !value.trim().is_empty()));
     match values {
         [Some(workspace_id), Some(api_key), Some(data_center)] => {
-            let data_center: DataCenter =
-                data_center.parse().map_err(|error| format!("MOENGAGE_DATA_CENTER: {error}"))?;
-            Credentials::new(workspace_id, ApiKey::new(api_key), data_center)
-                .map(Some)
-                .map_err(|error| error.to_string())
+            let data_center: DataCenter = data_center
+                .parse()
+                .map_err(|error: crate::DataCenterError| EnvironmentError::Invalid("MOENGAGE_DATA_CENTER", error.to_string()))?;
+            Credentials::new(workspace_id, ApiKey::new(api_key), data_center).map(Some).map_err(|error| {
+                let variable = match error {
+                    crate::CredentialsError::WorkspaceId(_) => "MOENGAGE_WORKSPACE_ID",
+                    crate::CredentialsError::EmptyApiKey => "MOENGAGE_DATA_API_KEY",
+                };
+                EnvironmentError::Invalid(variable, error.to_string())
+            })
         }
         [None, None, None] => Ok(None),
         partial => {
@@ -134,10 +165,7 @@ pub fn credentials_from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> 
                 .filter(|(_, value)| value.is_none())
                 .map(|(name, _)| name)
                 .collect();
-            Err(format!(
-                "{} not set: set all three MoEngage variables to deliver to MoEngage, or none to use the built-in sandbox",
-                missing.join(", ")
-            ))
+            Err(EnvironmentError::Missing(missing))
         }
     }
 }
@@ -178,7 +206,8 @@ mod tests {
         let all = lookup(&[("MOENGAGE_WORKSPACE_ID", "WS"), ("MOENGAGE_DATA_API_KEY", "k"), ("MOENGAGE_DATA_CENTER", "3")]);
         let credentials = credentials_from_environment(&all).expect("valid").expect("set");
         assert_eq!((credentials.workspace_id(), credentials.data_center().as_str()), ("WS", "03"));
-        let partial = credentials_from_environment(&lookup(&[("MOENGAGE_WORKSPACE_ID", "WS")])).expect_err("partial");
+        let partial =
+            credentials_from_environment(&lookup(&[("MOENGAGE_WORKSPACE_ID", "WS")])).expect_err("partial").to_string();
         assert!(partial.starts_with("MOENGAGE_DATA_API_KEY, MOENGAGE_DATA_CENTER not set"), "{partial}");
     }
 }

@@ -70,8 +70,8 @@ pub struct Classification {
     /// The credentials or the account are refused (a wrong key, a suspended account): the
     /// integration's other events would be refused too, so they should wait instead.
     pub pause: bool,
-    /// The outcome's short name, as in metrics and records: the HTTP status (`"401"`), or
-    /// `"timeout"`, `"connection"`, `"payload_too_large"`.
+    /// The outcome's short name, as in metrics and records: the HTTP status (`"401"`, and `"413"`
+    /// for a body refused by the size guard before sending), or `"timeout"`, `"connection"`.
     pub code: String,
     /// The likely cause, from the destination's troubleshooting guide.
     pub hint: Option<String>,

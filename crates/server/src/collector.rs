@@ -407,7 +407,7 @@ fn source_of<'a, Q: Queue>(shared: &'a Shared<Q>, key: &str) -> Result<&'a str, 
         .config
         .sources
         .iter()
-        .find(|source| source.write_key.expose() == key)
+        .find(|source| source.write_key.matches(key))
         .map(|source| source.name.as_str())
         .ok_or_else(|| {
             Refusal::new(
@@ -463,7 +463,10 @@ fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, Str
     // The write key is never stored.
     let mut leave_out = vec!["writeKey", "write_key"];
     let mut added: Vec<(&str, String)> = Vec::new();
-    if event.field("type").is_none() {
+    // A `type` that is absent or `null` took the endpoint's: the stored event says so itself, as
+    // the worker reads it without knowing the endpoint.
+    if event.field("type").and_then(|raw| raw.as_str()).is_none() {
+        leave_out.push("type");
         added.push(("type", json_text(event.call.as_str())));
     }
     let message_id = match event.field("message_id").and_then(|raw| raw.as_str()) {
@@ -479,6 +482,7 @@ fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, Str
         leave_out.push("timestamp");
         added.push(("timestamp", json_text(&timestamp.to_string())));
         if let Some(original) = original {
+            leave_out.push("original_timestamp");
             added.push(("originalTimestamp", json_text(&original.to_string())));
         }
     }

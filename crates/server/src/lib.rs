@@ -26,6 +26,40 @@ use tokio::sync::{Notify, watch};
 use crate::metrics::Metrics;
 use crate::refusals::Refusals;
 
+/// Why the service could not start, or stopped with an error: a kind to act on, and a message that
+/// says what and how to fix it.
+#[derive(Debug)]
+pub struct ServerError {
+    kind: ServerErrorKind,
+    message: String,
+}
+
+/// The kinds of [`ServerError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerErrorKind {
+    /// An address could not be listened on (in use, not this machine's, a privileged port).
+    Listen,
+    /// The HTTP client that delivers events could not be built (its TLS set-up failed).
+    Client,
+    /// The collector's listener failed while serving.
+    Serve,
+}
+
+impl ServerError {
+    /// What kind of failure it is.
+    pub fn kind(&self) -> ServerErrorKind {
+        self.kind
+    }
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
 /// What the collector, the workers and the admin endpoints share.
 pub struct Shared<Q> {
     /// The configuration.
@@ -59,10 +93,13 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds both addresses of `config`.
-    pub async fn bind(config: &Config) -> Result<Listeners, String> {
+    pub async fn bind(config: &Config) -> Result<Listeners, ServerError> {
         let bind = |address, what: &'static str, option: &'static str| async move {
-            TcpListener::bind(address).await.map_err(|error| {
-                format!("cannot listen on {address} for {what}: {error}; set `{option}` in the configuration")
+            TcpListener::bind(address).await.map_err(|error| ServerError {
+                kind: ServerErrorKind::Listen,
+                message: format!(
+                    "cannot listen on {address} for {what}: {error}; set `{option}` in the configuration"
+                ),
             })
         };
         Ok(Listeners {
@@ -80,8 +117,11 @@ pub async fn run<Q: Queue + Clone>(
     queue: Q,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
-    let sender = Arc::new(HttpSender::new(config.retry, config.timeout).map_err(|error| error.to_string())?);
+) -> Result<(), ServerError> {
+    let sender = Arc::new(HttpSender::new(config.retry, config.timeout).map_err(|error| ServerError {
+        kind: ServerErrorKind::Client,
+        message: format!("cannot build the HTTP client that delivers events: {error}"),
+    })?);
     let workers: Vec<worker::IntegrationWorker> = config
         .integrations
         .iter()
@@ -144,7 +184,7 @@ pub async fn run<Q: Queue + Clone>(
     depth_refresh.abort();
     let _ = stop_admin.send(true);
     let _ = admin_server.await;
-    served.map_err(|error| format!("the collector stopped: {error}"))
+    served.map_err(|error| ServerError { kind: ServerErrorKind::Serve, message: format!("the collector stopped: {error}") })
 }
 
 async fn refresh_depth<Q: Queue>(shared: Arc<Shared<Q>>) {

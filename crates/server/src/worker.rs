@@ -113,10 +113,17 @@ pub async fn run<Q: Queue>(
                     warnings.clear();
                     match delivery::map(&pipeline.mapper, &event.payload, received_at, &mut body, &mut warnings) {
                         Err(fate) => {
-                            shared.metrics.dropped(&pipeline.name, &fate.code);
-                            tracing::debug!(pipeline = %pipeline.name, message_id = %event.message_id, code = %fate.code, "dropped");
+                            let state = if fate.state == delivery::State::Dropped {
+                                shared.metrics.dropped(&pipeline.name, &fate.code);
+                                tracing::debug!(pipeline = %pipeline.name, message_id = %event.message_id, code = %fate.code, "dropped");
+                                State::Dropped
+                            } else {
+                                shared.metrics.failed(&pipeline.name, &fate.code);
+                                tracing::error!(pipeline = %pipeline.name, message_id = %event.message_id, code = %fate.code, "an event could not be mapped: {}", fate.said.as_deref().unwrap_or_default());
+                                State::Failed
+                            };
                             outcomes.push(Outcome {
-                                state: State::Dropped,
+                                state,
                                 detail: fate.said,
                                 code: Some(fate.code),
                                 ..outcome_for(&event)
@@ -268,7 +275,13 @@ fn settle<Q: Queue>(
                 );
             }
         }
-        delivery::State::Failed | delivery::State::Dropped => {
+        delivery::State::Dropped => {
+            // The engine drops events only before sending; kept apart so a record never mislabels one.
+            outcome.state = State::Dropped;
+            outcome.detail = fate.said.clone();
+            shared.metrics.dropped(pipeline, &fate.code);
+        }
+        delivery::State::Failed => {
             outcome.state = State::Failed;
             outcome.detail = fate.detail();
             shared.metrics.failed(pipeline, &fate.code);

@@ -295,7 +295,7 @@ fn likely_branch<'e>(
 
 /// Removes the values the schema refused, deepest first, so the rest can still be typed and checked.
 /// `None` when the document as a whole is unusable.
-pub(crate) fn prune(value: &mut Value, mut pointers: Vec<String>) -> Option<()> {
+pub fn prune(value: &mut Value, mut pointers: Vec<String>) -> Option<()> {
     pointers.sort_by(|a, b| b.cmp(a));
     pointers.dedup();
     for pointer in pointers {
