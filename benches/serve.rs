@@ -7,6 +7,12 @@
 //! from the outcome records.
 //! `cargo bench --bench serve -- backlog [EVENTS]`: the resident memory of `signal serve` holding a
 //! backlog of 1,000,000 events it cannot deliver.
+//! `cargo bench --bench serve -- floor [SECONDS]`: the same batches committed to SQLite by a bare
+//! loop with the same durability (the limit), then `ingest`, and the ratio of the two.
+//! `cargo bench --bench serve -- idle [CONNECTIONS]`: 5,000 idle or half-sent connections held open
+//! while a normal client sends 1,000 requests/s: its acknowledgement latency, and the memory.
+//! `cargo bench --bench serve -- flood [BODIES]`: 64 concurrent 4 MB bodies without a write key,
+//! again and again for 5 s: the memory they cost, and a normal client's latency meanwhile.
 
 #![allow(missing_docs)]
 
@@ -139,14 +145,24 @@ fn main() {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     match args.first().map(String::as_str) {
-        Some("ingest") => runtime.block_on(ingest(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10))),
+        Some("ingest") => {
+            runtime.block_on(ingest(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10)));
+        }
         Some("steady") => runtime.block_on(steady(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30))),
         Some("backlog") => {
             runtime.block_on(backlog(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000)))
         }
+        Some("floor") => {
+            let seconds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+            let floor = floor(seconds);
+            let signal = runtime.block_on(ingest(seconds));
+            println!("floor ratio: Signal's durable ingest / the bare loop's = {:.2}", signal / floor);
+        }
+        Some("idle") => runtime.block_on(idle(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5_000))),
+        Some("flood") => runtime.block_on(flood(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(64))),
         _ => {
             eprintln!(
-                "usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS]"
+                "usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS] | floor [SECONDS] | idle [CONNECTIONS] | flood [BODIES]"
             );
             std::process::exit(2);
         }
@@ -160,8 +176,42 @@ async fn post(client: &reqwest::Client, url: &str, key: &str, body: Vec<u8>) -> 
     }
 }
 
-/// Batches of 100 from 16 clients for `seconds`.
-async fn ingest(seconds: u64) {
+/// The limit: batches of 100 of the same events, each batch committed to SQLite (WAL, synchronous
+/// FULL, Signal's own tables, the `message_id` remembered as Signal does) by one bare loop.
+fn floor(seconds: u64) -> f64 {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut connection = rusqlite::Connection::open(dir.path().join("floor.db")).expect("open");
+    connection
+        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+        .expect("pragmas");
+    connection.execute_batch(store::sql::SQLITE_SCHEMA).expect("schema");
+    let started = Instant::now();
+    let mut events = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let transaction = connection.transaction().expect("begin");
+        {
+            let mut remember = transaction
+                .prepare_cached("INSERT INTO seen (source, message_id, seen_at) VALUES (?1, ?2, ?3) ON CONFLICT (source, message_id) DO UPDATE SET seen_at = excluded.seen_at")
+                .expect("prepare");
+            let mut insert = transaction
+                .prepare_cached("INSERT INTO events (source, pipeline, message_id, received_at, payload) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .expect("prepare");
+            for n in events..events + 100 {
+                let id = format!("m-{n}");
+                remember.execute(rusqlite::params!["s0", id, 0]).expect("remember");
+                insert.execute(rusqlite::params!["s0", "p0", id, 0, event(n).to_string()]).expect("insert");
+            }
+        }
+        transaction.commit().expect("commit");
+        events += 100;
+    }
+    let rate = events as f64 / started.elapsed().as_secs_f64();
+    println!("floor: a bare loop committing batches of 100 to SQLite: {rate:.0} events/s");
+    rate
+}
+
+/// Batches of 100 from 16 clients for `seconds`; returns the events acknowledged per second.
+async fn ingest(seconds: u64) -> f64 {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().expect("dir");
     let serve = start(dir.path(), &sandbox.url("MoEngage"));
@@ -206,6 +256,117 @@ async fn ingest(seconds: u64) {
     );
     println!(
         "  request latency      p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
+    events as f64 / elapsed.as_secs_f64()
+}
+
+/// One event per request at `per_second` for `seconds`: the acknowledgement latencies (sorted) and
+/// how many failed.
+async fn normal_client(url: String, per_second: u64, seconds: u64) -> (Vec<Duration>, u64) {
+    let client = reqwest::Client::new();
+    let mut ticks = tokio::time::interval(Duration::from_micros(1_000_000 / per_second));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut requests = tokio::task::JoinSet::new();
+    for n in 0..per_second * seconds {
+        ticks.tick().await;
+        let (client, url) = (client.clone(), url.clone());
+        let key = format!("key-{}", n as usize % WORKSPACES);
+        let body = event(10_000_000 + n).to_string().into_bytes();
+        requests.spawn(async move {
+            let sent = Instant::now();
+            (post(&client, &url, &key, body).await, sent.elapsed())
+        });
+    }
+    let (mut latencies, mut failed) = (Vec::new(), 0);
+    while let Some(done) = requests.join_next().await {
+        match done.expect("request") {
+            (true, latency) => latencies.push(latency),
+            (false, _) => failed += 1,
+        }
+    }
+    latencies.sort_unstable();
+    (latencies, failed)
+}
+
+/// `connections` held open — half idle, half stuck half way through their headers — while a normal
+/// client sends 1,000 requests/s for 8 s (within the 10 s header timeout, so all stay held).
+async fn idle(connections: usize) {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().expect("dir");
+    let serve = start(dir.path(), &sandbox.url("MoEngage"));
+    let (before, _) = serve.memory();
+    let address = serve.url("collector").trim_start_matches("http://").to_owned();
+    let mut held = Vec::with_capacity(connections);
+    for n in 0..connections {
+        use tokio::io::AsyncWriteExt as _;
+        let Ok(mut stream) = tokio::net::TcpStream::connect(&address).await else { break };
+        if n % 2 == 1 {
+            let _ = stream.write_all(b"POST /v1/track HTTP/1.1\r\nHost: signal\r\n").await;
+        }
+        held.push(stream);
+    }
+    let url = format!("{}/v1/track", serve.url("collector"));
+    let (latencies, failed) = normal_client(url, 1_000, 8).await;
+    let (rss, peak) = serve.memory();
+    println!("idle: {} connections held open (half idle, half with half-sent headers)", held.len());
+    println!(
+        "  normal client        1,000 requests/s for 8 s: p50 {:.1} ms, p99 {:.1} ms, {failed} failed",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "  resident memory      {:.1} MB before, {:.1} MB with them, peak {:.1} MB",
+        before as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+}
+
+/// `bodies` concurrent 4 MB bodies without a write key, sent again and again for 5 s, beside a
+/// normal client at 200 requests/s.
+async fn flood(bodies: usize) {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().expect("dir");
+    let serve = start(dir.path(), &sandbox.url("MoEngage"));
+    let (before, _) = serve.memory();
+    let url = format!("{}/v1/batch", serve.url("collector"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicU64::new(0));
+    let mut flooders = Vec::new();
+    for _ in 0..bodies {
+        let (url, stop, refused) = (url.clone(), stop.clone(), refused.clone());
+        flooders.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let body = vec![b' '; 4 * 1024 * 1024];
+            while !stop.load(Ordering::Relaxed) {
+                // The answer, or a reset once the server has read enough: either is a refusal.
+                let _ = client.post(&url).header("content-type", "text/plain").body(body.clone()).send().await;
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let normal = format!("{}/v1/track", serve.url("collector"));
+    let (latencies, failed) = normal_client(normal, 200, 5).await;
+    stop.store(true, Ordering::Relaxed);
+    for flooder in flooders {
+        let _ = flooder.await;
+    }
+    let (rss, peak) = serve.memory();
+    println!(
+        "flood: {bodies} concurrent 4 MB bodies without a key for 5 s ({} sent)",
+        refused.load(Ordering::Relaxed)
+    );
+    println!(
+        "  resident memory      {:.1} MB before, {:.1} MB after, peak {:.1} MB (+{:.1} MB)",
+        before as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        peak.saturating_sub(before) as f64 / 1024.0
+    );
+    println!(
+        "  normal client        200 requests/s: p50 {:.1} ms, p99 {:.1} ms, {failed} failed",
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3
     );

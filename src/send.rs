@@ -268,6 +268,11 @@ struct Run {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Stop {
     Interrupted,
+    /// Nothing has answered since sending began, and attempts keep failing: waiting out the retry
+    /// window would only delay the same verdict.
+    Unreachable {
+        why: String,
+    },
     /// MoEngage refused the credentials (401/403): the rest would only be refused too.
     Paused {
         code: String,
@@ -288,6 +293,7 @@ impl Run {
         tokio::pin!(interrupt);
         let mut ticks = tokio::time::interval(Duration::from_millis(250));
         let (mut body, mut warnings) = (Vec::new(), Vec::new());
+        let mut first_sent: Option<Instant> = None;
 
         loop {
             while stop.is_none() && in_flight.len() < self.concurrency {
@@ -299,6 +305,7 @@ impl Run {
                 match mapped {
                     Err(fate) => report.record(&fate, number),
                     Ok(()) => {
+                        first_sent.get_or_insert_with(Instant::now);
                         let (sender, destination) = (self.sender.clone(), self.destination.clone());
                         let request = std::mem::take(&mut body);
                         let handle = in_flight
@@ -329,7 +336,12 @@ impl Run {
                     }
                     Err(error) => {
                         if let Some((number, line)) = in_flight_lines.remove(&error.id()) {
-                            report.record_interrupted(number);
+                            if matches!(stop, Some(Stop::Unreachable { .. })) {
+                                // Nothing answered: it cannot have arrived.
+                                report.not_sent += 1;
+                            } else {
+                                report.record_interrupted(number);
+                            }
                             self.keep_unsent(&line)?;
                         }
                     }
@@ -338,7 +350,15 @@ impl Run {
                     None => input_done = true,
                     Some(chunk) => pending.extend(chunk?),
                 },
-                _ = ticks.tick() => progress.show(&report, in_flight.len()),
+                _ = ticks.tick() => {
+                    let sending = self.sender.progress();
+                    progress.show(&report, in_flight.len(), &sending);
+                    let silent_for = first_sent.map(|first| first.elapsed()).unwrap_or_default();
+                    if stop.is_none() && !sending.answered && sending.retrying > 0 && silent_for >= UNREACHABLE_AFTER {
+                        stop = Some(Stop::Unreachable { why: sending.latest_failure.unwrap_or_default() });
+                        in_flight.abort_all();
+                    }
+                }
             }
         }
         if let Some(stop) = stop {
@@ -351,6 +371,14 @@ impl Run {
             let mut unsent_lines = std::mem::take(&mut pending);
             loop {
                 for (number, line) in unsent_lines.drain(..) {
+                    // What the blueprint drops is reported as dropped and not kept: it would be
+                    // dropped again.
+                    if let Err(fate) = self.map(&line, &mut body, &mut warnings) {
+                        warnings.clear();
+                        report.record(&fate, number);
+                        continue;
+                    }
+                    warnings.clear();
                     report.not_sent += 1;
                     report.last_line = report.last_line.max(number);
                     self.keep_unsent(&line)?;
@@ -405,6 +433,10 @@ fn failure_name(fate: &Fate) -> String {
     format!("{what}{retried}")
 }
 
+/// How long a destination may stay silent — no answer at all while attempts fail — before
+/// `signal send` stops instead of waiting out the retry window.
+const UNREACHABLE_AFTER: Duration = Duration::from_secs(20);
+
 /// Events with the same fate, and the first few of their line numbers.
 #[derive(Debug)]
 struct Group {
@@ -417,10 +449,13 @@ struct Group {
 const LINES_SHOWN: usize = 5;
 
 impl Group {
+    /// Counts line `number`, keeping the lowest few in order: events finish out of order.
     fn add(&mut self, number: u64) {
         self.count += 1;
-        if self.lines.len() < LINES_SHOWN {
-            self.lines.push(number);
+        let at = self.lines.partition_point(|&line| line < number);
+        if at < LINES_SHOWN {
+            self.lines.insert(at, number);
+            self.lines.truncate(LINES_SHOWN);
         }
     }
 }
@@ -435,6 +470,8 @@ struct Report {
     delivered: u64,
     failed: u64,
     dropped: u64,
+    /// Lines that are not events (`invalid_event`): the input needs fixing.
+    invalid: u64,
     interrupted: u64,
     not_sent: u64,
     last_line: u64,
@@ -451,6 +488,7 @@ impl Report {
             delivered: 0,
             failed: 0,
             dropped: 0,
+            invalid: 0,
             interrupted: 0,
             not_sent: 0,
             last_line: 0,
@@ -476,6 +514,9 @@ impl Report {
             }
             State::Dropped => {
                 self.dropped += 1;
+                if fate.code == blueprint::DropCode::InvalidEvent.as_str() {
+                    self.invalid += 1;
+                }
                 (2, "dropped", fate.code.clone(), fate.said.clone())
             }
         };
@@ -524,7 +565,9 @@ impl Report {
     fn exit_code(&self) -> ExitCode {
         match self.stopped {
             Some(Stop::Interrupted) => ExitCode::from(130),
-            _ if self.failed > 0 || self.not_sent > 0 || self.stopped.is_some() => ExitCode::FAILURE,
+            _ if self.failed > 0 || self.not_sent > 0 || self.invalid > 0 || self.stopped.is_some() => {
+                ExitCode::FAILURE
+            }
             _ => ExitCode::SUCCESS,
         }
     }
@@ -571,6 +614,10 @@ impl Report {
                 Some(Stop::Interrupted) => "interrupted (Ctrl-C) before these were sent".to_owned(),
                 Some(Stop::Paused { code }) => format!(
                     "sending paused after MoEngage answered {code}: fix the Workspace ID or Data API key, then send these again"
+                ),
+                Some(Stop::Unreachable { why }) => format!(
+                    "stopped: nothing answered in {} s ({why}); check --endpoint or the data center, then send these again",
+                    UNREACHABLE_AFTER.as_secs()
                 ),
                 None => String::new(),
             };
@@ -684,15 +731,19 @@ impl Progress {
         Progress { bar, total, started: now, last_line: now }
     }
 
-    fn show(&mut self, report: &Report, in_flight: usize) {
+    fn show(&mut self, report: &Report, in_flight: usize, sending: &sender::InProgress) {
         let elapsed = self.started.elapsed();
-        let line = format!(
+        let mut line = format!(
             "{}; {} delivered, {} failed, {} dropped, {in_flight} in flight",
             progress_line(report.settled(), self.total, elapsed),
             thousands(report.delivered),
             thousands(report.failed),
             thousands(report.dropped),
         );
+        if sending.retrying > 0 {
+            let why = sending.latest_failure.as_deref().unwrap_or("failing");
+            line.push_str(&format!("; {} retrying: {why}", thousands(sending.retrying)));
+        }
         match &self.bar {
             Some(bar) => {
                 bar.set_position(report.settled());
@@ -730,6 +781,15 @@ mod tests {
         assert_eq!(progress_line(0, Some(10), Duration::ZERO), "0/10 events (0%), 0/s, ETA unknown");
         assert_eq!(progress_line(42, None, Duration::from_secs(2)), "42 events, 21/s");
         assert_eq!(short_duration(Duration::from_secs(7_500)), "2h05m");
+    }
+
+    #[test]
+    fn a_group_shows_its_lowest_lines_in_order() {
+        let mut group = Group { count: 0, detail: None, hint: None, lines: Vec::new() };
+        for line in [9, 3, 7, 1, 12, 5, 2] {
+            group.add(line);
+        }
+        assert_eq!((group.count, group.lines.as_slice()), (7, &[1, 2, 3, 5, 7][..]));
     }
 
     #[test]

@@ -79,6 +79,9 @@ async fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for (path, before) in &recovered.made_private {
+        tracing::warn!(path = %path, mode_before = %format!("{before:o}"), "others could read Signal's data (it holds emails and phone numbers): made private to this user");
+    }
     if recovered.claimed > 0 || recovered.paused > 0 {
         tracing::info!(
             in_flight = recovered.claimed,

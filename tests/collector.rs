@@ -91,12 +91,20 @@ fn every_sdk_path_takes_its_calls() {
     // A wrong key in the query is refused like one in the header.
     let wrong = format!("{}/beacon/v1/batch?writeKey=guess", serve.collector);
     assert_eq!(http.send("POST", &wrong, &[], br#"{"batch":[]}"#.to_vec()).0, 401);
-    // A type no SDK sends is refused, naming the field.
+    // A type no SDK sends is refused, naming the field: in a batch, that event alone.
     let (status, _, answer) = http.send(
         "POST",
         &format!("{}/v1/batch", serve.collector),
         &[("authorization", &auth)],
         br#"{"batch":[{"type":"merge","userId":"u"}]}"#.to_vec(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""rejected":[{"event_index":0,"field":"type""#), "{answer}");
+    let (status, _, answer) = http.send(
+        "POST",
+        &format!("{}/v1/track", serve.collector),
+        &[("authorization", &auth)],
+        br#"{"type":"merge","userId":"u"}"#.to_vec(),
     );
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains(r#""field":"type""#), "{answer}");
@@ -350,4 +358,45 @@ fn the_collector_reads_an_event_as_the_blueprint_does() {
     });
     let sent = sent_to(&sandbox, "18446744073709551617");
     assert_eq!(sent[0]["action"], "Order Completed", "{sent:?}");
+}
+
+#[test]
+fn a_batch_is_judged_event_by_event_and_repeats_inside_it_are_duplicates() {
+    let (_dir, sandbox, serve, http) = start();
+    let auth = basic(WRITE_KEY);
+    let order = |user: &str, id: &str| {
+        json!({"type": "track", "event": "Order Completed", "userId": user, "messageId": id, "properties": {"revenue": 1}})
+    };
+    let batch = json!({"batch": [
+        order("b-good", "b-1"),
+        {"type": "track", "event": "Order Completed", "userId": "b-bad", "timestamp": "yesterday", "writeKey": WRITE_KEY},
+        order("b-good", "b-1"),
+        {"type": "merge", "userId": "b-bad"},
+        // Valid RFC 3339 times that a strict parser refuses.
+        {"type": "track", "event": "Order Completed", "userId": "b-times", "messageId": "b-2", "timestamp": "2026-07-01T09:00:00.1234567891Z"},
+        {"type": "track", "event": "Order Completed", "userId": "b-times", "messageId": "b-3", "timestamp": "9999-12-31T23:59:59Z"},
+    ]});
+    let (status, _, answer) = http.send(
+        "POST",
+        &format!("{}/v1/batch", serve.collector),
+        &[("authorization", &auth)],
+        batch.to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "one bad event does not cost the good ones: {answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!((answer["accepted"].clone(), answer["duplicates"].clone()), (json!(4), json!(1)), "{answer}");
+    let rejected = answer["rejected"].as_array().cloned().unwrap_or_default();
+    let places: Vec<(Value, Value)> =
+        rejected.iter().map(|entry| (entry["event_index"].clone(), entry["field"].clone())).collect();
+    assert_eq!(places, [(json!(1), json!("timestamp")), (json!(3), json!("type"))], "{answer}");
+    assert!(rejected[0]["message"].as_str().is_some_and(|m| m.starts_with("`timestamp` is `yesterday`")), "{answer}");
+
+    eventually(Duration::from_secs(20), "the good events delivered and the bad ones recorded", || {
+        metric(&http, &serve, "signal_events_dropped_total{pipeline=\"site\",code=\"invalid_event\"}") == 2
+            && sent_to(&sandbox, "b-times").len() == 2
+    });
+    assert_eq!(sent_to(&sandbox, "b-good").len(), 1, "a message_id repeated in one request is delivered once");
+    assert!(sent_to(&sandbox, "b-bad").is_empty());
+    assert_eq!(metric(&http, &serve, "signal_events_invalid_total{source=\"site\"}"), 2);
+    assert_eq!(metric(&http, &serve, "signal_events_duplicate_total{source=\"site\"}"), 1);
 }

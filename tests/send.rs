@@ -250,3 +250,69 @@ fn an_unreachable_endpoint_fails_with_the_connection_hint_when_the_window_closes
     assert!(!stdout.contains("Wrong data center"), "{stdout}");
     assert!(stdout.starts_with("0 of 5 events delivered"), "{stdout}");
 }
+
+#[test]
+fn after_a_pause_the_unsent_file_holds_only_what_the_blueprint_would_send() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS123:{KEY}")]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = dir.path().join("mixed.ndjson");
+    let lines: Vec<String> = (0..200)
+        .map(|n| {
+            let event = if n % 2 == 0 { "Order Completed" } else { "Wishlist Shared" };
+            json!({"type": "track", "event": event, "user_id": "u_mixed", "properties": {"order_id": n}}).to_string()
+        })
+        .collect();
+    std::fs::write(&events, lines.join("\n") + "\n").expect("write events");
+    let unsent = dir.path().join("unsent.ndjson");
+    let output = signal_send(&sandbox.base, "wrong-key", &["--concurrency", "1"])
+        .arg("--events")
+        .arg(&events)
+        .arg("--unsent")
+        .arg(&unsent)
+        .output()
+        .expect("signal send runs");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    let kept = std::fs::read_to_string(&unsent).expect("unsent file");
+    assert_eq!(kept.lines().count(), 100, "only the orders: {stdout}");
+    assert!(kept.lines().all(|line| line.contains("Order Completed")), "{kept}");
+    assert!(stdout.contains("not_in_blueprint"), "the others are reported as dropped: {stdout}");
+}
+
+#[test]
+fn lines_that_are_not_events_are_invalid_and_fail_the_run() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS123:{KEY}")]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = dir.path().join("broken.ndjson");
+    let order = json!({"type": "track", "event": "Order Completed", "user_id": "u_ok"}).to_string();
+    std::fs::write(&events, format!("{order}\nnot json at all\n{order}\n")).expect("write events");
+    let output = signal_send(&sandbox.base, KEY, &[]).arg("--events").arg(&events).output().expect("runs");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "a file with broken lines needs fixing: {stdout}{stderr}");
+    assert!(stdout.contains("invalid_event"), "{stdout}");
+    assert!(stdout.contains("line 2"), "{stdout}");
+}
+
+#[test]
+fn an_endpoint_where_nothing_answers_stops_early_and_says_why() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let unsent = dir.path().join("unsent.ndjson");
+    let started = Instant::now();
+    let output = signal_send(&format!("http://{closed}"), KEY, &["--events", "examples/events.ndjson"])
+        .arg("--unsent")
+        .arg(&unsent)
+        .output()
+        .expect("signal runs");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60), "not the whole default hour: {:?}", started.elapsed());
+    assert!(stdout.contains("stopped: nothing answered in 20 s"), "{stdout}");
+    assert!(stdout.to_lowercase().contains("connection refused"), "the cause is named: {stdout}");
+    assert!(
+        stderr.contains("retrying: ") && stderr.to_lowercase().contains("connection refused"),
+        "the progress line shows the retries and why: {stderr}"
+    );
+    // The three events the blueprint maps are kept; the two it drops are not.
+    assert_eq!(std::fs::read_to_string(&unsent).expect("unsent").lines().count(), 3, "{stdout}");
+}

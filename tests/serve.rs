@@ -159,7 +159,7 @@ fn bad_input_gets_its_status_and_a_json_error_and_the_server_keeps_serving() {
     let cases: Vec<Case> = vec![
         ("malformed JSON", &track, key, vec![], b"{\"type\": \"track\",".to_vec(), 400, None),
         ("user_id of the wrong type", &track, key, vec![], br#"{"event":"Signed Up","user_id":{"id":1}}"#.to_vec(), 400, Some((0, "user_id"))),
-        ("a bad timestamp in the second event", &batch, key, vec![], br#"{"batch":[{"event":"Logged In","user_id":"u"},{"event":"Logged In","user_id":"u","timestamp":"yesterday"}]}"#.to_vec(), 400, Some((1, "timestamp"))),
+        ("a bad timestamp in a single call", &track, key, vec![], br#"{"event":"Logged In","user_id":"u","timestamp":"yesterday"}"#.to_vec(), 400, Some((0, "timestamp"))),
         ("properties that are not an object", &track, key, vec![], br#"{"event":"Signed Up","properties":[1]}"#.to_vec(), 400, Some((0, "properties"))),
         ("a track call without an event", &track, key, vec![], br#"{"user_id":"u"}"#.to_vec(), 400, Some((0, "event"))),
         ("not an object", &track, key, vec![], b"[1,2,3]".to_vec(), 400, Some((0, ""))),

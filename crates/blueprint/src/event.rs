@@ -260,7 +260,7 @@ impl<'a> Event<'a> {
         let mut times = [None; 3];
         for (slot, field) in times.iter_mut().zip(["timestamp", "original_timestamp", "sent_at"]) {
             if let Some(text) = string_field(field)? {
-                *slot = Some(text.parse::<jiff::Timestamp>().map_err(|_| {
+                *slot = Some(parse_time(&text).ok_or_else(|| {
                     InvalidEvent::at(
                         field,
                         format!("`{field}` is `{text}`, not an RFC 3339 time such as 2026-11-28T10:15:00Z"),
@@ -341,6 +341,49 @@ impl<'a> Event<'a> {
     /// A string member of `context`.
     pub fn context_str(&self, name: &str) -> Option<Cow<'a, str>> {
         self.context.get(name).and_then(|raw| raw.as_str())
+    }
+}
+
+/// An RFC 3339 time, any that the RFC allows: more than nine fraction digits are cut to
+/// nanoseconds, and an instant past what a timestamp holds (the last hours of year 9999 with their
+/// offset) becomes the last one it holds — a time in the future, which the interpreter treats as
+/// such.
+pub fn parse_time(text: &str) -> Option<jiff::Timestamp> {
+    if let Ok(time) = text.parse::<jiff::Timestamp>() {
+        return Some(time);
+    }
+    let (civil, offset_seconds) = match text.strip_suffix(['Z', 'z']) {
+        Some(civil) => (civil, 0),
+        None => {
+            let split = text.len().checked_sub(6).filter(|at| text.is_char_boundary(*at))?;
+            let (civil, offset) = text.split_at(split);
+            let offset = offset.as_bytes();
+            let sign = match offset.first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
+                _ => return None,
+            };
+            let digit = |at: usize| offset.get(at).filter(|b| b.is_ascii_digit()).map(|b| i32::from(b - b'0'));
+            if offset.get(3) != Some(&b':') {
+                return None;
+            }
+            let hours = digit(1)? * 10 + digit(2)?;
+            let minutes = digit(4)? * 10 + digit(5)?;
+            (civil, sign * (hours * 3600 + minutes * 60))
+        }
+    };
+    let civil = match civil.split_once('.') {
+        Some((whole, fraction)) if fraction.len() > 9 && fraction.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{whole}.{}", &fraction[..9])
+        }
+        _ => civil.to_owned(),
+    };
+    let datetime: jiff::civil::DateTime = civil.parse().ok()?;
+    let offset = jiff::tz::Offset::from_seconds(offset_seconds).ok()?;
+    match offset.to_timestamp(datetime) {
+        Ok(time) => Some(time),
+        Err(_) if datetime.year() > 0 => Some(jiff::Timestamp::MAX),
+        Err(_) => Some(jiff::Timestamp::MIN),
     }
 }
 
@@ -484,6 +527,19 @@ mod tests {
         let error = Event::read(r#"{"type":"\ud800","event":"x"}"#, Some(CallType::Track)).expect_err("a lone surrogate");
         assert_eq!(error.field, Some("type"));
         assert!(Event::read(r#"{"event":"x","timestamp":"\udc00"}"#, None).is_err());
+    }
+
+    #[test]
+    fn every_rfc_3339_time_is_read() {
+        let read = |text: &str| parse_time(text).map(|time| time.to_string());
+        assert_eq!(read("2026-11-28T10:15:00Z").as_deref(), Some("2026-11-28T10:15:00Z"));
+        assert_eq!(read("2026-11-28t10:15:00.5+01:00").as_deref(), Some("2026-11-28T09:15:00.5Z"));
+        assert_eq!(read("2026-11-28T10:15:00.1234567891Z").as_deref(), Some("2026-11-28T10:15:00.123456789Z"));
+        assert_eq!(parse_time("9999-12-31T23:59:59Z"), Some(jiff::Timestamp::MAX));
+        assert_eq!(parse_time("9999-12-31T23:59:59.9999999999-05:00"), Some(jiff::Timestamp::MAX));
+        for refused in ["yesterday", "2026-11-28", "2026-13-01T00:00:00Z", "2026-11-28T10:15:00+1:00", "é2026-11-28T10:15:00Z+00:00"] {
+            assert_eq!(parse_time(refused), None, "{refused}");
+        }
     }
 
     #[test]

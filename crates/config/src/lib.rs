@@ -77,6 +77,14 @@ pub struct Config {
     pub max_event_bytes: usize,
     /// The most events in one batch.
     pub max_batch_events: usize,
+    /// How long a request's headers (and an idle connection's next request) may take.
+    pub header_timeout: Duration,
+    /// How long a request body may stall.
+    pub body_timeout: Duration,
+    /// The most collector connections open at once.
+    pub max_connections: usize,
+    /// How long requests in progress may take to finish once stopping.
+    pub shutdown_grace: Duration,
     /// Retries.
     pub retry: RetryPolicy,
     /// Per-request timeout.
@@ -113,6 +121,14 @@ pub mod defaults {
     pub const MAX_EVENT_BYTES: usize = 131_072;
     /// The most events in a batch.
     pub const MAX_BATCH_EVENTS: usize = 1000;
+    /// How long a request's headers may take.
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long a request body may stall.
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+    /// The most collector connections at once.
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    /// How long requests in progress may take once stopping.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
     /// How long an event is retried.
     pub const RETRY_WINDOW: Duration = Duration::from_secs(6 * 3600);
     /// Per-request timeout.
@@ -419,6 +435,12 @@ impl Checker {
             defaults::DEDUPE_WINDOW,
         );
         let collector = file.collector.clone().unwrap_or_default();
+        let [header_timeout, body_timeout, shutdown_grace] = [
+            ("header_timeout", &collector.header_timeout, defaults::HEADER_TIMEOUT),
+            ("body_timeout", &collector.body_timeout, defaults::BODY_TIMEOUT),
+            ("shutdown_grace", &collector.shutdown_grace, defaults::SHUTDOWN_GRACE),
+        ]
+        .map(|(name, text, default)| self.duration(context, &format!("/collector/{name}"), text.as_deref(), default));
         let delivery = file.delivery.clone().unwrap_or_default();
         let retry_window = self.duration(
             context,
@@ -477,6 +499,10 @@ impl Checker {
             max_request_bytes: to_usize(collector.max_request_bytes, defaults::MAX_REQUEST_BYTES),
             max_event_bytes: to_usize(collector.max_event_bytes, defaults::MAX_EVENT_BYTES),
             max_batch_events: to_usize(collector.max_batch_events, defaults::MAX_BATCH_EVENTS),
+            header_timeout,
+            body_timeout,
+            max_connections: to_usize(collector.max_connections, defaults::MAX_CONNECTIONS),
+            shutdown_grace,
             retry: RetryPolicy { window: retry_window, ..RetryPolicy::default() },
             timeout,
             concurrency: delivery.concurrency.map_or(defaults::CONCURRENCY, |n| n as usize),
@@ -680,6 +706,10 @@ pub fn embedded(write_key: WriteKey, integration_name: &str, destination: Arc<dy
         max_request_bytes: defaults::MAX_REQUEST_BYTES,
         max_event_bytes: defaults::MAX_EVENT_BYTES,
         max_batch_events: defaults::MAX_BATCH_EVENTS,
+        header_timeout: defaults::HEADER_TIMEOUT,
+        body_timeout: defaults::BODY_TIMEOUT,
+        max_connections: defaults::MAX_CONNECTIONS,
+        shutdown_grace: defaults::SHUTDOWN_GRACE,
         retry: RetryPolicy { window: defaults::RETRY_WINDOW, ..RetryPolicy::default() },
         timeout: defaults::TIMEOUT,
         concurrency: defaults::CONCURRENCY,

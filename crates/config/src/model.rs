@@ -75,6 +75,23 @@ pub struct CollectorConfig {
     /// The most events in one `/v1/batch` request. Default 1,000.
     #[schemars(range(min = 1))]
     pub max_batch_events: Option<u64>,
+
+    /// How long a client has to send a request's headers, and how long a kept-alive connection may
+    /// wait idle for its next request, before the connection is closed. Default `10s`.
+    pub header_timeout: Option<String>,
+
+    /// How long a request body may stall (no bytes arriving) before the request is answered 408
+    /// and the connection closed. Default `30s`.
+    pub body_timeout: Option<String>,
+
+    /// The most connections open at once; past it, new ones wait to be accepted. Default 10,000
+    /// (the process's open-file limit must allow it: `ulimit -n`).
+    #[schemars(range(min = 1))]
+    pub max_connections: Option<u64>,
+
+    /// On SIGTERM or Ctrl-C, how long requests in progress may take to finish before their
+    /// connections are cut (idle connections are closed at once). Default `10s`.
+    pub shutdown_grace: Option<String>,
 }
 
 /// How events are delivered.

@@ -2,6 +2,7 @@
 //! destination account, and the retry rules of [`deliver`](crate::deliver).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -117,6 +118,52 @@ pub struct HttpSender {
     policy: RetryPolicy,
     timeout: Duration,
     limiters: Mutex<HashMap<String, Arc<Mutex<RateLimiter>>>>,
+    watch: Watch,
+}
+
+/// How deliveries in progress fare, for people watching: how many bodies are waiting to be tried
+/// again, why the latest attempt failed, and whether any answer has come at all.
+#[derive(Debug, Default)]
+struct Watch {
+    retrying: AtomicU64,
+    latest_failure: Mutex<Option<String>>,
+    answered: AtomicBool,
+}
+
+/// Counts one body in [`Watch::retrying`] while its last attempt failed; dropped — delivered, given
+/// up, or cancelled — it is counted no longer.
+struct RetryMark<'a> {
+    watch: &'a Watch,
+    marked: AtomicBool,
+}
+
+impl RetryMark<'_> {
+    fn mark(&self, retrying: bool) {
+        if self.marked.swap(retrying, Ordering::Relaxed) != retrying {
+            if retrying {
+                self.watch.retrying.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.watch.retrying.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for RetryMark<'_> {
+    fn drop(&mut self) {
+        self.mark(false);
+    }
+}
+
+/// A snapshot of the deliveries in progress (see [`HttpSender::progress`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InProgress {
+    /// Bodies whose last attempt failed and that wait to be tried again.
+    pub retrying: u64,
+    /// Why the latest failed attempt failed: `connection refused at http://127.0.0.1:9`, `503`.
+    pub latest_failure: Option<String>,
+    /// Whether any attempt has had an HTTP answer (of any status) since the sender was made.
+    pub answered: bool,
 }
 
 impl HttpSender {
@@ -127,7 +174,17 @@ impl HttpSender {
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_keepalive(Duration::from_secs(60))
             .build()?;
-        Ok(HttpSender { client, policy, timeout, limiters: Mutex::default() })
+        Ok(HttpSender { client, policy, timeout, limiters: Mutex::default(), watch: Watch::default() })
+    }
+
+    /// How the deliveries in progress fare: for a progress line that says "12 retrying: connection
+    /// refused at …", and to notice a destination that has never answered.
+    pub fn progress(&self) -> InProgress {
+        InProgress {
+            retrying: self.watch.retrying.load(Ordering::Relaxed),
+            latest_failure: self.watch.latest_failure.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            answered: self.watch.answered.load(Ordering::Relaxed),
+        }
     }
 
     // Plain mutexes: they are held for a map lookup or a slot reservation, never across an await.
@@ -164,10 +221,11 @@ impl HttpSender {
         let mut jitter = Jitter::from_entropy();
         let log = Mutex::new(Vec::new());
         let last_classification = Mutex::new(None);
+        let retrying = RetryMark { watch: &self.watch, marked: AtomicBool::new(false) };
         let delivery = deliver(&self.policy, &mut jitter, |_| {
             let body = body.clone();
             let limiter = limiter.clone();
-            let (log, last_classification) = (&log, &last_classification);
+            let (log, last_classification, retrying) = (&log, &last_classification, &retrying);
             async move {
                 // Reserve under the lock, wait outside it: others queue for their own slots meanwhile.
                 let wait = limiter.lock().unwrap_or_else(PoisonError::into_inner).reserve(Instant::now());
@@ -180,6 +238,20 @@ impl HttpSender {
                 log.lock().unwrap_or_else(PoisonError::into_inner).push((status, started.elapsed()));
                 let classification = destination.classify(&response);
                 let verdict = classification.verdict;
+                if status.is_some() {
+                    self.watch.answered.store(true, Ordering::Relaxed);
+                }
+                retrying.mark(verdict == Verdict::Retry);
+                if verdict == Verdict::Retry {
+                    // The innermost cause of a failed connection says the most in the fewest words.
+                    let why = match (&classification.said, status) {
+                        (Some(said), None) => {
+                            format!("{} — {}", said.rsplit(": ").next().unwrap_or(said), destination.shown_as())
+                        }
+                        _ => format!("{} — {}", classification.code, destination.shown_as()),
+                    };
+                    *self.watch.latest_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+                }
                 *last_classification.lock().unwrap_or_else(PoisonError::into_inner) = Some(classification);
                 let retry_after = response.as_ref().ok().and_then(|answer| answer.retry_after);
                 if status == Some(429) && verdict == Verdict::Retry {
@@ -194,6 +266,7 @@ impl HttpSender {
             }
         })
         .await;
+        drop(retrying);
         let classification = last_classification
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner)

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 pub use backoff::{Jitter, Next, RetryPolicy};
 pub use http::{
-    Answer, AttemptLog, Classification, Destination, HttpSender, KEPT_BODY_BYTES, NoAnswer, Response, Sent, Verdict,
+    Answer, AttemptLog, Classification, Destination, HttpSender, InProgress, KEPT_BODY_BYTES, NoAnswer, Response, Sent,
+    Verdict,
 };
 pub use kind::{DestinationKind, SettingError};
 pub use rate::{RateLimit, RateLimiter};

@@ -4,9 +4,11 @@
 //! `writeKey` in the body. Every refusal is a JSON error that says which event and which field, and
 //! is counted and logged; a 200 is sent only once the events are committed to the queue.
 
+use std::collections::HashSet;
 use std::io::Read as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -87,15 +89,22 @@ pub struct Refusal {
     message: String,
     event_index: Option<usize>,
     field: Option<&'static str>,
+    /// The connection is closed after the answer: the rest of the body is not worth reading.
+    close: bool,
 }
 
 impl Refusal {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Refusal { status, message: message.into(), event_index: None, field: None }
+        Refusal { status, message: message.into(), event_index: None, field: None, close: false }
     }
 
     fn at(status: StatusCode, index: usize, field: Option<&'static str>, message: impl Into<String>) -> Self {
-        Refusal { status, message: message.into(), event_index: Some(index), field }
+        Refusal { status, message: message.into(), event_index: Some(index), field, close: false }
+    }
+
+    fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     /// The HTTP status it is answered with.
@@ -119,7 +128,11 @@ impl IntoResponse for Refusal {
         if let Some(field) = self.field {
             error.insert("field".into(), json!(field));
         }
-        (self.status, axum::Json(json!({"success": false, "error": error}))).into_response()
+        let mut response = (self.status, axum::Json(json!({"success": false, "error": error}))).into_response();
+        if self.close {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
@@ -252,11 +265,18 @@ async fn accept<Q: Queue>(
         .headers()
         .get("sentat")
         .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<jiff::Timestamp>().ok());
+        .and_then(blueprint::event::parse_time);
     let gzip = content_encoding(request.headers())?;
     let limit = shared.config.max_request_bytes;
-    let body = read_body(request.into_body(), limit).await?;
-    let text = if gzip { gunzip(&body, limit)? } else { body.to_vec() };
+    let reading = Reading {
+        limit,
+        stall: shared.config.body_timeout,
+        // Without a key outside the body, only a beacon-sized body is read looking for one: an
+        // unauthenticated flood costs little memory.
+        keyless_limit: (key_source.is_none()).then_some(KEYLESS_BODY_BYTES.min(limit)),
+    };
+    let body = read_body(request.into_body(), &reading).await?;
+    let text = if gzip { gunzip(&body, reading.keyless_limit.unwrap_or(limit))? } else { body.to_vec() };
     let text = std::str::from_utf8(&text).map_err(|error| {
         Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: it is not UTF-8 text ({error})"))
     })?;
@@ -278,7 +298,7 @@ async fn accept<Q: Queue>(
     // A batch's `sentAt` (Segment, RudderStack) or RudderStack's `SentAt` header dates every event.
     let batch_sent_at = member(&["sentAt", "sent_at"])
         .and_then(|(_, value)| value.as_str())
-        .and_then(|text| text.parse::<jiff::Timestamp>().ok())
+        .and_then(|text| blueprint::event::parse_time(&text))
         .or(header_sent_at);
     let not_a_batch = || Refusal::new(StatusCode::BAD_REQUEST, "a batch is `{\"batch\": [event, ...]}`");
     let events: Vec<Raw<'_>> = match (endpoint, &document) {
@@ -319,8 +339,33 @@ async fn accept<Q: Queue>(
         .collect();
     let mut queued = Vec::with_capacity(events.len() * pipelines.len().max(1));
     let count = events.len();
+    // A batch is judged event by event: SDKs do not retry a 400, so one bad event must not cost the
+    // good ones. A single call stands or falls alone.
+    let judged_one_by_one = endpoint == Endpoint::Batch;
+    let mut rejected = Vec::new();
+    let mut seen_in_request: HashSet<String> = HashSet::with_capacity(count);
+    let mut repeated_in_request = 0usize;
     for (index, event) in events.into_iter().enumerate() {
-        let (message_id, payload) = check_event(index, event.get(), &intake)?;
+        let (message_id, payload) = match check_event(index, event.get(), &intake) {
+            Ok(checked) => checked,
+            Err(refusal) if judged_one_by_one && refusal.status == StatusCode::BAD_REQUEST => {
+                let prefix = format!("event {index}: ");
+                let message = refusal.message.strip_prefix(&prefix).unwrap_or(&refusal.message);
+                rejected.push(json!({"event_index": index, "field": refusal.field, "message": message}));
+                // Kept (without its write key), so that its fate — `invalid_event`, with the same
+                // words — is recorded with the others'.
+                let payload = without_write_key(event);
+                if payload.len() > intake.max_event_bytes {
+                    continue;
+                }
+                (generated_message_id(), payload)
+            }
+            Err(refusal) => return Err(refusal),
+        };
+        if !seen_in_request.insert(message_id.clone()) {
+            repeated_in_request += 1;
+            continue;
+        }
         for pipeline in &pipelines {
             queued.push(NewEvent {
                 source: source.to_owned(),
@@ -336,14 +381,34 @@ async fn accept<Q: Queue>(
         Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "the events could not be stored; try again")
     })?;
     // The queue counts rows, one per event and pipeline.
-    let duplicates = enqueued.duplicates / pipelines.len().max(1);
-    shared.metrics.received(source, count as u64);
+    let duplicates = enqueued.duplicates / pipelines.len().max(1) + repeated_in_request;
+    let accepted = count - rejected.len();
+    shared.metrics.received(source, accepted as u64);
     shared.metrics.duplicates(source, duplicates as u64);
+    shared.metrics.invalid(source, rejected.len() as u64);
     if enqueued.queued > 0 {
         shared.wake_workers();
     }
-    let body = json!({"success": true, "accepted": count, "duplicates": duplicates});
+    let body = json!({"success": true, "accepted": accepted, "duplicates": duplicates, "rejected": rejected});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// An event the reader refused, as it is kept for the record: its members without a write key
+/// (as written otherwise), or the value itself when it is not an object.
+fn without_write_key(event: Raw<'_>) -> String {
+    let Ok(members) = event.members() else { return event.get().to_owned() };
+    let mut out = Vec::with_capacity(event.get().len());
+    out.push(b'{');
+    for (name, value) in members.iter().filter(|(name, _)| !matches!(name.as_ref(), "writeKey" | "write_key")) {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        blueprint::event::write_str(&mut out, name);
+        out.push(b':');
+        value.write_compact(&mut out);
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// What every event of one request shares.
@@ -355,21 +420,56 @@ struct Intake {
     max_event_bytes: usize,
 }
 
+/// How much of a body to read, and how long it may stall.
+struct Reading {
+    /// The most bytes of a body.
+    limit: usize,
+    /// The longest wait for the next bytes.
+    stall: Duration,
+    /// The most bytes read when the write key can only be in the body.
+    keyless_limit: Option<usize>,
+}
+
+/// At most this much of a body is read when no write key came in a header or the query.
+pub const KEYLESS_BODY_BYTES: usize = 64 * 1024;
+
 /// Reads the body, at most `limit` bytes. Past the limit the rest is read and thrown away — up to a
-/// bound — so that the client, still sending, receives the 413 instead of a broken connection.
-async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Refusal> {
+/// bound — so that the client, still sending, receives the 413 instead of a broken connection. A
+/// body that stalls is answered 408, and one without a key past its smaller limit 401; both close
+/// the connection instead of reading on.
+async fn read_body(body: axum::body::Body, reading: &Reading) -> Result<Bytes, Refusal> {
     use futures_util::StreamExt as _;
+    let limit = reading.keyless_limit.unwrap_or(reading.limit);
     let drain_bound = limit.saturating_mul(4).max(16 * 1024 * 1024);
     let mut stream = body.into_data_stream();
     let mut kept = Vec::new();
     let mut total = 0usize;
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let chunk = match tokio::time::timeout(reading.stall, stream.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(_) => {
+                return Err(Refusal::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the request body stalled for {} s", reading.stall.as_secs()),
+                )
+                .closing());
+            }
+        };
         let chunk = chunk.map_err(|error| {
             Refusal::new(StatusCode::BAD_REQUEST, format!("the request body could not be read: {error}"))
         })?;
         total = total.saturating_add(chunk.len());
         if total <= limit {
             kept.extend_from_slice(&chunk);
+        } else if reading.keyless_limit.is_some() {
+            return Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "no write key in the Authorization header or the query, and none in the first {limit} bytes of the body: send the key as the HTTP Basic username"
+                ),
+            )
+            .closing());
         } else if total > drain_bound {
             break;
         }
@@ -539,4 +639,18 @@ pub async fn not_found<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: 
     let refusal = unknown_path();
     shared.refusals.record(&shared.metrics, PathClass::Unknown, &request, &refusal);
     refusal.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_event_is_kept_without_its_write_key() {
+        let scanned = scan::document(r#"[{"writeKey":"k","userId":18446744073709551617,"write_key":"k","x":[1, 2]}, 5]"#)
+            .expect("valid JSON");
+        let Document::Array(events) = scanned else { panic!("an array") };
+        assert_eq!(without_write_key(events[0]), r#"{"userId":18446744073709551617,"x":[1,2]}"#);
+        assert_eq!(without_write_key(events[1]), "5");
+    }
 }

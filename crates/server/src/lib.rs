@@ -41,8 +41,6 @@ pub enum ServerErrorKind {
     Listen,
     /// The HTTP client that delivers events could not be built (its TLS set-up failed).
     Client,
-    /// The collector's listener failed while serving.
-    Serve,
 }
 
 impl ServerError {
@@ -174,8 +172,7 @@ pub async fn run<Q: Queue + Clone>(
             .await
     });
     shared.ready.store(true, Ordering::Relaxed);
-    let served = axum::serve(listeners.collector, collector).with_graceful_shutdown(shutdown).await;
-    shared.ready.store(false, Ordering::Relaxed);
+    serve_collector(listeners.collector, collector, &shared, shutdown).await;
     tracing::info!("no longer taking events; finishing deliveries in flight");
     let _ = stop_workers.send(true);
     for task in worker_tasks {
@@ -184,7 +181,73 @@ pub async fn run<Q: Queue + Clone>(
     depth_refresh.abort();
     let _ = stop_admin.send(true);
     let _ = admin_server.await;
-    served.map_err(|error| ServerError { kind: ServerErrorKind::Serve, message: format!("the collector stopped: {error}") })
+    Ok(())
+}
+
+/// Serves the collector on `listener` until `shutdown` completes. Every connection must send its
+/// request headers within `header_timeout` (also the most a kept-alive connection waits idle), and at
+/// most `max_connections` are open at once. Then readiness goes off at once, no connection is
+/// accepted, idle ones are closed, and requests in progress have `shutdown_grace` to finish before
+/// their connections are cut: stopping ends, whatever clients do.
+async fn serve_collector<Q: Queue>(
+    listener: TcpListener,
+    router: Router,
+    shared: &Shared<Q>,
+    shutdown: impl Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let config = &shared.config;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(config.header_timeout).keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let mut at_limit_logged = false;
+    tokio::pin!(shutdown);
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if !std::mem::replace(&mut at_limit_logged, true) {
+                    tracing::warn!(max_connections = config.max_connections, "the collector has as many connections open as it takes; new ones wait");
+                }
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors or a connection reset before it was accepted: a
+                    // short pause, not a stop.
+                    tracing::warn!(%error, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client that vanishes or times out ends its own connection; nothing to report.
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    shared.ready.store(false, Ordering::Relaxed);
+    drop(listener);
+    let open = graceful.count();
+    tracing::info!(connections = open, grace = ?config.shutdown_grace, "stopping: no new connections; idle ones closed, requests in progress may finish");
+    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace = ?config.shutdown_grace, "requests still in progress when the grace ran out were cut; their clients were not answered and will send again");
+    }
 }
 
 async fn refresh_depth<Q: Queue>(shared: Arc<Shared<Q>>) {

@@ -15,6 +15,7 @@ const LATENCY_BUCKETS: [f64; 14] =
 pub struct Metrics {
     received: Labelled,
     duplicates: Labelled,
+    invalid: Labelled,
     rejected: Labelled,
     dropped: Labelled,
     delivered: Labelled,
@@ -74,6 +75,13 @@ impl Metrics {
         self.duplicates.add(vec![("source", source.to_owned())], count);
     }
 
+    /// Events of a batch refused one by one (listed in the answer's `rejected`), by source.
+    pub fn invalid(&self, source: &str, count: u64) {
+        if count > 0 {
+            self.invalid.add(vec![("source", source.to_owned())], count);
+        }
+    }
+
     /// Requests refused, by the kind of path (`events`, `preflight`, `unknown`) and HTTP status.
     pub fn rejected(&self, path: &str, status: u16) {
         self.rejected.add(vec![("path", path.to_owned()), ("status", status.to_string())], 1);
@@ -131,6 +139,11 @@ impl Metrics {
             &mut out,
             "signal_events_duplicate_total",
             "Events accepted but not queued again (same message_id).",
+        );
+        self.invalid.write(
+            &mut out,
+            "signal_events_invalid_total",
+            "Events of a batch refused one by one (the rest of the batch accepted).",
         );
         self.rejected.write(
             &mut out,

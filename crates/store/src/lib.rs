@@ -10,6 +10,7 @@
 //! instead of each paying for one. An event is acknowledged only after its commit.
 
 mod engine;
+mod private;
 pub mod sql;
 mod sqlite;
 

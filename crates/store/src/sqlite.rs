@@ -6,6 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::private;
 use crate::{
     AttemptRecord, Claimed, Depth, Enqueued, EventRecord, NewEvent, Outcome, Queue, State, StoreError, sql,
 };
@@ -29,8 +30,11 @@ pub struct SqliteQueue {
 }
 
 /// What opening the queue found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovered {
+    /// Files and directories that others could read, made private to this user: each path and
+    /// its mode before, e.g. `("./data/signal.db", 0o644)`.
+    pub made_private: Vec<(String, u32)>,
     /// Events a previous run had claimed but not finished (it stopped or crashed): pending again.
     pub claimed: u64,
     /// Events waiting for an integration that was paused: pending again, to be tried with the
@@ -45,12 +49,7 @@ impl SqliteQueue {
         let failed = |doing: &'static str| {
             move |error: rusqlite::Error| StoreError { doing, cause: error.to_string() }
         };
-        if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(directory).map_err(|error| StoreError {
-                doing: "creating the data directory",
-                cause: format!("{}: {error}", directory.display()),
-            })?;
-        }
+        let made_private = private::prepare(path)?;
         let connection = Connection::open(path).map_err(|error| StoreError {
             doing: "opening the database",
             cause: format!("{}: {error}", path.display()),
@@ -74,7 +73,7 @@ impl SqliteQueue {
             .name("signal-sqlite".into())
             .spawn(move || serve(connection, receiver))
             .map_err(|error| StoreError { doing: "starting the storage thread", cause: error.to_string() })?;
-        Ok((SqliteQueue { requests }, Recovered { claimed, paused }))
+        Ok((SqliteQueue { requests }, Recovered { claimed, paused, made_private }))
     }
 
     async fn ask<T>(

@@ -118,3 +118,40 @@ async fn concurrent_requests_are_all_committed() {
     }
     assert_eq!(queue.depth().await.expect("depth").pending, 2_000);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_is_private_to_its_user_and_a_loose_one_is_tightened() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
+    let set = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let path = data.join("signal.db");
+    let (queue, recovered) = SqliteQueue::open(&path).expect("open");
+    assert!(recovered.made_private.is_empty(), "{:?}", recovered.made_private);
+    queue.enqueue(vec![event("m-private", "web-shop")], DAY).await.expect("enqueue");
+    assert_eq!((mode(&data), mode(&path)), (0o700, 0o600));
+    let wal = data.join("signal.db-wal");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600, "SQLite's side files follow the database");
+    }
+    drop(queue);
+
+    set(&path, 0o644);
+    set(&data, 0o755);
+    let (_queue, recovered) = SqliteQueue::open(&path).expect("reopen");
+    let before: Vec<u32> = recovered.made_private.iter().map(|(_, before)| *before).collect();
+    assert!(before.contains(&0o644) && before.contains(&0o755), "{:?}", recovered.made_private);
+    assert_eq!((mode(&data), mode(&path)), (0o700, 0o600));
+
+    // A directory that holds other things is not Signal's to change; the database still is.
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    set(&shared, 0o755);
+    std::fs::write(shared.join("notes.txt"), "mine").expect("write");
+    let (_queue, _) = SqliteQueue::open(&shared.join("signal.db")).expect("open in a shared directory");
+    assert_eq!((mode(&shared), mode(&shared.join("signal.db"))), (0o755, 0o600));
+}

@@ -1,0 +1,149 @@
+//! The collector on an open port, tried as an attacker and a careless client would, over raw
+//! sockets against `signal serve`: half-sent headers and stalled bodies are cut off, idle
+//! connections do not starve others, the connection limit holds, unauthenticated bodies are read
+//! only as far as a beacon's, and SIGTERM ends the process whatever the clients do.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Http, SandboxProcess, ServeProcess, eventually, terminate};
+
+const WRITE_KEY: &str = "site-key";
+
+/// `signal serve` with the given `collector:` settings (YAML lines, indented by two spaces).
+fn start(collector: &str) -> (tempfile::TempDir, SandboxProcess, ServeProcess) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sandbox = SandboxProcess::start(&["--workspace", "WS1:data-key"]);
+    let path = dir.path().join("signal.yaml");
+    let text = format!(
+        "storage:\n  sqlite: signal.db\ncollector:\n{collector}sources:\n  site:\n    write_key: {WRITE_KEY}\n\
+         integrations:\n  shop:\n    workspace_id: WS1\n    data_api_key: data-key\n    data_center: \"01\"\n    endpoint: {}\n\
+         pipelines:\n  site:\n    source: site\n    integration: shop\n    preset: retail\n",
+        sandbox.base
+    );
+    std::fs::write(&path, text).expect("write the configuration");
+    let serve = ServeProcess::start(&["--config", &path.display().to_string()], &[]);
+    (dir, sandbox, serve)
+}
+
+fn connect(serve: &ServeProcess) -> TcpStream {
+    let address = serve.collector.trim_start_matches("http://");
+    let stream = TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    stream
+}
+
+/// Everything the server sends until it closes the connection (or 20 s pass).
+fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn basic() -> String {
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{WRITE_KEY}:")))
+}
+
+#[test]
+fn half_sent_headers_and_stalled_bodies_are_cut_off() {
+    let (_dir, _sandbox, serve) = start("  header_timeout: 1s\n  body_timeout: 1s\n");
+    // Half the headers, then nothing: the connection is closed once the header timeout passes.
+    let mut slow_headers = connect(&serve);
+    slow_headers.write_all(b"POST /v1/track HTTP/1.1\r\nHost: signal\r\n").expect("write");
+    let started = Instant::now();
+    let answer = read_to_close(&mut slow_headers);
+    assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}: {answer}", started.elapsed());
+
+    // The headers and half the body, then nothing: 408, and the connection is closed.
+    let mut slow_body = connect(&serve);
+    let head = format!(
+        "POST /v1/track HTTP/1.1\r\nHost: signal\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"event\":",
+        basic()
+    );
+    slow_body.write_all(head.as_bytes()).expect("write");
+    let started = Instant::now();
+    let answer = read_to_close(&mut slow_body);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.to_lowercase().contains("connection: close"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
+
+    // Meanwhile the collector serves everyone else.
+    let http = Http::new();
+    assert_eq!(http.get(&format!("{}/healthz", serve.admin)).0, 200);
+}
+
+#[test]
+fn idle_connections_at_the_limit_make_new_ones_wait_not_fail() {
+    let (_dir, _sandbox, serve) = start("  header_timeout: 30s\n  max_connections: 3\n");
+    let idle: Vec<TcpStream> = (0..3).map(|_| connect(&serve)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A fourth connection is accepted by the kernel but not served while three are open.
+    let mut waiting = connect(&serve);
+    waiting.set_read_timeout(Some(Duration::from_millis(800))).expect("timeout");
+    waiting
+        .write_all(b"GET /v1/nothing HTTP/1.1\r\nHost: signal\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut first = [0u8; 12];
+    assert!(waiting.read(&mut first).is_err(), "served beyond max_connections");
+    drop(idle);
+    waiting.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let answer = read_to_close(&mut waiting);
+    assert!(answer.starts_with("HTTP/1.1 404"), "served once a connection closed: {answer}");
+    assert!(serve.logs().contains("as many connections open as it takes"), "{}", serve.logs());
+}
+
+#[test]
+fn a_body_without_a_key_is_read_only_as_far_as_a_beacon() {
+    let (_dir, _sandbox, serve) = start("  max_request_bytes: 8388608\n");
+    let mut flood = connect(&serve);
+    let length = 4 * 1024 * 1024;
+    let head = format!("POST /v1/batch HTTP/1.1\r\nHost: signal\r\nContent-Type: text/plain\r\nContent-Length: {length}\r\n\r\n");
+    flood.write_all(head.as_bytes()).expect("write");
+    // The client keeps sending; the server stops reading after 64 KB, answers 401 and closes (the
+    // answer itself may be lost to the reset of a connection with unread data, so the metric says).
+    let started = Instant::now();
+    let _ = flood.write_all(&vec![b' '; 256 * 1024]);
+    let answer = read_to_close(&mut flood);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5), "refused after {:?}", started.elapsed());
+    let http = Http::new();
+    eventually(Duration::from_secs(5), "the refusal counted", || {
+        common::metric(&http, &serve, "signal_requests_rejected_total{path=\"events\",status=\"401\"}") == 1
+    });
+    // A beacon-sized body with its key inside is still read.
+    let beacon = serde_json::json!({"writeKey": WRITE_KEY, "batch": [{"event": "Logged In", "userId": "u"}]});
+    let (status, _) = http.post(&format!("{}/v1/batch", serve.collector), None, &[], beacon.to_string().into_bytes());
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn sigterm_ends_the_process_whatever_the_clients_do() {
+    let (_dir, _sandbox, mut serve) = start("  header_timeout: 30s\n  body_timeout: 30s\n  shutdown_grace: 2s\n");
+    let http = Http::new();
+    // One client idle, one stuck half way through its headers, one stuck in its body.
+    let _idle = connect(&serve);
+    let mut half_headers = connect(&serve);
+    half_headers.write_all(b"POST /v1/track HTTP/1.1\r\nHost: signal\r\n").expect("write");
+    let mut stuck_body = connect(&serve);
+    let head = format!(
+        "POST /v1/track HTTP/1.1\r\nHost: signal\r\nAuthorization: {}\r\nContent-Length: 100\r\n\r\n{{",
+        basic()
+    );
+    stuck_body.write_all(head.as_bytes()).expect("write");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(http.get(&format!("{}/readyz", serve.admin)).0, 200);
+
+    let started = Instant::now();
+    terminate(serve.child.id());
+    eventually(Duration::from_secs(2), "/readyz to say 503 at once", || {
+        http.get(&format!("{}/readyz", serve.admin)).0 != 200
+    });
+    let status = serve.wait(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}: {}", serve.logs());
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped after {:?}", started.elapsed());
+    assert!(serve.logs().contains("stopped cleanly"), "{}", serve.logs());
+}
