@@ -77,6 +77,23 @@ fn half_sent_headers_and_stalled_bodies_are_cut_off() {
 }
 
 #[test]
+fn an_idle_connection_has_its_own_limit_apart_from_the_headers() {
+    let (_dir, _sandbox, serve) = start("  header_timeout: 1s\n  idle_timeout: 3s\n");
+    // Idle past the header limit, then a whole request: still served.
+    let mut kept = connect(&serve);
+    std::thread::sleep(Duration::from_millis(1_600));
+    kept.write_all(b"GET /v1/nothing HTTP/1.1\r\nHost: signal\r\n\r\n").expect("write");
+    let mut answer = [0u8; 12];
+    kept.read_exact(&mut answer).expect("an answer after 1.6 s idle");
+    assert_eq!(&answer, b"HTTP/1.1 404");
+    // Then idle again: closed once the idle limit passes, not at once.
+    let started = Instant::now();
+    let _ = read_to_close(&mut kept);
+    let waited = started.elapsed();
+    assert!(waited > Duration::from_millis(2_000) && waited < Duration::from_secs(8), "closed after {waited:?}");
+}
+
+#[test]
 fn idle_connections_at_the_limit_make_new_ones_wait_not_fail() {
     let (_dir, _sandbox, serve) = start("  header_timeout: 30s\n  max_connections: 3\n");
     let idle: Vec<TcpStream> = (0..3).map(|_| connect(&serve)).collect();

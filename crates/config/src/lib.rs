@@ -77,8 +77,10 @@ pub struct Config {
     pub max_event_bytes: usize,
     /// The most events in one batch.
     pub max_batch_events: usize,
-    /// How long a request's headers (and an idle connection's next request) may take.
+    /// How long a request's headers may take.
     pub header_timeout: Duration,
+    /// How long a connection may stay idle.
+    pub idle_timeout: Duration,
     /// How long a request body may stall.
     pub body_timeout: Duration,
     /// The most collector connections open at once.
@@ -125,6 +127,8 @@ pub mod defaults {
     pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
     /// How long a request body may stall.
     pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+    /// How long a connection may stay idle.
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
     /// The most collector connections at once.
     pub const MAX_CONNECTIONS: usize = 10_000;
     /// How long requests in progress may take once stopping.
@@ -435,8 +439,9 @@ impl Checker {
             defaults::DEDUPE_WINDOW,
         );
         let collector = file.collector.clone().unwrap_or_default();
-        let [header_timeout, body_timeout, shutdown_grace] = [
+        let [header_timeout, idle_timeout, body_timeout, shutdown_grace] = [
             ("header_timeout", &collector.header_timeout, defaults::HEADER_TIMEOUT),
+            ("idle_timeout", &collector.idle_timeout, defaults::IDLE_TIMEOUT),
             ("body_timeout", &collector.body_timeout, defaults::BODY_TIMEOUT),
             ("shutdown_grace", &collector.shutdown_grace, defaults::SHUTDOWN_GRACE),
         ]
@@ -500,6 +505,7 @@ impl Checker {
             max_event_bytes: to_usize(collector.max_event_bytes, defaults::MAX_EVENT_BYTES),
             max_batch_events: to_usize(collector.max_batch_events, defaults::MAX_BATCH_EVENTS),
             header_timeout,
+            idle_timeout,
             body_timeout,
             max_connections: to_usize(collector.max_connections, defaults::MAX_CONNECTIONS),
             shutdown_grace,
@@ -707,6 +713,7 @@ pub fn embedded(write_key: WriteKey, integration_name: &str, destination: Arc<dy
         max_event_bytes: defaults::MAX_EVENT_BYTES,
         max_batch_events: defaults::MAX_BATCH_EVENTS,
         header_timeout: defaults::HEADER_TIMEOUT,
+        idle_timeout: defaults::IDLE_TIMEOUT,
         body_timeout: defaults::BODY_TIMEOUT,
         max_connections: defaults::MAX_CONNECTIONS,
         shutdown_grace: defaults::SHUTDOWN_GRACE,

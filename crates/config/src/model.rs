@@ -76,9 +76,13 @@ pub struct CollectorConfig {
     #[schemars(range(min = 1))]
     pub max_batch_events: Option<u64>,
 
-    /// How long a client has to send a request's headers, and how long a kept-alive connection may
-    /// wait idle for its next request, before the connection is closed. Default `10s`.
+    /// How long a client may take over a request's headers, from their first byte, before the
+    /// connection is closed. Default `10s`.
     pub header_timeout: Option<String>,
+
+    /// How long a connection may stay idle — just opened, or kept alive after an answer — before
+    /// it is closed. Default `60s`.
+    pub idle_timeout: Option<String>,
 
     /// How long a request body may stall (no bytes arriving) before the request is answered 408
     /// and the connection closed. Default `30s`.

@@ -3,6 +3,7 @@
 //! an admin listener serves `/healthz`, `/readyz` and `/metrics`.
 
 pub mod collector;
+mod connection;
 pub mod metrics;
 pub mod refusals;
 pub mod worker;
@@ -195,10 +196,13 @@ async fn serve_collector<Q: Queue>(
     shared: &Shared<Q>,
     shutdown: impl Future<Output = ()>,
 ) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::rt::TokioIo;
     let config = &shared.config;
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(config.header_timeout).keep_alive(true);
+    // Header and idle time limits are kept by each connection's watch (see `connection`): hyper's
+    // own header timer would also cut idle kept-alive connections at the header limit.
+    http.header_read_timeout(None).keep_alive(true);
+    let limits = connection::Limits { header: config.header_timeout, idle: config.idle_timeout };
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
     let mut at_limit_logged = false;
@@ -233,11 +237,14 @@ async fn serve_collector<Q: Queue>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let activity = Arc::new(connection::Activity::new());
+        let service = connection::Watched::service(router.clone(), activity.clone());
+        let io = TokioIo::new(connection::Watched::stream(stream, activity.clone()));
+        let served = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
-            // A client that vanishes or times out ends its own connection; nothing to report.
-            let _ = connection.await;
+            // A client that vanishes ends its own connection; one that overstays is dropped here,
+            // which closes the socket. Neither is worth a log line.
+            connection::watch(served, &activity, limits).await;
             drop(permit);
         });
     }

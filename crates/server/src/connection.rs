@@ -1,0 +1,206 @@
+//! The time limits of one collector connection. A client must send a request's headers within the
+//! header limit once it has begun them, and a kept-alive connection may wait idle for its next
+//! request up to the idle limit: two clocks, told apart by watching the bytes the connection reads
+//! and the requests its service handles.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// How long a connection may take over a request's headers, and stay idle between requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// From the first byte of a request to its last header.
+    pub header: Duration,
+    /// From the end of one request (or the connection's start) to the first byte of the next.
+    pub idle: Duration,
+}
+
+/// What one connection is doing, in milliseconds since it was accepted.
+#[derive(Debug)]
+pub struct Activity {
+    started: Instant,
+    /// A request is being handled (its body read, its answer made): the body has its own limit.
+    in_request: AtomicBool,
+    /// When the connection last came to rest: accepted, or a request answered.
+    rested_at: AtomicU64,
+    /// When the first byte after that rest arrived; `u64::MAX` while none has.
+    head_started_at: AtomicU64,
+}
+
+impl Activity {
+    /// A connection accepted now.
+    pub fn new() -> Self {
+        Activity {
+            started: Instant::now(),
+            in_request: AtomicBool::new(false),
+            rested_at: AtomicU64::new(0),
+            head_started_at: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn bytes_read(&self) {
+        if !self.in_request.load(Ordering::Relaxed) && self.head_started_at.load(Ordering::Relaxed) == u64::MAX {
+            self.head_started_at.store(self.now(), Ordering::Relaxed);
+        }
+    }
+
+    fn request_began(&self) {
+        self.in_request.store(true, Ordering::Relaxed);
+    }
+
+    fn request_ended(&self) {
+        self.rested_at.store(self.now(), Ordering::Relaxed);
+        self.head_started_at.store(u64::MAX, Ordering::Relaxed);
+        self.in_request.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the connection has overstayed a limit.
+    fn overstayed(&self, limits: Limits) -> bool {
+        if self.in_request.load(Ordering::Relaxed) {
+            return false;
+        }
+        let now = self.now();
+        let limit_ms = |limit: Duration| u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        match self.head_started_at.load(Ordering::Relaxed) {
+            u64::MAX => now.saturating_sub(self.rested_at.load(Ordering::Relaxed)) > limit_ms(limits.idle),
+            began => now.saturating_sub(began) > limit_ms(limits.header),
+        }
+    }
+}
+
+/// Serves `connection` until it ends, or until it overstays a limit: then it is dropped, which
+/// closes the socket.
+pub async fn watch(connection: impl Future, activity: &Activity, limits: Limits) {
+    let period = limits.header.min(limits.idle).min(Duration::from_secs(1)).max(Duration::from_millis(50));
+    let mut checks = tokio::time::interval(period);
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(connection);
+    loop {
+        tokio::select! {
+            _ = &mut connection => return,
+            _ = checks.tick() => {
+                if activity.overstayed(limits) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A connection's socket or service, reporting what happens on it to its [`Activity`].
+pub struct Watched<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl Watched<TcpStream> {
+    /// The socket, noting when bytes arrive.
+    pub fn stream(stream: TcpStream, activity: Arc<Activity>) -> Self {
+        Watched { inner: stream, activity }
+    }
+}
+
+impl Watched<hyper_util::service::TowerToHyperService<Router>> {
+    /// The router, noting when each request begins and ends.
+    pub fn service(router: Router, activity: Arc<Activity>) -> Self {
+        Watched { inner: hyper_util::service::TowerToHyperService::new(router), activity }
+    }
+}
+
+impl<R> hyper::service::Service<R> for Watched<hyper_util::service::TowerToHyperService<Router>>
+where
+    hyper_util::service::TowerToHyperService<Router>: hyper::service::Service<R>,
+    <hyper_util::service::TowerToHyperService<Router> as hyper::service::Service<R>>::Future: Send + 'static,
+{
+    type Response = <hyper_util::service::TowerToHyperService<Router> as hyper::service::Service<R>>::Response;
+    type Error = <hyper_util::service::TowerToHyperService<Router> as hyper::service::Service<R>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, request: R) -> Self::Future {
+        self.activity.request_began();
+        let answered = self.inner.call(request);
+        let activity = self.activity.clone();
+        Box::pin(async move {
+            let answer = answered.await;
+            activity.request_ended();
+            answer
+        })
+    }
+}
+
+impl AsyncRead for Watched<TcpStream> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched<TcpStream> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buffers: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, buffers)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn headers_and_idleness_have_their_own_clocks() {
+        let limits = Limits { header: Duration::from_secs(10), idle: Duration::from_secs(60) };
+        let activity = Activity::new();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(!activity.overstayed(limits), "idle for 30 s of 60");
+        activity.bytes_read();
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(activity.overstayed(limits), "11 s into a request's headers");
+
+        let activity = Activity::new();
+        activity.bytes_read();
+        activity.request_began();
+        tokio::time::advance(Duration::from_secs(120)).await;
+        assert!(!activity.overstayed(limits), "a request in progress is the body's business");
+        activity.request_ended();
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(!activity.overstayed(limits), "idle for 59 s after an answer");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(activity.overstayed(limits), "idle for 61 s");
+    }
+}
