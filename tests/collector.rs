@@ -362,7 +362,7 @@ fn the_collector_reads_an_event_as_the_blueprint_does() {
 
 #[test]
 fn a_batch_is_judged_event_by_event_and_repeats_inside_it_are_duplicates() {
-    let (_dir, sandbox, serve, http) = start();
+    let (dir, sandbox, serve, http) = start();
     let auth = basic(WRITE_KEY);
     let order = |user: &str, id: &str| {
         json!({"type": "track", "event": "Order Completed", "userId": user, "messageId": id, "properties": {"revenue": 1}})
@@ -399,4 +399,16 @@ fn a_batch_is_judged_event_by_event_and_repeats_inside_it_are_duplicates() {
     assert!(sent_to(&sandbox, "b-bad").is_empty());
     assert_eq!(metric(&http, &serve, "signal_events_invalid_total{source=\"site\"}"), 2);
     assert_eq!(metric(&http, &serve, "signal_events_duplicate_total{source=\"site\"}"), 1);
+    // What is kept — the refused event with the rest — never holds the write key.
+    let database = rusqlite::Connection::open(dir.path().join("signal.db")).expect("the queue file");
+    let payloads: Vec<String> = database
+        .prepare("SELECT payload FROM events")
+        .expect("query")
+        .query_map([], |row| row.get(0))
+        .expect("rows")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(payloads.len(), 5, "{payloads:?}");
+    assert!(payloads.iter().any(|payload| payload.contains("yesterday")), "the refused event is kept: {payloads:?}");
+    assert!(!payloads.iter().any(|payload| payload.contains(WRITE_KEY)), "{payloads:?}");
 }
