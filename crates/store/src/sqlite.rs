@@ -11,6 +11,9 @@ use crate::{
     AttemptRecord, Claimed, Depth, Enqueued, EventRecord, NewEvent, Outcome, Queue, State, StoreError, sql,
 };
 
+/// Dedupe entries past every window are purged once every this many commits.
+const PURGE_EVERY: u64 = 1000;
+
 /// At most this many requests share one commit.
 const GROUP_LIMIT: usize = 1024;
 
@@ -188,10 +191,11 @@ fn serve(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Reque
         };
         replies.into_iter().for_each(Reply::send);
         commits += 1;
-        if commits.is_multiple_of(1000) {
-            // Dedupe entries older than any window in use are dead weight; a day is the default.
-            let _ =
-                connection.execute("DELETE FROM seen WHERE seen_at < ?1", params![now_ms() - 7 * 86_400_000]);
+        if commits.is_multiple_of(PURGE_EVERY) && !longest_window.is_zero() {
+            // Dedupe entries older than the longest window in use can no longer match.
+            let window_ms = i64::try_from(longest_window.as_millis()).unwrap_or(i64::MAX);
+            let _ = connection
+                .execute("DELETE FROM seen WHERE seen_at < ?1", params![now_ms().saturating_sub(window_ms)]);
         }
     }
 }

@@ -155,3 +155,31 @@ async fn the_database_is_private_to_its_user_and_a_loose_one_is_tightened() {
     let (_queue, _) = SqliteQueue::open(&shared.join("signal.db")).expect("open in a shared directory");
     assert_eq!((mode(&shared), mode(&shared.join("signal.db"))), (0o755, 0o600));
 }
+
+#[tokio::test]
+async fn a_dedupe_window_longer_than_a_week_is_kept_through_purges() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("signal.db");
+    let month = Duration::from_secs(30 * 86_400);
+    let (queue, _) = SqliteQueue::open(&path).expect("open");
+    queue.enqueue(vec![event("m-old", "web-shop")], month).await.expect("enqueue");
+    drop(queue);
+    // Seen ten days ago: inside a 30-day window.
+    let ten_days_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .saturating_sub(Duration::from_secs(10 * 86_400));
+    let connection = rusqlite::Connection::open(&path).expect("open the file");
+    let seen_at = i64::try_from(ten_days_ago.as_millis()).expect("millis");
+    assert_eq!(connection.execute("UPDATE seen SET seen_at = ?1", [seen_at]).expect("backdate"), 1);
+    drop(connection);
+
+    let (queue, _) = SqliteQueue::open(&path).expect("reopen");
+    // Enough commits for the periodic purge to run, with the month-long window in use.
+    queue.enqueue(vec![event("m-new", "web-shop")], month).await.expect("enqueue");
+    for _ in 0..1_000 {
+        queue.depth().await.expect("depth");
+    }
+    let again = queue.enqueue(vec![event("m-old", "web-shop")], month).await.expect("enqueue");
+    assert_eq!((again.queued, again.duplicates), (0, 1), "seen ten days ago, inside the window");
+}
