@@ -223,7 +223,8 @@ pub fn check(
     base_dir: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Diagnostics> {
-    let mut checker = Checker { diagnostics: Vec::new(), unresolved: Vec::new() };
+    let mut checker =
+        Checker { diagnostics: Vec::new(), unresolved: Vec::new(), refused: Vec::new(), declared: Default::default() };
     let config = checker.check(name, text, base_dir, lookup);
     let mut diagnostics = checker.diagnostics;
     match config {
@@ -248,6 +249,10 @@ struct Checker {
     diagnostics: Vec<Diagnostic>,
     /// Values whose `${NAME}` could not be replaced: already reported, not checked again.
     unresolved: Vec<String>,
+    /// Values the schema refused (already reported) and removed, so that the rest is still checked.
+    refused: Vec<String>,
+    /// The sources and integrations the file names, refused or not: what pipelines may refer to.
+    declared: [Vec<String>; 2],
 }
 
 impl Checker {
@@ -291,11 +296,18 @@ impl Checker {
         for error in validator().iter_errors(&value) {
             refused.extend(check.translate(&context, &error, &mut self.diagnostics));
         }
-        if !refused.is_empty() {
-            return None;
-        }
+        // Every error at once: what the schema refused is taken out, and the rest is still checked —
+        // a pipeline naming an integration that does not exist is reported beside a typo elsewhere.
+        self.declared = ["sources", "integrations"].map(|section| {
+            value.get(section).and_then(Value::as_object).map(|names| names.keys().cloned().collect()).unwrap_or_default()
+        });
+        let prunable = diagnostics::schema_check::prune(&mut value, refused.clone());
+        self.refused = refused;
+        prunable?;
         let file: ConfigFile = match serde_json::from_value(value) {
             Ok(file) => file,
+            // A required value the schema refused is reported already.
+            Err(_) if !self.refused.is_empty() => return None,
             Err(error) => {
                 self.diagnostics.push(context.at(
                     Position { line: 1, column: 1, len: 1 },
@@ -368,8 +380,19 @@ impl Checker {
         let suggestion = did_you_mean(wanted, names.iter().copied())
             .map(|close| format!("did you mean `{close}`? "))
             .unwrap_or_default();
-        let hint = format!("{suggestion}{listed_as}: {}", names.join(", "));
+        let hint = if names.is_empty() {
+            format!("{listed_as}: none yet")
+        } else {
+            format!("{suggestion}{listed_as}: {}", names.join(", "))
+        };
         self.diagnostics.push(context.value(pointer, DiagnosticKind::UnknownName, message, Some(hint)));
+    }
+
+    /// Whether the schema refused the value at `pointer` or something inside it.
+    fn was_refused(&self, pointer: &str) -> bool {
+        self.refused.iter().any(|refused| {
+            refused == pointer || refused.strip_prefix(pointer).is_some_and(|rest| rest.starts_with('/'))
+        })
     }
 
     fn invalid(&mut self, context: &FileContext<'_>, pointer: &str, message: String, hint: &str) {
@@ -475,6 +498,9 @@ impl Checker {
         let mut integrations = Vec::new();
         for (name, integration) in &file.integrations {
             let pointer = format!("/integrations/{}", escape_pointer_segment(name));
+            if self.was_refused(&pointer) {
+                continue;
+            }
             if let Some(destination) = self.integration(context, &pointer, integration) {
                 integrations.push(Integration { name: name.clone(), destination });
             }
@@ -491,7 +517,7 @@ impl Checker {
         }
         for (name, pipeline) in &file.pipelines {
             let pointer = format!("/pipelines/{}", escape_pointer_segment(name));
-            if let Some(resolved) = self.pipeline(context, &pointer, name, pipeline, file, base_dir) {
+            if let Some(resolved) = self.pipeline(context, &pointer, name, pipeline, base_dir) {
                 pipelines.push(resolved);
             }
         }
@@ -561,11 +587,11 @@ impl Checker {
         pointer: &str,
         name: &str,
         pipeline: &model::PipelineConfig,
-        file: &ConfigFile,
         base_dir: &Path,
     ) -> Option<Pipeline> {
-        let source_names: Vec<&str> = file.sources.keys().map(String::as_str).collect();
-        let integration_names: Vec<&str> = file.integrations.keys().map(String::as_str).collect();
+        let [declared_sources, declared_integrations] = self.declared.clone();
+        let source_names: Vec<&str> = declared_sources.iter().map(String::as_str).collect();
+        let integration_names: Vec<&str> = declared_integrations.iter().map(String::as_str).collect();
         for (field, wanted, names) in [
             ("source", &pipeline.source, source_names),
             ("integration", &pipeline.integration, integration_names),
@@ -579,6 +605,10 @@ impl Checker {
                     &format!("the {field}s are"),
                 );
             }
+        }
+        // The rest of a pipeline the schema refused in part would only report what follows from it.
+        if self.was_refused(pointer) {
+            return None;
         }
         let (compiled, blueprint_name) = match (&pipeline.preset, &pipeline.blueprint) {
             (Some(preset), None) => {
