@@ -77,6 +77,7 @@ impl ServeProcess {
             .env_remove("MOENGAGE_WORKSPACE_ID")
             .env_remove("MOENGAGE_DATA_API_KEY")
             .env_remove("MOENGAGE_DATA_CENTER")
+            .env_remove("SIGNAL_WRITE_KEY")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -120,10 +120,17 @@ proptest! {
     #[test]
     fn passed_through_properties_arrive_unchanged(properties in prop::collection::btree_map("[a-z]{1,6}", json_value(), 0..6)) {
         let event = json!({"type": "track", "event": "Product Viewed", "user_id": "u1", "properties": properties});
-        if let Outcome::Mapped(mapped) = retail().map(&event.to_string(), received()) {
-            let body: Value = serde_json::from_slice(&mapped.body).expect("JSON");
-            prop_assert_eq!(&body["actions"][0]["attributes"], &event["properties"]);
-        }
+        // Properties under plain names are always passed on, unless the request would be too large.
+        let line = event.to_string();
+        let mapped = match retail().map(&line, received()) {
+            Outcome::Mapped(mapped) => mapped,
+            Outcome::Dropped(drop) if drop.code == DropCode::PayloadTooLarge && line.len() + 1024 > MAX_BODY_BYTES => {
+                return Ok(());
+            }
+            Outcome::Dropped(drop) => return Err(TestCaseError::fail(format!("dropped: {drop:?}"))),
+        };
+        let body: Value = serde_json::from_slice(&mapped.body).expect("JSON");
+        prop_assert_eq!(&body["actions"][0]["attributes"], &event["properties"]);
     }
 
     #[test]
