@@ -72,6 +72,15 @@ async fn serve(args: &ServeArgs) -> ExitCode {
     }
     init_logging(config.log_format, config.log_level);
 
+    // The ports first: a second instance started by mistake stops here, before it touches the
+    // queue (opening it makes what another run left claimed pending again).
+    let listeners = match server::Listeners::bind(&config).await {
+        Ok(listeners) => listeners,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (queue, recovered) = match store::open(&config.storage) {
         Ok(opened) => opened,
         Err(error) => {
@@ -89,13 +98,6 @@ async fn serve(args: &ServeArgs) -> ExitCode {
             "events a previous run had not finished are queued again"
         );
     }
-    let listeners = match server::Listeners::bind(&config).await {
-        Ok(listeners) => listeners,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
-    };
     let stop = crate::stop::requested();
     banner(&config, &listeners, &destination);
     for source in &config.sources {

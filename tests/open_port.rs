@@ -71,6 +71,29 @@ fn half_sent_headers_and_stalled_bodies_are_cut_off() {
     assert!(answer.to_lowercase().contains("connection: close"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
 
+    // A body trickled a byte at a time is cut off too: the limit is for the whole body.
+    let mut trickle = connect(&serve);
+    let head = format!(
+        "POST /v1/track HTTP/1.1\r\nHost: signal\r\nAuthorization: {}\r\nContent-Length: 200\r\n\r\n",
+        basic()
+    );
+    trickle.write_all(head.as_bytes()).expect("write");
+    let started = Instant::now();
+    let mut cut = false;
+    for _ in 0..40 {
+        if trickle.write_all(b" ").is_err() {
+            cut = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    let answer = read_to_close(&mut trickle);
+    assert!(cut || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5), "cut after {:?}", started.elapsed());
+
     // Meanwhile the collector serves everyone else.
     let http = Http::new();
     assert_eq!(http.get(&format!("{}/healthz", serve.admin)).0, 200);
@@ -163,4 +186,21 @@ fn sigterm_ends_the_process_whatever_the_clients_do() {
     assert!(status.success(), "{status:?}: {}", serve.logs());
     assert!(started.elapsed() < Duration::from_secs(10), "stopped after {:?}", started.elapsed());
     assert!(serve.logs().contains("stopped cleanly"), "{}", serve.logs());
+}
+
+#[test]
+fn a_second_instance_on_the_same_queue_file_stops_before_touching_it() {
+    let (dir, _sandbox, serve) = start("");
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--config"])
+        .arg(dir.path().join("signal.yaml"))
+        .env_remove("SIGNAL_WRITE_KEY")
+        .output()
+        .expect("signal runs");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("in use by another `signal serve`"), "{stderr}");
+    assert!(!stderr.contains("queued again"), "it recovered nothing: {stderr}");
+    let http = Http::new();
+    assert_eq!(http.get(&format!("{}/readyz", serve.admin)).0, 200, "the first one serves on");
 }

@@ -81,7 +81,7 @@ pub struct Config {
     pub header_timeout: Duration,
     /// How long a connection may stay idle.
     pub idle_timeout: Duration,
-    /// How long a request body may stall.
+    /// How long a request body may take to arrive.
     pub body_timeout: Duration,
     /// The most collector connections open at once.
     pub max_connections: usize,
@@ -125,7 +125,7 @@ pub mod defaults {
     pub const MAX_BATCH_EVENTS: usize = 1000;
     /// How long a request's headers may take.
     pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-    /// How long a request body may stall.
+    /// How long a request body may take to arrive.
     pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
     /// How long a connection may stay idle.
     pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);

@@ -84,8 +84,8 @@ pub struct CollectorConfig {
     /// it is closed. Default `60s`.
     pub idle_timeout: Option<String>,
 
-    /// How long a request body may stall (no bytes arriving) before the request is answered 408
-    /// and the connection closed. Default `30s`.
+    /// How long a request body may take to arrive in whole, from the end of its headers, before
+    /// the request is answered 408 and the connection closed. Default `30s`.
     pub body_timeout: Option<String>,
 
     /// The most connections open at once; past it, new ones wait to be accepted. Default 10,000

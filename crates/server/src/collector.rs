@@ -346,19 +346,21 @@ async fn accept<Q: Queue>(
     let mut seen_in_request: HashSet<String> = HashSet::with_capacity(count);
     let mut repeated_in_request = 0usize;
     for (index, event) in events.into_iter().enumerate() {
-        let (message_id, payload) = match check_event(index, event.get(), &intake) {
-            Ok(checked) => checked,
+        let (message_id, payload, dropped) = match check_event(index, event.get(), &intake) {
+            Ok((message_id, payload)) => (message_id, payload, None),
             Err(refusal) if judged_one_by_one && refusal.status == StatusCode::BAD_REQUEST => {
                 let prefix = format!("event {index}: ");
-                let message = refusal.message.strip_prefix(&prefix).unwrap_or(&refusal.message);
+                let message = refusal.message.strip_prefix(&prefix).unwrap_or(&refusal.message).to_owned();
                 rejected.push(json!({"event_index": index, "field": refusal.field, "message": message}));
-                // Kept (without its write key), so that its fate — `invalid_event`, with the same
-                // words — is recorded with the others'.
+                // Recorded (without its write key) as dropped with `invalid_event` and the reader's
+                // words, beside the others' fates — never queued, so a flood of them delays nothing.
                 let payload = without_write_key(event);
                 if payload.len() > intake.max_event_bytes {
                     continue;
                 }
-                (generated_message_id(), payload)
+                let code = blueprint::DropCode::InvalidEvent.as_str().to_owned();
+                let dropped = store::Dropped { code, detail: message };
+                (generated_message_id(), payload, Some(dropped))
             }
             Err(refusal) => return Err(refusal),
         };
@@ -367,12 +369,16 @@ async fn accept<Q: Queue>(
             continue;
         }
         for pipeline in &pipelines {
+            if dropped.is_some() {
+                shared.metrics.dropped(pipeline, blueprint::DropCode::InvalidEvent.as_str());
+            }
             queued.push(NewEvent {
                 source: source.to_owned(),
                 pipeline: (*pipeline).to_owned(),
                 message_id: message_id.clone(),
                 received_at_ms: received_at.as_millisecond(),
                 payload: payload.clone(),
+                dropped: dropped.clone(),
             });
         }
     }
@@ -424,7 +430,7 @@ struct Intake {
 struct Reading {
     /// The most bytes of a body.
     limit: usize,
-    /// The longest wait for the next bytes.
+    /// The longest the whole body may take to arrive.
     stall: Duration,
     /// The most bytes read when the write key can only be in the body.
     keyless_limit: Option<usize>,
@@ -435,8 +441,8 @@ pub const KEYLESS_BODY_BYTES: usize = 64 * 1024;
 
 /// Reads the body, at most `limit` bytes. Past the limit the rest is read and thrown away — up to a
 /// bound — so that the client, still sending, receives the 413 instead of a broken connection. A
-/// body that stalls is answered 408, and one without a key past its smaller limit 401; both close
-/// the connection instead of reading on.
+/// body not in whole within its time is answered 408, and one without a key past its smaller limit
+/// 401; both close the connection instead of reading on.
 async fn read_body(body: axum::body::Body, reading: &Reading) -> Result<Bytes, Refusal> {
     use futures_util::StreamExt as _;
     let limit = reading.keyless_limit.unwrap_or(reading.limit);
@@ -444,14 +450,17 @@ async fn read_body(body: axum::body::Body, reading: &Reading) -> Result<Bytes, R
     let mut stream = body.into_data_stream();
     let mut kept = Vec::new();
     let mut total = 0usize;
+    // A deadline for the whole body, not a gap between reads: a client trickling a byte now and
+    // then would otherwise hold its connection for as long as it likes.
+    let deadline = tokio::time::Instant::now() + reading.stall;
     loop {
-        let chunk = match tokio::time::timeout(reading.stall, stream.next()).await {
+        let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
             Err(_) => {
                 return Err(Refusal::new(
                     StatusCode::REQUEST_TIMEOUT,
-                    format!("the request body stalled for {} s", reading.stall.as_secs()),
+                    format!("the request body did not arrive within {} s", reading.stall.as_secs()),
                 )
                 .closing());
             }

@@ -93,6 +93,9 @@ pub async fn run<Q: Queue>(
         if *stop.borrow() {
             break;
         }
+        // Events settled without a request (dropped by the blueprint) leave room to claim more at
+        // once: waiting for a wake-up after each slice would drain a backlog of them slowly.
+        let mut settled_at_once = 0usize;
         if !paused && in_flight.len() < concurrency && !worker.pipelines.is_empty() {
             for offset in 0..worker.pipelines.len() {
                 let room = concurrency.saturating_sub(in_flight.len()).min(CLAIM_SLICE);
@@ -113,6 +116,7 @@ pub async fn run<Q: Queue>(
                     warnings.clear();
                     match delivery::map(&pipeline.mapper, &event.payload, received_at, &mut body, &mut warnings) {
                         Err(fate) => {
+                            settled_at_once += 1;
                             let state = if fate.state == delivery::State::Dropped {
                                 shared.metrics.dropped(&pipeline.name, &fate.code);
                                 tracing::debug!(pipeline = %pipeline.name, message_id = %event.message_id, code = %fate.code, "dropped");
@@ -145,8 +149,15 @@ pub async fn run<Q: Queue>(
             }
             next_pipeline = next_pipeline.wrapping_add(1);
         }
+        while let Some(done) = in_flight.try_join_next_with_id() {
+            outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused));
+        }
         if !outcomes.is_empty() {
             record(&shared, std::mem::take(&mut outcomes)).await;
+        }
+        if settled_at_once > 0 {
+            tokio::task::yield_now().await;
+            continue;
         }
         tokio::select! {
             Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {

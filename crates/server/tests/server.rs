@@ -168,3 +168,31 @@ async fn a_refused_key_pauses_the_integration_and_its_events_wait() {
     assert!(running.actions("u-3").await.is_empty(), "nothing reached the workspace");
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_the_blueprint_drops_is_settled_at_once_and_refused_events_wait_for_nothing() {
+    let running = start("sandbox-key").await;
+    // 2,000 events no blueprint maps, and 1,000 the collector refuses: none of them needs a request.
+    for round in 0..2 {
+        let batch: Vec<Value> = (0..1_000)
+            .map(|n| json!({"type": "track", "event": "Not Mapped", "userId": "u-4", "messageId": format!("d-{round}-{n}")}))
+            .collect();
+        assert_eq!(running.post("/v1/batch", WRITE_KEY, json!({"batch": batch})).await.0, 200);
+    }
+    let refused: Vec<Value> = (0..1_000).map(|_| json!({"type": "nope"})).collect();
+    let (status, answer) = running.post("/v1/batch", WRITE_KEY, json!({"batch": refused})).await;
+    assert_eq!((status, answer["accepted"].clone()), (200, json!(0)));
+    let order = json!({"type": "track", "event": "Order Completed", "userId": "u-4", "messageId": "d-order"});
+    assert_eq!(running.post("/v1/track", WRITE_KEY, order).await.0, 200);
+
+    let started = std::time::Instant::now();
+    loop {
+        let depth = running.queue.depth().await.expect("depth");
+        if depth.pending == 0 && depth.claimed == 0 && !running.actions("u-4").await.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still waiting: {depth:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.stop().await;
+}

@@ -33,6 +33,18 @@ pub struct NewEvent {
     pub received_at_ms: i64,
     /// The event as JSON.
     pub payload: String,
+    /// Set when its fate is known already (the collector refused it): recorded as dropped with
+    /// this code and detail instead of queued.
+    pub dropped: Option<Dropped>,
+}
+
+/// An event's fate, decided before it was queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// The drop code, e.g. `invalid_event`.
+    pub code: String,
+    /// Why.
+    pub detail: String,
 }
 
 /// What queuing a request's events did.
@@ -43,6 +55,8 @@ pub struct Enqueued {
     /// Events whose `message_id` was already seen from the source within the dedupe window: accepted,
     /// not queued again.
     pub duplicates: usize,
+    /// Events recorded with the fate they came with ([`NewEvent::dropped`]).
+    pub recorded: usize,
 }
 
 /// An event a worker has claimed.

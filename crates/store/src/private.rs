@@ -5,8 +5,8 @@ use std::path::Path;
 
 use crate::StoreError;
 
-/// The suffixes of the files SQLite keeps beside the database.
-const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
+/// The suffixes of the files SQLite (and Signal's lock) keep beside the database.
+const SIDE_FILES: [&str; 4] = ["-wal", "-shm", "-journal", ".lock"];
 
 /// Creates the database's directory and file privately, or tightens them; returns what was
 /// tightened, with its mode before.

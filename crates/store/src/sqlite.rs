@@ -53,6 +53,7 @@ impl SqliteQueue {
             move |error: rusqlite::Error| StoreError { doing, cause: error.to_string() }
         };
         let made_private = private::prepare(path)?;
+        let lock = lock_exclusively(path)?;
         let connection = Connection::open(path).map_err(|error| StoreError {
             doing: "opening the database",
             cause: format!("{}: {error}", path.display()),
@@ -74,7 +75,11 @@ impl SqliteQueue {
         let (requests, receiver) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name("signal-sqlite".into())
-            .spawn(move || serve(connection, receiver))
+            .spawn(move || {
+                // Held while the queue is served: the lock is released when the process ends, however.
+                let _lock = lock;
+                serve(connection, receiver);
+            })
             .map_err(|error| StoreError { doing: "starting the storage thread", cause: error.to_string() })?;
         Ok((SqliteQueue { requests }, Recovered { claimed, paused, made_private }))
     }
@@ -114,6 +119,42 @@ impl Queue for SqliteQueue {
 
     async fn recent(&self, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         self.ask("reading recent events", |reply| Request::Recent { limit, reply }).await
+    }
+}
+
+/// Locks the queue to this process: two processes serving one SQLite file would each make the
+/// other's claimed events pending again, and deliver them twice. The lock is on a file beside the
+/// database and is released by the system when the process ends, even by `kill -9`.
+fn lock_exclusively(path: &Path) -> Result<std::fs::File, StoreError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|error| StoreError { doing: "locking the database", cause: format!("{}: {error}", lock_path.display()) })?;
+    // A moment's patience: the queue may have just been closed (its thread still ending), or a
+    // previous run still be stopping.
+    let patience = std::time::Instant::now() + Duration::from_secs(2);
+    let mut locked = file.try_lock();
+    while matches!(locked, Err(std::fs::TryLockError::WouldBlock)) && std::time::Instant::now() < patience {
+        std::thread::sleep(Duration::from_millis(20));
+        locked = file.try_lock();
+    }
+    match locked {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError {
+            doing: "locking the database",
+            cause: format!(
+                "{} is in use by another `signal serve`: stop it, or give this one its own `storage.sqlite`",
+                path.display()
+            ),
+        }),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(StoreError { doing: "locking the database", cause: format!("{}: {error}", lock_path.display()) })
+        }
     }
 }
 
@@ -252,10 +293,29 @@ fn enqueue(connection: &Connection, events: &[NewEvent], window: Duration) -> ru
     let mut insert = connection.prepare_cached(
         "INSERT INTO events (source, pipeline, message_id, received_at, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
+    let mut record_dropped = connection.prepare_cached(
+        "INSERT INTO events (source, pipeline, message_id, received_at, payload, state, code, detail, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'dropped', ?6, ?7, ?8)",
+    )?;
     let mut report = Enqueued::default();
     // An event bound for several pipelines is one row per pipeline, but one `seen` entry.
     let mut admitted: Vec<(&str, &str)> = Vec::new();
     for event in events {
+        if let Some(dropped) = &event.dropped {
+            // Its fate is known: kept for the record, never claimed, never a duplicate of anything.
+            record_dropped.execute(params![
+                event.source,
+                event.pipeline,
+                event.message_id,
+                event.received_at_ms,
+                event.payload,
+                dropped.code,
+                dropped.detail,
+                now
+            ])?;
+            report.recorded += 1;
+            continue;
+        }
         let key = (event.source.as_str(), event.message_id.as_str());
         if !admitted.contains(&key) {
             let last: Option<i64> =

@@ -14,6 +14,7 @@ fn event(message_id: &str, pipeline: &str) -> NewEvent {
         message_id: message_id.into(),
         received_at_ms: 1_700_000_000_000,
         payload: format!(r#"{{"type":"track","event":"Signed Up","message_id":"{message_id}"}}"#),
+        dropped: None,
     }
 }
 
@@ -182,4 +183,39 @@ async fn a_dedupe_window_longer_than_a_week_is_kept_through_purges() {
     }
     let again = queue.enqueue(vec![event("m-old", "web-shop")], month).await.expect("enqueue");
     assert_eq!((again.queued, again.duplicates), (0, 1), "seen ten days ago, inside the window");
+}
+
+#[tokio::test]
+async fn an_event_refused_at_the_door_is_recorded_dropped_and_never_claimed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+    let refused = NewEvent {
+        dropped: Some(store::Dropped { code: "invalid_event".into(), detail: "`type` is missing".into() }),
+        ..event("m-refused", "web-shop")
+    };
+    let enqueued = queue.enqueue(vec![refused.clone(), refused, event("m-good", "web-shop")], DAY).await.expect("enqueue");
+    assert_eq!((enqueued.queued, enqueued.recorded, enqueued.duplicates), (1, 2, 0));
+    let claimed = queue.claim("web-shop".into(), 100).await.expect("claim");
+    assert_eq!(claimed.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["m-good"]);
+    let depth = queue.depth().await.expect("depth");
+    assert_eq!((depth.pending, depth.claimed), (0, 1), "the refused ones wait for nothing");
+    let recent = queue.recent(10).await.expect("recent");
+    let dropped: Vec<_> = recent.iter().filter(|record| record.state == State::Dropped).collect();
+    assert_eq!(dropped.len(), 2);
+    let outcome = dropped[0].outcome.as_ref().expect("an outcome");
+    assert_eq!((outcome.code.as_deref(), outcome.detail.as_deref()), (Some("invalid_event"), Some("`type` is missing")));
+}
+
+#[tokio::test]
+async fn one_process_at_a_time_serves_a_queue_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("signal.db");
+    let (queue, _) = SqliteQueue::open(&path).expect("open");
+    queue.enqueue(vec![event("m-mine", "web-shop")], DAY).await.expect("enqueue");
+    let claimed = queue.claim("web-shop".into(), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    // A second opening is refused before it can make the claimed event pending again.
+    let error = SqliteQueue::open(&path).err().expect("refused while the first serves it");
+    assert!(error.to_string().contains("in use by another `signal serve`"), "{error}");
+    assert_eq!(queue.depth().await.expect("depth").claimed, 1, "the claim stands");
 }
