@@ -336,12 +336,8 @@ impl Run {
                     }
                     Err(error) => {
                         if let Some((number, line)) = in_flight_lines.remove(&error.id()) {
-                            if matches!(stop, Some(Stop::Unreachable { .. })) {
-                                // Nothing answered: it cannot have arrived.
-                                report.not_sent += 1;
-                            } else {
-                                report.record_interrupted(number);
-                            }
+                            // Even with no answer, a request that timed out may have arrived.
+                            report.record_interrupted(number);
                             self.keep_unsent(&line)?;
                         }
                     }
@@ -630,6 +626,16 @@ impl Report {
                     self.last_line
                 );
             }
+        }
+        // Stopped with nothing left unread: the reason still belongs in the summary.
+        if let Some(Stop::Unreachable { why }) = &self.stopped
+            && self.not_sent == 0
+        {
+            let _ = writeln!(
+                out,
+                "  stopped: nothing answered in {} s ({why}); check --endpoint or the data center",
+                UNREACHABLE_AFTER.as_secs()
+            );
         }
         for (code, group) in &self.warnings {
             row(&mut out, "warning", code, group);

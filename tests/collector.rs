@@ -411,4 +411,14 @@ fn a_batch_is_judged_event_by_event_and_repeats_inside_it_are_duplicates() {
     assert_eq!(payloads.len(), 5, "{payloads:?}");
     assert!(payloads.iter().any(|payload| payload.contains("yesterday")), "the refused event is kept: {payloads:?}");
     assert!(!payloads.iter().any(|payload| payload.contains(WRITE_KEY)), "{payloads:?}");
+
+    // An event over the size limit is refused alone, the rest of its batch accepted.
+    let huge = json!({"type": "track", "event": "Order Completed", "userId": "b-huge", "properties": {"notes": "x".repeat(200_000)}});
+    let batch = json!({"batch": [huge, order("b-small", "b-4")]});
+    let (status, _, answer) =
+        http.send("POST", &format!("{}/v1/batch", serve.collector), &[("authorization", &auth)], batch.to_string().into_bytes());
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    assert_eq!(answer["rejected"][0]["event_index"], 0, "{answer}");
 }

@@ -43,6 +43,28 @@ fn read_to_close(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// One whole answer on a kept-alive connection: its head and `Content-Length` bytes of body.
+fn read_response(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:").map(|n| n.trim().to_owned()))
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            if received.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let read = stream.read(&mut chunk).expect("an answer");
+        assert!(read > 0, "closed before answering: {text}");
+        received.extend_from_slice(&chunk[..read]);
+    }
+}
+
 fn basic() -> String {
     use base64::Engine as _;
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{WRITE_KEY}:")))
@@ -102,17 +124,25 @@ fn half_sent_headers_and_stalled_bodies_are_cut_off() {
 #[test]
 fn an_idle_connection_has_its_own_limit_apart_from_the_headers() {
     let (_dir, _sandbox, serve) = start("  header_timeout: 1s\n  idle_timeout: 3s\n");
-    // Idle past the header limit, then a whole request: still served.
+    // A first request, then idle past the header limit, then another: still served.
     let mut kept = connect(&serve);
+    let request = b"GET /v1/nothing HTTP/1.1\r\nHost: signal\r\nContent-Length: 0\r\n\r\n";
+    kept.write_all(request).expect("write");
+    let answer = read_response(&mut kept);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     std::thread::sleep(Duration::from_millis(1_600));
-    kept.write_all(b"GET /v1/nothing HTTP/1.1\r\nHost: signal\r\n\r\n").expect("write");
-    let mut answer = [0u8; 12];
-    kept.read_exact(&mut answer).expect("an answer after 1.6 s idle");
-    assert_eq!(&answer, b"HTTP/1.1 404");
-    // Then idle again: closed once the idle limit passes, not at once.
+    kept.write_all(request).expect("write");
+    let answer = read_response(&mut kept);
+    assert!(answer.starts_with("HTTP/1.1 404"), "served after 1.6 s idle: {answer}");
+    let answered = Instant::now();
+    // A connection opened and never used gets the header limit, not the idle one.
+    let mut silent = connect(&serve);
     let started = Instant::now();
+    let _ = read_to_close(&mut silent);
+    assert!(started.elapsed() < Duration::from_millis(2_800), "closed after {:?}", started.elapsed());
+    // The kept-alive one, idle again since its answer: closed once the idle limit passes.
     let _ = read_to_close(&mut kept);
-    let waited = started.elapsed();
+    let waited = answered.elapsed();
     assert!(waited > Duration::from_millis(2_000) && waited < Duration::from_secs(8), "closed after {waited:?}");
 }
 

@@ -76,11 +76,11 @@ pub struct CollectorConfig {
     #[schemars(range(min = 1))]
     pub max_batch_events: Option<u64>,
 
-    /// How long a client may take over a request's headers, from their first byte, before the
-    /// connection is closed. Default `10s`.
+    /// How long a client may take over a request's headers — from their first byte, or from
+    /// connecting for its first request — before the connection is closed. Default `10s`.
     pub header_timeout: Option<String>,
 
-    /// How long a connection may stay idle — just opened, or kept alive after an answer — before
+    /// How long a connection kept alive after an answer may wait idle for its next request before
     /// it is closed. Default `60s`.
     pub idle_timeout: Option<String>,
 

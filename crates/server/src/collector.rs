@@ -276,7 +276,14 @@ async fn accept<Q: Queue>(
         keyless_limit: (key_source.is_none()).then_some(KEYLESS_BODY_BYTES.min(limit)),
     };
     let body = read_body(request.into_body(), &reading).await?;
-    let text = if gzip { gunzip(&body, reading.keyless_limit.unwrap_or(limit))? } else { body.to_vec() };
+    let text = match (gzip, reading.keyless_limit) {
+        (false, _) => body.to_vec(),
+        (true, None) => gunzip(&body, limit)?,
+        // Without a key outside the body, the key must be in its first 64 KB once inflated too.
+        (true, Some(keyless)) => gunzip(&body, keyless).map_err(|refusal| {
+            if refusal.status == StatusCode::PAYLOAD_TOO_LARGE { keyless_refusal(keyless) } else { refusal }
+        })?,
+    };
     let text = std::str::from_utf8(&text).map_err(|error| {
         Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: it is not UTF-8 text ({error})"))
     })?;
@@ -348,7 +355,12 @@ async fn accept<Q: Queue>(
     for (index, event) in events.into_iter().enumerate() {
         let (message_id, payload, dropped) = match check_event(index, event.get(), &intake) {
             Ok((message_id, payload)) => (message_id, payload, None),
-            Err(refusal) if judged_one_by_one && refusal.status == StatusCode::BAD_REQUEST => {
+            // An event over the size limit is refused alone too, and not kept: it is too large.
+            Err(refusal)
+                if judged_one_by_one
+                    && (refusal.status == StatusCode::BAD_REQUEST
+                        || (refusal.status == StatusCode::PAYLOAD_TOO_LARGE && refusal.event_index.is_some())) =>
+            {
                 let prefix = format!("event {index}: ");
                 let message = refusal.message.strip_prefix(&prefix).unwrap_or(&refusal.message).to_owned();
                 rejected.push(json!({"event_index": index, "field": refusal.field, "message": message}));
@@ -369,9 +381,6 @@ async fn accept<Q: Queue>(
             continue;
         }
         for pipeline in &pipelines {
-            if dropped.is_some() {
-                shared.metrics.dropped(pipeline, blueprint::DropCode::InvalidEvent.as_str());
-            }
             queued.push(NewEvent {
                 source: source.to_owned(),
                 pipeline: (*pipeline).to_owned(),
@@ -386,6 +395,10 @@ async fn accept<Q: Queue>(
         tracing::error!(%error, "events could not be stored; the sender should retry");
         Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "the events could not be stored; try again")
     })?;
+    // Counted once they are committed: a 503 records nothing.
+    for dropped in queued_dropped(&pipelines, enqueued.recorded) {
+        shared.metrics.dropped(dropped, blueprint::DropCode::InvalidEvent.as_str());
+    }
     // The queue counts rows, one per event and pipeline.
     let duplicates = enqueued.duplicates / pipelines.len().max(1) + repeated_in_request;
     let accepted = count - rejected.len();
@@ -397,6 +410,11 @@ async fn accept<Q: Queue>(
     }
     let body = json!({"success": true, "accepted": accepted, "duplicates": duplicates, "rejected": rejected});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+/// The pipeline of each of `recorded` refused-event rows: one row per event and pipeline, in turn.
+fn queued_dropped<'a>(pipelines: &'a [&'a str], recorded: usize) -> impl Iterator<Item = &'a str> + 'a {
+    pipelines.iter().copied().cycle().take(if pipelines.is_empty() { 0 } else { recorded })
 }
 
 /// An event the reader refused, as it is kept for the record: its members without a write key
@@ -452,7 +470,8 @@ async fn read_body(body: axum::body::Body, reading: &Reading) -> Result<Bytes, R
     let mut total = 0usize;
     // A deadline for the whole body, not a gap between reads: a client trickling a byte now and
     // then would otherwise hold its connection for as long as it likes.
-    let deadline = tokio::time::Instant::now() + reading.stall;
+    let now = tokio::time::Instant::now();
+    let deadline = now.checked_add(reading.stall).unwrap_or(now + Duration::from_secs(86_400 * 365));
     loop {
         let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
             Ok(Some(chunk)) => chunk,
@@ -472,13 +491,7 @@ async fn read_body(body: axum::body::Body, reading: &Reading) -> Result<Bytes, R
         if total <= limit {
             kept.extend_from_slice(&chunk);
         } else if reading.keyless_limit.is_some() {
-            return Err(Refusal::new(
-                StatusCode::UNAUTHORIZED,
-                format!(
-                    "no write key in the Authorization header or the query, and none in the first {limit} bytes of the body: send the key as the HTTP Basic username"
-                ),
-            )
-            .closing());
+            return Err(keyless_refusal(limit));
         } else if total > drain_bound {
             break;
         }
@@ -490,6 +503,17 @@ async fn read_body(body: axum::body::Body, reading: &Reading) -> Result<Bytes, R
         ));
     }
     Ok(Bytes::from(kept))
+}
+
+/// A body without a key outside it, too long to look through for one.
+fn keyless_refusal(limit: usize) -> Refusal {
+    Refusal::new(
+        StatusCode::UNAUTHORIZED,
+        format!(
+            "no write key in the Authorization header or the query, and none in the first {limit} bytes of the body: send the key as the HTTP Basic username"
+        ),
+    )
+    .closing()
 }
 
 fn no_write_key() -> Refusal {

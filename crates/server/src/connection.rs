@@ -1,6 +1,6 @@
 //! The time limits of one collector connection. A client must send a request's headers within the
-//! header limit once it has begun them, and a kept-alive connection may wait idle for its next
-//! request up to the idle limit: two clocks, told apart by watching the bytes the connection reads
+//! header limit once it has begun them (or once it connected, for its first request), and a
+//! kept-alive connection may wait idle for its next request up to the idle limit: two clocks, told apart by watching the bytes the connection reads
 //! and the requests its service handles.
 
 use std::future::Future;
@@ -32,6 +32,8 @@ pub struct Activity {
     in_request: AtomicBool,
     /// When the connection last came to rest: accepted, or a request answered.
     rested_at: AtomicU64,
+    /// Whether it has had a request: until then, waiting is waiting for headers.
+    served: AtomicBool,
     /// When the first byte after that rest arrived; `u64::MAX` while none has.
     head_started_at: AtomicU64,
 }
@@ -43,6 +45,7 @@ impl Activity {
             started: Instant::now(),
             in_request: AtomicBool::new(false),
             rested_at: AtomicU64::new(0),
+            served: AtomicBool::new(false),
             head_started_at: AtomicU64::new(u64::MAX),
         }
     }
@@ -62,6 +65,7 @@ impl Activity {
     }
 
     fn request_ended(&self) {
+        self.served.store(true, Ordering::Relaxed);
         self.rested_at.store(self.now(), Ordering::Relaxed);
         self.head_started_at.store(u64::MAX, Ordering::Relaxed);
         self.in_request.store(false, Ordering::Relaxed);
@@ -75,6 +79,11 @@ impl Activity {
         let now = self.now();
         let limit_ms = |limit: Duration| u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
         match self.head_started_at.load(Ordering::Relaxed) {
+            // A connection opened and silent is a client that has not begun its headers: it gets
+            // the header limit, so that holding a slot costs a connection every few seconds.
+            u64::MAX if !self.served.load(Ordering::Relaxed) => {
+                now.saturating_sub(self.rested_at.load(Ordering::Relaxed)) > limit_ms(limits.header)
+            }
             u64::MAX => now.saturating_sub(self.rested_at.load(Ordering::Relaxed)) > limit_ms(limits.idle),
             began => now.saturating_sub(began) > limit_ms(limits.header),
         }
@@ -186,8 +195,12 @@ mod tests {
     async fn headers_and_idleness_have_their_own_clocks() {
         let limits = Limits { header: Duration::from_secs(10), idle: Duration::from_secs(60) };
         let activity = Activity::new();
-        tokio::time::advance(Duration::from_secs(30)).await;
-        assert!(!activity.overstayed(limits), "idle for 30 s of 60");
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(!activity.overstayed(limits), "opened 9 s ago, nothing sent");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(activity.overstayed(limits), "opened 11 s ago and still silent");
+
+        let activity = Activity::new();
         activity.bytes_read();
         tokio::time::advance(Duration::from_secs(11)).await;
         assert!(activity.overstayed(limits), "11 s into a request's headers");

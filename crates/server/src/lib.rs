@@ -181,7 +181,11 @@ pub async fn run<Q: Queue + Clone>(
     }
     depth_refresh.abort();
     let _ = stop_admin.send(true);
-    let _ = admin_server.await;
+    // The admin listener has no client worth waiting for once stopping: a bounded wait, then cut.
+    let admin_abort = admin_server.abort_handle();
+    if tokio::time::timeout(shared.config.shutdown_grace, admin_server).await.is_err() {
+        admin_abort.abort();
+    }
     Ok(())
 }
 
@@ -204,7 +208,9 @@ async fn serve_collector<Q: Queue>(
     http.header_read_timeout(None).keep_alive(true);
     let limits = connection::Limits { header: config.header_timeout, idle: config.idle_timeout };
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    // Clamped: a semaphore holds at most `Semaphore::MAX_PERMITS`, and the open-file limit is far lower.
+    let permits = Arc::new(tokio::sync::Semaphore::new(config.max_connections.clamp(1, 1 << 24)));
+    let mut connections = tokio::task::JoinSet::new();
     let mut at_limit_logged = false;
     tokio::pin!(shutdown);
     loop {
@@ -241,7 +247,8 @@ async fn serve_collector<Q: Queue>(
         let service = connection::Watched::service(router.clone(), activity.clone());
         let io = TokioIo::new(connection::Watched::stream(stream, activity.clone()));
         let served = graceful.watch(http.serve_connection(io, service));
-        tokio::spawn(async move {
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
             // A client that vanishes ends its own connection; one that overstays is dropped here,
             // which closes the socket. Neither is worth a log line.
             connection::watch(served, &activity, limits).await;
@@ -253,6 +260,7 @@ async fn serve_collector<Q: Queue>(
     let open = graceful.count();
     tracing::info!(connections = open, grace = ?config.shutdown_grace, "stopping: no new connections; idle ones closed, requests in progress may finish");
     if tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await.is_err() {
+        connections.abort_all();
         tracing::warn!(grace = ?config.shutdown_grace, "requests still in progress when the grace ran out were cut; their clients were not answered and will send again");
     }
 }

@@ -129,10 +129,11 @@ fn lock_exclusively(path: &Path) -> Result<std::fs::File, StoreError> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
     let lock_path = std::path::PathBuf::from(lock_path);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
         .open(&lock_path)
         .map_err(|error| StoreError { doing: "locking the database", cause: format!("{}: {error}", lock_path.display()) })?;
     // A moment's patience: the queue may have just been closed (its thread still ending), or a

@@ -146,6 +146,7 @@ async fn the_database_is_private_to_its_user_and_a_loose_one_is_tightened() {
     let (_queue, recovered) = SqliteQueue::open(&path).expect("reopen");
     let before: Vec<u32> = recovered.made_private.iter().map(|(_, before)| *before).collect();
     assert!(before.contains(&0o644) && before.contains(&0o755), "{:?}", recovered.made_private);
+    assert_eq!(recovered.made_private.len(), 2, "the lock file was private already: {:?}", recovered.made_private);
     assert_eq!((mode(&data), mode(&path)), (0o700, 0o600));
 
     // A directory that holds other things is not Signal's to change; the database still is.
