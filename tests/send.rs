@@ -33,6 +33,17 @@ fn text(output: &Output) -> (String, String) {
     )
 }
 
+/// `signal send` of `events`, keeping what is not delivered in `unsent`.
+fn send_keeping_unsent(base: &str, key: &str, args: &[&str], events: &Path, unsent: &Path) -> Output {
+    signal_send(base, key, args)
+        .arg("--events")
+        .arg(events)
+        .arg("--unsent")
+        .arg(unsent)
+        .output()
+        .expect("signal send runs")
+}
+
 /// `count` Order Completed events for `customer`, order ids 0..count.
 fn orders_file(dir: &Path, customer: &str, count: usize) -> std::path::PathBuf {
     let path = dir.join("orders.ndjson");
@@ -77,13 +88,7 @@ fn a_wrong_key_pauses_sending_keeps_the_events_and_never_shows_the_key() {
     let events = orders_file(dir.path(), "u_pause", 300);
     let unsent = dir.path().join("unsent.ndjson");
     let wrong_key = "wrong-key-0123456789";
-    let output = signal_send(&sandbox.base, wrong_key, &["--concurrency", "2"])
-        .arg("--events")
-        .arg(&events)
-        .arg("--unsent")
-        .arg(&unsent)
-        .output()
-        .expect("signal send runs");
+    let output = send_keeping_unsent(&sandbox.base, wrong_key, &["--concurrency", "2"], &events, &unsent);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
     assert!(stdout.contains("401 AuthenticationError"), "{stdout}");
@@ -264,13 +269,7 @@ fn after_a_pause_the_unsent_file_holds_only_what_the_blueprint_would_send() {
         .collect();
     std::fs::write(&events, lines.join("\n") + "\n").expect("write events");
     let unsent = dir.path().join("unsent.ndjson");
-    let output = signal_send(&sandbox.base, "wrong-key", &["--concurrency", "1"])
-        .arg("--events")
-        .arg(&events)
-        .arg("--unsent")
-        .arg(&unsent)
-        .output()
-        .expect("signal send runs");
+    let output = send_keeping_unsent(&sandbox.base, "wrong-key", &["--concurrency", "1"], &events, &unsent);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
     let kept = std::fs::read_to_string(&unsent).expect("unsent file");
@@ -299,11 +298,8 @@ fn an_endpoint_where_nothing_answers_stops_early_and_says_why() {
     let dir = tempfile::tempdir().expect("temp dir");
     let unsent = dir.path().join("unsent.ndjson");
     let started = Instant::now();
-    let output = signal_send(&format!("http://{closed}"), KEY, &["--events", "examples/events.ndjson"])
-        .arg("--unsent")
-        .arg(&unsent)
-        .output()
-        .expect("signal runs");
+    let events = Path::new("examples/events.ndjson");
+    let output = send_keeping_unsent(&format!("http://{closed}"), KEY, &[], events, &unsent);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
     assert!(started.elapsed() < Duration::from_secs(60), "not the whole default hour: {:?}", started.elapsed());
