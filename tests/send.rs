@@ -127,7 +127,7 @@ fn faults_are_retried_until_every_event_is_delivered() {
     ]);
     let dir = tempfile::tempdir().expect("temp dir");
     let events = orders_file(dir.path(), "u_retry", 200);
-    // A failure in four attempts: with a 30 s window (about seven attempts) one of the 200 events
+    // About one attempt in four fails: with a 30 s window (about seven attempts) one of the 200 events
     // ran out of attempts in about one run of a hundred; two minutes (about nine) make that one in
     // two thousand, and the run no longer: events are delivered as soon as an attempt gets through.
     let output = signal_send(&sandbox.base, KEY, &["--retry-window", "2m"])
