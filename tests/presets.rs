@@ -90,3 +90,22 @@ fn reserved_prefix_and_oversized_events_are_dropped() {
     assert_eq!(lines.len(), 2);
     insta::assert_json_snapshot!(lines);
 }
+
+#[test]
+fn the_default_region_decides_a_national_number_without_a_locale() {
+    let line = |phone: &str| {
+        format!(r#"{{"type":"track","event":"Signed Up","user_id":"u1","traits":{{"phone":"{phone}"}}}}"#) + "\n"
+    };
+    let mobile = |run: &Run| -> Option<String> {
+        let body: Value = serde_json::from_str(run.stdout.trim()).expect("one mapped line");
+        body["user_identifiers"]["u_mb"].as_str().map(str::to_owned)
+    };
+    let retail = ["--blueprint", "blueprints/moengage/retail.yaml"];
+    let uk = line("07700 900123");
+    assert_eq!(mobile(&signal_map(&[&retail[..], &["--default-region", "GB"]].concat(), &uk)).as_deref(), Some("+447700900123"));
+    let without = signal_map(&retail, &uk);
+    assert_eq!(mobile(&without), None, "no region, no number: {}", without.stdout);
+    assert!(without.stderr.contains("warning[invalid_phone]"), "{}", without.stderr);
+    let us = line("(415) 555-2671");
+    assert_eq!(mobile(&signal_map(&[&retail[..], &["--default-region", "US"]].concat(), &us)).as_deref(), Some("+14155552671"));
+}
