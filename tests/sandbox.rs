@@ -57,3 +57,32 @@ fn sandbox_refuses_a_fault_rate_outside_0_to_1() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not a rate from 0 to 1"));
 }
+
+#[test]
+fn the_fault_flags_do_what_they_say() {
+    use base64::Engine as _;
+    let auth = |workspace: &str, key: &str| {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{workspace}:{key}")))
+    };
+    let payload = json!({"type": "event", "customer_id": "u_flags",
+        "actions": [{"action": "Signed Up", "platform": "web", "attributes": {}}]})
+    .to_string()
+    .into_bytes();
+    let http = common::Http::new();
+    let post = |base: &str, workspace: &str, key: &str| {
+        let headers = [("authorization", auth(workspace, key)), ("content-type", "application/json".to_owned())];
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+        http.send("POST", &format!("{base}/v1/event/{workspace}"), &headers, payload.clone()).0
+    };
+
+    // --suspended: correctly signed requests get 403; others are served.
+    let sandbox = common::SandboxProcess::start(&["--workspace", "WS1:k1", "--workspace", "WS2:k2", "--suspended", "WS2"]);
+    assert_eq!(post(&sandbox.base, "WS2", "k2"), 403);
+    assert_eq!(post(&sandbox.base, "WS1", "k1"), 200);
+    assert_eq!(post(&sandbox.base, "WS2", "wrong"), 401, "the key is checked first");
+
+    // --per-minute over --window-secs: the third request in the window gets 429.
+    let limited = common::SandboxProcess::start(&["--workspace", "WS1:k1", "--per-minute", "2", "--window-secs", "60"]);
+    let statuses: Vec<u16> = (0..3).map(|_| post(&limited.base, "WS1", "k1")).collect();
+    assert_eq!(statuses, [200, 200, 429]);
+}
