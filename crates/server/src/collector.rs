@@ -356,13 +356,8 @@ async fn accept<Q: Queue>(
         let (message_id, payload, dropped) = match check_event(index, event.get(), &intake) {
             Ok((message_id, payload)) => (message_id, payload, None),
             // An event over the size limit is refused alone too, and not kept: it is too large.
-            Err(refusal)
-                if judged_one_by_one
-                    && (refusal.status == StatusCode::BAD_REQUEST
-                        || (refusal.status == StatusCode::PAYLOAD_TOO_LARGE && refusal.event_index.is_some())) =>
-            {
-                let prefix = format!("event {index}: ");
-                let message = refusal.message.strip_prefix(&prefix).unwrap_or(&refusal.message).to_owned();
+            Err(refusal) if judged_one_by_one => {
+                let message = refusal.reason;
                 rejected.push(json!({"event_index": index, "field": refusal.field, "message": message}));
                 // Recorded (without its write key) as dropped with `invalid_event` and the reader's
                 // words, beside the others' fates — never queued, so a flood of them delays nothing.
@@ -374,7 +369,7 @@ async fn accept<Q: Queue>(
                 let dropped = store::Dropped { code, detail: message };
                 (generated_message_id(), payload, Some(dropped))
             }
-            Err(refusal) => return Err(refusal),
+            Err(refusal) => return Err(Refusal::at(refusal.status, index, refusal.field, refusal.answer)),
         };
         if !seen_in_request.insert(message_id.clone()) {
             repeated_in_request += 1;
@@ -395,9 +390,10 @@ async fn accept<Q: Queue>(
         tracing::error!(%error, "events could not be stored; the sender should retry");
         Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "the events could not be stored; try again")
     })?;
-    // Counted once they are committed: a 503 records nothing.
-    for dropped in queued_dropped(&pipelines, enqueued.recorded) {
-        shared.metrics.dropped(dropped, blueprint::DropCode::InvalidEvent.as_str());
+    // Counted once they are committed: a 503 records nothing. One row per event and pipeline.
+    let recorded_per_pipeline = (enqueued.recorded / pipelines.len().max(1)) as u64;
+    for pipeline in &pipelines {
+        shared.metrics.dropped(pipeline, blueprint::DropCode::InvalidEvent.as_str(), recorded_per_pipeline);
     }
     // The queue counts rows, one per event and pipeline.
     let duplicates = enqueued.duplicates / pipelines.len().max(1) + repeated_in_request;
@@ -410,11 +406,6 @@ async fn accept<Q: Queue>(
     }
     let body = json!({"success": true, "accepted": accepted, "duplicates": duplicates, "rejected": rejected});
     Ok((StatusCode::OK, axum::Json(body)).into_response())
-}
-
-/// The pipeline of each of `recorded` refused-event rows: one row per event and pipeline, in turn.
-fn queued_dropped<'a>(pipelines: &'a [&'a str], recorded: usize) -> impl Iterator<Item = &'a str> + 'a {
-    pipelines.iter().copied().cycle().take(if pipelines.is_empty() { 0 } else { recorded })
 }
 
 /// An event the reader refused, as it is kept for the record: its members without a write key
@@ -589,9 +580,12 @@ fn generated_message_id() -> String {
 /// blueprint reads, by the same rules — dates it, and returns its `message_id` and the JSON to
 /// queue: the event as written (numbers exact, camelCase kept), without its write key, with the
 /// `type`, `message_id` and times the collector supplies.
-fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, String), Refusal> {
-    let event = Event::read(text, intake.endpoint.implied_type()).map_err(|invalid| {
-        Refusal::at(StatusCode::BAD_REQUEST, index, invalid.field, format!("event {index}: {}", invalid.message))
+fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, String), EventRefusal> {
+    let event = Event::read(text, intake.endpoint.implied_type()).map_err(|invalid| EventRefusal {
+        status: StatusCode::BAD_REQUEST,
+        field: invalid.field,
+        answer: format!("event {index}: {}", invalid.message),
+        reason: invalid.message,
     })?;
     // The write key is never stored.
     let mut leave_out = vec!["writeKey", "write_key"];
@@ -623,18 +617,33 @@ fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, Str
     let mut payload = Vec::with_capacity(text.len() + 64);
     event.write(&leave_out, &added, &mut payload);
     if payload.len() > intake.max_event_bytes {
-        return Err(Refusal::at(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            index,
-            None,
-            format!("event {index} is {} bytes; at most {} are accepted", payload.len(), intake.max_event_bytes),
-        ));
+        let size = format!("{} bytes; at most {} are accepted", payload.len(), intake.max_event_bytes);
+        return Err(EventRefusal {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            field: None,
+            answer: format!("event {index} is {size}"),
+            reason: format!("the event is {size}"),
+        });
     }
     // The reader checked every string and `write` escapes what it adds: the text is UTF-8.
-    let payload = String::from_utf8(payload).map_err(|_| {
-        Refusal::at(StatusCode::BAD_REQUEST, index, None, format!("event {index} is not UTF-8 text"))
+    let payload = String::from_utf8(payload).map_err(|_| EventRefusal {
+        status: StatusCode::BAD_REQUEST,
+        field: None,
+        answer: format!("event {index} is not UTF-8 text"),
+        reason: "the event is not UTF-8 text".into(),
     })?;
     Ok((message_id, payload))
+}
+
+/// Why one event is refused: a whole request's answer when it stands alone, or a line of a batch's
+/// `rejected` list.
+struct EventRefusal {
+    status: StatusCode,
+    field: Option<&'static str>,
+    /// The answer's message, which names the event (`event 3: …`).
+    answer: String,
+    /// What is wrong, in the reader's words, for the `rejected` list (which gives the index apart).
+    reason: String,
 }
 
 fn json_text(text: &str) -> String {

@@ -87,9 +87,11 @@ impl Metrics {
         self.rejected.add(vec![("path", path.to_owned()), ("status", status.to_string())], 1);
     }
 
-    /// An event dropped by its pipeline, with its code.
-    pub fn dropped(&self, pipeline: &str, code: &str) {
-        self.dropped.add(vec![("pipeline", pipeline.to_owned()), ("code", code.to_owned())], 1);
+    /// `count` events dropped by a pipeline, with their code.
+    pub fn dropped(&self, pipeline: &str, code: &str, count: u64) {
+        if count > 0 {
+            self.dropped.add(vec![("pipeline", pipeline.to_owned()), ("code", code.to_owned())], count);
+        }
     }
 
     /// An event delivered, `latency` after it was received.

@@ -118,7 +118,7 @@ pub async fn run<Q: Queue>(
                         Err(fate) => {
                             settled_at_once += 1;
                             let state = if fate.state == delivery::State::Dropped {
-                                shared.metrics.dropped(&pipeline.name, &fate.code);
+                                shared.metrics.dropped(&pipeline.name, &fate.code, 1);
                                 tracing::debug!(pipeline = %pipeline.name, message_id = %event.message_id, code = %fate.code, "dropped");
                                 State::Dropped
                             } else {
@@ -290,7 +290,7 @@ fn settle<Q: Queue>(
             // The engine drops events only before sending; kept apart so a record never mislabels one.
             outcome.state = State::Dropped;
             outcome.detail = fate.said.clone();
-            shared.metrics.dropped(pipeline, &fate.code);
+            shared.metrics.dropped(pipeline, &fate.code, 1);
         }
         delivery::State::Failed => {
             outcome.state = State::Failed;
