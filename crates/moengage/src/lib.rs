@@ -315,16 +315,6 @@ impl MoEngageDestination {
         self
     }
 
-    /// Where requests go.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// The credentials.
-    pub fn credentials(&self) -> &Credentials {
-        &self.credentials
-    }
-
     /// The likely cause of getting no answer at all: a wrong data centre's host does not exist,
     /// but an endpoint given instead of MoEngage's host is simply not running or mistyped.
     fn unreachable_hint(&self) -> String {
