@@ -65,6 +65,11 @@ fn read_response(stream: &mut TcpStream) -> String {
     }
 }
 
+/// The head of an authorized `POST /v1/track` whose body will be `length` bytes.
+fn authorized_head(length: usize) -> String {
+    format!("POST /v1/track HTTP/1.1\r\nHost: signal\r\nAuthorization: {}\r\nContent-Length: {length}\r\n\r\n", basic())
+}
+
 fn basic() -> String {
     use base64::Engine as _;
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{WRITE_KEY}:")))
@@ -82,11 +87,7 @@ fn half_sent_headers_and_stalled_bodies_are_cut_off() {
 
     // The headers and half the body, then nothing: 408, and the connection is closed.
     let mut slow_body = connect(&serve);
-    let head = format!(
-        "POST /v1/track HTTP/1.1\r\nHost: signal\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"event\":",
-        basic()
-    );
-    slow_body.write_all(head.as_bytes()).expect("write");
+    slow_body.write_all(format!("{}{{\"event\":", authorized_head(200)).as_bytes()).expect("write");
     let started = Instant::now();
     let answer = read_to_close(&mut slow_body);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
@@ -95,11 +96,7 @@ fn half_sent_headers_and_stalled_bodies_are_cut_off() {
 
     // A body trickled a byte at a time is cut off too: the limit is for the whole body.
     let mut trickle = connect(&serve);
-    let head = format!(
-        "POST /v1/track HTTP/1.1\r\nHost: signal\r\nAuthorization: {}\r\nContent-Length: 200\r\n\r\n",
-        basic()
-    );
-    trickle.write_all(head.as_bytes()).expect("write");
+    trickle.write_all(authorized_head(200).as_bytes()).expect("write");
     let started = Instant::now();
     let mut cut = false;
     for _ in 0..40 {
@@ -199,11 +196,7 @@ fn sigterm_ends_the_process_whatever_the_clients_do() {
     let mut half_headers = connect(&serve);
     half_headers.write_all(b"POST /v1/track HTTP/1.1\r\nHost: signal\r\n").expect("write");
     let mut stuck_body = connect(&serve);
-    let head = format!(
-        "POST /v1/track HTTP/1.1\r\nHost: signal\r\nAuthorization: {}\r\nContent-Length: 100\r\n\r\n{{",
-        basic()
-    );
-    stuck_body.write_all(head.as_bytes()).expect("write");
+    stuck_body.write_all(format!("{}{{", authorized_head(100)).as_bytes()).expect("write");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(http.get(&format!("{}/readyz", serve.admin)).0, 200);
 
