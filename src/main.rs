@@ -1,5 +1,6 @@
 //! `signal`: server-side delivery of first-party events to MoEngage, declared in YAML blueprints.
 
+mod events;
 mod map;
 mod sandbox;
 mod send;
@@ -37,6 +38,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run a local MoEngage emulator to send events to, with optional faults.
     Sandbox(sandbox::SandboxArgs),
+    /// The Event Debugger in the terminal: events of a running `signal serve` and their fates.
+    Events(events::EventsArgs),
+    /// Queue failed or paused events of a running `signal serve` again.
+    Replay(events::ReplayArgs),
     /// Print a JSON Schema (the files under schemas/ are these outputs).
     Schema {
         /// Which schema.
@@ -61,6 +66,8 @@ fn main() -> ExitCode {
         Command::Send(args) => send::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Sandbox(args) => sandbox::run(&args),
+        Command::Events(args) => events::run_events(&args),
+        Command::Replay(args) => events::run_replay(&args),
         Command::Schema { which } => schema(which),
     }
 }

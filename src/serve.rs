@@ -27,6 +27,41 @@ pub struct ServeArgs {
     database: Option<PathBuf>,
 }
 
+impl ServeArgs {
+    /// The command line's settings win over the file's, at start and at every reload.
+    fn apply(&self, config: &mut Config) {
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(admin_listen) = self.admin_listen {
+            config.admin_listen = admin_listen;
+        }
+        if let Some(database) = &self.database {
+            config.storage = store::Storage::Sqlite(database.clone());
+        }
+    }
+
+    /// How a reload gets the configuration: the file again, with the command line's settings.
+    fn reloader(&self) -> server::Reloader {
+        let Some(path) = self.config.clone() else {
+            return std::sync::Arc::new(|| {
+                Err("Signal runs on its built-in defaults: there is no configuration file to load again (start it with --config FILE)".to_owned())
+            });
+        };
+        let overrides = ServeArgs {
+            config: None,
+            listen: self.listen,
+            admin_listen: self.admin_listen,
+            database: self.database.clone(),
+        };
+        std::sync::Arc::new(move || {
+            let mut config = config::load(&path).map_err(|diagnostics| diagnostics.to_string())?;
+            overrides.apply(&mut config);
+            Ok(config)
+        })
+    }
+}
+
 /// The write key of the built-in defaults, unless `SIGNAL_WRITE_KEY` gives another.
 const DEFAULT_WRITE_KEY: &str = "dev-write-key";
 
@@ -61,15 +96,7 @@ async fn serve(args: &ServeArgs) -> ExitCode {
             }
         },
     };
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(admin_listen) = args.admin_listen {
-        config.admin_listen = admin_listen;
-    }
-    if let Some(database) = &args.database {
-        config.storage = store::Storage::Sqlite(database.clone());
-    }
+    args.apply(&mut config);
     init_logging(config.log_format, config.log_level);
 
     // The ports first: a second instance started by mistake stops here, before it touches the
@@ -99,13 +126,14 @@ async fn serve(args: &ServeArgs) -> ExitCode {
         );
     }
     let stop = crate::stop::requested();
+    let reloading = server::Reloading { load: args.reloader(), hangups: crate::stop::hangups() };
     banner(&config, &listeners, &destination);
     for source in &config.sources {
         if !config.pipelines.iter().any(|pipeline| pipeline.source == source.name) {
             tracing::warn!(source = %source.name, "no pipeline takes this source's events: they are accepted and not delivered");
         }
     }
-    match server::run(config, queue, listeners, stop).await {
+    match server::run(config, queue, listeners, stop, Some(reloading)).await {
         Ok(()) => {
             tracing::info!("stopped cleanly");
             ExitCode::SUCCESS
@@ -187,6 +215,7 @@ fn banner(config: &Config, listeners: &server::Listeners, destination: &Destinat
             "  to MoEngage: set MOENGAGE_WORKSPACE_ID, MOENGAGE_DATA_API_KEY and MOENGAGE_DATA_CENTER, or run with --config signal.yaml (see signal.example.yaml)"
         );
     }
+    println!("  debugger   http://{admin}/debugger   every event's fate; in the terminal: signal events");
     println!("  admin      http://{admin}/healthz, /readyz, /metrics");
 }
 

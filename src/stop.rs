@@ -30,3 +30,30 @@ pub fn requested() -> impl std::future::Future<Output = ()> + Send + 'static {
         tracing::info!("stop requested");
     }
 }
+
+/// One message per SIGHUP, the operator's request to reload the configuration. The handler is
+/// installed when this is called, so that a SIGHUP never ends the process. Needs a tokio runtime
+/// context.
+pub fn hangups() -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangup) => {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        if sender.send(()).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(error) => tracing::warn!(%error, "SIGHUP cannot be caught here; reload with POST /api/reload"),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(sender);
+    receiver
+}

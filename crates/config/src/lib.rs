@@ -67,8 +67,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The admin address (health, metrics).
     pub admin_listen: SocketAddr,
+    /// The token the admin API requires, if any.
+    pub admin_token: Option<secret::Secret>,
     /// Where accepted events are kept.
     pub storage: store::Storage,
+    /// How long settled events are kept.
+    pub retention: store::Retention,
     /// How long a `message_id` is remembered per source.
     pub dedupe_window: Duration,
     /// The largest request body, decompressed.
@@ -115,6 +119,10 @@ pub mod defaults {
     pub const ADMIN_LISTEN: &str = "127.0.0.1:9090";
     /// The SQLite file.
     pub const SQLITE: &str = "./data/signal.db";
+    /// How long settled events are kept.
+    pub const RETENTION_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+    /// How many events are kept.
+    pub const RETENTION_MAX_EVENTS: u64 = 1_000_000;
     /// How long a `message_id` is remembered.
     pub const DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 3600);
     /// The largest request body.
@@ -160,6 +168,7 @@ fn describe_place(schema_pointer: &str) -> String {
     match schema_pointer.rsplit('/').next().unwrap_or_default() {
         "" => "the configuration".into(),
         "StorageConfig" => "`storage`".into(),
+        "RetentionConfig" => "`storage.retention`".into(),
         "CollectorConfig" => "`collector`".into(),
         "DeliveryConfig" => "`delivery`".into(),
         "LogConfig" => "`log`".into(),
@@ -461,6 +470,25 @@ impl Checker {
             storage.dedupe_window.as_deref(),
             defaults::DEDUPE_WINDOW,
         );
+        let retention = storage.retention.clone().unwrap_or_default();
+        let retention = store::Retention {
+            max_age: Some(self.duration(
+                context,
+                "/storage/retention/max_age",
+                retention.max_age.as_deref(),
+                defaults::RETENTION_MAX_AGE,
+            )),
+            max_events: Some(retention.max_events.unwrap_or(defaults::RETENTION_MAX_EVENTS)),
+        };
+        let admin_token = file.admin_token.clone().map(secret::Secret::new);
+        if admin_token.is_none() && !admin_listen.ip().is_loopback() {
+            self.invalid(
+                context,
+                "/admin_listen",
+                format!("`admin_listen` is {admin_listen}, not a loopback address, and there is no `admin_token`"),
+                "the Event Debugger shows events with emails and phone numbers: set `admin_token: ${SIGNAL_ADMIN_TOKEN}` (at least 16 characters), or listen on 127.0.0.1",
+            );
+        }
         let collector = file.collector.clone().unwrap_or_default();
         let [header_timeout, idle_timeout, body_timeout, shutdown_grace] = [
             ("header_timeout", &collector.header_timeout, defaults::HEADER_TIMEOUT),
@@ -525,7 +553,9 @@ impl Checker {
         Some(Config {
             listen,
             admin_listen,
+            admin_token,
             storage: storage_engine,
+            retention,
             dedupe_window,
             max_request_bytes: to_usize(collector.max_request_bytes, defaults::MAX_REQUEST_BYTES),
             max_event_bytes: to_usize(collector.max_event_bytes, defaults::MAX_EVENT_BYTES),
@@ -718,7 +748,16 @@ fn substitute(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Str
 
 /// `30s`, `10m`, `6h`, `1h 30m` (or ISO 8601) → a positive duration.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let signed: jiff::SignedDuration = text.trim().parse().ok()?;
+    let text = text.trim();
+    let signed: jiff::SignedDuration = match text.parse() {
+        Ok(signed) => signed,
+        // Days (`7d`) are a calendar unit to jiff; here a day is 24 hours.
+        Err(_) => text
+            .parse::<jiff::Span>()
+            .ok()?
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .ok()?,
+    };
     Duration::try_from(signed).ok().filter(|duration| !duration.is_zero())
 }
 
@@ -737,7 +776,12 @@ pub fn embedded(write_key: WriteKey, integration_name: &str, destination: Arc<dy
     Config {
         listen: address(defaults::LISTEN),
         admin_listen: address(defaults::ADMIN_LISTEN),
+        admin_token: None,
         storage: store::Storage::Sqlite(PathBuf::from(defaults::SQLITE)),
+        retention: store::Retention {
+            max_age: Some(defaults::RETENTION_MAX_AGE),
+            max_events: Some(defaults::RETENTION_MAX_EVENTS),
+        },
         dedupe_window: defaults::DEDUPE_WINDOW,
         max_request_bytes: defaults::MAX_REQUEST_BYTES,
         max_event_bytes: defaults::MAX_EVENT_BYTES,

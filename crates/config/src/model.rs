@@ -20,9 +20,16 @@ pub struct ConfigFile {
     /// `0.0.0.0:8080` to accept events from other machines.
     pub listen: Option<String>,
 
-    /// Where `/healthz`, `/readyz` and `/metrics` are served, as `HOST:PORT`. Default
-    /// `127.0.0.1:9090`: loopback, so that only this machine can read them.
+    /// Where the Event Debugger (`/debugger` and its API under `/api/`), `/healthz`, `/readyz` and
+    /// `/metrics` are served, as `HOST:PORT`. Default `127.0.0.1:9090`: loopback, so that only this
+    /// machine can read them.
     pub admin_listen: Option<String>,
+
+    /// The token the Event Debugger's API and `/metrics` require as `Authorization: Bearer TOKEN`.
+    /// Required when `admin_listen` is not a loopback address (events hold emails and phone
+    /// numbers). At least 16 characters; use `${NAME}` to take it from the environment.
+    #[schemars(length(min = 16))]
+    pub admin_token: Option<String>,
 
     /// Where accepted events are kept until they are delivered.
     pub storage: Option<StorageConfig>,
@@ -58,6 +65,24 @@ pub struct StorageConfig {
     /// How long a `message_id` is remembered per source: an event that arrives again within this
     /// time is accepted but not delivered twice. A duration such as `24h` or `30m`. Default `24h`.
     pub dedupe_window: Option<String>,
+
+    /// How long settled events (delivered, dropped, failed) are kept for the Event Debugger.
+    /// Events still waiting (pending, retrying, paused) are never pruned.
+    pub retention: Option<RetentionConfig>,
+}
+
+/// How long settled events are kept. Pruning runs in small steps in the background.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Settled events received longer ago than this are deleted. A duration such as `7d` or
+    /// `36h`. Default `7d`.
+    pub max_age: Option<String>,
+
+    /// At most this many of the newest events are kept; older settled ones are deleted. Default
+    /// 1,000,000 (about 1 GB of SQLite file).
+    #[schemars(range(min = 1000))]
+    pub max_events: Option<u64>,
 }
 
 /// Limits on requests to the collector. Requests over a limit get 413.

@@ -164,6 +164,40 @@ pub async fn send(sender: &HttpSender, destination: &dyn Destination, body: Vec<
     Fate::of(sender.deliver(destination, body).await)
 }
 
+/// What a failed attempt that will be tried again looked like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retrying {
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The failure's code: the HTTP status, `timeout`, `connection`.
+    pub code: String,
+    /// The HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    /// What was said and the likely cause, as in [`Fate::detail`].
+    pub detail: Option<String>,
+}
+
+/// [`send`], telling `on_retry` of each failed attempt that will be tried again, for records that
+/// show an event retrying while it is.
+pub async fn send_watched(
+    sender: &HttpSender,
+    destination: &dyn Destination,
+    body: Vec<u8>,
+    on_retry: &(dyn Fn(Retrying) + Sync),
+) -> Fate {
+    let tell = |attempts: u32, classification: &sender::Classification| {
+        let parts: Vec<&str> =
+            [classification.said.as_deref(), classification.hint.as_deref()].into_iter().flatten().collect();
+        on_retry(Retrying {
+            attempts,
+            code: classification.code.clone(),
+            status: classification.code.parse().ok(),
+            detail: (!parts.is_empty()).then(|| parts.join(" — ")),
+        });
+    };
+    Fate::of(sender.deliver_watched(destination, body, &tell).await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

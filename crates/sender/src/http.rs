@@ -207,6 +207,17 @@ impl HttpSender {
     /// [`send`](Self::send), with every attempt's status and latency and the destination's reading
     /// of the last one.
     pub async fn deliver(&self, destination: &dyn Destination, body: Vec<u8>) -> Sent {
+        self.deliver_watched(destination, body, &|_, _| {}).await
+    }
+
+    /// [`deliver`](Self::deliver), telling `on_retry` of each failed attempt that will be tried
+    /// again: the attempts made so far and the destination's reading of the last one.
+    pub async fn deliver_watched(
+        &self,
+        destination: &dyn Destination,
+        body: Vec<u8>,
+        on_retry: &(dyn Fn(u32, &Classification) + Sync),
+    ) -> Sent {
         let limit = destination.max_body_bytes();
         if body.len() > limit {
             // Sending would only earn a 413 and spend a slot of the account's rate limit.
@@ -235,7 +246,11 @@ impl HttpSender {
                 let started = Instant::now();
                 let response = self.attempt(destination, body).await;
                 let status = response.as_ref().ok().map(|answer| answer.status);
-                log.lock().unwrap_or_else(PoisonError::into_inner).push((status, started.elapsed()));
+                let attempts = {
+                    let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+                    log.push((status, started.elapsed()));
+                    u32::try_from(log.len()).unwrap_or(u32::MAX)
+                };
                 let classification = destination.classify(&response);
                 let verdict = classification.verdict;
                 if status.is_some() {
@@ -251,6 +266,7 @@ impl HttpSender {
                         _ => format!("{} — {}", classification.code, destination.shown_as()),
                     };
                     *self.watch.latest_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+                    on_retry(attempts, &classification);
                 }
                 *last_classification.lock().unwrap_or_else(PoisonError::into_inner) = Some(classification);
                 let retry_after = response.as_ref().ok().and_then(|answer| answer.retry_after);

@@ -255,22 +255,24 @@ async fn accept<Q: Queue>(
     if request.method() != Method::POST {
         return Err(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "events are sent with POST"));
     }
+    // One configuration for the whole request, even if a reload swaps it meanwhile.
+    let config = shared.config();
     // A wrong key in the header or the query is refused before the body is read.
     let query_key = axum::extract::Query::<KeyQuery>::try_from_uri(request.uri())
         .ok()
         .and_then(|query| query.0.write_key);
     let outside_key = header_write_key(request.headers())?.or(query_key);
-    let key_source = outside_key.map(|key| source_of(shared, &key)).transpose()?;
+    let key_source = outside_key.map(|key| source_of(&config, &key)).transpose()?;
     let header_sent_at = request
         .headers()
         .get("sentat")
         .and_then(|value| value.to_str().ok())
         .and_then(blueprint::event::parse_time);
     let gzip = content_encoding(request.headers())?;
-    let limit = shared.config.max_request_bytes;
+    let limit = config.max_request_bytes;
     let reading = Reading {
         limit,
-        stall: shared.config.body_timeout,
+        stall: config.body_timeout,
         // Without a key outside the body, only a beacon-sized body is read looking for one: an
         // unauthenticated flood costs little memory.
         keyless_limit: (key_source.is_none()).then_some(KEYLESS_BODY_BYTES.min(limit)),
@@ -299,7 +301,7 @@ async fn accept<Q: Queue>(
     let body_key = member(&["writeKey", "write_key"]).map(|(_, value)| value.as_str());
     let source = match (key_source, body_key) {
         (Some(source), _) => source,
-        (None, Some(Some(key))) => source_of(shared, &key)?,
+        (None, Some(Some(key))) => source_of(&config, &key)?,
         (None, _) => return Err(no_write_key()),
     };
     // A batch's `sentAt` (Segment, RudderStack) or RudderStack's `SentAt` header dates every event.
@@ -320,13 +322,13 @@ async fn accept<Q: Queue>(
         (Endpoint::Batch, Document::Other(_)) => return Err(not_a_batch()),
         (_, _) => vec![Raw::trusted(text.trim())],
     };
-    if events.len() > shared.config.max_batch_events {
+    if events.len() > config.max_batch_events {
         return Err(Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "{} events in one batch; at most {} are accepted",
                 events.len(),
-                shared.config.max_batch_events
+                config.max_batch_events
             ),
         ));
     }
@@ -335,10 +337,9 @@ async fn accept<Q: Queue>(
         endpoint,
         received_at,
         sent_at: batch_sent_at,
-        max_event_bytes: shared.config.max_event_bytes,
+        max_event_bytes: config.max_event_bytes,
     };
-    let pipelines: Vec<&str> = shared
-        .config
+    let pipelines: Vec<&str> = config
         .pipelines
         .iter()
         .filter(|pipeline| pipeline.source == source)
@@ -353,8 +354,8 @@ async fn accept<Q: Queue>(
     let mut seen_in_request: HashSet<String> = HashSet::with_capacity(count);
     let mut repeated_in_request = 0usize;
     for (index, event) in events.into_iter().enumerate() {
-        let (message_id, payload, dropped) = match check_event(index, event.get(), &intake) {
-            Ok((message_id, payload)) => (message_id, payload, None),
+        let (message_id, payload, labels, dropped) = match check_event(index, event.get(), &intake) {
+            Ok((message_id, payload, labels)) => (message_id, payload, labels, None),
             // An event over the size limit is refused alone too, and not kept: it is too large.
             Err(refusal) if judged_one_by_one => {
                 let message = refusal.reason;
@@ -367,7 +368,7 @@ async fn accept<Q: Queue>(
                 }
                 let code = blueprint::DropCode::InvalidEvent.as_str().to_owned();
                 let dropped = store::Dropped { code, detail: message };
-                (generated_message_id(), payload, Some(dropped))
+                (generated_message_id(), payload, store::Labels::default(), Some(dropped))
             }
             Err(refusal) => return Err(Refusal::at(refusal.status, index, refusal.field, refusal.answer)),
         };
@@ -382,11 +383,12 @@ async fn accept<Q: Queue>(
                 message_id: message_id.clone(),
                 received_at_ms: received_at.as_millisecond(),
                 payload: payload.clone(),
+                labels: labels.clone(),
                 dropped: dropped.clone(),
             });
         }
     }
-    let enqueued = shared.queue.enqueue(queued, shared.config.dedupe_window).await.map_err(|error| {
+    let enqueued = shared.queue.enqueue(queued, config.dedupe_window).await.map_err(|error| {
         tracing::error!(%error, "events could not be stored; the sender should retry");
         Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "the events could not be stored; try again")
     })?;
@@ -526,9 +528,8 @@ fn header_write_key(headers: &HeaderMap) -> Result<Option<String>, Refusal> {
 }
 
 /// The source whose write key this is.
-fn source_of<'a, Q: Queue>(shared: &'a Shared<Q>, key: &str) -> Result<&'a str, Refusal> {
-    shared
-        .config
+fn source_of<'a>(config: &'a config::Config, key: &str) -> Result<&'a str, Refusal> {
+    config
         .sources
         .iter()
         .find(|source| source.write_key.matches(key))
@@ -580,7 +581,7 @@ fn generated_message_id() -> String {
 /// blueprint reads, by the same rules — dates it, and returns its `message_id` and the JSON to
 /// queue: the event as written (numbers exact, camelCase kept), without its write key, with the
 /// `type`, `message_id` and times the collector supplies.
-fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, String), EventRefusal> {
+fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, String, store::Labels), EventRefusal> {
     let event = Event::read(text, intake.endpoint.implied_type()).map_err(|invalid| EventRefusal {
         status: StatusCode::BAD_REQUEST,
         field: invalid.field,
@@ -632,7 +633,17 @@ fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, Str
         answer: format!("event {index} is not UTF-8 text"),
         reason: "the event is not UTF-8 text".into(),
     })?;
-    Ok((message_id, payload))
+    let labels = store::Labels {
+        call_type: Some(event.call.as_str().to_owned()),
+        // What blueprints match on: a track call's name, else its type (`page`, `identify`).
+        event: Some(event.name.clone().into_owned()),
+        customer_id: event.field("user_id").and_then(|raw| match raw.kind() {
+            scan::JsonKind::String => raw.as_str().map(std::borrow::Cow::into_owned),
+            scan::JsonKind::Number => Some(raw.get().to_owned()),
+            _ => None,
+        }),
+    };
+    Ok((message_id, payload, labels))
 }
 
 /// Why one event is refused: a whole request's answer when it stands alone, or a line of a batch's

@@ -1,7 +1,9 @@
 //! `signal serve`: the collector takes events over HTTP and commits them to the durable queue; one
 //! worker per integration delivers them through each pipeline's blueprint with the shared sender;
-//! an admin listener serves `/healthz`, `/readyz` and `/metrics`.
+//! an admin listener serves the Event Debugger, `/healthz`, `/readyz` and `/metrics`. A reload
+//! (SIGHUP, `POST /api/reload`) swaps in a new configuration without dropping a connection.
 
+pub mod admin;
 pub mod collector;
 mod connection;
 pub mod metrics;
@@ -9,8 +11,8 @@ pub mod refusals;
 pub mod worker;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,7 +24,7 @@ use config::Config;
 use sender::HttpSender;
 use store::Queue;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
 use crate::refusals::Refusals;
@@ -61,25 +63,55 @@ impl std::error::Error for ServerError {}
 
 /// What the collector, the workers and the admin endpoints share.
 pub struct Shared<Q> {
-    /// The configuration.
-    pub config: Config,
+    config: RwLock<Arc<Config>>,
     /// The queue.
     pub queue: Q,
     /// The metrics.
     pub metrics: Metrics,
     /// Refused requests, for rate-limited logging.
     pub refusals: Refusals,
-    wakes: Vec<Arc<Notify>>,
+    wakes: RwLock<Vec<Arc<Notify>>>,
     ready: AtomicBool,
+    reloads: mpsc::UnboundedSender<ReloadRequest>,
 }
 
 impl<Q> Shared<Q> {
+    /// The configuration in force: a request holds one for its whole life, whatever reloads do.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// Tells every worker that events were queued.
     pub fn wake_workers(&self) {
-        for wake in &self.wakes {
+        for wake in self.wakes.read().unwrap_or_else(PoisonError::into_inner).iter() {
             wake.notify_one();
         }
     }
+
+    /// Asks for the configuration to be loaded again; the answer says what changed, or why the new
+    /// one was refused (the running one is kept).
+    pub async fn reload(&self) -> Result<String, String> {
+        let (reply, answer) = oneshot::channel();
+        self.reloads
+            .send(ReloadRequest { reply: Some(reply) })
+            .map_err(|_| "the service is stopping".to_owned())?;
+        answer.await.map_err(|_| "the service is stopping".to_owned())?
+    }
+}
+
+/// Loads the configuration again, from where it came: the diagnostics when it does not validate.
+pub type Reloader = Arc<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// How a running service is given a new configuration.
+pub struct Reloading {
+    /// Loads it.
+    pub load: Reloader,
+    /// One message per SIGHUP.
+    pub hangups: mpsc::UnboundedReceiver<()>,
+}
+
+struct ReloadRequest {
+    reply: Option<oneshot::Sender<Result<String, String>>>,
 }
 
 /// The listeners, bound before anything runs so that a port in use is reported at once.
@@ -110,40 +142,42 @@ impl Listeners {
 
 /// Runs the service until `shutdown` completes: then stops taking events (requests in progress
 /// finish and are committed), lets deliveries in flight finish or gives them back to the queue, and
-/// returns.
+/// returns. With `reloading`, SIGHUP and `POST /api/reload` swap in a new configuration.
 pub async fn run<Q: Queue + Clone>(
     config: Config,
     queue: Q,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    reloading: Option<Reloading>,
 ) -> Result<(), ServerError> {
-    let sender = Arc::new(HttpSender::new(config.retry, config.timeout).map_err(|error| ServerError {
-        kind: ServerErrorKind::Client,
-        message: format!("cannot build the HTTP client that delivers events: {error}"),
-    })?);
-    let workers: Vec<worker::IntegrationWorker> = config
-        .integrations
-        .iter()
-        .map(|integration| worker::IntegrationWorker::new(integration, &config))
-        .collect();
+    let sender = build_sender(&config)?;
+    let (reloads, reload_requests) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
-        wakes: workers.iter().map(|worker| worker.wake.clone()).collect(),
-        config,
+        config: RwLock::new(Arc::new(config)),
         queue,
         metrics: Metrics::default(),
         refusals: Refusals::default(),
+        wakes: RwLock::new(Vec::new()),
         ready: AtomicBool::new(false),
+        reloads: reloads.clone(),
     });
-    let (stop_workers, stopping) = watch::channel(false);
-    let mut worker_tasks = Vec::new();
-    for worker in workers {
-        worker_tasks.push(tokio::spawn(worker::run(
-            worker,
-            shared.clone(),
-            sender.clone(),
-            stopping.clone(),
-        )));
+    let (load, hangups) = match reloading {
+        Some(Reloading { load, hangups }) => (Some(load), Some(hangups)),
+        None => (None, None),
+    };
+    if let Some(mut hangups) = hangups {
+        let reloads = reloads.clone();
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                if reloads.send(ReloadRequest { reply: None }).is_err() {
+                    break;
+                }
+            }
+        });
     }
+    drop(reloads);
+    let (stop_workers, stopping) = watch::channel(false);
+    let supervisor = tokio::spawn(supervise(shared.clone(), sender, load, reload_requests, stopping));
 
     let mut collector = Router::new();
     for &(path, endpoint) in collector::EVENT_PATHS {
@@ -156,13 +190,13 @@ pub async fn run<Q: Queue + Clone>(
         // The collector enforces its own, configured, limit and answers with a JSON 413.
         .layer(DefaultBodyLimit::disable())
         .with_state(shared.clone());
-    let admin = Router::new()
+    let admin = admin::router(shared.clone())
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<Q>))
-        .route("/metrics", get(metrics::<Q>))
         .with_state(shared.clone());
 
     let depth_refresh = tokio::spawn(refresh_depth(shared.clone()));
+    let pruning = tokio::spawn(prune(shared.clone()));
     let (stop_admin, admin_stopping) = watch::channel(false);
     let admin_server = tokio::spawn(async move {
         let mut admin_stopping = admin_stopping;
@@ -176,17 +210,124 @@ pub async fn run<Q: Queue + Clone>(
     serve_collector(listeners.collector, collector, &shared, shutdown).await;
     tracing::info!("no longer taking events; finishing deliveries in flight");
     let _ = stop_workers.send(true);
-    for task in worker_tasks {
-        let _ = task.await;
-    }
+    let _ = supervisor.await;
     depth_refresh.abort();
+    pruning.abort();
     let _ = stop_admin.send(true);
-    // The admin listener has no client worth waiting for once stopping: a bounded wait, then cut.
+    // The admin listener has no client worth waiting for once stopping (a debugger's live stream
+    // never ends by itself): a bounded wait, then cut.
     let admin_abort = admin_server.abort_handle();
-    if tokio::time::timeout(shared.config.shutdown_grace, admin_server).await.is_err() {
+    if tokio::time::timeout(shared.config().shutdown_grace, admin_server).await.is_err() {
         admin_abort.abort();
     }
     Ok(())
+}
+
+fn build_sender(config: &Config) -> Result<Arc<HttpSender>, ServerError> {
+    let sender = HttpSender::new(config.retry, config.timeout).map_err(|error| ServerError {
+        kind: ServerErrorKind::Client,
+        message: format!("cannot build the HTTP client that delivers events: {error}"),
+    })?;
+    Ok(Arc::new(sender))
+}
+
+/// Runs one generation of workers for the configuration in force; on a reload that validates, stops
+/// them (what is in flight finishes or goes back to the queue), swaps the configuration in, makes
+/// paused events pending again, and starts the next generation. A configuration that does not
+/// validate is refused and the running one kept.
+async fn supervise<Q: Queue + Clone>(
+    shared: Arc<Shared<Q>>,
+    mut sender: Arc<HttpSender>,
+    load: Option<Reloader>,
+    mut requests: mpsc::UnboundedReceiver<ReloadRequest>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    loop {
+        let config = shared.config();
+        let workers: Vec<worker::IntegrationWorker> = config
+            .integrations
+            .iter()
+            .map(|integration| worker::IntegrationWorker::new(integration, &config))
+            .collect();
+        *shared.wakes.write().unwrap_or_else(PoisonError::into_inner) =
+            workers.iter().map(|worker| worker.wake.clone()).collect();
+        let (stop_generation, generation_stopping) = watch::channel(false);
+        let tasks: Vec<_> = workers
+            .into_iter()
+            .map(|worker| tokio::spawn(worker::run(worker, shared.clone(), sender.clone(), generation_stopping.clone())))
+            .collect();
+        let next = loop {
+            tokio::select! {
+                request = requests.recv() => {
+                    let Some(ReloadRequest { reply }) = request else { continue };
+                    let answer = match &load {
+                        None => Err("this service runs on its built-in defaults: there is no configuration file to load again (start it with --config FILE)".to_owned()),
+                        Some(load) => load(),
+                    };
+                    match answer {
+                        Ok(next) => break Some((next, reply)),
+                        Err(diagnostics) => {
+                            tracing::error!("the configuration was not reloaded; the running one is kept:\n{diagnostics}");
+                            if let Some(reply) = reply {
+                                let _ = reply.send(Err(diagnostics));
+                            }
+                        }
+                    }
+                }
+                _ = stopping.wait_for(|stop| *stop) => break None,
+            }
+        };
+        let _ = stop_generation.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
+        let Some((next, reply)) = next else { return };
+        let mut changes = Vec::new();
+        if next.listen != config.listen || next.admin_listen != config.admin_listen || next.storage != config.storage {
+            changes.push("`listen`, `admin_listen` and `storage` take effect at the next start".to_owned());
+        }
+        if next.retry != config.retry || next.timeout != config.timeout {
+            match build_sender(&next) {
+                Ok(rebuilt) => sender = rebuilt,
+                Err(error) => tracing::error!(%error, "the delivery settings were not changed"),
+            }
+        }
+        let pipelines: Vec<String> = next.pipelines.iter().map(|pipeline| pipeline.name.clone()).collect();
+        *shared.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+        let resumed = match shared.queue.resume_paused(pipelines).await {
+            Ok(resumed) => resumed,
+            Err(error) => {
+                tracing::error!(%error, "paused events could not be resumed; they are at the next start");
+                0
+            }
+        };
+        let mut said = format!("configuration reloaded; {resumed} paused events are queued again");
+        for change in changes {
+            said.push_str("; ");
+            said.push_str(&change);
+        }
+        tracing::info!("{said}");
+        if let Some(reply) = reply {
+            let _ = reply.send(Ok(said));
+        }
+    }
+}
+
+/// Settled events past the retention go in small steps, each its own short commit, so that intake
+/// and delivery never wait long behind a prune.
+async fn prune<Q: Queue>(shared: Arc<Shared<Q>>) {
+    const STEP: usize = 500;
+    loop {
+        let retention = shared.config().retention;
+        match shared.queue.prune(retention, STEP).await {
+            Ok(pruned) if pruned as usize >= STEP => tokio::time::sleep(Duration::from_millis(20)).await,
+            Ok(_) => tokio::time::sleep(Duration::from_secs(5)).await,
+            Err(error) => {
+                tracing::warn!(%error, "old events could not be pruned; trying again in a minute");
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        }
+    }
 }
 
 /// Serves the collector on `listener` until `shutdown` completes. Every connection must send its
@@ -201,7 +342,8 @@ async fn serve_collector<Q: Queue>(
     shutdown: impl Future<Output = ()>,
 ) {
     use hyper_util::rt::TokioIo;
-    let config = &shared.config;
+    // Listening settings take effect at start: a reload does not change them.
+    let config = &*shared.config();
     let mut http = hyper::server::conn::http1::Builder::new();
     // Header and idle time limits are kept by each connection's watch (see `connection`): hyper's
     // own header timer would also cut idle kept-alive connections at the header limit.
@@ -284,7 +426,7 @@ async fn readyz<Q: Queue>(State(shared): State<Arc<Shared<Q>>>) -> Response {
     }
 }
 
-async fn metrics<Q: Queue>(State(shared): State<Arc<Shared<Q>>>) -> Response {
+pub(crate) async fn metrics<Q: Queue>(State(shared): State<Arc<Shared<Q>>>) -> Response {
     if let Ok(depth) = shared.queue.depth().await {
         shared.metrics.queue_depth(depth);
     }

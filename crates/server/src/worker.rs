@@ -10,8 +10,8 @@ use blueprint::Mapper;
 use config::Integration;
 use delivery::Fate;
 use sender::{Destination, HttpSender};
-use store::{AttemptRecord, Claimed, Outcome, Queue, State};
-use tokio::sync::{Notify, watch};
+use store::{AttemptRecord, Claimed, Outcome, Queue, RetryNote, State};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::Shared;
@@ -82,7 +82,10 @@ pub async fn run<Q: Queue>(
     sender: Arc<HttpSender>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let concurrency = shared.config.concurrency.max(1);
+    let concurrency = shared.config().concurrency.max(1);
+    // Failed attempts that will be tried again, from the deliveries in flight: recorded so that the
+    // debugger shows those events retrying, and why.
+    let (retry_notes, mut retries_noted) = mpsc::unbounded_channel::<RetryNote>();
     let mut in_flight: JoinSet<Fate> = JoinSet::new();
     let mut events: HashMap<tokio::task::Id, InFlight> = HashMap::new();
     let mut outcomes: Vec<Outcome> = Vec::new();
@@ -137,8 +140,20 @@ pub async fn run<Q: Queue>(
                             let request = std::mem::take(&mut body);
                             let (sender, destination) = (sender.clone(), worker.destination.clone());
                             let sent = request.clone();
-                            let handle = in_flight
-                                .spawn(async move { delivery::send(&sender, &*destination, sent).await });
+                            let (notes, id) = (retry_notes.clone(), event.id);
+                            let handle = in_flight.spawn(async move {
+                                let note = |retrying: delivery::Retrying| {
+                                    // The worker outlives its deliveries; a note after it stopped is moot.
+                                    let _ = notes.send(RetryNote {
+                                        id,
+                                        attempts: retrying.attempts,
+                                        code: retrying.code,
+                                        status: retrying.status,
+                                        hint: retrying.detail,
+                                    });
+                                };
+                                delivery::send_watched(&sender, &*destination, sent, &note).await
+                            });
                             let warnings = (!warnings.is_empty()).then(|| {
                                 warnings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
                             });
@@ -152,6 +167,7 @@ pub async fn run<Q: Queue>(
         while let Some(done) = in_flight.try_join_next_with_id() {
             outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused));
         }
+        note_retries(&shared, &mut retries_noted).await;
         if !outcomes.is_empty() {
             record(&shared, std::mem::take(&mut outcomes)).await;
         }
@@ -165,6 +181,15 @@ pub async fn run<Q: Queue>(
                 // Collect what else has finished, so that outcomes share a commit.
                 while let Some(done) = in_flight.try_join_next_with_id() {
                     outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused));
+                }
+            }
+            Some(note) = retries_noted.recv() => {
+                let mut notes = vec![note];
+                while let Ok(note) = retries_noted.try_recv() {
+                    notes.push(note);
+                }
+                if let Err(error) = shared.queue.note_retrying(notes).await {
+                    tracing::warn!(%error, "could not record that events are being retried");
                 }
             }
             () = worker.wake.notified() => {}
@@ -184,6 +209,7 @@ pub async fn run<Q: Queue>(
             }
         }
     }
+    note_retries(&shared, &mut retries_noted).await;
     if !outcomes.is_empty() {
         record(&shared, outcomes).await;
     }
@@ -208,6 +234,20 @@ fn finished<Q: Queue>(
     let (id, fate) = done.ok()?;
     let event = events.remove(&id)?;
     Some(settle(worker, shared, event, fate, paused))
+}
+
+/// Records the retries noted so far: before the outcomes that follow them, so that a later retry
+/// note never hides a settled fate.
+async fn note_retries<Q: Queue>(shared: &Shared<Q>, noted: &mut mpsc::UnboundedReceiver<RetryNote>) {
+    let mut notes = Vec::new();
+    while let Ok(note) = noted.try_recv() {
+        notes.push(note);
+    }
+    if !notes.is_empty()
+        && let Err(error) = shared.queue.note_retrying(notes).await
+    {
+        tracing::warn!(%error, "could not record that events are being retried");
+    }
 }
 
 async fn record<Q: Queue>(shared: &Shared<Q>, outcomes: Vec<Outcome>) {
@@ -282,7 +322,7 @@ fn settle<Q: Queue>(
                     integration = %worker.name,
                     code = %fate.code,
                     likely_cause = fate.hint.as_deref().unwrap_or_default(),
-                    "the destination refused the credentials: delivery to this integration is paused; its events wait. Fix the configuration and restart to deliver them"
+                    "the destination refused the credentials: delivery to this integration is paused; its events wait. Fix the key in the configuration and reload it (SIGHUP, or POST /api/reload on the admin listener) to deliver them"
                 );
             }
         }

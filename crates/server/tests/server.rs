@@ -38,9 +38,15 @@ async fn start(api_key: &str) -> Running {
     let listeners = server::Listeners::bind(&config).await.expect("loopback ports");
     let collector = format!("http://{}", listeners.collector.local_addr().expect("an address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(server::run(config, queue.clone(), listeners, async move {
-        let _ = stopped.await;
-    }));
+    let served = tokio::spawn(server::run(
+        config,
+        queue.clone(),
+        listeners,
+        async move {
+            let _ = stopped.await;
+        },
+        None,
+    ));
     Running { _dir: dir, collector, sandbox, queue, stop: Some(stop), served, http: reqwest::Client::new() }
 }
 

@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::{Claimed, Depth, Enqueued, EventRecord, NewEvent, Outcome, Queue, Recovered, SqliteQueue, StoreError};
+use crate::{
+    Claimed, Depth, Detail, Enqueued, EventRecord, Listing, NewEvent, Outcome, Queue, Recovered, Requeue, Requeued,
+    Retention, RetryNote, SqliteQueue, StoreError, Summary,
+};
 
 /// Where accepted events are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +74,48 @@ impl Queue for AnyQueue {
     async fn recent(&self, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.recent(limit).await,
+        }
+    }
+
+    async fn note_retrying(&self, notes: Vec<RetryNote>) -> Result<(), StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.note_retrying(notes).await,
+        }
+    }
+
+    async fn list(&self, listing: Listing) -> Result<Vec<Summary>, StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.list(listing).await,
+        }
+    }
+
+    async fn detail(&self, id: i64) -> Result<Option<Detail>, StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.detail(id).await,
+        }
+    }
+
+    async fn requeue(&self, requeue: Requeue) -> Result<Requeued, StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.requeue(requeue).await,
+        }
+    }
+
+    async fn resume_paused(&self, pipelines: Vec<String>) -> Result<u64, StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.resume_paused(pipelines).await,
+        }
+    }
+
+    async fn prune(&self, retention: Retention, step: usize) -> Result<u64, StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.prune(retention, step).await,
+        }
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Summary> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.subscribe(),
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod engine;
 mod private;
+mod records;
 pub mod sql;
 mod sqlite;
 
@@ -18,6 +19,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use engine::{AnyQueue, Storage, open};
+pub use records::{Detail, Labels, Listing, Requeue, Requeued, Retention, RetryNote, Shown, Summary};
 pub use sqlite::{Recovered, SqliteQueue};
 
 /// An event to queue for one pipeline.
@@ -33,6 +35,8 @@ pub struct NewEvent {
     pub received_at_ms: i64,
     /// The event as JSON.
     pub payload: String,
+    /// What it is, for the debugger's filters.
+    pub labels: Labels,
     /// Set when its fate is known already (the collector refused it): recorded as dropped with
     /// this code and detail instead of queued.
     pub dropped: Option<Dropped>,
@@ -81,6 +85,8 @@ pub enum State {
     Pending,
     /// A worker has it.
     Claimed,
+    /// A worker has it, and an attempt failed: another is coming.
+    Retrying,
     /// Its destination accepted it.
     Delivered,
     /// Not delivered, on purpose: a drop code says why.
@@ -93,14 +99,22 @@ pub enum State {
 
 impl State {
     /// Every state.
-    pub const ALL: [State; 6] =
-        [State::Pending, State::Claimed, State::Delivered, State::Dropped, State::Failed, State::Paused];
+    pub const ALL: [State; 7] = [
+        State::Pending,
+        State::Claimed,
+        State::Retrying,
+        State::Delivered,
+        State::Dropped,
+        State::Failed,
+        State::Paused,
+    ];
 
     /// As stored.
     pub fn as_str(self) -> &'static str {
         match self {
             State::Pending => "pending",
             State::Claimed => "claimed",
+            State::Retrying => "retrying",
             State::Delivered => "delivered",
             State::Dropped => "dropped",
             State::Failed => "failed",
@@ -223,4 +237,26 @@ pub trait Queue: Send + Sync + 'static {
 
     /// The most recent events, newest first, with their outcomes.
     fn recent(&self, limit: usize) -> impl Future<Output = Result<Vec<EventRecord>, StoreError>> + Send;
+
+    /// Records that events' attempts failed and that they will be tried again.
+    fn note_retrying(&self, notes: Vec<RetryNote>) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Events matching `listing`, newest first.
+    fn list(&self, listing: Listing) -> impl Future<Output = Result<Vec<Summary>, StoreError>> + Send;
+
+    /// One event in full, if it is still kept.
+    fn detail(&self, id: i64) -> impl Future<Output = Result<Option<Detail>, StoreError>> + Send;
+
+    /// Makes up to `requeue.limit` failed or paused events pending again, oldest first.
+    fn requeue(&self, requeue: Requeue) -> impl Future<Output = Result<Requeued, StoreError>> + Send;
+
+    /// Makes the paused events of these pipelines pending again (their integration resumed).
+    fn resume_paused(&self, pipelines: Vec<String>) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Deletes up to `step` settled events past `retention`, oldest first; returns how many went.
+    fn prune(&self, retention: Retention, step: usize) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Every new event and change of state from now on, as the debugger shows it. A receiver that
+    /// falls behind misses lines (and is told so), and never slows the queue.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Summary>;
 }

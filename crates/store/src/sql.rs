@@ -11,6 +11,9 @@ CREATE TABLE IF NOT EXISTS events (
     message_id    TEXT    NOT NULL,
     received_at   INTEGER NOT NULL,
     payload       TEXT    NOT NULL,
+    call_type     TEXT,
+    event         TEXT,
+    customer_id   TEXT,
     state         TEXT    NOT NULL DEFAULT 'pending',
     code          TEXT,
     detail        TEXT,
@@ -22,8 +25,6 @@ CREATE TABLE IF NOT EXISTS events (
     latency_ms    INTEGER,
     finished_at   INTEGER
 );
-CREATE INDEX IF NOT EXISTS events_pending ON events (pipeline, id) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS events_waiting ON events (state) WHERE state IN ('pending', 'claimed', 'paused');
 CREATE TABLE IF NOT EXISTS seen (
     source     TEXT    NOT NULL,
     message_id TEXT    NOT NULL,
@@ -31,6 +32,22 @@ CREATE TABLE IF NOT EXISTS seen (
     PRIMARY KEY (source, message_id)
 ) WITHOUT ROWID;
 ";
+
+/// SQLite: columns added since the first release, for files written before them.
+pub const SQLITE_ADDED_COLUMNS: &[&str] = &["call_type", "event", "customer_id"];
+
+/// SQLite: the indexes, created once the columns exist. The debugger lists newest first by state,
+/// event name or customer; the workers claim by pipeline.
+pub const SQLITE_INDEXES: &str = "
+DROP INDEX IF EXISTS events_waiting;
+CREATE INDEX IF NOT EXISTS events_pending ON events (pipeline, id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS events_state ON events (state, id);
+CREATE INDEX IF NOT EXISTS events_event ON events (event, id) WHERE event IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_customer ON events (customer_id, id) WHERE customer_id IS NOT NULL;
+";
+
+/// SQLite: the schema version [`SQLITE_SCHEMA`] and [`SQLITE_INDEXES`] make.
+pub const SQLITE_VERSION: i64 = 2;
 
 /// SQLite: claims the oldest pending events of one pipeline.
 pub const SQLITE_CLAIM: &str = "
@@ -47,6 +64,9 @@ CREATE TABLE IF NOT EXISTS events (
     message_id    TEXT      NOT NULL,
     received_at   BIGINT    NOT NULL,
     payload       TEXT      NOT NULL,
+    call_type     TEXT,
+    event         TEXT,
+    customer_id   TEXT,
     state         TEXT      NOT NULL DEFAULT 'pending',
     code          TEXT,
     detail        TEXT,
@@ -61,6 +81,9 @@ CREATE TABLE IF NOT EXISTS events (
     claimed_until BIGINT
 );
 CREATE INDEX IF NOT EXISTS events_pending ON events (pipeline, id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS events_state ON events (state, id);
+CREATE INDEX IF NOT EXISTS events_event ON events (event, id) WHERE event IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_customer ON events (customer_id, id) WHERE customer_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS seen (
     source     TEXT   NOT NULL,
     message_id TEXT   NOT NULL,

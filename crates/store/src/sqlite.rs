@@ -3,12 +3,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{mpsc, oneshot};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::private;
 use crate::{
-    AttemptRecord, Claimed, Depth, Enqueued, EventRecord, NewEvent, Outcome, Queue, State, StoreError, sql,
+    AttemptRecord, Claimed, Depth, Detail, Enqueued, EventRecord, Labels, Listing, NewEvent, Outcome, Queue,
+    Requeue, Requeued, Retention, RetryNote, State, StoreError, Summary, sql,
 };
 
 /// Dedupe entries past every window are purged once every this many commits.
@@ -17,6 +18,20 @@ const PURGE_EVERY: u64 = 1000;
 /// At most this many requests share one commit.
 const GROUP_LIMIT: usize = 1024;
 
+/// Lines the live feed holds for a watcher that is slow to read them.
+const FEED_CAPACITY: usize = 4096;
+
+/// At most this many changed events of one commit are told to the live feed: a replay of a million
+/// is news, not a million lines.
+const FEED_PER_COMMIT: usize = 2048;
+
+/// The settled states retention may delete.
+const SETTLED: &str = "('delivered', 'dropped', 'failed')";
+
+/// Columns of a [`Summary`], in the order [`summary_of`] reads them.
+const SUMMARY_COLUMNS: &str = "id, received_at, source, pipeline, message_id, call_type, event, customer_id, \
+     state, code, http_status, attempts, detail";
+
 enum Request {
     Enqueue { events: Vec<NewEvent>, window: Duration, reply: oneshot::Sender<Result<Enqueued, String>> },
     Claim { pipeline: String, limit: usize, reply: oneshot::Sender<Result<Vec<Claimed>, String>> },
@@ -24,12 +39,21 @@ enum Request {
     Release { ids: Vec<i64>, reply: oneshot::Sender<Result<(), String>> },
     Depth { reply: oneshot::Sender<Result<Depth, String>> },
     Recent { limit: usize, reply: oneshot::Sender<Result<Vec<EventRecord>, String>> },
+    NoteRetrying { notes: Vec<RetryNote>, reply: oneshot::Sender<Result<(), String>> },
+    Requeue { requeue: Requeue, reply: oneshot::Sender<Result<Requeued, String>> },
+    ResumePaused { pipelines: Vec<String>, reply: oneshot::Sender<Result<u64, String>> },
+    Prune { retention: Retention, step: usize, reply: oneshot::Sender<Result<u64, String>> },
 }
+
+/// A read for the debugger, run on the reading connection.
+type Read = Box<dyn FnOnce(&Connection) + Send>;
 
 /// The queue in an SQLite file.
 #[derive(Clone)]
 pub struct SqliteQueue {
     requests: mpsc::UnboundedSender<Request>,
+    reads: mpsc::UnboundedSender<Read>,
+    feed: broadcast::Sender<Summary>,
 }
 
 /// What opening the queue found.
@@ -65,23 +89,64 @@ impl SqliteQueue {
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
             )
             .map_err(failed("setting up the database"))?;
-        connection.execute_batch(sql::SQLITE_SCHEMA).map_err(failed("creating the tables"))?;
+        migrate(&connection).map_err(failed("creating the tables"))?;
         let claimed = connection
-            .execute("UPDATE events SET state = 'pending' WHERE state = 'claimed'", [])
+            .execute("UPDATE events SET state = 'pending' WHERE state IN ('claimed', 'retrying')", [])
             .map_err(failed("recovering claimed events"))? as u64;
         let paused = connection
             .execute("UPDATE events SET state = 'pending' WHERE state = 'paused'", [])
             .map_err(failed("resuming paused events"))? as u64;
+        // The debugger reads on a connection of its own: in WAL mode a long listing never waits
+        // for, nor holds up, the commits of intake and delivery.
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(failed("opening the database for reading"))?;
+        reader.execute_batch("PRAGMA busy_timeout = 5000;").map_err(failed("setting up the database"))?;
         let (requests, receiver) = mpsc::unbounded_channel();
-        std::thread::Builder::new()
-            .name("signal-sqlite".into())
-            .spawn(move || {
+        let (reads, read_receiver) = mpsc::unbounded_channel::<Read>();
+        let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        let writer_feed = feed.clone();
+        let start = |name: &str, work: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(work)
+                .map(drop)
+                .map_err(|error| StoreError { doing: "starting the storage thread", cause: error.to_string() })
+        };
+        start(
+            "signal-sqlite",
+            Box::new(move || {
                 // Held while the queue is served: the lock is released when the process ends, however.
                 let _lock = lock;
-                serve(connection, receiver);
-            })
-            .map_err(|error| StoreError { doing: "starting the storage thread", cause: error.to_string() })?;
-        Ok((SqliteQueue { requests }, Recovered { claimed, paused, made_private }))
+                serve(connection, receiver, &writer_feed);
+            }),
+        )?;
+        start(
+            "signal-sqlite-read",
+            Box::new(move || {
+                let mut read_receiver = read_receiver;
+                while let Some(read) = read_receiver.blocking_recv() {
+                    read(&reader);
+                }
+            }),
+        )?;
+        Ok((SqliteQueue { requests, reads, feed }, Recovered { claimed, paused, made_private }))
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        doing: &'static str,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError { doing, cause: "the storage thread has stopped".into() };
+        let read: Read = Box::new(move |connection| {
+            let _ = reply.send(work(connection).map_err(|error| error.to_string()));
+        });
+        self.reads.send(read).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?.map_err(|cause| StoreError { doing, cause })
     }
 
     async fn ask<T>(
@@ -120,6 +185,52 @@ impl Queue for SqliteQueue {
     async fn recent(&self, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         self.ask("reading recent events", |reply| Request::Recent { limit, reply }).await
     }
+
+    async fn note_retrying(&self, notes: Vec<RetryNote>) -> Result<(), StoreError> {
+        self.ask("recording retries", |reply| Request::NoteRetrying { notes, reply }).await
+    }
+
+    async fn list(&self, listing: Listing) -> Result<Vec<Summary>, StoreError> {
+        self.read("listing events", move |connection| list(connection, &listing)).await
+    }
+
+    async fn detail(&self, id: i64) -> Result<Option<Detail>, StoreError> {
+        self.read("reading an event", move |connection| detail(connection, id)).await
+    }
+
+    async fn requeue(&self, requeue: Requeue) -> Result<Requeued, StoreError> {
+        self.ask("queuing events again", |reply| Request::Requeue { requeue, reply }).await
+    }
+
+    async fn resume_paused(&self, pipelines: Vec<String>) -> Result<u64, StoreError> {
+        self.ask("resuming paused events", |reply| Request::ResumePaused { pipelines, reply }).await
+    }
+
+    async fn prune(&self, retention: Retention, step: usize) -> Result<u64, StoreError> {
+        self.ask("pruning old events", |reply| Request::Prune { retention, step, reply }).await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Summary> {
+        self.feed.subscribe()
+    }
+}
+
+/// Creates the tables, or brings a file written by an earlier version up to this one.
+fn migrate(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute_batch(sql::SQLITE_SCHEMA)?;
+    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version < sql::SQLITE_VERSION {
+        let mut statement = connection.prepare("SELECT name FROM pragma_table_info('events')")?;
+        let columns: Vec<String> = statement.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+        for added in sql::SQLITE_ADDED_COLUMNS {
+            if !columns.iter().any(|column| column == added) {
+                connection.execute_batch(&format!("ALTER TABLE events ADD COLUMN {added} TEXT"))?;
+            }
+        }
+        connection.execute_batch(sql::SQLITE_INDEXES)?;
+        connection.pragma_update(None, "user_version", sql::SQLITE_VERSION)?;
+    }
+    Ok(())
 }
 
 /// Locks the queue to this process: two processes serving one SQLite file would each make the
@@ -172,6 +283,8 @@ enum Reply {
     Unit(oneshot::Sender<Result<(), String>>, Result<(), String>),
     Depth(oneshot::Sender<Result<Depth, String>>, Result<Depth, String>),
     Recent(oneshot::Sender<Result<Vec<EventRecord>, String>>, Result<Vec<EventRecord>, String>),
+    Requeue(oneshot::Sender<Result<Requeued, String>>, Result<Requeued, String>),
+    Count(oneshot::Sender<Result<u64, String>>, Result<u64, String>),
 }
 
 impl Reply {
@@ -183,6 +296,8 @@ impl Reply {
             Reply::Unit(to, _) => Reply::Unit(to, Err(error)),
             Reply::Depth(to, _) => Reply::Depth(to, Err(error)),
             Reply::Recent(to, _) => Reply::Recent(to, Err(error)),
+            Reply::Requeue(to, _) => Reply::Requeue(to, Err(error)),
+            Reply::Count(to, _) => Reply::Count(to, Err(error)),
         }
     }
 
@@ -194,11 +309,13 @@ impl Reply {
             Reply::Unit(to, result) => to.send(result).map_err(drop),
             Reply::Depth(to, result) => to.send(result).map_err(drop),
             Reply::Recent(to, result) => to.send(result).map_err(drop),
+            Reply::Requeue(to, result) => to.send(result).map_err(drop),
+            Reply::Count(to, result) => to.send(result).map_err(drop),
         };
     }
 }
 
-fn serve(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Request>) {
+fn serve(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Request>, feed: &broadcast::Sender<Summary>) {
     let mut commits = 0u64;
     // The longest dedupe window asked for: `seen` entries older than it can go.
     let mut longest_window = Duration::ZERO;
@@ -218,13 +335,18 @@ fn serve(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Reque
                 Err(_) => break,
             }
         }
+        // Only worth gathering while someone watches the feed.
+        let mut changed = (feed.receiver_count() > 0).then(Vec::new);
         let replies = match connection.transaction() {
             Ok(mut transaction) => {
                 let replies: Vec<Reply> =
-                    group.into_iter().map(|request| run(&mut transaction, request)).collect();
+                    group.into_iter().map(|request| run(&mut transaction, request, changed.as_mut())).collect();
                 match transaction.commit() {
                     Ok(()) => replies,
-                    Err(error) => replies.into_iter().map(|reply| reply.fail(&error.to_string())).collect(),
+                    Err(error) => {
+                        changed = None;
+                        replies.into_iter().map(|reply| reply.fail(&error.to_string())).collect()
+                    }
                 }
             }
             Err(error) => {
@@ -232,6 +354,9 @@ fn serve(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Reque
             }
         };
         replies.into_iter().for_each(Reply::send);
+        if let Some(changed) = changed.filter(|changed| !changed.is_empty()) {
+            tell(&connection, feed, &changed);
+        }
         commits += 1;
         if commits.is_multiple_of(PURGE_EVERY) && !longest_window.is_zero() {
             // Dedupe entries older than the longest window in use can no longer match.
@@ -251,12 +376,32 @@ fn unanswered(request: Request) -> Reply {
         }
         Request::Depth { reply } => Reply::Depth(reply, Err(String::new())),
         Request::Recent { reply, .. } => Reply::Recent(reply, Err(String::new())),
+        Request::NoteRetrying { reply, .. } => Reply::Unit(reply, Err(String::new())),
+        Request::Requeue { reply, .. } => Reply::Requeue(reply, Err(String::new())),
+        Request::ResumePaused { reply, .. } | Request::Prune { reply, .. } => {
+            Reply::Count(reply, Err(String::new()))
+        }
+    }
+}
+
+/// Tells the live feed what the last commit changed.
+fn tell(connection: &Connection, feed: &broadcast::Sender<Summary>, changed: &[i64]) {
+    let Ok(mut statement) =
+        connection.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM events WHERE id = ?1"))
+    else {
+        return;
+    };
+    for id in changed.iter().take(FEED_PER_COMMIT) {
+        if let Ok(Some(summary)) = statement.query_row(params![id], summary_of).optional() {
+            // No watcher left is no error.
+            let _ = feed.send(summary);
+        }
     }
 }
 
 /// Runs one request in its own savepoint, so that one failing request does not undo the others in
 /// the group.
-fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request) -> Reply {
+fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: Option<&mut Vec<i64>>) -> Reply {
     fn isolated<T>(
         transaction: &mut rusqlite::Transaction<'_>,
         work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
@@ -266,15 +411,51 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request) -> Reply {
         savepoint.commit().map_err(|e| e.to_string())?;
         Ok(result)
     }
+    let mut changed = changed;
+    let mut note = |ids: &[i64]| {
+        if let Some(changed) = changed.as_mut() {
+            changed.extend_from_slice(ids);
+        }
+    };
     match request {
         Request::Enqueue { events, window, reply } => {
-            Reply::Enqueue(reply, isolated(transaction, |c| enqueue(c, &events, window)))
+            let mut inserted = Vec::new();
+            let result = isolated(transaction, |c| enqueue(c, &events, window, &mut inserted));
+            if result.is_ok() {
+                note(&inserted);
+            }
+            Reply::Enqueue(reply, result)
         }
         Request::Claim { pipeline, limit, reply } => {
             Reply::Claim(reply, isolated(transaction, |c| claim(c, &pipeline, limit)))
         }
         Request::Finish { outcomes, reply } => {
-            Reply::Unit(reply, isolated(transaction, |c| finish(c, &outcomes)))
+            let result = isolated(transaction, |c| finish(c, &outcomes));
+            if result.is_ok() {
+                note(&outcomes.iter().map(|outcome| outcome.id).collect::<Vec<_>>());
+            }
+            Reply::Unit(reply, result)
+        }
+        Request::NoteRetrying { notes, reply } => {
+            let result = isolated(transaction, |c| note_retrying(c, &notes));
+            if result.is_ok() {
+                note(&notes.iter().map(|note| note.id).collect::<Vec<_>>());
+            }
+            Reply::Unit(reply, result)
+        }
+        Request::Requeue { requeue, reply } => {
+            let mut requeued_ids = Vec::new();
+            let result = isolated(transaction, |c| requeue_step(c, &requeue, &mut requeued_ids));
+            if result.is_ok() {
+                note(&requeued_ids);
+            }
+            Reply::Requeue(reply, result)
+        }
+        Request::ResumePaused { pipelines, reply } => {
+            Reply::Count(reply, isolated(transaction, |c| resume_paused(c, &pipelines)))
+        }
+        Request::Prune { retention, step, reply } => {
+            Reply::Count(reply, isolated(transaction, |c| prune(c, retention, step)))
         }
         Request::Release { ids, reply } => Reply::Unit(reply, isolated(transaction, |c| release(c, &ids))),
         Request::Depth { reply } => Reply::Depth(reply, isolated(transaction, depth)),
@@ -282,7 +463,12 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request) -> Reply {
     }
 }
 
-fn enqueue(connection: &Connection, events: &[NewEvent], window: Duration) -> rusqlite::Result<Enqueued> {
+fn enqueue(
+    connection: &Connection,
+    events: &[NewEvent],
+    window: Duration,
+    inserted: &mut Vec<i64>,
+) -> rusqlite::Result<Enqueued> {
     let now = now_ms();
     let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
     let mut seen =
@@ -292,11 +478,13 @@ fn enqueue(connection: &Connection, events: &[NewEvent], window: Duration) -> ru
          ON CONFLICT (source, message_id) DO UPDATE SET seen_at = excluded.seen_at",
     )?;
     let mut insert = connection.prepare_cached(
-        "INSERT INTO events (source, pipeline, message_id, received_at, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (source, pipeline, message_id, received_at, payload, call_type, event, customer_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     let mut record_dropped = connection.prepare_cached(
-        "INSERT INTO events (source, pipeline, message_id, received_at, payload, state, code, detail, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'dropped', ?6, ?7, ?8)",
+        "INSERT INTO events (source, pipeline, message_id, received_at, payload, call_type, event, customer_id,
+                             state, code, detail, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'dropped', ?9, ?10, ?11)",
     )?;
     let mut report = Enqueued::default();
     // An event bound for several pipelines is one row per pipeline, but one `seen` entry.
@@ -310,10 +498,14 @@ fn enqueue(connection: &Connection, events: &[NewEvent], window: Duration) -> ru
                 event.message_id,
                 event.received_at_ms,
                 event.payload,
+                event.labels.call_type,
+                event.labels.event,
+                event.labels.customer_id,
                 dropped.code,
                 dropped.detail,
                 now
             ])?;
+            inserted.push(connection.last_insert_rowid());
             report.recorded += 1;
             continue;
         }
@@ -333,8 +525,12 @@ fn enqueue(connection: &Connection, events: &[NewEvent], window: Duration) -> ru
             event.pipeline,
             event.message_id,
             event.received_at_ms,
-            event.payload
+            event.payload,
+            event.labels.call_type,
+            event.labels.event,
+            event.labels.customer_id
         ])?;
+        inserted.push(connection.last_insert_rowid());
         report.queued += 1;
     }
     Ok(report)
@@ -404,7 +600,7 @@ fn decode_attempts(text: &str) -> Vec<AttemptRecord> {
 
 fn release(connection: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
     let mut update = connection
-        .prepare_cached("UPDATE events SET state = 'pending' WHERE id = ?1 AND state = 'claimed'")?;
+        .prepare_cached("UPDATE events SET state = 'pending' WHERE id = ?1 AND state IN ('claimed', 'retrying')")?;
     for id in ids {
         update.execute(params![id])?;
     }
@@ -413,7 +609,7 @@ fn release(connection: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
 
 fn depth(connection: &Connection) -> rusqlite::Result<Depth> {
     let mut statement = connection.prepare_cached(
-        "SELECT state, COUNT(*) FROM events WHERE state IN ('pending', 'claimed', 'paused') GROUP BY state",
+        "SELECT state, COUNT(*) FROM events WHERE state IN ('pending', 'claimed', 'retrying', 'paused') GROUP BY state",
     )?;
     let mut depth = Depth::default();
     let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
@@ -422,7 +618,7 @@ fn depth(connection: &Connection) -> rusqlite::Result<Depth> {
         let count = u64::try_from(count).unwrap_or(0);
         match State::parse(&state) {
             Some(State::Pending) => depth.pending = count,
-            Some(State::Claimed) => depth.claimed = count,
+            Some(State::Claimed | State::Retrying) => depth.claimed += count,
             Some(State::Paused) => depth.paused = count,
             _ => {}
         }
@@ -468,4 +664,189 @@ fn recent(connection: &Connection, limit: usize) -> rusqlite::Result<Vec<EventRe
         })
     })?;
     rows.collect()
+}
+
+fn note_retrying(connection: &Connection, notes: &[RetryNote]) -> rusqlite::Result<()> {
+    let mut update = connection.prepare_cached(
+        "UPDATE events SET state = 'retrying', attempts = ?2, code = ?3, http_status = ?4, detail = ?5
+         WHERE id = ?1 AND state IN ('claimed', 'retrying')",
+    )?;
+    for note in notes {
+        update.execute(params![note.id, note.attempts, note.code, note.status, note.hint])?;
+    }
+    Ok(())
+}
+
+fn summary_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
+    Ok(Summary {
+        id: row.get(0)?,
+        received_at_ms: row.get(1)?,
+        source: row.get(2)?,
+        pipeline: row.get(3)?,
+        message_id: row.get(4)?,
+        labels: Labels { call_type: row.get(5)?, event: row.get(6)?, customer_id: row.get(7)? },
+        state: State::parse(&row.get::<_, String>(8)?).unwrap_or(State::Pending),
+        code: row.get(9)?,
+        status: row.get(10)?,
+        attempts: row.get(11)?,
+        hint: row.get(12)?,
+    })
+}
+
+/// The `WHERE` of a listing (or of a requeue), with its parameters.
+#[derive(Default)]
+struct Conditions {
+    terms: Vec<String>,
+    values: Vec<rusqlite::types::Value>,
+}
+
+impl Conditions {
+    fn add(&mut self, term: &str, value: impl Into<rusqlite::types::Value>) {
+        self.values.push(value.into());
+        self.terms.push(term.replace('?', &format!("?{}", self.values.len())));
+    }
+
+    fn states(&mut self, states: &[&str]) {
+        let mut marks = Vec::new();
+        for state in states {
+            self.values.push((*state).to_owned().into());
+            marks.push(format!("?{}", self.values.len()));
+        }
+        self.terms.push(format!("state IN ({})", marks.join(", ")));
+    }
+
+    fn sql(&self) -> String {
+        if self.terms.is_empty() { String::new() } else { format!("WHERE {}", self.terms.join(" AND ")) }
+    }
+}
+
+fn list(connection: &Connection, listing: &Listing) -> rusqlite::Result<Vec<Summary>> {
+    let mut conditions = Conditions::default();
+    if let Some(state) = listing.state {
+        conditions.states(state.stored());
+    }
+    if let Some(event) = &listing.event {
+        conditions.add("event = ?", event.clone());
+    }
+    if let Some(customer_id) = &listing.customer_id {
+        conditions.add("customer_id = ?", customer_id.clone());
+    }
+    if let Some(pipeline) = &listing.pipeline {
+        conditions.add("pipeline = ?", pipeline.clone());
+    }
+    if let Some(since) = listing.since_ms {
+        conditions.add("received_at >= ?", since);
+    }
+    if let Some(until) = listing.until_ms {
+        conditions.add("received_at < ?", until);
+    }
+    if let Some(before) = listing.before_id {
+        conditions.add("id < ?", before);
+    }
+    let limit = i64::try_from(listing.limit).unwrap_or(i64::MAX);
+    conditions.values.push(limit.into());
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM events {} ORDER BY id DESC LIMIT ?{}",
+        conditions.sql(),
+        conditions.values.len()
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let rows = statement.query_map(params_from_iter(conditions.values.iter()), summary_of)?;
+    rows.collect()
+}
+
+fn detail(connection: &Connection, id: i64) -> rusqlite::Result<Option<Detail>> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {SUMMARY_COLUMNS}, payload, body_sent, attempt_log, response_body, finished_at, latency_ms
+         FROM events WHERE id = ?1"
+    ))?;
+    statement
+        .query_row(params![id], |row| {
+            Ok(Detail {
+                summary: summary_of(row)?,
+                payload: row.get(13)?,
+                body_sent: row.get(14)?,
+                attempt_log: decode_attempts(row.get::<_, Option<String>>(15)?.as_deref().unwrap_or_default()),
+                response_body: row.get(16)?,
+                finished_at_ms: row.get(17)?,
+                latency_ms: row.get::<_, Option<i64>>(18)?.map(|ms| u64::try_from(ms).unwrap_or(0)),
+            })
+        })
+        .optional()
+}
+
+fn requeue_step(connection: &Connection, requeue: &Requeue, ids: &mut Vec<i64>) -> rusqlite::Result<Requeued> {
+    let mut conditions = Conditions::default();
+    conditions.states(&[requeue.state.as_str()]);
+    if let Some(pipeline) = &requeue.pipeline {
+        conditions.add("pipeline = ?", pipeline.clone());
+    }
+    if let Some(since) = requeue.since_ms {
+        conditions.add("received_at >= ?", since);
+    }
+    if let Some(until) = requeue.until_ms {
+        conditions.add("received_at < ?", until);
+    }
+    let filter = conditions.sql();
+    let limit = i64::try_from(requeue.limit).unwrap_or(i64::MAX);
+    let mut values = conditions.values.clone();
+    values.push(limit.into());
+    // The earlier fate is cleared: the next one is recorded afresh.
+    let sql = format!(
+        "UPDATE events SET state = 'pending', code = NULL, detail = NULL, http_status = NULL, attempts = 0,
+             finished_at = NULL
+         WHERE id IN (SELECT id FROM events {filter} ORDER BY id LIMIT ?{}) RETURNING id",
+        values.len()
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let done: Vec<i64> =
+        statement.query_map(params_from_iter(values.iter()), |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let remaining: i64 = connection
+        .prepare_cached(&format!("SELECT COUNT(*) FROM events {filter}"))?
+        .query_row(params_from_iter(conditions.values.iter()), |row| row.get(0))?;
+    let requeued = done.len() as u64;
+    ids.extend(done);
+    Ok(Requeued { requeued, remaining: u64::try_from(remaining).unwrap_or(0) })
+}
+
+fn resume_paused(connection: &Connection, pipelines: &[String]) -> rusqlite::Result<u64> {
+    let mut update =
+        connection.prepare_cached("UPDATE events SET state = 'pending' WHERE state = 'paused' AND pipeline = ?1")?;
+    let mut resumed = 0u64;
+    for pipeline in pipelines {
+        resumed += update.execute(params![pipeline])? as u64;
+    }
+    Ok(resumed)
+}
+
+/// Deletes up to `step` settled events past the retention. Ids grow with receipt, so each limit is
+/// turned into an id below which events may go: the scan stays among the old rows, however many
+/// recent ones there are.
+fn prune(connection: &Connection, retention: Retention, step: usize) -> rusqlite::Result<u64> {
+    let mut below: Option<i64> = None;
+    if let Some(max_age) = retention.max_age {
+        let cutoff = now_ms().saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
+        let first_young: Option<i64> = connection
+            .prepare_cached("SELECT id FROM events NOT INDEXED WHERE received_at >= ?1 ORDER BY id LIMIT 1")?
+            .query_row(params![cutoff], |row| row.get(0))
+            .optional()?;
+        // None: every event is old.
+        below = Some(first_young.unwrap_or(i64::MAX));
+    }
+    if let Some(max_events) = retention.max_events {
+        let newest: Option<i64> = connection.query_row("SELECT MAX(id) FROM events", [], |row| row.get(0))?;
+        if let Some(newest) = newest {
+            let keep_from = newest.saturating_sub(i64::try_from(max_events).unwrap_or(i64::MAX)).saturating_add(1);
+            below = Some(below.map_or(keep_from, |age| age.max(keep_from)));
+        }
+    }
+    let Some(below) = below else { return Ok(0) };
+    let limit = i64::try_from(step).unwrap_or(i64::MAX);
+    let deleted = connection
+        .prepare_cached(&format!(
+            "DELETE FROM events WHERE id IN (
+                 SELECT id FROM events NOT INDEXED WHERE id < ?1 AND state IN {SETTLED} ORDER BY id LIMIT ?2)"
+        ))?
+        .execute(params![below, limit])?;
+    Ok(deleted as u64)
 }

@@ -14,6 +14,7 @@ fn event(message_id: &str, pipeline: &str) -> NewEvent {
         message_id: message_id.into(),
         received_at_ms: 1_700_000_000_000,
         payload: format!(r#"{{"type":"track","event":"Signed Up","message_id":"{message_id}"}}"#),
+        labels: store::Labels::default(),
         dropped: None,
     }
 }

@@ -1,0 +1,361 @@
+//! The admin listener's Event Debugger: `/debugger` (a page built into the binary), its API under
+//! `/api/` — listings, one event in full, a live stream, replay and reload — and `/metrics`.
+//!
+//! Events hold emails and phone numbers. With `admin_token` set, the API and `/metrics` require it
+//! as `Authorization: Bearer`; without one (loopback only, which the configuration enforces),
+//! requests must name this machine as their `Host`, so that a web page cannot reach the API through
+//! DNS rebinding, and changes must be JSON, which a page on another origin cannot send unasked.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use store::{Detail, Listing, Queue, Requeue, Shown, State as Stored, Summary};
+use tokio::sync::broadcast;
+
+use crate::Shared;
+
+/// The page, served as it is: no build step, no other file.
+const PAGE: &str = "<!doctype html><title>Signal · Event Debugger</title>"; // PAGE-PLACEHOLDER
+
+/// The most events one listing returns.
+pub const MAX_LIMIT: usize = 1000;
+
+/// Events queued again per step of a replay: each step is its own short commit.
+const REPLAY_STEP: usize = 1000;
+
+/// The debugger's routes, for the admin router.
+pub fn router<Q: Queue + Clone>(shared: Arc<Shared<Q>>) -> Router<Arc<Shared<Q>>> {
+    let guarded = Router::new()
+        .route("/api/events", get(list::<Q>))
+        .route("/api/events/stream", get(stream::<Q>))
+        .route("/api/events/{id}", get(detail::<Q>))
+        .route("/api/replay", post(replay::<Q>))
+        .route("/api/reload", post(reload::<Q>))
+        .route("/metrics", get(crate::metrics::<Q>))
+        .layer(axum::middleware::from_fn_with_state(shared, guard::<Q>));
+    Router::new().route("/debugger", get(page)).route("/debugger/", get(page)).merge(guarded)
+}
+
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // The page loads nothing from elsewhere and may not be framed by another site.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// Checks the token, or — without one — that the request names this machine.
+async fn guard<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: Request, next: Next) -> Response {
+    let config = shared.config();
+    match &config.admin_token {
+        Some(token) => {
+            let offered = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "));
+            if !offered.is_some_and(|offered| token.matches(offered.trim())) {
+                let mut refused = error(
+                    StatusCode::UNAUTHORIZED,
+                    "the admin API needs `Authorization: Bearer TOKEN`, with the `admin_token` of Signal's configuration",
+                );
+                refused.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+                return refused;
+            }
+        }
+        None => {
+            if !names_this_machine(request.headers()) {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "without an `admin_token`, the admin API answers only requests addressed to this machine (Host: 127.0.0.1, localhost or [::1])",
+                );
+            }
+        }
+    }
+    if request.method() == axum::http::Method::POST && !is_json(request.headers()) {
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send `Content-Type: application/json`");
+    }
+    next.run(request).await
+}
+
+fn names_this_machine(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|value| value.to_str().ok()) else {
+        // HTTP/1.0 without a Host: no browser sends that.
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback())
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A line of the listing, as the API and the stream give it.
+pub fn summary_json(summary: &Summary) -> Value {
+    json!({
+        "id": summary.id,
+        "received_at": time_text(summary.received_at_ms),
+        "source": summary.source,
+        "pipeline": summary.pipeline,
+        "message_id": summary.message_id,
+        "type": summary.labels.call_type,
+        "event": summary.labels.event,
+        "customer_id": summary.labels.customer_id,
+        "state": Shown::of(summary.state).as_str(),
+        "code": summary.code,
+        "status": summary.status,
+        "attempts": summary.attempts,
+        "hint": summary.hint,
+    })
+}
+
+fn detail_json(detail: &Detail) -> Value {
+    let mut record = summary_json(&detail.summary);
+    if let Value::Object(fields) = &mut record {
+        fields.insert("payload".into(), as_json(detail.payload.as_bytes()));
+        fields.insert("body_sent".into(), detail.body_sent.as_deref().map_or(Value::Null, as_json));
+        fields.insert(
+            "attempt_log".into(),
+            detail
+                .attempt_log
+                .iter()
+                .map(|attempt| json!({"status": attempt.status, "latency_ms": attempt.latency_ms}))
+                .collect(),
+        );
+        fields.insert("response_body".into(), detail.response_body.as_deref().map_or(Value::Null, as_json));
+        fields.insert("finished_at".into(), detail.finished_at_ms.map_or(Value::Null, |ms| time_text(ms).into()));
+        fields.insert("latency_ms".into(), detail.latency_ms.into());
+    }
+    record
+}
+
+/// JSON when it is JSON (a body sent, an answer), else the text as it is.
+fn as_json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+fn time_text(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(
+        |_| ms.to_string(),
+        |time| format!("{:.3}", time),
+    )
+}
+
+fn parse_time_param(name: &str, text: &str) -> Result<i64, Response> {
+    blueprint::event::parse_time(text).map(|time| time.as_millisecond()).ok_or_else(|| {
+        error(StatusCode::BAD_REQUEST, format!("`{name}` is `{text}`, not an RFC 3339 time such as 2026-11-28T10:15:00Z"))
+    })
+}
+
+const LIST_PARAMETERS: [&str; 8] = ["state", "event", "customer_id", "pipeline", "since", "until", "limit", "cursor"];
+
+/// Reads a listing's filters from the query; every mistake is named.
+fn listing(parameters: &HashMap<String, String>) -> Result<Listing, Response> {
+    if let Some(unknown) = parameters.keys().find(|name| !LIST_PARAMETERS.contains(&name.as_str())) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown parameter `{unknown}`; the filters are {}", LIST_PARAMETERS.join(", ")),
+        ));
+    }
+    let given = |name: &str| parameters.get(name).map(|value| value.trim()).filter(|value| !value.is_empty());
+    let state = given("state")
+        .map(|text| {
+            Shown::parse(text).ok_or_else(|| {
+                let names: Vec<&str> = Shown::ALL.iter().map(|shown| shown.as_str()).collect();
+                error(StatusCode::BAD_REQUEST, format!("`state` is `{text}`; it is one of {}", names.join(", ")))
+            })
+        })
+        .transpose()?;
+    let number = |name: &str| -> Result<Option<i64>, Response> {
+        given(name)
+            .map(|text| {
+                text.parse::<i64>().map_err(|_| {
+                    error(StatusCode::BAD_REQUEST, format!("`{name}` is `{text}`, not a whole number"))
+                })
+            })
+            .transpose()
+    };
+    let limit = number("limit")?.map_or(100, |limit| usize::try_from(limit.max(1)).unwrap_or(1).min(MAX_LIMIT));
+    Ok(Listing {
+        state,
+        event: given("event").map(str::to_owned),
+        customer_id: given("customer_id").map(str::to_owned),
+        pipeline: given("pipeline").map(str::to_owned),
+        since_ms: given("since").map(|text| parse_time_param("since", text)).transpose()?,
+        until_ms: given("until").map(|text| parse_time_param("until", text)).transpose()?,
+        before_id: number("cursor")?,
+        limit,
+    })
+}
+
+async fn list<Q: Queue>(
+    State(shared): State<Arc<Shared<Q>>>,
+    Query(parameters): Query<HashMap<String, String>>,
+) -> Response {
+    let listing = match listing(&parameters) {
+        Ok(listing) => listing,
+        Err(refused) => return refused,
+    };
+    let limit = listing.limit;
+    match shared.queue.list(listing).await {
+        Ok(lines) => {
+            let next_cursor = (lines.len() == limit).then(|| lines.last().map(|line| line.id.to_string())).flatten();
+            let events: Vec<Value> = lines.iter().map(summary_json).collect();
+            axum::Json(json!({"events": events, "next_cursor": next_cursor})).into_response()
+        }
+        Err(failure) => error(StatusCode::SERVICE_UNAVAILABLE, failure.to_string()),
+    }
+}
+
+async fn detail<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error(StatusCode::BAD_REQUEST, format!("`{id}` is not an event id (a whole number)"));
+    };
+    match shared.queue.detail(id).await {
+        Ok(Some(detail)) => axum::Json(detail_json(&detail)).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no event {id}: it never was, or retention has pruned it")),
+        Err(failure) => error(StatusCode::SERVICE_UNAVAILABLE, failure.to_string()),
+    }
+}
+
+/// Whether a stream line passes the listing's filters (the stream takes the same ones, but for
+/// times and cursor).
+fn passes(listing: &Listing, summary: &Summary) -> bool {
+    listing.state.is_none_or(|state| Shown::of(summary.state) == state)
+        && listing.event.as_ref().is_none_or(|event| summary.labels.event.as_ref() == Some(event))
+        && listing.customer_id.as_ref().is_none_or(|customer| summary.labels.customer_id.as_ref() == Some(customer))
+        && listing.pipeline.as_ref().is_none_or(|pipeline| &summary.pipeline == pipeline)
+}
+
+async fn stream<Q: Queue>(
+    State(shared): State<Arc<Shared<Q>>>,
+    Query(parameters): Query<HashMap<String, String>>,
+) -> Response {
+    let listing = match listing(&parameters) {
+        Ok(listing) => listing,
+        Err(refused) => return refused,
+    };
+    let receiver = shared.queue.subscribe();
+    let lines = futures_util::stream::unfold((receiver, listing), |(mut receiver, listing)| async move {
+        loop {
+            let line = match receiver.recv().await {
+                Ok(summary) if passes(&listing, &summary) => {
+                    SseEvent::default().event("record").data(summary_json(&summary).to_string())
+                }
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    SseEvent::default().event("lagged").data(json!({"missed": missed}).to_string())
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((Ok::<_, Infallible>(line), (receiver, listing)));
+        }
+    });
+    let mut response = Sse::new(lines)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive"))
+        .into_response();
+    // Proxies such as nginx would otherwise hold the lines back.
+    response.headers_mut().insert("x-accel-buffering", header::HeaderValue::from_static("no"));
+    response
+}
+
+/// `POST /api/replay`: `{"state": "failed" | "paused", "pipeline", "since", "until", "limit"}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    state: String,
+    pipeline: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn replay<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, body: axum::body::Bytes) -> Response {
+    let request: ReplayRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(problem) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the replay request is not `{{\"state\": \"failed\"}}` (with optional pipeline, since, until, limit): {problem}"),
+            );
+        }
+    };
+    let state = match request.state.as_str() {
+        "failed" => Stored::Failed,
+        "paused" => Stored::Paused,
+        other => {
+            return error(StatusCode::BAD_REQUEST, format!("`state` is `{other}`; replay takes `failed` or `paused`"));
+        }
+    };
+    let times = (
+        request.since.as_deref().map(|text| parse_time_param("since", text)).transpose(),
+        request.until.as_deref().map(|text| parse_time_param("until", text)).transpose(),
+    );
+    let (since_ms, until_ms) = match times {
+        (Ok(since), Ok(until)) => (since, until),
+        (Err(refused), _) | (_, Err(refused)) => return refused,
+    };
+    let at_most = request.limit.map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut total = 0u64;
+    let mut remaining;
+    loop {
+        let step = at_most.map_or(REPLAY_STEP, |at_most| at_most.saturating_sub(total as usize).min(REPLAY_STEP));
+        let requeue = Requeue { state, pipeline: request.pipeline.clone(), since_ms, until_ms, limit: step };
+        match shared.queue.requeue(requeue).await {
+            Ok(done) => {
+                total += done.requeued;
+                remaining = done.remaining;
+                if done.requeued > 0 {
+                    shared.wake_workers();
+                }
+                let limit_reached = at_most.is_some_and(|at_most| total as usize >= at_most);
+                if done.requeued == 0 || done.remaining == 0 || limit_reached {
+                    break;
+                }
+            }
+            Err(failure) => return error(StatusCode::SERVICE_UNAVAILABLE, failure.to_string()),
+        }
+    }
+    if total > 0 {
+        tracing::info!(state = %request.state, requeued = total, "events queued again by a replay");
+    }
+    axum::Json(json!({"requeued": total, "remaining": remaining})).into_response()
+}
+
+async fn reload<Q: Queue>(State(shared): State<Arc<Shared<Q>>>) -> Response {
+    match shared.reload().await {
+        Ok(said) => axum::Json(json!({"reloaded": true, "message": said})).into_response(),
+        Err(diagnostics) => error(StatusCode::UNPROCESSABLE_ENTITY, diagnostics),
+    }
+}
