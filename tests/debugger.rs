@@ -1,0 +1,368 @@
+//! The Event Debugger as operators use it, on real processes: the document's test step ("confirm the
+//! event delivered with a 200 response") in the API and in `signal events`; a paused integration
+//! recovered with a key fix and SIGHUP alone, every waiting event delivered once; failed events
+//! replayed with `signal replay` once the destination is back; retention under load; the admin
+//! token; and the keys absent from the API, the page and the database.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{Http, SandboxProcess, ServeProcess, eventually};
+use serde_json::{Value, json};
+
+const WRITE_KEY: &str = "site-write-key-4471";
+const API_KEY: &str = "moengage-data-key-9c1f";
+
+fn document_event() -> Value {
+    json!({"type": "track", "event": "Order Completed", "user_id": "u_8842",
+           "traits": {"email": "jane@example.com", "phone": "+447700900123"},
+           "properties": {"order_id": "ORD-1001", "revenue": 89.99, "currency": "GBP", "coupon": "WELCOME10"}})
+}
+
+fn document_payload() -> Value {
+    json!({"type": "event", "customer_id": "u_8842",
+           "user_identifiers": {"u_em": "jane@example.com", "u_mb": "+447700900123"},
+           "actions": [{"action": "Order Completed", "platform": "web",
+                        "attributes": {"order_id": "ORD-1001", "value": 89.99, "currency": "GBP", "coupon": "WELCOME10"}}]})
+}
+
+/// `signal.yaml` in `dir`: one source, one MoEngage integration at `endpoint` with `api_key`, the
+/// Retail preset, and `extra` top-level settings.
+fn write_config(dir: &Path, endpoint: &str, api_key: &str, extra: &str) -> String {
+    let path = dir.join("signal.yaml");
+    let text = format!(
+        "storage:\n  sqlite: signal.db\n{extra}sources:\n  site:\n    write_key: {WRITE_KEY}\n\
+         integrations:\n  shop:\n    workspace_id: WS1\n    data_api_key: {api_key}\n    data_center: \"01\"\n    endpoint: {endpoint}\n\
+         pipelines:\n  site:\n    source: site\n    integration: shop\n    preset: retail\n"
+    );
+    std::fs::write(&path, text).expect("write the configuration");
+    path.display().to_string()
+}
+
+fn signal(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(args)
+        .env_remove("SIGNAL_ADMIN_TOKEN")
+        .envs(env.iter().copied())
+        .output()
+        .expect("signal runs")
+}
+
+fn track(http: &Http, serve: &ServeProcess, event: Value) {
+    let (status, answer) =
+        http.post(&format!("{}/v1/track", serve.collector), Some(WRITE_KEY), &[], event.to_string().into_bytes());
+    assert_eq!(status, 200, "{answer}");
+}
+
+fn batch(http: &Http, serve: &ServeProcess, events: Vec<Value>) {
+    let body = json!({"batch": events}).to_string().into_bytes();
+    let (status, answer) = http.post(&format!("{}/v1/batch", serve.collector), Some(WRITE_KEY), &[], body);
+    assert_eq!(status, 200, "{answer}");
+}
+
+fn order(n: usize) -> Value {
+    json!({"type": "track", "event": "Order Completed", "user_id": format!("u_{n}"), "message_id": format!("order-{n}"),
+           "properties": {"order_id": format!("ORD-{n}"), "revenue": 10.0}})
+}
+
+/// Every event listed, newest first, following the cursor.
+fn all_events(http: &Http, serve: &ServeProcess, filter: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = http.json(&format!("{}/api/events?limit=1000{filter}{cursor}", serve.admin));
+        events.extend(page["events"].as_array().cloned().expect("events"));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return events,
+        }
+    }
+}
+
+fn states(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|event| event["state"].as_str().expect("state")).collect()
+}
+
+fn hangup(serve: &ServeProcess) {
+    let status = Command::new("kill").args(["-HUP", &serve.child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success());
+}
+
+#[test]
+fn the_documents_test_step_in_the_api_and_the_terminal_and_no_key_anywhere() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path(), &sandbox.base, API_KEY, "");
+    let serve = ServeProcess::start(&["--config", &config], &[]);
+    let http = Http::new();
+    track(&http, &serve, document_event());
+    track(&http, &serve, json!({"type": "track", "event": "Wishlist Viewed", "user_id": "u_8842"}));
+    let mut events = Vec::new();
+    eventually(Duration::from_secs(10), "both events settled", || {
+        events = all_events(&http, &serve, "");
+        events.len() == 2 && !states(&events).contains(&"pending")
+    });
+
+    // Newest first: the dropped one, then the order.
+    let (dropped, delivered) = (&events[0], &events[1]);
+    assert_eq!(delivered["state"], "delivered");
+    assert_eq!((delivered["status"].as_u64(), delivered["code"].as_str()), (Some(200), Some("200")));
+    assert_eq!((delivered["event"].as_str(), delivered["customer_id"].as_str()), (Some("Order Completed"), Some("u_8842")));
+    assert_eq!((delivered["type"].as_str(), delivered["source"].as_str(), delivered["pipeline"].as_str()), (Some("track"), Some("site"), Some("site")));
+    assert_eq!(delivered["attempts"], 1);
+    assert_eq!((dropped["state"].as_str(), dropped["code"].as_str()), (Some("dropped"), Some("not_in_blueprint")));
+    assert!(dropped["hint"].as_str().is_some_and(|hint| hint.contains("no mapping")), "{dropped}");
+
+    let detail = http.json(&format!("{}/api/events/{}", serve.admin, delivered["id"]));
+    assert_eq!(detail["body_sent"], document_payload(), "the body sent is the document's example");
+    assert_eq!(detail["response_body"]["status"], "success");
+    assert_eq!(detail["attempt_log"][0]["status"], 200);
+    assert!(detail["attempt_log"][0]["latency_ms"].is_u64());
+    assert_eq!(detail["payload"]["properties"]["order_id"], "ORD-1001");
+    assert!(detail["finished_at"].is_string() && detail["latency_ms"].is_u64(), "{detail}");
+    let (status, missing) = http.get(&format!("{}/api/events/999999", serve.admin));
+    assert_eq!(status, 404, "{missing}");
+
+    // Filters and their mistakes.
+    let only_dropped = all_events(&http, &serve, "&state=dropped");
+    assert_eq!(only_dropped.len(), 1);
+    assert_eq!(all_events(&http, &serve, "&customer_id=u_8842").len(), 2);
+    assert_eq!(all_events(&http, &serve, "&event=Order%20Completed").len(), 1);
+    let (status, body) = http.get(&format!("{}/api/events?state=lost", serve.admin));
+    assert_eq!(status, 400);
+    assert!(body.contains("pending, retrying, delivered, dropped, failed, paused"), "{body}");
+    let (status, body) = http.get(&format!("{}/api/events?since=yesterday", serve.admin));
+    assert_eq!(status, 400);
+    assert!(body.contains("RFC 3339"), "{body}");
+
+    // The same in the terminal.
+    let listed = signal(&["events", "--admin", &serve.admin], &[]);
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let order_line = table.lines().find(|line| line.contains("Order Completed")).expect("the order's line");
+    assert!(order_line.contains("delivered") && order_line.contains("200") && order_line.contains("u_8842"), "{table}");
+    let dropped_line = table.lines().find(|line| line.contains("Wishlist Viewed")).expect("the dropped line");
+    assert!(dropped_line.contains("dropped") && dropped_line.contains("not_in_blueprint"), "{table}");
+    let as_json = signal(&["events", "--admin", &serve.admin, "--json", "--state", "delivered"], &[]);
+    let lines: Vec<Value> = String::from_utf8_lossy(&as_json.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!((lines[0]["event"].as_str(), lines[0]["status"].as_u64()), (Some("Order Completed"), Some(200)));
+    let mistaken = signal(&["events", "--admin", &serve.admin, "--state", "lost"], &[]);
+    assert_eq!(mistaken.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mistaken.stderr).contains("`state` is `lost`"));
+    let unreachable = signal(&["events", "--admin", "http://127.0.0.1:9"], &[]);
+    assert_eq!(unreachable.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("Is `signal serve` running?"));
+
+    // Neither key is in an answer, the page or the database.
+    let (_, page) = http.get(&format!("{}/debugger", serve.admin));
+    let (_, listing) = http.get(&format!("{}/api/events", serve.admin));
+    let (_, one) = http.get(&format!("{}/api/events/{}", serve.admin, delivered["id"]));
+    for (what, text) in [("the page", &page), ("the listing", &listing), ("the detail", &one), ("the terminal", &table.to_string())] {
+        assert!(!text.contains(API_KEY) && !text.contains(WRITE_KEY), "a key in {what}");
+    }
+    let mut stored = Vec::new();
+    for file in ["signal.db", "signal.db-wal"] {
+        stored.extend(std::fs::read(dir.path().join(file)).unwrap_or_default());
+    }
+    assert!(stored.len() > 4096, "the database was read");
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(stored.contains("ORD-1001"), "events are stored");
+    assert!(!stored.contains(API_KEY) && !stored.contains(WRITE_KEY), "a key in the database");
+}
+
+#[test]
+fn a_paused_integration_recovers_with_a_key_fix_and_sighup_alone() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path(), &sandbox.base, "a-wrong-key", "delivery:\n  concurrency: 4\n");
+    let serve = ServeProcess::start(&["--config", &config], &[]);
+    let http = Http::new();
+    batch(&http, &serve, (0..40).map(order).collect());
+    eventually(Duration::from_secs(10), "the integration paused", || {
+        serve.logs().contains("delivery to this integration is paused")
+            && all_events(&http, &serve, "&state=paused").len() >= 1
+    });
+    let paused = all_events(&http, &serve, "&state=paused");
+    assert!(paused.iter().all(|event| event["code"] == "401" && event["status"] == 401), "{paused:?}");
+    assert!(paused[0]["hint"].as_str().is_some_and(|hint| hint.contains("Workspace ID or Data API key")));
+    assert_eq!(sandbox.get("/sandbox/stats")["accepted_actions"], 0);
+
+    // A broken configuration is refused; the running one is kept, and still takes events.
+    std::fs::write(&config, "sources: [not, a, map]\n").expect("break the configuration");
+    hangup(&serve);
+    eventually(Duration::from_secs(5), "the broken configuration refused", || {
+        serve.logs().contains("the configuration was not reloaded; the running one is kept")
+    });
+    assert!(serve.logs().contains("signal.yaml:1:"), "its diagnostics are logged: {}", serve.logs());
+    track(&http, &serve, order(40));
+
+    // The key fixed, a SIGHUP: everything that waited is delivered, once.
+    write_config(dir.path(), &sandbox.base, API_KEY, "delivery:\n  concurrency: 4\n");
+    hangup(&serve);
+    eventually(Duration::from_secs(15), "all 41 orders delivered", || {
+        all_events(&http, &serve, "&state=delivered").len() == 41
+    });
+    assert!(serve.logs().contains("configuration reloaded"), "{}", serve.logs());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sandbox.get("/sandbox/stats")["accepted_actions"], 41, "each order once");
+    let everything = all_events(&http, &serve, "");
+    assert_eq!(everything.len(), 41);
+    assert!(states(&everything).iter().all(|state| *state == "delivered"));
+}
+
+#[test]
+fn failed_events_are_replayed_once_the_destination_is_back() {
+    // A port with nothing on it: the destination is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path(), &endpoint, API_KEY, "delivery:\n  retry_window: 2s\n");
+    let serve = ServeProcess::start(&["--config", &config], &[]);
+    let http = Http::new();
+    batch(&http, &serve, (0..5).map(order).collect());
+    eventually(Duration::from_secs(20), "the orders failed when the retry window closed", || {
+        all_events(&http, &serve, "&state=failed").len() == 5
+    });
+    let failed = all_events(&http, &serve, "&state=failed");
+    assert!(failed.iter().all(|event| event["code"] == "connection"), "{failed:?}");
+    assert!(failed.iter().all(|event| event["attempts"].as_u64().is_some_and(|n| n >= 1)));
+
+    let nothing = signal(&["replay", "--admin", &serve.admin, "--state", "paused"], &[]);
+    assert!(String::from_utf8_lossy(&nothing.stdout).contains("no paused events to replay"));
+
+    // The destination is back on its port.
+    let mut sandbox = Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(["sandbox", "--listen", &format!("127.0.0.1:{port}"), "--workspace", &format!("WS1:{API_KEY}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the sandbox starts");
+    let stats = format!("{endpoint}/sandbox/stats");
+    eventually(Duration::from_secs(10), "the sandbox listening", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let replayed = signal(&["replay", "--admin", &serve.admin, "--state", "failed"], &[]);
+    let said = String::from_utf8_lossy(&replayed.stdout);
+    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stderr));
+    assert!(said.contains("5 failed events queued again"), "{said}");
+    eventually(Duration::from_secs(10), "the replayed orders delivered", || {
+        all_events(&http, &serve, "&state=delivered").len() == 5
+    });
+    assert_eq!(http.json(&stats)["accepted_actions"], 5);
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+}
+
+#[test]
+fn retention_keeps_the_newest_settled_events_and_loses_none_in_flight() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path(), &sandbox.base, API_KEY, "");
+    let with_retention = std::fs::read_to_string(&config)
+        .expect("read")
+        .replace("storage:\n  sqlite: signal.db\n", "storage:\n  sqlite: signal.db\n  retention:\n    max_events: 1000\n");
+    std::fs::write(&config, with_retention).expect("write");
+    let serve = ServeProcess::start(&["--config", &config], &[]);
+    let http = Http::new();
+    for start in (0..2500).step_by(250) {
+        batch(&http, &serve, (start..start + 250).map(order).collect());
+    }
+    eventually(Duration::from_secs(30), "all 2,500 orders delivered", || {
+        sandbox.get("/sandbox/stats")["accepted_actions"] == 2500
+    });
+    eventually(Duration::from_secs(20), "the oldest settled events pruned", || {
+        all_events(&http, &serve, "").len() <= 1000
+    });
+    let kept = all_events(&http, &serve, "");
+    assert!(kept.len() >= 990, "the newest are kept: {}", kept.len());
+    assert_eq!(kept[0]["message_id"], "order-2499", "the newest first");
+    let (status, _) = http.get(&format!("{}/api/events/1", serve.admin));
+    assert_eq!(status, 404, "the first event is gone");
+}
+
+#[test]
+fn the_admin_token_guards_the_api_and_metrics_but_not_the_page() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let token = "admin-token-0123456789";
+    let config = write_config(dir.path(), &sandbox.base, API_KEY, &format!("admin_token: {token}\n"));
+    let serve = ServeProcess::start(&["--config", &config], &[]);
+    let http = Http::new();
+    track(&http, &serve, document_event());
+    let events = format!("{}/api/events", serve.admin);
+    let (status, headers, body) = http.send("GET", &events, &[], Vec::new());
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(headers.get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
+    assert!(body.contains("admin_token"), "{body}");
+    let (status, _, _) = http.send("GET", &events, &[("authorization", "Bearer not-the-token")], Vec::new());
+    assert_eq!(status, 401);
+    let bearer = format!("Bearer {token}");
+    let (status, _, body) = http.send("GET", &events, &[("authorization", &bearer)], Vec::new());
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = http.send("GET", &format!("{}/metrics", serve.admin), &[], Vec::new());
+    assert_eq!(status, 401, "metrics need the token too");
+    assert_eq!(http.get(&format!("{}/debugger", serve.admin)).0, 200, "the page holds no data");
+    assert_eq!(http.get(&format!("{}/healthz", serve.admin)).0, 200);
+
+    let refused = signal(&["events", "--admin", &serve.admin], &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("pass --token, or set SIGNAL_ADMIN_TOKEN"));
+    let by_variable = signal(&["events", "--admin", &serve.admin], &[("SIGNAL_ADMIN_TOKEN", token)]);
+    assert!(by_variable.status.success(), "{}", String::from_utf8_lossy(&by_variable.stderr));
+    assert!(String::from_utf8_lossy(&by_variable.stdout).contains("Order Completed"));
+
+    // Off loopback, a token is required.
+    let open = write_config(dir.path(), &sandbox.base, API_KEY, "admin_listen: 0.0.0.0:9090\n");
+    let checked = signal(&["validate", &open], &[]);
+    assert_eq!(checked.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(said.contains("signal.yaml:3:15") && said.contains("admin_token"), "{said}");
+}
+
+#[test]
+fn the_live_stream_tells_each_new_event_and_its_fate() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path(), &sandbox.base, API_KEY, "");
+    let serve = ServeProcess::start(&["--config", &config], &[]);
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(["events", "--admin", &serve.admin, "--follow", "--json", "--customer-id", "u_8842"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("signal events --follow starts");
+    let stdout = follow.stdout.take().expect("stdout");
+    let (lines, seen) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(record) = serde_json::from_str(&line) {
+                let _ = lines.send(record);
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let http = Http::new();
+    track(&http, &serve, json!({"type": "track", "event": "Logged In", "user_id": "someone_else"}));
+    track(&http, &serve, document_event());
+    let mut got = Vec::new();
+    while let Ok(record) = seen.recv_timeout(Duration::from_secs(10)) {
+        let done = record["state"] == "delivered";
+        got.push(record);
+        if done {
+            break;
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(states(&got), ["pending", "delivered"], "{got:?}");
+    assert!(got.iter().all(|record| record["customer_id"] == "u_8842"), "the filter holds");
+    assert_eq!(got[1]["status"], 200);
+}
