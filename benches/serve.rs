@@ -13,6 +13,10 @@
 //! while a normal client sends 1,000 requests/s: its acknowledgement latency, and the memory.
 //! `cargo bench --bench serve -- flood [BODIES]`: 64 concurrent 4 MB bodies without a write key,
 //! again and again for 5 s: the memory they cost, and a normal client's latency meanwhile.
+//! `cargo bench --bench serve -- debugger [EVENTS]`: the Event Debugger's API over 1,000,000 stored
+//! events — p50 and p99 of each kind of listing and filter, and of one event in full.
+//! `cargo bench --bench serve -- retention [SECONDS]`: `ingest` with retention keeping the newest
+//! 1,000 events (pruning all along), against `ingest` with nothing to prune, in the same run.
 
 #![allow(missing_docs)]
 
@@ -83,7 +87,12 @@ impl Drop for Process {
 
 /// A configuration with one source, integration and pipeline per workspace.
 fn config(dir: &std::path::Path, endpoint: &str) -> String {
-    let mut text = String::from("storage:\n  sqlite: signal.db\nsources:\n");
+    config_with(dir, endpoint, "")
+}
+
+/// [`config`], with more `storage` settings.
+fn config_with(dir: &std::path::Path, endpoint: &str, storage: &str) -> String {
+    let mut text = format!("storage:\n  sqlite: signal.db\n{storage}sources:\n");
     for n in 0..WORKSPACES {
         text.push_str(&format!("  s{n}:\n    write_key: key-{n}\n"));
     }
@@ -103,7 +112,11 @@ fn config(dir: &std::path::Path, endpoint: &str) -> String {
 }
 
 fn start(dir: &std::path::Path, endpoint: &str) -> Process {
-    let config = config(dir, endpoint);
+    start_with(dir, endpoint, "")
+}
+
+fn start_with(dir: &std::path::Path, endpoint: &str, storage: &str) -> Process {
+    let config = config_with(dir, endpoint, storage);
     Process::start(
         &["serve", "--config", &config, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
         "admin",
@@ -160,9 +173,18 @@ fn main() {
         }
         Some("idle") => runtime.block_on(idle(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5_000))),
         Some("flood") => runtime.block_on(flood(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(64))),
+        Some("debugger") => {
+            runtime.block_on(debugger(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000)))
+        }
+        Some("retention") => {
+            let seconds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+            let without = runtime.block_on(ingest_with(seconds, ""));
+            let with = runtime.block_on(ingest_with(seconds, "  retention:\n    max_events: 1000\n"));
+            println!("retention ratio: ingest while pruning / ingest with nothing to prune = {:.2}", with / without);
+        }
         _ => {
             eprintln!(
-                "usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS] | floor [SECONDS] | idle [CONNECTIONS] | flood [BODIES]"
+                "usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS] | floor [SECONDS] | idle [CONNECTIONS] | flood [BODIES] | debugger [EVENTS] | retention [SECONDS]"
             );
             std::process::exit(2);
         }
@@ -185,6 +207,7 @@ fn floor(seconds: u64) -> f64 {
         .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
         .expect("pragmas");
     connection.execute_batch(store::sql::SQLITE_SCHEMA).expect("schema");
+    connection.execute_batch(store::sql::SQLITE_INDEXES).expect("indexes");
     let started = Instant::now();
     let mut events = 0u64;
     while started.elapsed() < Duration::from_secs(seconds) {
@@ -194,12 +217,13 @@ fn floor(seconds: u64) -> f64 {
                 .prepare_cached("INSERT INTO seen (source, message_id, seen_at) VALUES (?1, ?2, ?3) ON CONFLICT (source, message_id) DO UPDATE SET seen_at = excluded.seen_at")
                 .expect("prepare");
             let mut insert = transaction
-                .prepare_cached("INSERT INTO events (source, pipeline, message_id, received_at, payload) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare_cached("INSERT INTO events (source, pipeline, message_id, received_at, payload, call_type, event, customer_id) VALUES (?1, ?2, ?3, ?4, ?5, 'track', 'Order Completed', ?6)")
                 .expect("prepare");
             for n in events..events + 100 {
                 let id = format!("m-{n}");
                 remember.execute(rusqlite::params!["s0", id, 0]).expect("remember");
-                insert.execute(rusqlite::params!["s0", "p0", id, 0, event(n).to_string()]).expect("insert");
+                let customer = format!("u_{}", n % 1000);
+                insert.execute(rusqlite::params!["s0", "p0", id, 0, event(n).to_string(), customer]).expect("insert");
             }
         }
         transaction.commit().expect("commit");
@@ -212,9 +236,14 @@ fn floor(seconds: u64) -> f64 {
 
 /// Batches of 100 from 16 clients for `seconds`; returns the events acknowledged per second.
 async fn ingest(seconds: u64) -> f64 {
+    ingest_with(seconds, "").await
+}
+
+/// [`ingest`], with more `storage` settings.
+async fn ingest_with(seconds: u64, storage: &str) -> f64 {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().expect("dir");
-    let serve = start(dir.path(), &sandbox.url("MoEngage"));
+    let serve = start_with(dir.path(), &sandbox.url("MoEngage"), storage);
     let url = format!("{}/v1/batch", serve.url("collector"));
     let client = reqwest::Client::new();
     let acked = Arc::new(AtomicU64::new(0));
@@ -249,7 +278,11 @@ async fn ingest(seconds: u64) -> f64 {
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     let events = acked.load(Ordering::Relaxed);
-    println!("ingest: batches of 100, 16 clients, {:.1} s", elapsed.as_secs_f64());
+    let rows: i64 = rusqlite::Connection::open(dir.path().join("signal.db"))
+        .and_then(|db| db.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0)))
+        .unwrap_or(-1);
+    let kept = if storage.is_empty() { String::new() } else { format!(", {rows} events kept at the end") };
+    println!("ingest: batches of 100, 16 clients, {:.1} s{kept}", elapsed.as_secs_f64());
     println!(
         "  acknowledged         {events} events ({:.0} events/s)",
         events as f64 / elapsed.as_secs_f64()
@@ -485,4 +518,109 @@ async fn backlog(events: u64) {
         peak as f64 / 1024.0
     );
     println!("  queue file           {:.0} MB", size as f64 / 1e6);
+}
+
+/// Fills a queue file with `events` settled and waiting events as `signal serve` would have left
+/// them (ten event names, 1,000 customers, five pipelines, one received every 10 ms), then measures
+/// the debugger's API over it.
+async fn debugger(events: u64) {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("signal.db");
+    let filled = Instant::now();
+    let names = ["Order Completed", "Product Viewed", "page", "Product Added", "Checkout Started",
+        "Signed Up", "Logged In", "Products Searched", "identify", "Wishlist Viewed"];
+    let start_ms = jiff::Timestamp::now().as_millisecond() - events as i64 * 10;
+    {
+        let mut db = rusqlite::Connection::open(&file).expect("open");
+        db.execute_batch("PRAGMA journal_mode = WAL;").expect("wal");
+        db.execute_batch(store::sql::SQLITE_SCHEMA).expect("schema");
+        db.execute_batch(store::sql::SQLITE_INDEXES).expect("indexes");
+        db.pragma_update(None, "user_version", store::sql::SQLITE_VERSION).expect("version");
+        let transaction = db.transaction().expect("begin");
+        {
+            let mut insert = transaction
+                .prepare("INSERT INTO events (source, pipeline, message_id, received_at, payload, call_type, event, customer_id,
+                              state, code, detail, attempts, attempt_log, http_status, response_body, body_sent, latency_ms, finished_at)
+                          VALUES (?1, ?2, ?3, ?4, ?5, 'track', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 40, ?16)")
+                .expect("prepare");
+            for n in 0..events {
+                let received = start_ms + n as i64 * 10;
+                let name = names[(n % 10) as usize];
+                // 3% failed, 5% dropped, 1% paused, the newest 1,000 pending, the rest delivered.
+                let (state, code, status, detail) = if n >= events.saturating_sub(1000) {
+                    ("pending", None, None, None)
+                } else if n % 100 < 3 {
+                    ("failed", Some("400"), Some(400), Some("customer_id is not found in the payload — Missing customer_id, or malformed attributes."))
+                } else if name == "Wishlist Viewed" {
+                    ("dropped", Some("not_in_blueprint"), None, Some("`Wishlist Viewed` has no mapping in the blueprint"))
+                } else if n % 100 == 3 {
+                    ("paused", Some("401"), Some(401), Some("Wrong Workspace ID or Data API key"))
+                } else {
+                    ("delivered", Some("200"), Some(200), None)
+                };
+                let body = event(n).to_string();
+                insert
+                    .execute(rusqlite::params![
+                        format!("s{}", n % 5), format!("p{}", n % 5), format!("m-{n}"), received, body, name,
+                        format!("u_{}", n % 1000), state, code, detail, status.map_or(0, |_| 1),
+                        status.map(|s| format!("{s}:35")), status, status.map(|_| r#"{"status":"success"}"#),
+                        status.map(|_| r#"{"type":"event"}"#), (state != "pending").then_some(received + 40)
+                    ])
+                    .expect("insert");
+            }
+        }
+        transaction.commit().expect("commit");
+    }
+    println!("debugger: {events} events stored in {:.0} s", filled.elapsed().as_secs_f64());
+    let config = config(dir.path(), &sandbox.url("MoEngage"));
+    // Delivery paused by a wrong key would change the file under the measurement: no pipeline
+    // delivers to a reachable destination here.
+    let config_text = std::fs::read_to_string(&config).expect("config").replace(&sandbox.url("MoEngage"), "http://127.0.0.1:9");
+    std::fs::write(&config, config_text).expect("config");
+    let serve = Process::start(
+        &["serve", "--config", &config, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        "admin",
+    );
+    let admin = serve.url("admin");
+    let client = reqwest::Client::new();
+    let hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let old = jiff::Timestamp::from_millisecond(start_ms + (events as i64 / 10) * 10).expect("time");
+    let middle = events / 2;
+    let cases: Vec<(&str, String)> = vec![
+        ("newest 100", String::new()),
+        ("newest 1,000", "?limit=1000".into()),
+        ("state=failed", "?state=failed".into()),
+        ("state=dropped", "?state=dropped".into()),
+        ("state=pending", "?state=pending".into()),
+        ("event=Checkout Started", "?event=Checkout%20Started".into()),
+        ("customer_id=u_123", "?customer_id=u_123".into()),
+        ("pipeline=p3", "?pipeline=p3".into()),
+        ("since an hour ago", format!("?since={hour_ago}")),
+        ("until a tenth in", format!("?until={old}")),
+        ("cursor half way", format!("?cursor={middle}")),
+        ("failed + event", "?state=failed&event=Order%20Completed".into()),
+        ("customer + event", "?customer_id=u_120&event=Order%20Completed".into()),
+        ("since a minute ago", format!("?since={}", jiff::Timestamp::now() - jiff::SignedDuration::from_mins(1))),
+        ("one event in full", format!("/{middle}")),
+    ];
+    println!("  {:<24} {:>9} {:>9} {:>7}", "request", "p50 ms", "p99 ms", "events");
+    for (label, query) in cases {
+        let url = format!("{admin}/api/events{query}");
+        let mut latencies = Vec::new();
+        let mut count = 0;
+        for _ in 0..200 {
+            let sent = Instant::now();
+            let answer: serde_json::Value =
+                client.get(&url).send().await.expect("answer").json().await.expect("json");
+            latencies.push(sent.elapsed());
+            count = answer["events"].as_array().map_or(1, Vec::len);
+        }
+        latencies.sort_unstable();
+        println!(
+            "  {label:<24} {:>9.2} {:>9.2} {count:>7}",
+            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3
+        );
+    }
 }

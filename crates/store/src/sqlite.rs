@@ -736,9 +736,17 @@ fn list(connection: &Connection, listing: &Listing) -> rusqlite::Result<Vec<Summ
     }
     if let Some(since) = listing.since_ms {
         conditions.add("received_at >= ?", since);
+        // No index on the time: ids grow with it, so it becomes a range of ids the scan keeps to.
+        match first_received_since(connection, since.saturating_sub(TIME_SLACK_MS))? {
+            Some(first) => conditions.add("id >= ?", first),
+            None => return Ok(Vec::new()),
+        }
     }
     if let Some(until) = listing.until_ms {
         conditions.add("received_at < ?", until);
+        if let Some(past) = first_received_since(connection, until.saturating_add(TIME_SLACK_MS))? {
+            conditions.add("id < ?", past);
+        }
     }
     if let Some(before) = listing.before_id {
         conditions.add("id < ?", before);
@@ -753,6 +761,32 @@ fn list(connection: &Connection, listing: &Listing) -> rusqlite::Result<Vec<Summ
     let mut statement = connection.prepare_cached(&sql)?;
     let rows = statement.query_map(params_from_iter(conditions.values.iter()), summary_of)?;
     rows.collect()
+}
+
+/// How far out of order two events' receipt times can be: they are stamped on receipt and queued
+/// moments later, so a later id was received at most this much earlier.
+const TIME_SLACK_MS: i64 = 60_000;
+
+/// The first id received at or after `time_ms`, found by bisecting the ids (receipt times grow with
+/// them, give or take [`TIME_SLACK_MS`]): some twenty lookups by id, however many events there are.
+fn first_received_since(connection: &Connection, time_ms: i64) -> rusqlite::Result<Option<i64>> {
+    let mut at_or_after =
+        connection.prepare_cached("SELECT id, received_at FROM events WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+    let mut probe = |id: i64| -> rusqlite::Result<Option<(i64, i64)>> {
+        at_or_after.query_row(params![id], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+    };
+    let newest: Option<i64> = connection.query_row("SELECT MAX(id) FROM events", [], |row| row.get(0))?;
+    let Some(newest) = newest else { return Ok(None) };
+    let (mut low, mut high) = (0i64, newest.saturating_add(1));
+    while low < high {
+        let middle = low + (high - low) / 2;
+        match probe(middle)? {
+            Some((_, received)) if received >= time_ms => high = middle,
+            Some((id, _)) => low = id.saturating_add(1),
+            None => high = middle,
+        }
+    }
+    Ok(probe(low)?.map(|(id, _)| id))
 }
 
 fn detail(connection: &Connection, id: i64) -> rusqlite::Result<Option<Detail>> {

@@ -250,3 +250,28 @@ async fn a_file_from_before_the_debugger_is_brought_up_to_date() {
     assert_eq!(by_name.len(), 1);
     assert_eq!(queue.claim("even".into(), 10).await.expect("claim").len(), 2, "the old event still goes");
 }
+
+#[tokio::test]
+async fn time_filters_are_exact_over_events_hours_apart() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+    let start = now_ms() - 50 * 600_000;
+    // Fifty events ten minutes apart, queued in five requests.
+    for chunk in 0..5 {
+        let events = (chunk * 10..chunk * 10 + 10)
+            .map(|n| event(n, "Signed Up", "u_1", start + i64::try_from(n).expect("n") * 600_000))
+            .collect();
+        queue.enqueue(events, DAY).await.expect("enqueue");
+    }
+    let names = |lines: Vec<store::Summary>| lines.into_iter().map(|line| line.message_id).collect::<Vec<_>>();
+    let between = Listing { since_ms: Some(start + 12 * 600_000), until_ms: Some(start + 15 * 600_000), ..Listing::default() };
+    assert_eq!(names(queue.list(between).await.expect("list")), ["m-14", "m-13", "m-12"]);
+    let early = Listing { until_ms: Some(start + 2 * 600_000 + 1), ..Listing::default() };
+    assert_eq!(names(queue.list(early).await.expect("list")), ["m-2", "m-1", "m-0"]);
+    let late = Listing { since_ms: Some(start + 48 * 600_000), ..Listing::default() };
+    assert_eq!(names(queue.list(late).await.expect("list")), ["m-49", "m-48"]);
+    let future = Listing { since_ms: Some(now_ms() + 3_600_000), ..Listing::default() };
+    assert!(queue.list(future).await.expect("list").is_empty());
+    let before_all = Listing { until_ms: Some(start - 3_600_000), ..Listing::default() };
+    assert!(queue.list(before_all).await.expect("list").is_empty());
+}
