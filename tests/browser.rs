@@ -302,3 +302,114 @@ fn a_503_is_retried_by_each_sdk_and_its_retry_passes_cors() {
     );
     assert!(serve.logs().contains("collector request refused"), "{}", serve.logs());
 }
+
+/// The Event Debugger page, driven by `debugger.mjs`: what it reported, line by line.
+struct DebuggerPage {
+    child: Child,
+    records: Arc<Mutex<Vec<Value>>>,
+}
+
+impl DebuggerPage {
+    fn open(admin: &str, screenshot: &Path) -> DebuggerPage {
+        let kit = browser_kit();
+        let settings = json!({"admin": admin, "mode": "check", "screenshot": screenshot.display().to_string()});
+        let mut child = Command::new("node")
+            .arg(kit.join("debugger.mjs"))
+            .arg(settings.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs debugger.mjs");
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let collected = records.clone();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let record = serde_json::from_str(&line).unwrap_or_else(|_| json!({"kind": "text", "text": line}));
+                collected.lock().expect("lock").push(record);
+            }
+        });
+        DebuggerPage { child, records }
+    }
+
+    fn wait_for(&self, kind: &str) -> Value {
+        let mut found = None;
+        eventually(Duration::from_secs(60), kind, || {
+            let records = self.records.lock().expect("lock");
+            if let Some(failed) = records.iter().find(|record| record["kind"] == "failed") {
+                panic!("the page check failed: {failed}\n{records:?}");
+            }
+            found = records.iter().find(|record| record["kind"] == kind).cloned();
+            found.is_some()
+        });
+        found.unwrap_or(Value::Null)
+    }
+
+    fn all(&self, kind: &str) -> Vec<Value> {
+        self.records.lock().expect("lock").iter().filter(|record| record["kind"] == kind).cloned().collect()
+    }
+}
+
+impl Drop for DebuggerPage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_event_debugger_page_shows_each_fate_live_with_its_detail() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = one_pipeline_config(dir.path(), WRITE_KEY, &sandbox.base, API_KEY);
+    let serve = ServeProcess::start(&["--config", &config], &[]);
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("event-debugger.png");
+    let page = DebuggerPage::open(&serve.admin, &screenshot);
+    let ready = page.wait_for("ready");
+    assert_eq!(ready["live"], "live", "the page follows the live stream");
+
+    // The document's test step: trigger a mapped event, and one that is not in the blueprint.
+    let http = Http::new();
+    let order = json!({"type": "track", "event": "Order Completed", "user_id": "u_8842",
+        "traits": {"email": "jane@example.com", "phone": "+447700900123"},
+        "properties": {"order_id": "ORD-1001", "revenue": 89.99, "currency": "GBP", "coupon": "WELCOME10"}});
+    let unmapped = json!({"type": "track", "event": "Wishlist Viewed", "user_id": "u_8842"});
+    for event in [order, unmapped] {
+        let (status, answer) =
+            http.post(&format!("{}/v1/track", serve.collector), Some(WRITE_KEY), &[], event.to_string().into_bytes());
+        assert_eq!(status, 200, "{answer}");
+    }
+
+    let rows = page.wait_for("rows");
+    let rows = rows["rows"].as_array().cloned().unwrap_or_default();
+    let delivered = rows.iter().find(|row| row["state"] == "delivered").expect("a delivered row");
+    let delivered_text = delivered["text"].as_str().unwrap_or_default();
+    assert!(delivered_text.contains("Order Completed") && delivered_text.contains("200"), "{delivered}");
+    let dropped = rows.iter().find(|row| row["state"] == "dropped").expect("a dropped row");
+    assert!(dropped["text"].as_str().unwrap_or_default().contains("not_in_blueprint"), "{dropped}");
+
+    page.wait_for("filtered");
+    let details = page.all("detail");
+    let dropped_detail = details.iter().find(|detail| detail["state"] == "dropped").expect("the dropped detail");
+    assert!(dropped_detail["hint"].as_str().unwrap_or_default().contains("no mapping in the blueprint"), "{dropped_detail}");
+    let delivered_detail = details.iter().find(|detail| detail["state"] == "delivered").expect("the delivered detail");
+    let body: Value = serde_json::from_str(delivered_detail["body"].as_str().unwrap_or_default()).expect("the body sent is JSON");
+    assert_eq!(body["actions"][0]["action"], "Order Completed");
+    assert_eq!(body["user_identifiers"]["u_em"], "jane@example.com");
+    assert!(delivered_detail["answer"].as_str().unwrap_or_default().contains("success"), "MoEngage's answer");
+    assert!(delivered_detail["attempts"].as_str().unwrap_or_default().contains("200"), "the attempt's status");
+    assert!(delivered_detail["payload"].as_str().unwrap_or_default().contains("ORD-1001"), "the event as received");
+
+    let filtered = page.wait_for("filtered");
+    let filtered_rows = filtered["rows"].as_array().cloned().unwrap_or_default();
+    assert_eq!(filtered_rows.len(), 1, "{filtered}");
+    assert!(filtered["url"].as_str().unwrap_or_default().contains("state=dropped"), "the filter is in the address");
+    assert!(filtered["asked"].as_str().unwrap_or_default().contains("state=dropped"), "and asked of the API");
+    page.wait_for("done");
+    let problems: Vec<Value> = page.all("console").into_iter().chain(page.all("pageerror")).collect();
+    assert!(problems.is_empty(), "the page logged errors: {problems:?}");
+    assert!(screenshot.exists(), "a screenshot to look at");
+    for record in page.all("detail") {
+        assert!(!record.to_string().contains(API_KEY) && !record.to_string().contains(WRITE_KEY), "a key on the page");
+    }
+}

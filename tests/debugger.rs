@@ -164,6 +164,8 @@ fn the_documents_test_step_in_the_api_and_the_terminal_and_no_key_anywhere() {
     let (_, page) = http.get(&format!("{}/debugger", serve.admin));
     let (_, listing) = http.get(&format!("{}/api/events", serve.admin));
     let (_, one) = http.get(&format!("{}/api/events/{}", serve.admin, delivered["id"]));
+    assert!(one.contains(r#""body_sent":{"type":"event","customer_id":"u_8842","#), "as sent, in its order: {one}");
+    assert!(one.contains(r#""payload":{"event":"Order Completed","#), "as received: {one}");
     for (what, text) in [("the page", &page), ("the listing", &listing), ("the detail", &one), ("the terminal", &table.to_string())] {
         assert!(!text.contains(API_KEY) && !text.contains(WRITE_KEY), "a key in {what}");
     }

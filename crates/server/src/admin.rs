@@ -25,7 +25,7 @@ use tokio::sync::broadcast;
 use crate::Shared;
 
 /// The page, served as it is: no build step, no other file.
-const PAGE: &str = "<!doctype html><title>Signal · Event Debugger</title>"; // PAGE-PLACEHOLDER
+const PAGE: &str = include_str!("debugger.html");
 
 /// The most events one listing returns.
 pub const MAX_LIMIT: usize = 1000;
@@ -54,7 +54,7 @@ async fn page() -> Response {
             // The page loads nothing from elsewhere and may not be framed by another site.
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
             ),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
@@ -140,29 +140,52 @@ pub fn summary_json(summary: &Summary) -> Value {
     })
 }
 
-fn detail_json(detail: &Detail) -> Value {
-    let mut record = summary_json(&detail.summary);
-    if let Value::Object(fields) = &mut record {
-        fields.insert("payload".into(), as_json(detail.payload.as_bytes()));
-        fields.insert("body_sent".into(), detail.body_sent.as_deref().map_or(Value::Null, as_json));
-        fields.insert(
-            "attempt_log".into(),
-            detail
-                .attempt_log
-                .iter()
-                .map(|attempt| json!({"status": attempt.status, "latency_ms": attempt.latency_ms}))
-                .collect(),
-        );
-        fields.insert("response_body".into(), detail.response_body.as_deref().map_or(Value::Null, as_json));
-        fields.insert("finished_at".into(), detail.finished_at_ms.map_or(Value::Null, |ms| time_text(ms).into()));
-        fields.insert("latency_ms".into(), detail.latency_ms.into());
+/// One event in full. The event, the body and the answer are given as they were written — member
+/// order kept — when they are JSON, else as text.
+fn detail_json(detail: &Detail) -> Result<String, serde_json::Error> {
+    #[derive(serde::Serialize)]
+    struct Full {
+        #[serde(flatten)]
+        summary: Value,
+        payload: Written,
+        body_sent: Option<Written>,
+        attempt_log: Vec<Value>,
+        response_body: Option<Written>,
+        finished_at: Option<String>,
+        latency_ms: Option<u64>,
     }
-    record
+    let full = Full {
+        summary: summary_json(&detail.summary),
+        payload: Written::of(detail.payload.as_bytes()),
+        body_sent: detail.body_sent.as_deref().map(Written::of),
+        attempt_log: detail
+            .attempt_log
+            .iter()
+            .map(|attempt| json!({"status": attempt.status, "latency_ms": attempt.latency_ms}))
+            .collect(),
+        response_body: detail.response_body.as_deref().map(Written::of),
+        finished_at: detail.finished_at_ms.map(time_text),
+        latency_ms: detail.latency_ms,
+    };
+    serde_json::to_string(&full)
 }
 
-/// JSON when it is JSON (a body sent, an answer), else the text as it is.
-fn as_json(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+/// JSON exactly as written, or text when it is not JSON (an answer cut short, a proxy's page).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Written {
+    Json(Box<serde_json::value::RawValue>),
+    Text(String),
+}
+
+impl Written {
+    fn of(bytes: &[u8]) -> Written {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        match serde_json::from_str::<Box<serde_json::value::RawValue>>(&text) {
+            Ok(raw) => Written::Json(raw),
+            Err(_) => Written::Text(text),
+        }
+    }
 }
 
 fn time_text(ms: i64) -> String {
@@ -243,7 +266,10 @@ async fn detail<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, Path(id): Path<S
         return error(StatusCode::BAD_REQUEST, format!("`{id}` is not an event id (a whole number)"));
     };
     match shared.queue.detail(id).await {
-        Ok(Some(detail)) => axum::Json(detail_json(&detail)).into_response(),
+        Ok(Some(detail)) => match detail_json(&detail) {
+            Ok(text) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+            Err(failure) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("the event could not be written as JSON: {failure}")),
+        },
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no event {id}: it never was, or retention has pruned it")),
         Err(failure) => error(StatusCode::SERVICE_UNAVAILABLE, failure.to_string()),
     }
