@@ -15,8 +15,12 @@
 //! again and again for 5 s: the memory they cost, and a normal client's latency meanwhile.
 //! `cargo bench --bench serve -- debugger [EVENTS]`: the Event Debugger's API over 1,000,000 stored
 //! events — p50 and p99 of each kind of listing and filter, and of one event in full.
+//! `cargo bench --bench serve -- page [EVENTS]`: the `/debugger` page in headless Chromium over
+//! 10,000 stored events: time to first render, loading them all by scrolling, and the frame times
+//! of a scroll through them (needs Chromium and `npm ci` in `tests/browser`).
 //! `cargo bench --bench serve -- retention [SECONDS]`: `ingest` with retention keeping the newest
-//! 1,000 events (pruning all along), against `ingest` with nothing to prune, in the same run.
+//! 1,000 events (pruning all along), against `ingest` with nothing to prune, three times each,
+//! alternated, in the same run.
 
 #![allow(missing_docs)]
 
@@ -176,15 +180,20 @@ fn main() {
         Some("debugger") => {
             runtime.block_on(debugger(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000)))
         }
+        Some("page") => page(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000)),
         Some("retention") => {
             let seconds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
-            let without = runtime.block_on(ingest_with(seconds, ""));
-            let with = runtime.block_on(ingest_with(seconds, "  retention:\n    max_events: 1000\n"));
-            println!("retention ratio: ingest while pruning / ingest with nothing to prune = {:.2}", with / without);
+            // Alternated, so that the machine's drift falls on both alike.
+            let (mut without, mut with) = (0.0, 0.0);
+            for _ in 0..3 {
+                without += runtime.block_on(ingest_with(seconds, ""));
+                with += runtime.block_on(ingest_with(seconds, "  retention:\n    max_events: 1000\n"));
+            }
+            println!("retention ratio: ingest while pruning / ingest with nothing to prune = {:.3}", with / without);
         }
         _ => {
             eprintln!(
-                "usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS] | floor [SECONDS] | idle [CONNECTIONS] | flood [BODIES] | debugger [EVENTS] | retention [SECONDS]"
+                "usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS] | floor [SECONDS] | idle [CONNECTIONS] | flood [BODIES] | debugger [EVENTS] | page [EVENTS] | retention [SECONDS]"
             );
             std::process::exit(2);
         }
@@ -520,14 +529,69 @@ async fn backlog(events: u64) {
     println!("  queue file           {:.0} MB", size as f64 / 1e6);
 }
 
-/// Fills a queue file with `events` settled and waiting events as `signal serve` would have left
-/// them (ten event names, 1,000 customers, five pipelines, one received every 10 ms), then measures
-/// the debugger's API over it.
+/// The debugger's API over a queue file of `events` events (see [`fill`]).
 async fn debugger(events: u64) {
     let sandbox = sandbox();
     let dir = tempfile::tempdir().expect("dir");
-    let file = dir.path().join("signal.db");
     let filled = Instant::now();
+    fill(&dir.path().join("signal.db"), events);
+    println!("debugger: {events} events stored in {:.0} s", filled.elapsed().as_secs_f64());
+    let config = config(dir.path(), &sandbox.url("MoEngage"));
+    // Delivery paused by a wrong key would change the file under the measurement: no pipeline
+    // delivers to a reachable destination here.
+    let config_text = std::fs::read_to_string(&config).expect("config").replace(&sandbox.url("MoEngage"), "http://127.0.0.1:9");
+    std::fs::write(&config, config_text).expect("config");
+    let serve = Process::start(
+        &["serve", "--config", &config, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        "admin",
+    );
+    let admin = serve.url("admin");
+    let client = reqwest::Client::new();
+    let hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let start_ms = jiff::Timestamp::now().as_millisecond() - events as i64 * 10;
+    let old = jiff::Timestamp::from_millisecond(start_ms + (events as i64 / 10) * 10).expect("time");
+    let middle = events / 2;
+    let cases: Vec<(&str, String)> = vec![
+        ("newest 100", String::new()),
+        ("newest 1,000", "?limit=1000".into()),
+        ("state=failed", "?state=failed".into()),
+        ("state=dropped", "?state=dropped".into()),
+        ("state=pending", "?state=pending".into()),
+        ("event=Checkout Started", "?event=Checkout%20Started".into()),
+        ("customer_id=u_123", "?customer_id=u_123".into()),
+        ("pipeline=p3", "?pipeline=p3".into()),
+        ("since an hour ago", format!("?since={hour_ago}")),
+        ("until a tenth in", format!("?until={old}")),
+        ("cursor half way", format!("?cursor={middle}")),
+        ("failed + event", "?state=failed&event=Order%20Completed".into()),
+        ("customer + event", "?customer_id=u_120&event=Order%20Completed".into()),
+        ("since a minute ago", format!("?since={}", jiff::Timestamp::now() - jiff::SignedDuration::from_mins(1))),
+        ("one event in full", format!("/{middle}")),
+    ];
+    println!("  {:<24} {:>9} {:>9} {:>7}", "request", "p50 ms", "p99 ms", "events");
+    for (label, query) in cases {
+        let url = format!("{admin}/api/events{query}");
+        let mut latencies = Vec::new();
+        let mut count = 0;
+        for _ in 0..200 {
+            let sent = Instant::now();
+            let answer: serde_json::Value =
+                client.get(&url).send().await.expect("answer").json().await.expect("json");
+            latencies.push(sent.elapsed());
+            count = answer["events"].as_array().map_or(1, Vec::len);
+        }
+        latencies.sort_unstable();
+        println!(
+            "  {label:<24} {:>9.2} {:>9.2} {count:>7}",
+            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// Writes `events` settled and waiting events into a new queue file, as `signal serve` would have
+/// left them: ten event names, 1,000 customers, five pipelines, one received every 10 ms up to now.
+fn fill(file: &std::path::Path, events: u64) {
     let names = ["Order Completed", "Product Viewed", "page", "Product Added", "Checkout Started",
         "Signed Up", "Logged In", "Products Searched", "identify", "Wishlist Viewed"];
     let start_ms = jiff::Timestamp::now().as_millisecond() - events as i64 * 10;
@@ -572,55 +636,43 @@ async fn debugger(events: u64) {
         }
         transaction.commit().expect("commit");
     }
-    println!("debugger: {events} events stored in {:.0} s", filled.elapsed().as_secs_f64());
-    let config = config(dir.path(), &sandbox.url("MoEngage"));
-    // Delivery paused by a wrong key would change the file under the measurement: no pipeline
-    // delivers to a reachable destination here.
-    let config_text = std::fs::read_to_string(&config).expect("config").replace(&sandbox.url("MoEngage"), "http://127.0.0.1:9");
-    std::fs::write(&config, config_text).expect("config");
+}
+
+/// The page over `events` stored events, measured by `tests/browser/debugger.mjs`.
+fn page(events: u64) {
+    let dir = tempfile::tempdir().expect("dir");
+    fill(&dir.path().join("signal.db"), events);
+    let config = config(dir.path(), "http://127.0.0.1:9");
     let serve = Process::start(
         &["serve", "--config", &config, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
         "admin",
     );
-    let admin = serve.url("admin");
-    let client = reqwest::Client::new();
-    let hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
-    let old = jiff::Timestamp::from_millisecond(start_ms + (events as i64 / 10) * 10).expect("time");
-    let middle = events / 2;
-    let cases: Vec<(&str, String)> = vec![
-        ("newest 100", String::new()),
-        ("newest 1,000", "?limit=1000".into()),
-        ("state=failed", "?state=failed".into()),
-        ("state=dropped", "?state=dropped".into()),
-        ("state=pending", "?state=pending".into()),
-        ("event=Checkout Started", "?event=Checkout%20Started".into()),
-        ("customer_id=u_123", "?customer_id=u_123".into()),
-        ("pipeline=p3", "?pipeline=p3".into()),
-        ("since an hour ago", format!("?since={hour_ago}")),
-        ("until a tenth in", format!("?until={old}")),
-        ("cursor half way", format!("?cursor={middle}")),
-        ("failed + event", "?state=failed&event=Order%20Completed".into()),
-        ("customer + event", "?customer_id=u_120&event=Order%20Completed".into()),
-        ("since a minute ago", format!("?since={}", jiff::Timestamp::now() - jiff::SignedDuration::from_mins(1))),
-        ("one event in full", format!("/{middle}")),
-    ];
-    println!("  {:<24} {:>9} {:>9} {:>7}", "request", "p50 ms", "p99 ms", "events");
-    for (label, query) in cases {
-        let url = format!("{admin}/api/events{query}");
-        let mut latencies = Vec::new();
-        let mut count = 0;
-        for _ in 0..200 {
-            let sent = Instant::now();
-            let answer: serde_json::Value =
-                client.get(&url).send().await.expect("answer").json().await.expect("json");
-            latencies.push(sent.elapsed());
-            count = answer["events"].as_array().map_or(1, Vec::len);
+    let kit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let settings = serde_json::json!({"admin": serve.url("admin"), "mode": "measure",
+        "screenshot": dir.path().join("page.png").display().to_string()});
+    // Three runs: the first pays for starting Chromium's caches.
+    println!("page: /debugger over {events} stored events, headless Chromium, 1440x900");
+    for run in 1..=3 {
+        let output = Command::new("node")
+            .arg(kit.join("debugger.mjs"))
+            .arg(settings.to_string())
+            .output()
+            .expect("node runs debugger.mjs (npm ci in tests/browser first)");
+        let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        let of = |kind: &str| lines.iter().find(|line| line["kind"] == kind).cloned().unwrap_or_default();
+        let (loaded, scrolled, frames) = (of("loaded"), of("scrolled_to_load"), of("frames"));
+        if let Some(failed) = lines.iter().find(|line| line["kind"] == "failed") {
+            println!("  run {run}: failed: {failed}");
+            continue;
         }
-        latencies.sort_unstable();
         println!(
-            "  {label:<24} {:>9.2} {:>9.2} {count:>7}",
-            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
-            percentile(&latencies, 0.99).as_secs_f64() * 1e3
+            "  run {run}: first render {} ms ({} rows); {} rows loaded by scrolling in {} ms; scroll frames p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms, {} row elements in the page",
+            loaded["ms"], loaded["rows"], scrolled["rows"], scrolled["ms"],
+            frames["p50"].as_f64().unwrap_or(0.0), frames["p95"].as_f64().unwrap_or(0.0),
+            frames["max"].as_f64().unwrap_or(0.0), frames["rendered"]
         );
     }
 }
