@@ -634,6 +634,10 @@ fn fill(file: &std::path::Path, events: u64) {
                     .expect("insert");
             }
         }
+        // As recording each fate does.
+        transaction
+            .execute("UPDATE events SET customer_key = customer_id WHERE state <> 'pending'", [])
+            .expect("customer keys");
         transaction.commit().expect("commit");
     }
 }

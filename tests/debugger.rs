@@ -368,3 +368,46 @@ fn the_live_stream_tells_each_new_event_and_its_fate() {
     assert!(got.iter().all(|record| record["customer_id"] == "u_8842"), "the filter holds");
     assert_eq!(got[1]["status"], 200);
 }
+
+#[test]
+fn on_the_built_in_defaults_a_new_user_sees_the_order_delivered_with_200() {
+    let dir = tempfile::tempdir().expect("dir");
+    let database = dir.path().join("data/signal.db").display().to_string();
+    let serve = ServeProcess::start(&["--database", &database], &[]);
+    assert!(serve.banner.contains("/debugger"), "the banner says where the debugger is: {}", serve.banner);
+    let http = Http::new();
+    let (status, answer) = http.post(
+        &format!("{}/v1/track", serve.collector),
+        Some("dev-write-key"),
+        &[],
+        document_event().to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    eventually(Duration::from_secs(10), "the order delivered", || {
+        all_events(&http, &serve, "&state=delivered").len() == 1
+    });
+    let listed = signal(&["events", "--admin", &serve.admin], &[]);
+    let table = String::from_utf8_lossy(&listed.stdout);
+    let line = table.lines().find(|line| line.contains("Order Completed")).expect("the order in signal events");
+    assert!(line.contains("delivered") && line.contains(" 200 "), "{table}");
+    let (status, page) = http.get(&format!("{}/debugger", serve.admin));
+    assert_eq!(status, 200);
+    assert!(page.contains("Event Debugger"), "the page is served by the binary itself");
+
+    // Without a configuration file there is nothing to reload: said, and the service goes on.
+    let (status, _, body) =
+        http.send("POST", &format!("{}/api/reload", serve.admin), &[("content-type", "application/json")], Vec::new());
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("built-in defaults"), "{body}");
+    hangup(&serve);
+    eventually(Duration::from_secs(5), "the SIGHUP answered in the log", || {
+        serve.logs().contains("there is no configuration file to load again")
+    });
+    let (status, _) = http.post(
+        &format!("{}/v1/track", serve.collector),
+        Some("dev-write-key"),
+        &[],
+        document_event().to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "a SIGHUP does not end the service");
+}

@@ -256,10 +256,15 @@ async fn supervise<Q: Queue + Clone>(
             .into_iter()
             .map(|worker| tokio::spawn(worker::run(worker, shared.clone(), sender.clone(), generation_stopping.clone())))
             .collect();
+        let mut asking = true;
         let next = loop {
             tokio::select! {
-                request = requests.recv() => {
-                    let Some(ReloadRequest { reply }) = request else { continue };
+                request = requests.recv(), if asking => {
+                    let Some(ReloadRequest { reply }) = request else {
+                        // No one can ask any more: run until stopped.
+                        asking = false;
+                        continue;
+                    };
                     let answer = match &load {
                         None => Err("this service runs on its built-in defaults: there is no configuration file to load again (start it with --config FILE)".to_owned()),
                         Some(load) => load(),

@@ -26,7 +26,7 @@ const FEED_CAPACITY: usize = 4096;
 const FEED_PER_COMMIT: usize = 2048;
 
 /// The settled states retention may delete.
-const SETTLED: &str = "('delivered', 'dropped', 'failed')";
+const SETTLED: [&str; 3] = ["delivered", "dropped", "failed"];
 
 /// Columns of a [`Summary`], in the order [`summary_of`] reads them.
 const SUMMARY_COLUMNS: &str = "id, received_at, source, pipeline, message_id, call_type, event, customer_id, \
@@ -483,8 +483,8 @@ fn enqueue(
     )?;
     let mut record_dropped = connection.prepare_cached(
         "INSERT INTO events (source, pipeline, message_id, received_at, payload, call_type, event, customer_id,
-                             state, code, detail, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'dropped', ?9, ?10, ?11)",
+                             customer_key, state, code, detail, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 'dropped', ?9, ?10, ?11)",
     )?;
     let mut report = Enqueued::default();
     // An event bound for several pipelines is one row per pipeline, but one `seen` entry.
@@ -556,7 +556,8 @@ fn claim(connection: &Connection, pipeline: &str, limit: usize) -> rusqlite::Res
 fn finish(connection: &Connection, outcomes: &[Outcome]) -> rusqlite::Result<()> {
     let mut update = connection.prepare_cached(
         "UPDATE events SET state = ?2, code = ?3, detail = ?4, attempts = ?5, http_status = ?6,
-             response_body = ?7, body_sent = ?8, latency_ms = ?9, finished_at = ?10, attempt_log = ?11
+             response_body = ?7, body_sent = ?8, latency_ms = ?9, finished_at = ?10, attempt_log = ?11,
+             customer_key = customer_id
          WHERE id = ?1",
     )?;
     for outcome in outcomes {
@@ -721,15 +722,33 @@ impl Conditions {
 }
 
 fn list(connection: &Connection, listing: &Listing) -> rusqlite::Result<Vec<Summary>> {
+    let Some(customer_id) = &listing.customer_id else { return list_where(connection, listing, None) };
+    // Settled events by the customer index; waiting ones, not yet in it, by state.
+    let mut lines = list_where(connection, listing, Some(("customer_key = ?", customer_id, false)))?;
+    lines.extend(list_where(connection, listing, Some(("customer_key IS NULL AND customer_id = ?", customer_id, true)))?);
+    lines.sort_by_key(|line| std::cmp::Reverse(line.id));
+    lines.truncate(listing.limit);
+    Ok(lines)
+}
+
+/// A listing, with the customer filter given as `(term, customer, waiting events only)`.
+fn list_where(
+    connection: &Connection,
+    listing: &Listing,
+    customer: Option<(&str, &String, bool)>,
+) -> rusqlite::Result<Vec<Summary>> {
     let mut conditions = Conditions::default();
     if let Some(state) = listing.state {
         conditions.states(state.stored());
     }
+    if let Some((term, customer_id, waiting_only)) = customer {
+        conditions.add(term, customer_id.clone());
+        if waiting_only {
+            conditions.states(&["pending", "claimed", "retrying"]);
+        }
+    }
     if let Some(event) = &listing.event {
         conditions.add("event = ?", event.clone());
-    }
-    if let Some(customer_id) = &listing.customer_id {
-        conditions.add("customer_id = ?", customer_id.clone());
     }
     if let Some(pipeline) = &listing.pipeline {
         conditions.add("pipeline = ?", pipeline.clone());
@@ -753,8 +772,14 @@ fn list(connection: &Connection, listing: &Listing) -> rusqlite::Result<Vec<Summ
     }
     let limit = i64::try_from(listing.limit).unwrap_or(i64::MAX);
     conditions.values.push(limit.into());
+    // Waiting events are few; left to itself the planner may walk a popular event name instead.
+    let from = if customer.is_some_and(|(_, _, waiting_only)| waiting_only) {
+        "events INDEXED BY events_state"
+    } else {
+        "events"
+    };
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS} FROM events {} ORDER BY id DESC LIMIT ?{}",
+        "SELECT {SUMMARY_COLUMNS} FROM {from} {} ORDER BY id DESC LIMIT ?{}",
         conditions.sql(),
         conditions.values.len()
     );
@@ -854,33 +879,33 @@ fn resume_paused(connection: &Connection, pipelines: &[String]) -> rusqlite::Res
 }
 
 /// Deletes up to `step` settled events past the retention. Ids grow with receipt, so each limit is
-/// turned into an id below which events may go: the scan stays among the old rows, however many
-/// recent ones there are.
+/// turned into an id below which events may go, and each settled state is read from its own index:
+/// a prune never scans the events that wait, however many there are.
 fn prune(connection: &Connection, retention: Retention, step: usize) -> rusqlite::Result<u64> {
+    let newest: Option<i64> = connection.query_row("SELECT MAX(id) FROM events", [], |row| row.get(0))?;
+    let Some(newest) = newest else { return Ok(0) };
     let mut below: Option<i64> = None;
     if let Some(max_age) = retention.max_age {
         let cutoff = now_ms().saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
-        let first_young: Option<i64> = connection
-            .prepare_cached("SELECT id FROM events NOT INDEXED WHERE received_at >= ?1 ORDER BY id LIMIT 1")?
-            .query_row(params![cutoff], |row| row.get(0))
-            .optional()?;
-        // None: every event is old.
-        below = Some(first_young.unwrap_or(i64::MAX));
+        // None: every event is older than the cutoff.
+        below = Some(first_received_since(connection, cutoff)?.unwrap_or(newest.saturating_add(1)));
     }
     if let Some(max_events) = retention.max_events {
-        let newest: Option<i64> = connection.query_row("SELECT MAX(id) FROM events", [], |row| row.get(0))?;
-        if let Some(newest) = newest {
-            let keep_from = newest.saturating_sub(i64::try_from(max_events).unwrap_or(i64::MAX)).saturating_add(1);
-            below = Some(below.map_or(keep_from, |age| age.max(keep_from)));
-        }
+        let keep_from = newest.saturating_sub(i64::try_from(max_events).unwrap_or(i64::MAX)).saturating_add(1);
+        below = Some(below.map_or(keep_from, |age| age.max(keep_from)));
     }
     let Some(below) = below else { return Ok(0) };
-    let limit = i64::try_from(step).unwrap_or(i64::MAX);
-    let deleted = connection
-        .prepare_cached(&format!(
-            "DELETE FROM events WHERE id IN (
-                 SELECT id FROM events NOT INDEXED WHERE id < ?1 AND state IN {SETTLED} ORDER BY id LIMIT ?2)"
-        ))?
-        .execute(params![below, limit])?;
+    let mut delete = connection.prepare_cached(
+        "DELETE FROM events WHERE id IN (
+             SELECT id FROM events WHERE state = ?1 AND id < ?2 ORDER BY id LIMIT ?3)",
+    )?;
+    let mut deleted = 0usize;
+    for state in SETTLED {
+        let room = step.saturating_sub(deleted);
+        if room == 0 {
+            break;
+        }
+        deleted += delete.execute(params![state, below, i64::try_from(room).unwrap_or(i64::MAX)])?;
+    }
     Ok(deleted as u64)
 }
