@@ -72,7 +72,11 @@ try {
     if (settings.screenshot) await page.screenshot({ path: settings.screenshot });
     await page.selectOption('#filter-state', 'dropped');
     await page.waitForFunction(
-      () => [...document.querySelectorAll('#rows .row')].every((row) => row.dataset.state === 'dropped'),
+      () => {
+        // Settled: the filtered list has loaded (an empty list while it loads would pass vacuously).
+        const rows = [...document.querySelectorAll('#rows .row')];
+        return !('loading' in document.body.dataset) && rows.length > 0 && rows.every((row) => row.dataset.state === 'dropped');
+      },
       null,
       { timeout: 10000 },
     );
