@@ -380,18 +380,27 @@ impl Style {
             clip(&text("event"), 24),
             clip(&text("customer_id"), 16),
             clip(&text("pipeline"), 12),
-            record.get("hint").and_then(Value::as_str).unwrap_or_default()
+            printable(record.get("hint").and_then(Value::as_str).unwrap_or_default())
         )
     }
 }
 
 fn clip(text: &str, width: usize) -> String {
+    let text = printable(text);
     if text.chars().count() <= width {
-        return text.to_owned();
+        return text;
     }
     let mut clipped: String = text.chars().take(width.saturating_sub(1)).collect();
     clipped.push('…');
     clipped
+}
+
+/// Text from events (anyone who can send one) as the terminal may show it: control characters,
+/// which could move the cursor, retitle the window or write the clipboard, are shown escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
 }
 
 async fn replay(args: &ReplayArgs) -> Result<(), Failure> {
@@ -419,6 +428,10 @@ async fn replay(args: &ReplayArgs) -> Result<(), Failure> {
             .map_err(|error| Failure(format!("the admin API's answer is not JSON: {error}")))?;
         let done = answer.get("requeued").and_then(Value::as_u64).unwrap_or(0);
         let remaining = answer.get("remaining").and_then(Value::as_u64).unwrap_or(0);
+        // The next step continues where this one ended.
+        if let Some(after) = answer.get("after").and_then(Value::as_i64) {
+            request["after"] = after.into();
+        }
         requeued += done;
         if bar.is_none() && remaining > 0 && std::io::stderr().is_terminal() {
             let new = indicatif::ProgressBar::new(requeued + remaining);

@@ -19,7 +19,8 @@ pub struct ServeArgs {
     /// Listen for events here instead of the configured address (`127.0.0.1:0` picks a free port).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Serve /healthz, /readyz and /metrics here instead of the configured address.
+    /// Serve the Event Debugger, /healthz, /readyz and /metrics here instead of the configured
+    /// address (off loopback, the configuration needs an `admin_token`).
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
     /// Keep the queue in this SQLite file instead of the configured one.
@@ -55,7 +56,13 @@ impl ServeArgs {
             database: self.database.clone(),
         };
         std::sync::Arc::new(move || {
-            let mut config = config::load(&path).map_err(|diagnostics| diagnostics.to_string())?;
+            let mut config = config::load(&path).map_err(|mut diagnostics| {
+                // Said in the log and in an HTTP answer: without the file's lines, which may hold a key.
+                for diagnostic in &mut diagnostics.0 {
+                    diagnostic.source_line = None;
+                }
+                diagnostics.to_string()
+            })?;
             overrides.apply(&mut config);
             Ok(config)
         })

@@ -312,7 +312,8 @@ struct DebuggerPage {
 impl DebuggerPage {
     fn open(admin: &str, screenshot: &Path) -> DebuggerPage {
         let kit = browser_kit();
-        let settings = json!({"admin": admin, "mode": "check", "screenshot": screenshot.display().to_string()});
+        let settings =
+            json!({"admin": admin, "mode": "check", "dropped": 2, "screenshot": screenshot.display().to_string()});
         let mut child = Command::new("node")
             .arg(kit.join("debugger.mjs"))
             .arg(settings.to_string())
@@ -374,9 +375,11 @@ fn the_event_debugger_page_shows_each_fate_live_with_its_detail() {
         "traits": {"email": "jane@example.com", "phone": "+447700900123"},
         "properties": {"order_id": "ORD-1001", "revenue": 89.99, "currency": "GBP", "coupon": "WELCOME10"}});
     let unmapped = json!({"type": "track", "event": "Wishlist Viewed", "user_id": "u_8842"});
-    for event in [order, unmapped] {
+    // Anyone can send an event: its name is shown as text, never run; its numbers as written.
+    let hostile = r#"{"type":"track","event":"<img src=x onerror=alert(1)>","user_id":18446744073709551617}"#;
+    for event in [order.to_string(), unmapped.to_string(), hostile.to_owned()] {
         let (status, answer) =
-            http.post(&format!("{}/v1/track", serve.collector), Some(WRITE_KEY), &[], event.to_string().into_bytes());
+            http.post(&format!("{}/v1/track", serve.collector), Some(WRITE_KEY), &[], event.into_bytes());
         assert_eq!(status, 200, "{answer}");
     }
 
@@ -385,12 +388,28 @@ fn the_event_debugger_page_shows_each_fate_live_with_its_detail() {
     let delivered = rows.iter().find(|row| row["state"] == "delivered").expect("a delivered row");
     let delivered_text = delivered["text"].as_str().unwrap_or_default();
     assert!(delivered_text.contains("Order Completed") && delivered_text.contains("200"), "{delivered}");
-    let dropped = rows.iter().find(|row| row["state"] == "dropped").expect("a dropped row");
+    let dropped = rows.iter().find(|row| row["text"].as_str().unwrap_or_default().contains("Wishlist Viewed")).expect("the unmapped row");
+    assert_eq!(dropped["state"], "dropped");
     assert!(dropped["text"].as_str().unwrap_or_default().contains("not_in_blueprint"), "{dropped}");
+    let hostile_row = rows.iter().find(|row| row["text"].as_str().unwrap_or_default().contains("<img src=x onerror=alert(1)>"));
+    assert!(hostile_row.is_some(), "a hostile name is shown as text: {rows:?}");
 
     page.wait_for("filtered");
+    let dom = page.wait_for("dom");
+    assert_eq!((dom["images"].as_u64(), dom["alerts"].as_u64()), (Some(0), Some(0)), "nothing from an event ran");
     let details = page.all("detail");
-    let dropped_detail = details.iter().find(|detail| detail["state"] == "dropped").expect("the dropped detail");
+    let hostile_detail = details
+        .iter()
+        .find(|detail| detail["payload"].as_str().unwrap_or_default().contains("onerror"))
+        .expect("the hostile event's detail");
+    assert!(
+        hostile_detail["payload"].as_str().unwrap_or_default().contains("18446744073709551617"),
+        "a user id beyond JavaScript's numbers is shown as written: {hostile_detail}"
+    );
+    let dropped_detail = details
+        .iter()
+        .find(|detail| detail["payload"].as_str().unwrap_or_default().contains("Wishlist Viewed"))
+        .expect("the dropped detail");
     assert!(dropped_detail["hint"].as_str().unwrap_or_default().contains("no mapping in the blueprint"), "{dropped_detail}");
     let delivered_detail = details.iter().find(|detail| detail["state"] == "delivered").expect("the delivered detail");
     let body: Value = serde_json::from_str(delivered_detail["body"].as_str().unwrap_or_default()).expect("the body sent is JSON");
@@ -402,7 +421,7 @@ fn the_event_debugger_page_shows_each_fate_live_with_its_detail() {
 
     let filtered = page.wait_for("filtered");
     let filtered_rows = filtered["rows"].as_array().cloned().unwrap_or_default();
-    assert_eq!(filtered_rows.len(), 1, "{filtered}");
+    assert_eq!(filtered_rows.len(), 2, "{filtered}");
     assert!(filtered["url"].as_str().unwrap_or_default().contains("state=dropped"), "the filter is in the address");
     assert!(filtered["asked"].as_str().unwrap_or_default().contains("state=dropped"), "and asked of the API");
     page.wait_for("done");

@@ -411,3 +411,80 @@ fn on_the_built_in_defaults_a_new_user_sees_the_order_delivered_with_200() {
     );
     assert_eq!(status, 200, "a SIGHUP does not end the service");
 }
+
+#[test]
+fn without_a_token_the_admin_api_answers_only_this_machine_and_only_json_changes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let database = dir.path().join("signal.db").display().to_string();
+    let serve = ServeProcess::start(&["--database", &database], &[]);
+    let http = Http::new();
+    let events = format!("{}/api/events", serve.admin);
+    // A page that reaches the port through a DNS name pointing at 127.0.0.1 sends its own name.
+    for host in ["evil.example", "127.0.0.1.evil.example", "localhost.evil.example:9090"] {
+        let (status, _, body) = http.send("GET", &events, &[("host", host)], Vec::new());
+        assert_eq!(status, 403, "Host: {host}: {body}");
+    }
+    for host in ["localhost", "127.0.0.1:9090", "[::1]:9090"] {
+        let (status, _, body) = http.send("GET", &events, &[("host", host)], Vec::new());
+        assert_eq!(status, 200, "Host: {host}: {body}");
+    }
+    // Another site's page can send text/plain without asking first: changes must be JSON.
+    let replay = format!("{}/api/replay", serve.admin);
+    let (status, _, body) = http.send("POST", &replay, &[("content-type", "text/plain")], br#"{"state":"failed"}"#.to_vec());
+    assert_eq!(status, 415, "{body}");
+    let (status, _, body) =
+        http.send("POST", &replay, &[("content-type", "application/json")], br#"{"state":"failed"}"#.to_vec());
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) =
+        http.send("POST", &replay, &[("content-type", "application/json")], br#"{"state":"lost"}"#.to_vec());
+    assert_eq!(status, 400);
+    assert!(body.contains("`failed` or `paused`"), "{body}");
+}
+
+#[test]
+fn an_admin_listener_other_machines_can_reach_needs_a_token_from_the_flag_or_a_reload() {
+    // Built-in defaults have no token: listening beyond loopback is refused at start.
+    let dir = tempfile::tempdir().expect("dir");
+    let refused = Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0"])
+        .args(["--database", &dir.path().join("signal.db").display().to_string()])
+        .env_remove("MOENGAGE_WORKSPACE_ID")
+        .output()
+        .expect("signal serve runs");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("other machines can reach") && said.contains("admin_token"), "{said}");
+
+    // With a token in the file it starts; a reload that drops the token is refused.
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let token = "admin-token-0123456789";
+    let config = write_config(dir.path(), &sandbox.base, API_KEY, &format!("admin_token: {token}\n"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(["serve", "--config", &config, "--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("signal serve starts");
+    let mut banner = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut port = None;
+    while port.is_none() {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut banner, &mut line).expect("banner") > 0, "it stopped");
+        if line.trim_start().starts_with("admin") {
+            port = line.split("0.0.0.0:").nth(1).and_then(|rest| rest.split('/').next()).map(str::to_owned);
+        }
+    }
+    let admin = format!("http://127.0.0.1:{}", port.expect("the admin port"));
+    let http = Http::new();
+    let reload = format!("{admin}/api/reload");
+    let bearer = format!("Bearer {token}");
+    write_config(dir.path(), &sandbox.base, API_KEY, "");
+    let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let (status, _, body) = http.send("POST", &reload, &headers, Vec::new());
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("admin_token"), "{body}");
+    let (status, _, _) = http.send("GET", &format!("{admin}/api/events"), &[], Vec::new());
+    assert_eq!(status, 401, "the token still guards the API");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -108,7 +108,9 @@ fn every_flag_of_send_and_sandbox_is_in_its_options_table() {
     ] {
         let text = README.split(section).nth(1).expect("section").split("\n## ").next().expect("body");
         let flags = flags_of(command);
-        assert!(flags.len() > 3, "{flags:?}");
+        // A floor under the count, so that a help text that lists nothing fails.
+        let least = if matches!(command, "send" | "sandbox") { 6 } else { 4 };
+        assert!(flags.len() >= least, "{flags:?}");
         for flag in flags {
             assert!(text.contains(&format!("| `{flag}")), "README's `signal {command}` table lacks {flag}");
         }

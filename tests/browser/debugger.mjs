@@ -27,6 +27,8 @@ page.on('console', (message) => {
 page.on('pageerror', (error) => emit({ kind: 'pageerror', text: String(error) }));
 const requests = [];
 page.on('request', (request) => requests.push(request.url()));
+let dialogs = 0;
+page.on('dialog', async (dialog) => { dialogs += 1; await dialog.dismiss(); });
 
 const text = (selector) => page.$eval(selector, (element) => element.textContent ?? '').catch(() => null);
 
@@ -36,16 +38,22 @@ async function rowFacts() {
   );
 }
 
-async function openDetail(state) {
-  await page.click(`#rows .row[data-state="${state}"]`);
+async function openDetail(id) {
+  await page.click(`#rows .row[data-id="${id}"]`);
+  // Open when the address names it and its event has arrived in the pane.
   await page.waitForFunction(
-    () => (document.querySelector('#detail-payload')?.textContent ?? '').includes('{'),
-    null,
+    (id) => {
+      const payload = document.querySelector('#detail-payload');
+      return new URLSearchParams(location.search).get('id') === String(id)
+        && payload && !payload.classList.contains('loading') && (payload.textContent ?? '').includes('{');
+    },
+    id,
     { timeout: 10000 },
   );
   return {
     kind: 'detail',
-    state,
+    id,
+    state: await page.$eval(`#rows .row[data-id="${id}"]`, (row) => row.dataset.state),
     title: await text('#detail'),
     hint: await text('#detail-hint'),
     attempts: await text('#detail-attempts'),
@@ -64,11 +72,17 @@ try {
   if (settings.mode === 'check') {
     emit({ kind: 'ready', live: await text('#live') });
     await page.waitForSelector('#rows .row[data-state="delivered"]', { timeout: 20000 });
-    await page.waitForSelector('#rows .row[data-state="dropped"]', { timeout: 20000 });
-    emit({ kind: 'rows', rows: await rowFacts(), live: await text('#live') });
-    emit(await openDetail('dropped'));
-    const delivered = await openDetail('delivered');
-    emit(delivered);
+    await page.waitForFunction(
+      (count) => document.querySelectorAll('#rows .row[data-state="dropped"]').length >= count,
+      settings.dropped ?? 1,
+      { timeout: 20000 },
+    );
+    const rows = await rowFacts();
+    emit({ kind: 'rows', rows, live: await text('#live') });
+    // Every row's detail, the delivered one last: the screenshot shows it.
+    const ordered = [...rows.filter((row) => row.state !== 'delivered'), ...rows.filter((row) => row.state === 'delivered')];
+    for (const row of ordered) emit(await openDetail(row.id));
+    emit({ kind: 'dom', images: await page.$$eval('img', (found) => found.length), alerts: dialogs });
     if (settings.screenshot) await page.screenshot({ path: settings.screenshot });
     await page.selectOption('#filter-state', 'dropped');
     await page.waitForFunction(

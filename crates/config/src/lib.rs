@@ -109,6 +109,9 @@ pub struct Config {
     pub pipelines: Vec<Pipeline>,
 }
 
+/// The shortest `admin_token` accepted: a guessable token guards nothing.
+const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
 /// Defaults, shared by files that leave a setting out and by `signal serve` without a file.
 pub mod defaults {
     use std::time::Duration;
@@ -480,6 +483,19 @@ impl Checker {
             )),
             max_events: Some(retention.max_events.unwrap_or(defaults::RETENTION_MAX_EVENTS)),
         };
+        if let Some(token) = &file.admin_token
+            && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
+        {
+            self.invalid(
+                context,
+                "/admin_token",
+                format!(
+                    "`admin_token` is {} characters long; it needs at least {MIN_ADMIN_TOKEN_CHARS}",
+                    token.chars().count()
+                ),
+                "use a long random token, e.g. from `openssl rand -hex 16`, kept in the environment: `admin_token: ${SIGNAL_ADMIN_TOKEN}`",
+            );
+        }
         let admin_token = file.admin_token.clone().map(secret::Secret::new);
         if admin_token.is_none() && !admin_listen.ip().is_loopback() {
             self.invalid(

@@ -28,7 +28,6 @@ pub struct ConfigFile {
     /// The token the Event Debugger's API and `/metrics` require as `Authorization: Bearer TOKEN`.
     /// Required when `admin_listen` is not a loopback address (events hold emails and phone
     /// numbers). At least 16 characters; use `${NAME}` to take it from the environment.
-    #[schemars(length(min = 16))]
     pub admin_token: Option<String>,
 
     /// Where accepted events are kept until they are delivered.
@@ -75,12 +74,12 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
-    /// Settled events received longer ago than this are deleted. A duration such as `7d` or
-    /// `36h`. Default `7d`.
+    /// Settled events (failed ones too) received longer ago than this are deleted. A duration
+    /// such as `7d` or `36h`. Default `7d`.
     pub max_age: Option<String>,
 
-    /// At most this many of the newest events are kept; older settled ones are deleted. Default
-    /// 1,000,000 (about 1 GB of SQLite file).
+    /// Past this many events, the oldest delivered and dropped ones are deleted (failed ones wait
+    /// for a replay, until `max_age`). Default 1,000,000 (about 1 GB of SQLite file).
     #[schemars(range(min = 1000))]
     pub max_events: Option<u64>,
 }

@@ -55,6 +55,19 @@ impl SpanIndex {
     pub fn key(&self, pointer: &str) -> Position {
         self.keys.get(pointer).copied().unwrap_or_else(|| self.value(pointer))
     }
+
+    /// The last line on which a key or a value at or under `pointer` starts: where the text of
+    /// that part of the document ends, for a tool that rewrites it (a block scalar's later lines
+    /// are not counted).
+    pub fn last_line_under(&self, pointer: &str) -> Option<usize> {
+        let under = format!("{pointer}/");
+        self.values
+            .iter()
+            .chain(self.keys.iter())
+            .filter(|(at, _)| at.as_str() == pointer || at.starts_with(&under))
+            .map(|(_, position)| position.line)
+            .max()
+    }
 }
 
 /// A problem found while reading YAML, before any schema is consulted.

@@ -19,7 +19,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use store::{Detail, Listing, Queue, Requeue, Shown, State as Stored, Summary};
+use store::{Change, Detail, Listing, Queue, Requeue, Shown, State as Stored, Summary};
 use tokio::sync::broadcast;
 
 use crate::Shared;
@@ -87,10 +87,14 @@ async fn guard<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: Request,
             }
         }
         None => {
-            if !names_this_machine(request.headers()) {
+            let from_here = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .is_some_and(|peer| peer.0.ip().is_loopback());
+            if !from_here || !names_this_machine(request.headers()) {
                 return error(
                     StatusCode::FORBIDDEN,
-                    "without an `admin_token`, the admin API answers only requests addressed to this machine (Host: 127.0.0.1, localhost or [::1])",
+                    "without an `admin_token`, the admin API answers only requests from this machine addressed to it (Host: 127.0.0.1, localhost or [::1])",
                 );
             }
         }
@@ -293,19 +297,28 @@ async fn stream<Q: Queue>(
         Err(refused) => return refused,
     };
     let receiver = shared.queue.subscribe();
-    let lines = futures_util::stream::unfold((receiver, listing), |(mut receiver, listing)| async move {
+    let stopping = shared.stopping.clone();
+    let lines = futures_util::stream::unfold((receiver, listing, stopping), |(mut receiver, listing, mut stopping)| async move {
         loop {
-            let line = match receiver.recv().await {
-                Ok(summary) if passes(&listing, &summary) => {
+            // A stream never ends by itself: it ends when the service stops.
+            let received = tokio::select! {
+                received = receiver.recv() => received,
+                _ = stopping.wait_for(|stop| *stop) => return None,
+            };
+            let line = match received {
+                Ok(Change::Line(summary)) if passes(&listing, &summary) => {
                     SseEvent::default().event("record").data(summary_json(&summary).to_string())
                 }
-                Ok(_) => continue,
+                Ok(Change::Line(_)) => continue,
+                Ok(Change::Untold(missed)) => {
+                    SseEvent::default().event("lagged").data(json!({"missed": missed}).to_string())
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     SseEvent::default().event("lagged").data(json!({"missed": missed}).to_string())
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
-            return Some((Ok::<_, Infallible>(line), (receiver, listing)));
+            return Some((Ok::<_, Infallible>(line), (receiver, listing, stopping)));
         }
     });
     let mut response = Sse::new(lines)
@@ -316,7 +329,9 @@ async fn stream<Q: Queue>(
     response
 }
 
-/// `POST /api/replay`: `{"state": "failed" | "paused", "pipeline", "since", "until", "limit"}`.
+/// `POST /api/replay`: `{"state": "failed" | "paused", "pipeline", "since", "until", "limit",
+/// "after"}`. With `limit`, one step of at most that many; `after` (from the previous step's answer)
+/// continues the same replay, so an event that fails again meanwhile is not queued twice.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplayRequest {
@@ -325,6 +340,7 @@ struct ReplayRequest {
     since: Option<String>,
     until: Option<String>,
     limit: Option<u64>,
+    after: Option<i64>,
 }
 
 async fn replay<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, body: axum::body::Bytes) -> Response {
@@ -333,7 +349,7 @@ async fn replay<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, body: axum::body
         Err(problem) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("the replay request is not `{{\"state\": \"failed\"}}` (with optional pipeline, since, until, limit): {problem}"),
+                format!("the replay request is not `{{\"state\": \"failed\"}}` (with optional pipeline, since, until, limit, after): {problem}"),
             );
         }
     };
@@ -353,22 +369,26 @@ async fn replay<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, body: axum::body
         (Err(refused), _) | (_, Err(refused)) => return refused,
     };
     let at_most = request.limit.map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut requeue =
+        Requeue { state, pipeline: request.pipeline.clone(), since_ms, until_ms, after_id: request.after, limit: 0 };
+    let matching = match shared.queue.count_requeue(requeue.clone()).await {
+        Ok(matching) => matching,
+        Err(failure) => return error(StatusCode::SERVICE_UNAVAILABLE, failure.to_string()),
+    };
     let mut total = 0u64;
-    let mut remaining;
     loop {
-        let step = at_most.map_or(REPLAY_STEP, |at_most| at_most.saturating_sub(total as usize).min(REPLAY_STEP));
-        let requeue = Requeue { state, pipeline: request.pipeline.clone(), since_ms, until_ms, limit: step };
-        match shared.queue.requeue(requeue).await {
+        requeue.limit = at_most.map_or(REPLAY_STEP, |at_most| at_most.saturating_sub(total as usize).min(REPLAY_STEP));
+        if requeue.limit == 0 {
+            break;
+        }
+        match shared.queue.requeue(requeue.clone()).await {
             Ok(done) => {
                 total += done.requeued;
-                remaining = done.remaining;
-                if done.requeued > 0 {
-                    shared.wake_workers();
-                }
-                let limit_reached = at_most.is_some_and(|at_most| total as usize >= at_most);
-                if done.requeued == 0 || done.remaining == 0 || limit_reached {
+                if done.requeued == 0 {
                     break;
                 }
+                shared.wake_workers();
+                requeue.after_id = done.last_id.or(requeue.after_id);
             }
             Err(failure) => return error(StatusCode::SERVICE_UNAVAILABLE, failure.to_string()),
         }
@@ -376,7 +396,8 @@ async fn replay<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, body: axum::body
     if total > 0 {
         tracing::info!(state = %request.state, requeued = total, "events queued again by a replay");
     }
-    axum::Json(json!({"requeued": total, "remaining": remaining})).into_response()
+    let remaining = matching.saturating_sub(total);
+    axum::Json(json!({"requeued": total, "remaining": remaining, "after": requeue.after_id})).into_response()
 }
 
 async fn reload<Q: Queue>(State(shared): State<Arc<Shared<Q>>>) -> Response {

@@ -44,6 +44,9 @@ pub enum ServerErrorKind {
     Listen,
     /// The HTTP client that delivers events could not be built (its TLS set-up failed).
     Client,
+    /// The admin listener is reachable from other machines and there is no `admin_token` to guard
+    /// the Event Debugger's events (emails, phone numbers).
+    AdminUnguarded,
 }
 
 impl ServerError {
@@ -73,6 +76,10 @@ pub struct Shared<Q> {
     wakes: RwLock<Vec<Arc<Notify>>>,
     ready: AtomicBool,
     reloads: mpsc::UnboundedSender<ReloadRequest>,
+    /// Where the admin listener is bound: the address a reload cannot change.
+    admin_address: std::net::SocketAddr,
+    /// Turns true when the service stops: the debugger's live streams end then.
+    pub(crate) stopping: watch::Receiver<bool>,
 }
 
 impl<Q> Shared<Q> {
@@ -151,7 +158,12 @@ pub async fn run<Q: Queue + Clone>(
     reloading: Option<Reloading>,
 ) -> Result<(), ServerError> {
     let sender = build_sender(&config)?;
+    let admin_address = listeners.admin.local_addr().unwrap_or(config.admin_listen);
+    if let Some(refusal) = unguarded(admin_address, &config) {
+        return Err(ServerError { kind: ServerErrorKind::AdminUnguarded, message: refusal });
+    }
     let (reloads, reload_requests) = mpsc::unbounded_channel();
+    let (stop_admin, admin_stopping) = watch::channel(false);
     let shared = Arc::new(Shared {
         config: RwLock::new(Arc::new(config)),
         queue,
@@ -160,6 +172,8 @@ pub async fn run<Q: Queue + Clone>(
         wakes: RwLock::new(Vec::new()),
         ready: AtomicBool::new(false),
         reloads: reloads.clone(),
+        admin_address,
+        stopping: admin_stopping.clone(),
     });
     let (load, hangups) = match reloading {
         Some(Reloading { load, hangups }) => (Some(load), Some(hangups)),
@@ -197,9 +211,10 @@ pub async fn run<Q: Queue + Clone>(
 
     let depth_refresh = tokio::spawn(refresh_depth(shared.clone()));
     let pruning = tokio::spawn(prune(shared.clone()));
-    let (stop_admin, admin_stopping) = watch::channel(false);
     let admin_server = tokio::spawn(async move {
         let mut admin_stopping = admin_stopping;
+        // The peer's address: without a token, only this machine is answered.
+        let admin = admin.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listeners.admin, admin)
             .with_graceful_shutdown(async move {
                 let _ = admin_stopping.wait_for(|stop| *stop).await;
@@ -221,6 +236,16 @@ pub async fn run<Q: Queue + Clone>(
         admin_abort.abort();
     }
     Ok(())
+}
+
+/// Why the admin listener at `address` may not run as `config` has it: reachable from other
+/// machines with no token.
+fn unguarded(address: std::net::SocketAddr, config: &Config) -> Option<String> {
+    (!address.ip().is_loopback() && config.admin_token.is_none()).then(|| {
+        format!(
+            "the admin listener is on {address}, which other machines can reach, and there is no `admin_token`: the Event Debugger shows events with emails and phone numbers. Set `admin_token` in the configuration, or listen on 127.0.0.1"
+        )
+    })
 }
 
 fn build_sender(config: &Config) -> Result<Arc<HttpSender>, ServerError> {
@@ -269,6 +294,10 @@ async fn supervise<Q: Queue + Clone>(
                         None => Err("this service runs on its built-in defaults: there is no configuration file to load again (start it with --config FILE)".to_owned()),
                         Some(load) => load(),
                     };
+                    let answer = answer.and_then(|next| match unguarded(shared.admin_address, &next) {
+                        Some(refusal) => Err(refusal),
+                        None => Ok(next),
+                    });
                     match answer {
                         Ok(next) => break Some((next, reply)),
                         Err(diagnostics) => {
@@ -287,6 +316,11 @@ async fn supervise<Q: Queue + Clone>(
             let _ = task.await;
         }
         let Some((next, reply)) = next else { return };
+        // Requests that came meanwhile are answered by this reload: the file was read after them.
+        let mut replies = vec![reply];
+        while let Ok(ReloadRequest { reply }) = requests.try_recv() {
+            replies.push(reply);
+        }
         let mut changes = Vec::new();
         if next.listen != config.listen || next.admin_listen != config.admin_listen || next.storage != config.storage {
             changes.push("`listen`, `admin_listen` and `storage` take effect at the next start".to_owned());
@@ -312,8 +346,8 @@ async fn supervise<Q: Queue + Clone>(
             said.push_str(&change);
         }
         tracing::info!("{said}");
-        if let Some(reply) = reply {
-            let _ = reply.send(Ok(said));
+        for reply in replies.into_iter().flatten() {
+            let _ = reply.send(Ok(said.clone()));
         }
     }
 }
@@ -325,8 +359,13 @@ async fn prune<Q: Queue>(shared: Arc<Shared<Q>>) {
     loop {
         let retention = shared.config().retention;
         match shared.queue.prune(retention, STEP).await {
-            Ok(pruned) if pruned as usize >= STEP => tokio::time::sleep(Duration::from_millis(20)).await,
-            Ok(_) => tokio::time::sleep(Duration::from_secs(5)).await,
+            Ok(pruned) => {
+                if pruned.failed > 0 {
+                    tracing::warn!(events = pruned.failed, max_age = ?retention.max_age, "failed events older than the retention's max_age were deleted without a replay");
+                }
+                let pause = if pruned.total as usize >= STEP { Duration::from_millis(20) } else { Duration::from_secs(5) };
+                tokio::time::sleep(pause).await;
+            }
             Err(error) => {
                 tracing::warn!(%error, "old events could not be pruned; trying again in a minute");
                 tokio::time::sleep(Duration::from_secs(60)).await;

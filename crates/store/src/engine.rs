@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::{
-    Claimed, Depth, Detail, Enqueued, EventRecord, Listing, NewEvent, Outcome, Queue, Recovered, Requeue, Requeued,
+    Claimed, Depth, Detail, Enqueued, EventRecord, Listing, NewEvent, Outcome, Pruned, Queue, Recovered, Requeue, Requeued,
     Retention, RetryNote, SqliteQueue, StoreError, Summary,
 };
 
@@ -101,19 +101,25 @@ impl Queue for AnyQueue {
         }
     }
 
+    async fn count_requeue(&self, requeue: Requeue) -> Result<u64, StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.count_requeue(requeue).await,
+        }
+    }
+
     async fn resume_paused(&self, pipelines: Vec<String>) -> Result<u64, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.resume_paused(pipelines).await,
         }
     }
 
-    async fn prune(&self, retention: Retention, step: usize) -> Result<u64, StoreError> {
+    async fn prune(&self, retention: Retention, step: usize) -> Result<Pruned, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.prune(retention, step).await,
         }
     }
 
-    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Summary> {
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::Change> {
         match self {
             AnyQueue::Sqlite(queue) => queue.subscribe(),
         }

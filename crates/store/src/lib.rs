@@ -19,7 +19,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use engine::{AnyQueue, Storage, open};
-pub use records::{Detail, Labels, Listing, Requeue, Requeued, Retention, RetryNote, Shown, Summary};
+pub use records::{Change, Detail, Labels, Listing, Pruned, Requeue, Requeued, Retention, RetryNote, Shown, Summary};
 pub use sqlite::{Recovered, SqliteQueue};
 
 /// An event to queue for one pipeline.
@@ -250,13 +250,16 @@ pub trait Queue: Send + Sync + 'static {
     /// Makes up to `requeue.limit` failed or paused events pending again, oldest first.
     fn requeue(&self, requeue: Requeue) -> impl Future<Output = Result<Requeued, StoreError>> + Send;
 
+    /// How many failed or paused events a replay with these filters would queue again.
+    fn count_requeue(&self, requeue: Requeue) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Makes the paused events of these pipelines pending again (their integration resumed).
     fn resume_paused(&self, pipelines: Vec<String>) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Deletes up to `step` settled events past `retention`, oldest first; returns how many went.
-    fn prune(&self, retention: Retention, step: usize) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Deletes up to `step` settled events past `retention`, oldest first; says how many went.
+    fn prune(&self, retention: Retention, step: usize) -> impl Future<Output = Result<Pruned, StoreError>> + Send;
 
     /// Every new event and change of state from now on, as the debugger shows it. A receiver that
     /// falls behind misses lines (and is told so), and never slows the queue.
-    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Summary>;
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
 }

@@ -174,6 +174,9 @@ pub struct Requeue {
     pub since_ms: Option<i64>,
     /// Only events received before this time (ms since the epoch).
     pub until_ms: Option<i64>,
+    /// Only events after this id: where the previous step of the same replay ended, so that an
+    /// event that fails again meanwhile is not queued twice by one replay.
+    pub after_id: Option<i64>,
     /// At most this many in one step.
     pub limit: usize,
 }
@@ -183,18 +186,37 @@ pub struct Requeue {
 pub struct Requeued {
     /// Events made pending.
     pub requeued: u64,
-    /// Events that match and are still to do.
-    pub remaining: u64,
+    /// The highest id made pending: the next step's `after_id`.
+    pub last_id: Option<i64>,
 }
 
 /// How long settled events are kept for the debugger. Events that wait (pending, retrying,
-/// paused) are never pruned.
+/// paused) are never pruned, and failed ones (which wait for a replay) only by age.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Settled events received longer ago than this go.
     pub max_age: Option<Duration>,
     /// Past this many events, the oldest settled ones go.
     pub max_events: Option<u64>,
+}
+
+/// A line of the live feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An event is new, or its state changed: how it is now.
+    Line(Summary),
+    /// This many more changed in one go (a large replay) and are not told one by one: read the
+    /// newest again.
+    Untold(u64),
+}
+
+/// What a prune deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Events deleted.
+    pub total: u64,
+    /// Of which failed (past `max_age`, never replayed).
+    pub failed: u64,
 }
 
 /// An attempt failed and the event will be tried again: recorded so the debugger shows it

@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::private;
 use crate::{
-    AttemptRecord, Claimed, Depth, Detail, Enqueued, EventRecord, Labels, Listing, NewEvent, Outcome, Queue,
+    AttemptRecord, Change, Claimed, Depth, Detail, Enqueued, EventRecord, Labels, Listing, NewEvent, Outcome, Pruned, Queue,
     Requeue, Requeued, Retention, RetryNote, State, StoreError, Summary, sql,
 };
 
@@ -25,9 +25,6 @@ const FEED_CAPACITY: usize = 4096;
 /// is news, not a million lines.
 const FEED_PER_COMMIT: usize = 2048;
 
-/// The settled states retention may delete.
-const SETTLED: [&str; 3] = ["delivered", "dropped", "failed"];
-
 /// Columns of a [`Summary`], in the order [`summary_of`] reads them.
 const SUMMARY_COLUMNS: &str = "id, received_at, source, pipeline, message_id, call_type, event, customer_id, \
      state, code, http_status, attempts, detail";
@@ -42,7 +39,7 @@ enum Request {
     NoteRetrying { notes: Vec<RetryNote>, reply: oneshot::Sender<Result<(), String>> },
     Requeue { requeue: Requeue, reply: oneshot::Sender<Result<Requeued, String>> },
     ResumePaused { pipelines: Vec<String>, reply: oneshot::Sender<Result<u64, String>> },
-    Prune { retention: Retention, step: usize, reply: oneshot::Sender<Result<u64, String>> },
+    Prune { retention: Retention, step: usize, reply: oneshot::Sender<Result<Pruned, String>> },
 }
 
 /// A read for the debugger, run on the reading connection.
@@ -53,7 +50,7 @@ type Read = Box<dyn FnOnce(&Connection) + Send>;
 pub struct SqliteQueue {
     requests: mpsc::UnboundedSender<Request>,
     reads: mpsc::UnboundedSender<Read>,
-    feed: broadcast::Sender<Summary>,
+    feed: broadcast::Sender<Change>,
 }
 
 /// What opening the queue found.
@@ -108,6 +105,7 @@ impl SqliteQueue {
         let (reads, read_receiver) = mpsc::unbounded_channel::<Read>();
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
         let writer_feed = feed.clone();
+        let writer_reads = reads.clone();
         let start = |name: &str, work: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
@@ -120,7 +118,7 @@ impl SqliteQueue {
             Box::new(move || {
                 // Held while the queue is served: the lock is released when the process ends, however.
                 let _lock = lock;
-                serve(connection, receiver, &writer_feed);
+                serve(connection, receiver, &writer_feed, &writer_reads);
             }),
         )?;
         start(
@@ -202,15 +200,19 @@ impl Queue for SqliteQueue {
         self.ask("queuing events again", |reply| Request::Requeue { requeue, reply }).await
     }
 
+    async fn count_requeue(&self, requeue: Requeue) -> Result<u64, StoreError> {
+        self.read("counting events to replay", move |connection| count_requeue(connection, &requeue)).await
+    }
+
     async fn resume_paused(&self, pipelines: Vec<String>) -> Result<u64, StoreError> {
         self.ask("resuming paused events", |reply| Request::ResumePaused { pipelines, reply }).await
     }
 
-    async fn prune(&self, retention: Retention, step: usize) -> Result<u64, StoreError> {
+    async fn prune(&self, retention: Retention, step: usize) -> Result<Pruned, StoreError> {
         self.ask("pruning old events", |reply| Request::Prune { retention, step, reply }).await
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Summary> {
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
     }
 }
@@ -285,6 +287,7 @@ enum Reply {
     Recent(oneshot::Sender<Result<Vec<EventRecord>, String>>, Result<Vec<EventRecord>, String>),
     Requeue(oneshot::Sender<Result<Requeued, String>>, Result<Requeued, String>),
     Count(oneshot::Sender<Result<u64, String>>, Result<u64, String>),
+    Pruned(oneshot::Sender<Result<Pruned, String>>, Result<Pruned, String>),
 }
 
 impl Reply {
@@ -298,6 +301,7 @@ impl Reply {
             Reply::Recent(to, _) => Reply::Recent(to, Err(error)),
             Reply::Requeue(to, _) => Reply::Requeue(to, Err(error)),
             Reply::Count(to, _) => Reply::Count(to, Err(error)),
+            Reply::Pruned(to, _) => Reply::Pruned(to, Err(error)),
         }
     }
 
@@ -311,11 +315,17 @@ impl Reply {
             Reply::Recent(to, result) => to.send(result).map_err(drop),
             Reply::Requeue(to, result) => to.send(result).map_err(drop),
             Reply::Count(to, result) => to.send(result).map_err(drop),
+            Reply::Pruned(to, result) => to.send(result).map_err(drop),
         };
     }
 }
 
-fn serve(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Request>, feed: &broadcast::Sender<Summary>) {
+fn serve(
+    mut connection: Connection,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    feed: &broadcast::Sender<Change>,
+    reads: &mpsc::UnboundedSender<Read>,
+) {
     let mut commits = 0u64;
     // The longest dedupe window asked for: `seen` entries older than it can go.
     let mut longest_window = Duration::ZERO;
@@ -355,7 +365,9 @@ fn serve(mut connection: Connection, mut requests: mpsc::UnboundedReceiver<Reque
         };
         replies.into_iter().for_each(Reply::send);
         if let Some(changed) = changed.filter(|changed| !changed.is_empty()) {
-            tell(&connection, feed, &changed);
+            // Read on the reading connection: watchers never delay the next commit.
+            let feed = feed.clone();
+            let _ = reads.send(Box::new(move |reader| tell(reader, &feed, &changed)));
         }
         commits += 1;
         if commits.is_multiple_of(PURGE_EVERY) && !longest_window.is_zero() {
@@ -378,14 +390,14 @@ fn unanswered(request: Request) -> Reply {
         Request::Recent { reply, .. } => Reply::Recent(reply, Err(String::new())),
         Request::NoteRetrying { reply, .. } => Reply::Unit(reply, Err(String::new())),
         Request::Requeue { reply, .. } => Reply::Requeue(reply, Err(String::new())),
-        Request::ResumePaused { reply, .. } | Request::Prune { reply, .. } => {
-            Reply::Count(reply, Err(String::new()))
-        }
+        Request::ResumePaused { reply, .. } => Reply::Count(reply, Err(String::new())),
+        Request::Prune { reply, .. } => Reply::Pruned(reply, Err(String::new())),
     }
 }
 
-/// Tells the live feed what the last commit changed.
-fn tell(connection: &Connection, feed: &broadcast::Sender<Summary>, changed: &[i64]) {
+/// Tells the live feed what a commit changed: a line per event, as it is now; past
+/// [`FEED_PER_COMMIT`], how many more changed, so that watchers read the newest again.
+fn tell(connection: &Connection, feed: &broadcast::Sender<Change>, changed: &[i64]) {
     let Ok(mut statement) =
         connection.prepare_cached(&format!("SELECT {SUMMARY_COLUMNS} FROM events WHERE id = ?1"))
     else {
@@ -394,8 +406,11 @@ fn tell(connection: &Connection, feed: &broadcast::Sender<Summary>, changed: &[i
     for id in changed.iter().take(FEED_PER_COMMIT) {
         if let Ok(Some(summary)) = statement.query_row(params![id], summary_of).optional() {
             // No watcher left is no error.
-            let _ = feed.send(summary);
+            let _ = feed.send(Change::Line(summary));
         }
+    }
+    if changed.len() > FEED_PER_COMMIT {
+        let _ = feed.send(Change::Untold((changed.len() - FEED_PER_COMMIT) as u64));
     }
 }
 
@@ -452,12 +467,23 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
             Reply::Requeue(reply, result)
         }
         Request::ResumePaused { pipelines, reply } => {
-            Reply::Count(reply, isolated(transaction, |c| resume_paused(c, &pipelines)))
+            let mut resumed = Vec::new();
+            let result = isolated(transaction, |c| resume_paused(c, &pipelines, &mut resumed));
+            if result.is_ok() {
+                note(&resumed);
+            }
+            Reply::Count(reply, result)
         }
         Request::Prune { retention, step, reply } => {
-            Reply::Count(reply, isolated(transaction, |c| prune(c, retention, step)))
+            Reply::Pruned(reply, isolated(transaction, |c| prune(c, retention, step)))
         }
-        Request::Release { ids, reply } => Reply::Unit(reply, isolated(transaction, |c| release(c, &ids))),
+        Request::Release { ids, reply } => {
+            let result = isolated(transaction, |c| release(c, &ids));
+            if result.is_ok() {
+                note(&ids);
+            }
+            Reply::Unit(reply, result)
+        }
         Request::Depth { reply } => Reply::Depth(reply, isolated(transaction, depth)),
         Request::Recent { limit, reply } => Reply::Recent(reply, isolated(transaction, |c| recent(c, limit))),
     }
@@ -722,6 +748,9 @@ impl Conditions {
 }
 
 fn list(connection: &Connection, listing: &Listing) -> rusqlite::Result<Vec<Summary>> {
+    // One snapshot for every query of a listing: an event settled between two of them is in one.
+    let snapshot = connection.unchecked_transaction()?;
+    let connection: &Connection = &snapshot;
     let Some(customer_id) = &listing.customer_id else { return list_where(connection, listing, None) };
     // Settled events by the customer index; waiting ones, not yet in it, by state.
     let mut lines = list_where(connection, listing, Some(("customer_key = ?", customer_id, false)))?;
@@ -834,7 +863,8 @@ fn detail(connection: &Connection, id: i64) -> rusqlite::Result<Option<Detail>> 
         .optional()
 }
 
-fn requeue_step(connection: &Connection, requeue: &Requeue, ids: &mut Vec<i64>) -> rusqlite::Result<Requeued> {
+/// The `WHERE` of a replay.
+fn requeue_conditions(requeue: &Requeue) -> Conditions {
     let mut conditions = Conditions::default();
     conditions.states(&[requeue.state.as_str()]);
     if let Some(pipeline) = &requeue.pipeline {
@@ -846,66 +876,88 @@ fn requeue_step(connection: &Connection, requeue: &Requeue, ids: &mut Vec<i64>) 
     if let Some(until) = requeue.until_ms {
         conditions.add("received_at < ?", until);
     }
+    if let Some(after) = requeue.after_id {
+        conditions.add("id > ?", after);
+    }
+    conditions
+}
+
+fn requeue_step(connection: &Connection, requeue: &Requeue, ids: &mut Vec<i64>) -> rusqlite::Result<Requeued> {
+    let conditions = requeue_conditions(requeue);
     let filter = conditions.sql();
     let limit = i64::try_from(requeue.limit).unwrap_or(i64::MAX);
-    let mut values = conditions.values.clone();
+    let mut values = conditions.values;
     values.push(limit.into());
     // The earlier fate is cleared: the next one is recorded afresh.
     let sql = format!(
         "UPDATE events SET state = 'pending', code = NULL, detail = NULL, http_status = NULL, attempts = 0,
-             finished_at = NULL
+             attempt_log = NULL, response_body = NULL, body_sent = NULL, latency_ms = NULL, finished_at = NULL
          WHERE id IN (SELECT id FROM events {filter} ORDER BY id LIMIT ?{}) RETURNING id",
         values.len()
     );
     let mut statement = connection.prepare_cached(&sql)?;
     let done: Vec<i64> =
         statement.query_map(params_from_iter(values.iter()), |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
-    let remaining: i64 = connection
-        .prepare_cached(&format!("SELECT COUNT(*) FROM events {filter}"))?
-        .query_row(params_from_iter(conditions.values.iter()), |row| row.get(0))?;
-    let requeued = done.len() as u64;
+    let requeued = Requeued { requeued: done.len() as u64, last_id: done.iter().copied().max() };
     ids.extend(done);
-    Ok(Requeued { requeued, remaining: u64::try_from(remaining).unwrap_or(0) })
+    Ok(requeued)
 }
 
-fn resume_paused(connection: &Connection, pipelines: &[String]) -> rusqlite::Result<u64> {
-    let mut update =
-        connection.prepare_cached("UPDATE events SET state = 'pending' WHERE state = 'paused' AND pipeline = ?1")?;
-    let mut resumed = 0u64;
+fn count_requeue(connection: &Connection, requeue: &Requeue) -> rusqlite::Result<u64> {
+    let conditions = requeue_conditions(requeue);
+    let count: i64 = connection
+        .prepare_cached(&format!("SELECT COUNT(*) FROM events {}", conditions.sql()))?
+        .query_row(params_from_iter(conditions.values.iter()), |row| row.get(0))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+fn resume_paused(connection: &Connection, pipelines: &[String], resumed: &mut Vec<i64>) -> rusqlite::Result<u64> {
+    let mut update = connection
+        .prepare_cached("UPDATE events SET state = 'pending' WHERE state = 'paused' AND pipeline = ?1 RETURNING id")?;
+    let before = resumed.len();
     for pipeline in pipelines {
-        resumed += update.execute(params![pipeline])? as u64;
+        for id in update.query_map(params![pipeline], |row| row.get(0))? {
+            resumed.push(id?);
+        }
     }
-    Ok(resumed)
+    Ok((resumed.len() - before) as u64)
 }
 
 /// Deletes up to `step` settled events past the retention. Ids grow with receipt, so each limit is
 /// turned into an id below which events may go, and each settled state is read from its own index:
-/// a prune never scans the events that wait, however many there are.
-fn prune(connection: &Connection, retention: Retention, step: usize) -> rusqlite::Result<u64> {
+/// a prune never scans the events that wait, however many there are. Failed events wait for a
+/// replay: only age removes them, never the count.
+fn prune(connection: &Connection, retention: Retention, step: usize) -> rusqlite::Result<Pruned> {
     let newest: Option<i64> = connection.query_row("SELECT MAX(id) FROM events", [], |row| row.get(0))?;
-    let Some(newest) = newest else { return Ok(0) };
-    let mut below: Option<i64> = None;
-    if let Some(max_age) = retention.max_age {
-        let cutoff = now_ms().saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
-        // None: every event is older than the cutoff.
-        below = Some(first_received_since(connection, cutoff)?.unwrap_or(newest.saturating_add(1)));
-    }
-    if let Some(max_events) = retention.max_events {
-        let keep_from = newest.saturating_sub(i64::try_from(max_events).unwrap_or(i64::MAX)).saturating_add(1);
-        below = Some(below.map_or(keep_from, |age| age.max(keep_from)));
-    }
-    let Some(below) = below else { return Ok(0) };
+    let Some(newest) = newest else { return Ok(Pruned::default()) };
+    let by_age = match retention.max_age {
+        Some(max_age) => {
+            let cutoff = now_ms().saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
+            // None: every event is older than the cutoff.
+            Some(first_received_since(connection, cutoff)?.unwrap_or(newest.saturating_add(1)))
+        }
+        None => None,
+    };
+    let by_count = retention.max_events.map(|max_events| {
+        newest.saturating_sub(i64::try_from(max_events).unwrap_or(i64::MAX)).saturating_add(1)
+    });
+    let settled_below = by_age.max(by_count);
     let mut delete = connection.prepare_cached(
         "DELETE FROM events WHERE id IN (
              SELECT id FROM events WHERE state = ?1 AND id < ?2 ORDER BY id LIMIT ?3)",
     )?;
-    let mut deleted = 0usize;
-    for state in SETTLED {
-        let room = step.saturating_sub(deleted);
+    let mut pruned = Pruned::default();
+    for (state, below) in [("delivered", settled_below), ("dropped", settled_below), ("failed", by_age)] {
+        let room = step.saturating_sub(pruned.total as usize);
+        let Some(below) = below else { continue };
         if room == 0 {
             break;
         }
-        deleted += delete.execute(params![state, below, i64::try_from(room).unwrap_or(i64::MAX)])?;
+        let deleted = delete.execute(params![state, below, i64::try_from(room).unwrap_or(i64::MAX)])? as u64;
+        pruned.total += deleted;
+        if state == "failed" {
+            pruned.failed += deleted;
+        }
     }
-    Ok(deleted as u64)
+    Ok(pruned)
 }

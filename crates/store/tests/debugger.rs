@@ -118,13 +118,20 @@ async fn listings_filter_and_page_newest_first() {
     assert_eq!(seen, all.iter().map(|line| line.id).collect::<Vec<_>>());
 }
 
+async fn line(feed: &mut tokio::sync::broadcast::Receiver<store::Change>, what: &str) -> store::Summary {
+    match tokio::time::timeout(Duration::from_secs(5), feed.recv()).await {
+        Ok(Ok(store::Change::Line(summary))) => summary,
+        other => panic!("{what}: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn one_event_in_full_and_the_feed_of_changes() {
     let dir = tempfile::tempdir().expect("dir");
     let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
     let mut feed = queue.subscribe();
     queue.enqueue(vec![event(0, "Order Completed", "u_8842", now_ms())], DAY).await.expect("enqueue");
-    let new = feed.recv().await.expect("a line for the new event");
+    let new = line(&mut feed, "a line for the new event").await;
     assert_eq!((new.message_id.as_str(), new.state), ("m-0", State::Pending));
     assert_eq!(new.labels.customer_id.as_deref(), Some("u_8842"));
 
@@ -134,13 +141,22 @@ async fn one_event_in_full_and_the_feed_of_changes() {
         .note_retrying(vec![RetryNote { id, attempts: 1, code: "503".into(), status: Some(503), hint: None }])
         .await
         .expect("note");
-    let retrying = feed.recv().await.expect("a line for the retry");
+    let retrying = line(&mut feed, "a line for the retry").await;
     assert_eq!((retrying.id, retrying.state, retrying.status), (id, State::Retrying, Some(503)));
     assert_eq!(Shown::of(retrying.state).as_str(), "retrying");
 
     queue.finish(vec![settled(id, State::Delivered, Some(200))]).await.expect("finish");
-    let delivered = feed.recv().await.expect("a line for the delivery");
+    let delivered = line(&mut feed, "a line for the delivery").await;
     assert_eq!((delivered.id, delivered.state, delivered.status), (id, State::Delivered, Some(200)));
+
+    // A paused event resumed is told too.
+    queue.enqueue(vec![event(2, "Signed Up", "u_2", now_ms())], DAY).await.expect("enqueue");
+    line(&mut feed, "the second event").await;
+    let paused = queue.claim("even".into(), 10).await.expect("claim");
+    queue.finish(vec![settled(paused[0].id, State::Paused, Some(401))]).await.expect("finish");
+    assert_eq!(line(&mut feed, "paused").await.state, State::Paused);
+    assert_eq!(queue.resume_paused(vec!["even".into()]).await.expect("resume"), 1);
+    assert_eq!(line(&mut feed, "resumed").await.state, State::Pending);
 
     let detail = queue.detail(id).await.expect("detail").expect("kept");
     assert!(detail.payload.contains(r#""user_id":"u_8842""#), "{}", detail.payload);
@@ -165,14 +181,35 @@ async fn failed_events_are_replayed_in_steps_and_paused_ones_resumed() {
     outcomes.extend(claimed[9..].iter().map(|e| settled(e.id, State::Paused, Some(401))));
     queue.finish(outcomes).await.expect("finish");
 
-    let step = |limit| Requeue { state: State::Failed, pipeline: None, since_ms: None, until_ms: None, limit };
+    let step = |limit| Requeue {
+        state: State::Failed,
+        pipeline: None,
+        since_ms: None,
+        until_ms: None,
+        after_id: None,
+        limit,
+    };
+    assert_eq!(queue.count_requeue(step(0)).await.expect("count"), 9);
     let first = queue.requeue(step(4)).await.expect("requeue");
-    assert_eq!((first.requeued, first.remaining), (4, 5));
-    let rest = queue.requeue(step(100)).await.expect("requeue");
-    assert_eq!((rest.requeued, rest.remaining), (5, 0));
+    assert_eq!(first.requeued, 4);
+    let after_first = Requeue { after_id: first.last_id, ..step(0) };
+    assert_eq!(queue.count_requeue(after_first.clone()).await.expect("count"), 5, "five still to do");
+
+    // One of the four fails again at once: the same replay, continuing after the first step, does
+    // not queue it a second time.
+    let again = queue.claim("even".into(), 1).await.expect("claim");
+    queue.finish(vec![settled(again[0].id, State::Failed, Some(400))]).await.expect("finish");
+    let rest = queue.requeue(Requeue { limit: 100, ..after_first }).await.expect("requeue");
+    assert_eq!(rest.requeued, 5);
+    assert!(rest.last_id > first.last_id);
+    let failed = queue.list(Listing { state: Some(Shown::Failed), ..Listing::default() }).await.expect("list");
+    assert_eq!(failed.iter().map(|line| line.id).collect::<Vec<_>>(), [again[0].id], "left for another replay");
+    queue.requeue(step(100)).await.expect("requeue");
     let pending = queue.list(Listing { state: Some(Shown::Pending), ..Listing::default() }).await.expect("list");
     assert_eq!(pending.len(), 9);
     assert!(pending.iter().all(|line| line.code.is_none() && line.attempts == 0), "the old fate is cleared");
+    let cleared = queue.detail(pending[0].id).await.expect("detail").expect("kept");
+    assert!(cleared.body_sent.is_none() && cleared.attempt_log.is_empty() && cleared.response_body.is_none());
 
     let only_even = Requeue { state: State::Paused, pipeline: Some("even".into()), ..step(100) };
     let even = queue.requeue(only_even).await.expect("requeue");
@@ -198,10 +235,10 @@ async fn retention_prunes_old_and_surplus_settled_events_and_never_waiting_ones(
     queue.finish(recent.iter().map(|e| settled(e.id, State::Delivered, Some(200))).collect()).await.expect("finish");
 
     let week = Retention { max_age: Some(7 * DAY), max_events: None };
-    assert_eq!(queue.prune(week, 3).await.expect("prune"), 3, "in steps");
+    assert_eq!(queue.prune(week, 3).await.expect("prune").total, 3, "in steps");
     let mut pruned = 3;
     loop {
-        let step = queue.prune(week, 3).await.expect("prune");
+        let step = queue.prune(week, 3).await.expect("prune").total;
         if step == 0 {
             break;
         }
@@ -213,7 +250,7 @@ async fn retention_prunes_old_and_surplus_settled_events_and_never_waiting_ones(
     assert_eq!(left.iter().filter(|line| line.received_at_ms == old).count(), 2, "old but waiting: kept");
 
     let five = Retention { max_age: None, max_events: Some(5) };
-    while queue.prune(five, 100).await.expect("prune") > 0 {}
+    while queue.prune(five, 100).await.expect("prune").total > 0 {}
     let left = queue.list(Listing::default()).await.expect("list");
     let settled_left = left.iter().filter(|line| line.state == State::Delivered).count();
     assert_eq!(settled_left, 5, "the newest five settled events");
@@ -274,4 +311,39 @@ async fn time_filters_are_exact_over_events_hours_apart() {
     assert!(queue.list(future).await.expect("list").is_empty());
     let before_all = Listing { until_ms: Some(start - 3_600_000), ..Listing::default() };
     assert!(queue.list(before_all).await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn failed_events_wait_for_a_replay_whatever_the_count_and_go_only_by_age() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+    let now = now_ms();
+    let old = now - 10 * 86_400_000;
+    queue.enqueue((0..4).map(|n| event(n, "Signed Up", "u_1", old)).collect(), DAY).await.expect("enqueue");
+    queue.enqueue((4..20).map(|n| event(n, "Signed Up", "u_1", now)).collect(), DAY).await.expect("enqueue");
+    let claimed = claim_all(&queue).await;
+    // The four old ones and four recent ones failed; the rest were delivered.
+    let mut outcomes: Vec<Outcome> = claimed[..8].iter().map(|e| settled(e.id, State::Failed, Some(400))).collect();
+    outcomes.extend(claimed[8..].iter().map(|e| settled(e.id, State::Delivered, Some(200))));
+    queue.finish(outcomes).await.expect("finish");
+
+    let two = Retention { max_age: None, max_events: Some(2) };
+    let mut by_count = store::Pruned::default();
+    loop {
+        let step = queue.prune(two, 100).await.expect("prune");
+        if step.total == 0 {
+            break;
+        }
+        by_count.total += step.total;
+        by_count.failed += step.failed;
+    }
+    assert_eq!((by_count.total, by_count.failed), (10, 0), "the delivered ones past the count, no failed one");
+    let failed = queue.list(Listing { state: Some(Shown::Failed), ..Listing::default() }).await.expect("list");
+    assert_eq!(failed.len(), 8);
+
+    let week = Retention { max_age: Some(7 * DAY), max_events: None };
+    let by_age = queue.prune(week, 100).await.expect("prune");
+    assert_eq!((by_age.total, by_age.failed), (4, 4), "the four failed ten days ago");
+    let failed = queue.list(Listing { state: Some(Shown::Failed), ..Listing::default() }).await.expect("list");
+    assert_eq!(failed.len(), 4);
 }
