@@ -5,6 +5,7 @@ mod map;
 mod sandbox;
 mod send;
 mod serve;
+mod snapshot;
 mod stop;
 
 use std::path::PathBuf;
@@ -22,7 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check blueprint and configuration files; print every error as FILE:LINE:COL with a hint.
+    /// Check blueprint, configuration and blueprint test files; print every error as
+    /// FILE:LINE:COL with a hint.
     Validate {
         /// Blueprint or configuration files to check (a file with `sources`, `integrations` or
         /// `pipelines` is a configuration).
@@ -31,6 +33,9 @@ enum Command {
     },
     /// Preview a blueprint: NDJSON events in, one MoEngage request body (or drop) per line out.
     Map(map::MapArgs),
+    /// Run the mapping cases beside blueprints (`shop.tests.yaml` beside `shop.yaml`): each an event
+    /// and the body (or drop) it must map to; `--update` writes results for review.
+    Test(snapshot::TestArgs),
     /// Map a file of events with a blueprint and deliver them to MoEngage (a backfill, or a test
     /// against `signal sandbox`).
     Send(send::SendArgs),
@@ -56,6 +61,8 @@ enum SchemaKind {
     Blueprint,
     /// The configuration file (signal.yaml).
     Config,
+    /// Blueprint test files (blueprints/**/*.tests.yaml).
+    Tests,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +70,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => validate(&files),
         Command::Map(args) => map::run(&args),
+        Command::Test(args) => snapshot::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Sandbox(args) => sandbox::run(&args),
@@ -97,7 +105,13 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
         let is_config = std::fs::read_to_string(file).is_ok_and(|text| config::looks_like_config(&text));
-        let checked = if is_config {
+        let is_tests = file.to_string_lossy().ends_with(cases::SUFFIX);
+        let checked = if is_tests {
+            // A test file is checked with its blueprint: both must be right before a case can run.
+            cases::load(file).and_then(|suite| {
+                suite.compile().map(|_| format!("{} cases for {}", suite.len(), suite.blueprint.display()))
+            })
+        } else if is_config {
             config::load(file).map(|config| {
                 format!(
                     "configuration: {} sources, {} integrations, {} pipelines",
@@ -127,6 +141,7 @@ fn schema(which: SchemaKind) -> ExitCode {
     let value = match which {
         SchemaKind::Blueprint => blueprint::blueprint_schema(),
         SchemaKind::Config => config::config_schema(),
+        SchemaKind::Tests => cases::tests_schema(),
     };
     match serde_json::to_string_pretty(&value) {
         Ok(text) => {
