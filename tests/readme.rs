@@ -104,12 +104,18 @@ fn every_flag_of_send_and_sandbox_is_in_its_options_table() {
         ("send", "## Sending a file of events: `signal send`"),
         ("sandbox", "## A local MoEngage: `signal sandbox`"),
         ("events", "## The Event Debugger"),
+        ("test", "### Test: `signal test`"),
         ("replay", "## The Event Debugger"),
     ] {
         let text = README.split(section).nth(1).expect("section").split("\n## ").next().expect("body");
+        let text = text.split("\n### ").next().unwrap_or(text);
         let flags = flags_of(command);
         // A floor under the count, so that a help text that lists nothing fails.
-        let least = if matches!(command, "send" | "sandbox") { 6 } else { 4 };
+        let least = match command {
+            "send" | "sandbox" => 6,
+            "test" => 2,
+            _ => 4,
+        };
         assert!(flags.len() >= least, "{flags:?}");
         for flag in flags {
             assert!(text.contains(&format!("| `{flag}")), "README's `signal {command}` table lacks {flag}");
