@@ -210,8 +210,9 @@ impl HttpSender {
         self.deliver_watched(destination, body, &|_, _| {}).await
     }
 
-    /// [`deliver`](Self::deliver), telling `on_retry` of each failed attempt that will be tried
-    /// again: the attempts made so far and the destination's reading of the last one.
+    /// [`deliver`](Self::deliver), telling `on_retry` of each failed attempt worth trying again:
+    /// the attempts made so far and the destination's reading of the last one. (The last of them
+    /// is told too when the retry window closes after it: the fate that follows says so.)
     pub async fn deliver_watched(
         &self,
         destination: &dyn Destination,
