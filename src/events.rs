@@ -36,12 +36,8 @@ pub struct EventsArgs {
     /// Only events of this pipeline.
     #[arg(long, value_name = "NAME")]
     pipeline: Option<String>,
-    /// Only events received since then: an RFC 3339 time, or a duration ago such as `10m` or `2h`.
-    #[arg(long, value_name = "TIME")]
-    since: Option<String>,
-    /// Only events received before then: an RFC 3339 time, or a duration ago.
-    #[arg(long, value_name = "TIME")]
-    until: Option<String>,
+    #[command(flatten)]
+    time: TimeArgs,
     /// How many of the newest events to show.
     #[arg(long, value_name = "N", default_value_t = 50)]
     limit: usize,
@@ -64,7 +60,14 @@ pub struct ReplayArgs {
     /// Only this pipeline's.
     #[arg(long, value_name = "NAME")]
     pipeline: Option<String>,
-    /// Only events received since then: an RFC 3339 time, or a duration ago such as `2h`.
+    #[command(flatten)]
+    time: TimeArgs,
+}
+
+/// When the events were received.
+#[derive(Debug, clap::Args)]
+pub struct TimeArgs {
+    /// Only events received since then: an RFC 3339 time, or a duration ago such as `10m` or `2h`.
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
     /// Only events received before then: an RFC 3339 time, or a duration ago.
@@ -223,10 +226,10 @@ async fn events(args: &EventsArgs) -> Result<(), Failure> {
         }
     }
     let mut listing = filters.clone();
-    if let Some(since) = time_option("since", &args.since)? {
+    if let Some(since) = time_option("since", &args.time.since)? {
         listing.push(("since", since));
     }
-    if let Some(until) = time_option("until", &args.until)? {
+    if let Some(until) = time_option("until", &args.time.until)? {
         listing.push(("until", until));
     }
     listing.push(("limit", args.limit.clamp(1, 1000).to_string()));
@@ -249,7 +252,7 @@ async fn events(args: &EventsArgs) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     if !args.json {
         if lines.is_empty() && !args.follow {
-            eprintln!("no events{}", if filters.is_empty() && args.since.is_none() { " yet" } else { " match" });
+            eprintln!("no events{}", if filters.is_empty() && args.time.since.is_none() { " yet" } else { " match" });
             return Ok(());
         }
         let _ = writeln!(out, "{}", style.header());
@@ -410,10 +413,10 @@ async fn replay(args: &ReplayArgs) -> Result<(), Failure> {
     if let Some(pipeline) = &args.pipeline {
         request["pipeline"] = pipeline.clone().into();
     }
-    if let Some(since) = time_option("since", &args.since)? {
+    if let Some(since) = time_option("since", &args.time.since)? {
         request["since"] = since.into();
     }
-    if let Some(until) = time_option("until", &args.until)? {
+    if let Some(until) = time_option("until", &args.time.until)? {
         request["until"] = until.into();
     }
     let mut bar: Option<indicatif::ProgressBar> = None;

@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -67,15 +67,7 @@ impl Browser {
             .spawn()
             .expect("node runs drive.mjs");
         let stdin = child.stdin.take();
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let collected = records.clone();
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                let record = serde_json::from_str(&line).unwrap_or_else(|_| json!({"kind": "text", "text": line}));
-                collected.lock().expect("lock").push(record);
-            }
-        });
+        let records = common::json_lines(child.stdout.take().expect("stdout"));
         let browser = Browser { child, stdin, records };
         eventually(Duration::from_secs(60), "the pages to make their calls", || browser.has("ready"));
         for made in browser.of_kind("calls_made") {
@@ -321,15 +313,7 @@ impl DebuggerPage {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("node runs debugger.mjs");
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let collected = records.clone();
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                let record = serde_json::from_str(&line).unwrap_or_else(|_| json!({"kind": "text", "text": line}));
-                collected.lock().expect("lock").push(record);
-            }
-        });
+        let records = common::json_lines(child.stdout.take().expect("stdout"));
         DebuggerPage { child, records }
     }
 

@@ -10,24 +10,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{Http, SandboxProcess, ServeProcess, eventually};
+use common::{document_event, document_payload, Http, SandboxProcess, ServeProcess, eventually};
 use serde_json::{Value, json};
 
 const WRITE_KEY: &str = "site-write-key-4471";
 const API_KEY: &str = "moengage-data-key-9c1f";
-
-fn document_event() -> Value {
-    json!({"type": "track", "event": "Order Completed", "user_id": "u_8842",
-           "traits": {"email": "jane@example.com", "phone": "+447700900123"},
-           "properties": {"order_id": "ORD-1001", "revenue": 89.99, "currency": "GBP", "coupon": "WELCOME10"}})
-}
-
-fn document_payload() -> Value {
-    json!({"type": "event", "customer_id": "u_8842",
-           "user_identifiers": {"u_em": "jane@example.com", "u_mb": "+447700900123"},
-           "actions": [{"action": "Order Completed", "platform": "web",
-                        "attributes": {"order_id": "ORD-1001", "value": 89.99, "currency": "GBP", "coupon": "WELCOME10"}}]})
-}
 
 /// `signal.yaml` in `dir`: one source, one MoEngage integration at `endpoint` with `api_key`, the
 /// Retail preset, and `extra` top-level settings.

@@ -10,23 +10,10 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Http, SandboxProcess, ServeProcess, eventually, metric};
+use common::{document_event, document_payload, Http, SandboxProcess, ServeProcess, eventually, metric};
 use serde_json::{Value, json};
 
 const KEY: &str = "data-key-kept-in-the-environment";
-
-fn document_event() -> Value {
-    json!({"type": "track", "event": "Order Completed", "user_id": "u_8842",
-           "traits": {"email": "jane@example.com", "phone": "+447700900123"},
-           "properties": {"order_id": "ORD-1001", "revenue": 89.99, "currency": "GBP", "coupon": "WELCOME10"}})
-}
-
-fn document_payload() -> Value {
-    json!({"type": "event", "customer_id": "u_8842",
-           "user_identifiers": {"u_em": "jane@example.com", "u_mb": "+447700900123"},
-           "actions": [{"action": "Order Completed", "platform": "web",
-                        "attributes": {"order_id": "ORD-1001", "value": 89.99, "currency": "GBP", "coupon": "WELCOME10"}}]})
-}
 
 /// A configuration with a `web` source delivering to the sandbox with the right key, and an `app`
 /// source delivering to it with a wrong one.

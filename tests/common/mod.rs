@@ -268,3 +268,33 @@ pub fn metric(http: &Http, serve: &ServeProcess, line_start: &str) -> u64 {
         .and_then(|value| value.parse().ok())
         .unwrap_or(0)
 }
+
+/// The integration document's "Order Completed" event, as a site sends it.
+pub fn document_event() -> serde_json::Value {
+    serde_json::json!({"type": "track", "event": "Order Completed", "user_id": "u_8842",
+           "traits": {"email": "jane@example.com", "phone": "+447700900123"},
+           "properties": {"order_id": "ORD-1001", "revenue": 89.99, "currency": "GBP", "coupon": "WELCOME10"}})
+}
+
+/// The document's payload for that event: what MoEngage must receive.
+pub fn document_payload() -> serde_json::Value {
+    serde_json::json!({"type": "event", "customer_id": "u_8842",
+           "user_identifiers": {"u_em": "jane@example.com", "u_mb": "+447700900123"},
+           "actions": [{"action": "Order Completed", "platform": "web",
+                        "attributes": {"order_id": "ORD-1001", "value": 89.99, "currency": "GBP", "coupon": "WELCOME10"}}]})
+}
+
+/// Collects a child's standard output, one JSON record per line (a line that is not JSON becomes
+/// `{"kind": "text", "text": LINE}`), on a thread of its own.
+pub fn json_lines(stdout: std::process::ChildStdout) -> std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> {
+    let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collected = records.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let record = serde_json::from_str(&line)
+                .unwrap_or_else(|_| serde_json::json!({"kind": "text", "text": line}));
+            collected.lock().expect("lock").push(record);
+        }
+    });
+    records
+}
