@@ -86,6 +86,17 @@ pub fn run(args: &TestArgs) -> ExitCode {
     if args.update {
         for (suite, results) in &mut runs {
             let Some((text, cases)) = suite.updated(results) else { continue };
+            // The rewritten file must read back as a test file; a case written in flow style
+            // (`- {name: ..., event: ...}`) has no line of its own to write under.
+            let base = std::path::Path::new(&suite.file).parent().unwrap_or(std::path::Path::new(""));
+            if let Err(diagnostics) = cases::check(&suite.file, text.clone(), base) {
+                eprintln!(
+                    "error: {} was not updated: written in, it would not read back ({}); write `expect:` under each case by hand, in block style",
+                    suite.file,
+                    diagnostics.iter().next().map_or_else(String::new, |first| first.headline())
+                );
+                return ExitCode::FAILURE;
+            }
             if let Err(error) = std::fs::write(&suite.file, &text) {
                 eprintln!("error: cannot write {}: {error}", suite.file);
                 return ExitCode::FAILURE;

@@ -247,3 +247,14 @@ fn the_readmes_example_test_file_is_a_valid_one() {
     assert!(validated.status.success(), "{}{}", stdout(&validated), stderr(&validated));
     assert!(stdout(&validated).contains("ok (5 cases for"), "{}", stdout(&validated));
 }
+
+#[test]
+fn update_never_writes_a_file_that_would_not_read_back() {
+    let dir = shop();
+    let flow = "cases:\n  - {name: a case in flow style, event: {type: track, event: Signed Up, user_id: u_1}}\n";
+    std::fs::write(dir.path().join("shop.tests.yaml"), flow).expect("write");
+    let output = signal(dir.path(), &["test", "--update"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("shop.tests.yaml was not updated"), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(dir.path().join("shop.tests.yaml")).expect("read"), flow, "left as it was");
+}
