@@ -38,9 +38,9 @@ pub struct EventsArgs {
     pipeline: Option<String>,
     #[command(flatten)]
     time: TimeArgs,
-    /// How many of the newest events to show.
-    #[arg(long, value_name = "N", default_value_t = 50)]
-    limit: usize,
+    /// How many of the newest events to show (1 to 1,000).
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    limit: u16,
     /// Keep going: show each new event and each change of state as it happens, until Ctrl-C.
     #[arg(long, short = 'f')]
     follow: bool,
@@ -118,6 +118,9 @@ impl Admin {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|error| Failure(format!("cannot build an HTTP client: {error}")))?;
+        if args.token.as_deref().is_some_and(|token| token.chars().any(char::is_control)) {
+            return Err(Failure("the admin token has a line break or another control character in it: give it on one line".into()));
+        }
         let base = args.admin.trim_end_matches('/').to_owned();
         if !base.starts_with("http://") && !base.starts_with("https://") {
             return Err(Failure(format!("--admin is `{base}`: give a URL such as http://127.0.0.1:9090")));
@@ -170,6 +173,23 @@ impl Admin {
         };
         Err(Failure(format!("the admin API answered {}: {said}{advice}", status.as_u16())))
     }
+}
+
+/// The most of an answer read: a listing of 1,000 events is far less.
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a JSON answer, at most [`MAX_ANSWER_BYTES`] of it.
+async fn read_json(mut response: reqwest::Response) -> Result<Value, Failure> {
+    let mut body = Vec::new();
+    while let Some(chunk) =
+        response.chunk().await.map_err(|error| Failure(format!("the admin API's answer broke off: {error}")))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_ANSWER_BYTES {
+            return Err(Failure("the admin API's answer is larger than any Signal gives: is that Signal?".into()));
+        }
+    }
+    serde_json::from_slice(&body).map_err(|error| Failure(format!("the admin API's answer is not JSON: {error}")))
 }
 
 /// A time given on the command line: RFC 3339, or a duration ago (`10m`).
@@ -232,7 +252,7 @@ async fn events(args: &EventsArgs) -> Result<(), Failure> {
     if let Some(until) = time_option("until", &args.time.until)? {
         listing.push(("until", until));
     }
-    listing.push(("limit", args.limit.clamp(1, 1000).to_string()));
+    listing.push(("limit", args.limit.to_string()));
     let style = Style::new(args.json);
     // Follow from before the listing, so that nothing between the two is missed.
     let stream = if args.follow {
@@ -242,13 +262,10 @@ async fn events(args: &EventsArgs) -> Result<(), Failure> {
         None
     };
     let request = admin.request(reqwest::Method::GET, &format!("/api/events{}", query(&listing)));
-    let answer: Value = admin
-        .send(request, Some(Duration::from_secs(30)))
-        .await?
-        .json()
-        .await
-        .map_err(|error| Failure(format!("the admin API's answer is not JSON: {error}")))?;
-    let lines = answer.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
+    let answer = read_json(admin.send(request, Some(Duration::from_secs(30))).await?).await?;
+    let lines = answer.get("events").and_then(Value::as_array).cloned().ok_or_else(|| {
+        Failure(format!("the answer at {} has no `events` list: is that Signal's admin listener?", admin.base))
+    })?;
     let mut out = std::io::stdout().lock();
     if !args.json {
         if lines.is_empty() && !args.follow {
@@ -274,6 +291,9 @@ async fn events(args: &EventsArgs) -> Result<(), Failure> {
             return Err(Failure("the live stream ended: `signal serve` stopped".into()));
         };
         pending.extend_from_slice(&chunk);
+        if pending.len() > MAX_ANSWER_BYTES {
+            return Err(Failure("the live stream sent a line larger than any Signal sends: is that Signal?".into()));
+        }
         while let Some(end) = find_blank_line(&pending) {
             let message: Vec<u8> = pending.drain(..end).collect();
             let text = String::from_utf8_lossy(&message);
@@ -423,12 +443,10 @@ async fn replay(args: &ReplayArgs) -> Result<(), Failure> {
     let mut requeued = 0u64;
     loop {
         let step = admin.request(reqwest::Method::POST, "/api/replay").json(&request);
-        let answer: Value = admin
-            .send(step, Some(Duration::from_secs(60)))
-            .await?
-            .json()
-            .await
-            .map_err(|error| Failure(format!("the admin API's answer is not JSON: {error}")))?;
+        let answer = read_json(admin.send(step, Some(Duration::from_secs(60))).await?).await?;
+        if answer.get("requeued").and_then(Value::as_u64).is_none() {
+            return Err(Failure(format!("the answer at {} has no `requeued` count: is that Signal's admin listener?", admin.base)));
+        }
         let done = answer.get("requeued").and_then(Value::as_u64).unwrap_or(0);
         let remaining = answer.get("remaining").and_then(Value::as_u64).unwrap_or(0);
         // The next step continues where this one ended.

@@ -475,3 +475,73 @@ fn an_admin_listener_other_machines_can_reach_needs_a_token_from_the_flag_or_a_r
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_admin_listener_holds_up_to_careless_clients_and_keeps_the_collector_free() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().expect("dir");
+    let database = dir.path().join("signal.db").display().to_string();
+    let serve = ServeProcess::start(&["--database", &database], &[]);
+    let http = Http::new();
+    let address = serve.admin.trim_start_matches("http://").to_owned();
+
+    // Filters are given once each, a limit is at least 1, and times run forwards.
+    for (query, said) in [
+        ("state=delivered&state=dropped", "given twice"),
+        ("limit=0", "1 to 1000"),
+        ("since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z", "`since` is not before `until`"),
+    ] {
+        let (status, body) = http.get(&format!("{}/api/events?{query}", serve.admin));
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains(said), "{query}: {body}");
+    }
+    // A full last page says there is no next one.
+    for n in 0..3 {
+        let event = json!({"type": "track", "event": "Signed Up", "user_id": format!("u_{n}")});
+        http.post(&format!("{}/v1/track", serve.collector), Some("dev-write-key"), &[], event.to_string().into_bytes());
+    }
+    eventually(Duration::from_secs(5), "three events listed", || all_events(&http, &serve, "").len() == 3);
+    let page = http.json(&format!("{}/api/events?limit=3", serve.admin));
+    assert_eq!((page["events"].as_array().map(Vec::len), &page["next_cursor"]), (Some(3), &Value::Null));
+
+    // Live streams are bounded: the 33rd is refused with a reason.
+    let streams: Vec<std::net::TcpStream> = (0..32)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+            write!(stream, "GET /api/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("ask");
+            let mut head = [0u8; 12];
+            stream.read_exact(&mut head).expect("an answer");
+            assert_eq!(&head, b"HTTP/1.1 200", "a stream opens");
+            stream
+        })
+        .collect();
+    let (status, _, body) = http.send("GET", &format!("{}/api/events/stream", serve.admin), &[], Vec::new());
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("live streams are open already"), "{body}");
+    drop(streams);
+
+    // A client that starts a request and never finishes its headers is cut off.
+    let mut slow = std::net::TcpStream::connect(&address).expect("connect");
+    slow.write_all(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n").expect("half a request");
+    slow.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(started.elapsed() < Duration::from_secs(15), "closed after the header limit, not held");
+
+    // A crowd of connections to the admin listener is turned away, and the collector still takes events.
+    let crowd: Vec<std::net::TcpStream> =
+        (0..300).filter_map(|_| std::net::TcpStream::connect(&address).ok()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, answer) = http.post(
+        &format!("{}/v1/track", serve.collector),
+        Some("dev-write-key"),
+        &[],
+        document_event().to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    drop(crowd);
+    eventually(Duration::from_secs(5), "the admin listener answering again", || {
+        http.get(&format!("{}/healthz", serve.admin)).0 == 200
+    });
+}

@@ -6,7 +6,6 @@
 //! requests must name this machine as their `Host`, so that a web page cannot reach the API through
 //! DNS rebinding, and changes must be JSON, which a page on another origin cannot send unasked.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +28,10 @@ const PAGE: &str = include_str!("debugger.html");
 
 /// The most events one listing returns.
 pub const MAX_LIMIT: usize = 1000;
+
+/// The most live streams open at once (debugger pages, `signal events --follow`): each turns every
+/// change into a line of its own, so a crowd of them would slow intake.
+pub const MAX_STREAMS: usize = 32;
 
 /// Events queued again per step of a replay: each step is its own short commit.
 const REPLAY_STEP: usize = 1000;
@@ -76,7 +79,10 @@ async fn guard<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: Request,
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.strip_prefix("Bearer "));
+                // The scheme's name is case-insensitive (RFC 9110).
+                .and_then(|value| value.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token);
             if !offered.is_some_and(|offered| token.matches(offered.trim())) {
                 let mut refused = error(
                     StatusCode::UNAUTHORIZED,
@@ -208,14 +214,24 @@ fn parse_time_param(name: &str, text: &str) -> Result<i64, Response> {
 const LIST_PARAMETERS: [&str; 8] = ["state", "event", "customer_id", "pipeline", "since", "until", "limit", "cursor"];
 
 /// Reads a listing's filters from the query; every mistake is named.
-fn listing(parameters: &HashMap<String, String>) -> Result<Listing, Response> {
-    if let Some(unknown) = parameters.keys().find(|name| !LIST_PARAMETERS.contains(&name.as_str())) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("unknown parameter `{unknown}`; the filters are {}", LIST_PARAMETERS.join(", ")),
-        ));
+fn listing(parameters: &[(String, String)]) -> Result<Listing, Response> {
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, _) in parameters {
+        if !LIST_PARAMETERS.contains(&name.as_str()) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("unknown parameter `{name}`; the filters are {}", LIST_PARAMETERS.join(", ")),
+            ));
+        }
+        if seen.contains(&name.as_str()) {
+            return Err(error(StatusCode::BAD_REQUEST, format!("`{name}` is given twice; give each filter once")));
+        }
+        seen.push(name);
     }
-    let given = |name: &str| parameters.get(name).map(|value| value.trim()).filter(|value| !value.is_empty());
+    // Values are taken as written (a customer id may have spaces); empty is absent.
+    let given = |name: &str| {
+        parameters.iter().find(|(given, _)| given == name).map(|(_, value)| value.as_str()).filter(|value| !value.is_empty())
+    };
     let state = given("state")
         .map(|text| {
             Shown::parse(text).ok_or_else(|| {
@@ -227,37 +243,61 @@ fn listing(parameters: &HashMap<String, String>) -> Result<Listing, Response> {
     let number = |name: &str| -> Result<Option<i64>, Response> {
         given(name)
             .map(|text| {
-                text.parse::<i64>().map_err(|_| {
+                text.trim().parse::<i64>().map_err(|_| {
                     error(StatusCode::BAD_REQUEST, format!("`{name}` is `{text}`, not a whole number"))
                 })
             })
             .transpose()
     };
-    let limit = number("limit")?.map_or(100, |limit| usize::try_from(limit.max(1)).unwrap_or(1).min(MAX_LIMIT));
+    let limit = match number("limit")? {
+        None => 100,
+        Some(limit) if limit < 1 => {
+            return Err(error(StatusCode::BAD_REQUEST, format!("`limit` is {limit}; it is 1 to {MAX_LIMIT}")));
+        }
+        Some(limit) => usize::try_from(limit).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
+    };
+    let since_ms = given("since").map(|text| parse_time_param("since", text)).transpose()?;
+    let until_ms = given("until").map(|text| parse_time_param("until", text)).transpose()?;
+    backwards(since_ms, until_ms)?;
     Ok(Listing {
         state,
         event: given("event").map(str::to_owned),
         customer_id: given("customer_id").map(str::to_owned),
         pipeline: given("pipeline").map(str::to_owned),
-        since_ms: given("since").map(|text| parse_time_param("since", text)).transpose()?,
-        until_ms: given("until").map(|text| parse_time_param("until", text)).transpose()?,
+        since_ms,
+        until_ms,
         before_id: number("cursor")?,
         limit,
     })
 }
 
+/// A `since` after its `until` matches nothing, surely by mistake.
+fn backwards(since_ms: Option<i64>, until_ms: Option<i64>) -> Result<(), Response> {
+    match (since_ms, until_ms) {
+        (Some(since), Some(until)) if since >= until => Err(error(
+            StatusCode::BAD_REQUEST,
+            "`since` is not before `until`: no event could match (since is the earlier time)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 async fn list<Q: Queue>(
     State(shared): State<Arc<Shared<Q>>>,
-    Query(parameters): Query<HashMap<String, String>>,
+    Query(parameters): Query<Vec<(String, String)>>,
 ) -> Response {
-    let listing = match listing(&parameters) {
+    let mut listing = match listing(&parameters) {
         Ok(listing) => listing,
         Err(refused) => return refused,
     };
     let limit = listing.limit;
+    // One more than asked: whether there is a next page, without an empty one at the end.
+    listing.limit += 1;
     match shared.queue.list(listing).await {
-        Ok(lines) => {
-            let next_cursor = (lines.len() == limit).then(|| lines.last().map(|line| line.id.to_string())).flatten();
+        Ok(mut lines) => {
+            let more = lines.len() > limit;
+            lines.truncate(limit);
+            let next_cursor = more.then(|| lines.last().map(|line| line.id.to_string())).flatten();
             let events: Vec<Value> = lines.iter().map(summary_json).collect();
             axum::Json(json!({"events": events, "next_cursor": next_cursor})).into_response()
         }
@@ -290,15 +330,21 @@ fn passes(listing: &Listing, summary: &Summary) -> bool {
 
 async fn stream<Q: Queue>(
     State(shared): State<Arc<Shared<Q>>>,
-    Query(parameters): Query<HashMap<String, String>>,
+    Query(parameters): Query<Vec<(String, String)>>,
 ) -> Response {
     let listing = match listing(&parameters) {
         Ok(listing) => listing,
         Err(refused) => return refused,
     };
+    let Ok(permit) = shared.streams.clone().try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{MAX_STREAMS} live streams are open already (each debugger page and `signal events --follow` holds one): close one, or list without following"),
+        );
+    };
     let receiver = shared.queue.subscribe();
     let stopping = shared.stopping.clone();
-    let lines = futures_util::stream::unfold((receiver, listing, stopping), |(mut receiver, listing, mut stopping)| async move {
+    let lines = futures_util::stream::unfold((receiver, listing, stopping, permit), |(mut receiver, listing, mut stopping, permit)| async move {
         loop {
             // A stream never ends by itself: it ends when the service stops.
             let received = tokio::select! {
@@ -318,7 +364,7 @@ async fn stream<Q: Queue>(
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
-            return Some((Ok::<_, Infallible>(line), (receiver, listing, stopping)));
+            return Some((Ok::<_, Infallible>(line), (receiver, listing, stopping, permit)));
         }
     });
     let mut response = Sse::new(lines)
@@ -343,7 +389,18 @@ struct ReplayRequest {
     after: Option<i64>,
 }
 
-async fn replay<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, body: axum::body::Bytes) -> Response {
+/// The largest replay request read, and how long it may take to arrive.
+const REPLAY_BODY_BYTES: usize = 16 * 1024;
+const REPLAY_BODY_TIME: Duration = Duration::from_secs(10);
+
+async fn replay<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: Request) -> Response {
+    let body = match tokio::time::timeout(REPLAY_BODY_TIME, axum::body::to_bytes(request.into_body(), REPLAY_BODY_BYTES)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, format!("a replay request is at most {REPLAY_BODY_BYTES} bytes"));
+        }
+        Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "the replay request did not arrive in whole within 10 s"),
+    };
     let request: ReplayRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(problem) => {
@@ -368,6 +425,9 @@ async fn replay<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, body: axum::body
         (Ok(since), Ok(until)) => (since, until),
         (Err(refused), _) | (_, Err(refused)) => return refused,
     };
+    if let Err(refused) = backwards(since_ms, until_ms) {
+        return refused;
+    }
     let at_most = request.limit.map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
     let mut requeue =
         Requeue { state, pipeline: request.pipeline.clone(), since_ms, until_ms, after_id: request.after, limit: 0 };

@@ -80,6 +80,8 @@ pub struct Shared<Q> {
     admin_address: std::net::SocketAddr,
     /// Turns true when the service stops: the debugger's live streams end then.
     pub(crate) stopping: watch::Receiver<bool>,
+    /// One permit per live stream the debugger may have open: each costs work per event.
+    pub(crate) streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl<Q> Shared<Q> {
@@ -174,6 +176,7 @@ pub async fn run<Q: Queue + Clone>(
         reloads: reloads.clone(),
         admin_address,
         stopping: admin_stopping.clone(),
+        streams: Arc::new(tokio::sync::Semaphore::new(admin::MAX_STREAMS)),
     });
     let (load, hangups) = match reloading {
         Some(Reloading { load, hangups }) => (Some(load), Some(hangups)),
@@ -211,16 +214,7 @@ pub async fn run<Q: Queue + Clone>(
 
     let depth_refresh = tokio::spawn(refresh_depth(shared.clone()));
     let pruning = tokio::spawn(prune(shared.clone()));
-    let admin_server = tokio::spawn(async move {
-        let mut admin_stopping = admin_stopping;
-        // The peer's address: without a token, only this machine is answered.
-        let admin = admin.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listeners.admin, admin)
-            .with_graceful_shutdown(async move {
-                let _ = admin_stopping.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let admin_server = tokio::spawn(serve_admin(listeners.admin, admin, admin_stopping));
     shared.ready.store(true, Ordering::Relaxed);
     serve_collector(listeners.collector, collector, &shared, shutdown).await;
     tracing::info!("no longer taking events; finishing deliveries in flight");
@@ -229,13 +223,61 @@ pub async fn run<Q: Queue + Clone>(
     depth_refresh.abort();
     pruning.abort();
     let _ = stop_admin.send(true);
-    // The admin listener has no client worth waiting for once stopping (a debugger's live stream
-    // never ends by itself): a bounded wait, then cut.
+    // Live streams end when told; a client still sending a request gets the same bounded wait.
     let admin_abort = admin_server.abort_handle();
     if tokio::time::timeout(shared.config().shutdown_grace, admin_server).await.is_err() {
         admin_abort.abort();
     }
     Ok(())
+}
+
+/// The most admin connections open at once: an operator's few tabs and scripts, never enough to
+/// take the file descriptors the collector needs.
+const ADMIN_MAX_CONNECTIONS: usize = 256;
+
+/// How long an admin client may take over a request's headers, or stay idle between requests.
+const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the admin listener until `stopping` turns true. Each request knows its peer's address
+/// (without a token only this machine is answered), headers must arrive within
+/// [`ADMIN_HEADER_TIMEOUT`], and past [`ADMIN_MAX_CONNECTIONS`] new connections are closed at once.
+async fn serve_admin(listener: TcpListener, router: Router, mut stopping: watch::Receiver<bool>) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(Some(ADMIN_HEADER_TIMEOUT)).keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(ADMIN_MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopping.wait_for(|stop| *stop) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "the admin listener could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Closed unanswered: admin clients are few, and a flood must not hold descriptors.
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(
+            router.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
+        let served = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
+            let _ = served.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Why the admin listener at `address` may not run as `config` has it: reachable from other
