@@ -39,8 +39,13 @@ fn signal(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn track(http: &Http, serve: &ServeProcess, event: Value) {
+    track_with(http, serve, WRITE_KEY, event);
+}
+
+/// Sends one event with `key` and checks it was accepted.
+fn track_with(http: &Http, serve: &ServeProcess, key: &str, event: Value) {
     let (status, answer) =
-        http.post(&format!("{}/v1/track", serve.collector), Some(WRITE_KEY), &[], event.to_string().into_bytes());
+        http.post(&format!("{}/v1/track", serve.collector), Some(key), &[], event.to_string().into_bytes());
     assert_eq!(status, 200, "{answer}");
 }
 
@@ -363,13 +368,7 @@ fn on_the_built_in_defaults_a_new_user_sees_the_order_delivered_with_200() {
     let serve = ServeProcess::start(&["--database", &database], &[]);
     assert!(serve.banner.contains("/debugger"), "the banner says where the debugger is: {}", serve.banner);
     let http = Http::new();
-    let (status, answer) = http.post(
-        &format!("{}/v1/track", serve.collector),
-        Some("dev-write-key"),
-        &[],
-        document_event().to_string().into_bytes(),
-    );
-    assert_eq!(status, 200, "{answer}");
+    track_with(&http, &serve, "dev-write-key", document_event());
     eventually(Duration::from_secs(10), "the order delivered", || {
         all_events(&http, &serve, "&state=delivered").len() == 1
     });
@@ -390,13 +389,8 @@ fn on_the_built_in_defaults_a_new_user_sees_the_order_delivered_with_200() {
     eventually(Duration::from_secs(5), "the SIGHUP answered in the log", || {
         serve.logs().contains("there is no configuration file to load again")
     });
-    let (status, _) = http.post(
-        &format!("{}/v1/track", serve.collector),
-        Some("dev-write-key"),
-        &[],
-        document_event().to_string().into_bytes(),
-    );
-    assert_eq!(status, 200, "a SIGHUP does not end the service");
+    // A SIGHUP does not end the service.
+    track_with(&http, &serve, "dev-write-key", document_event());
 }
 
 #[test]
@@ -497,8 +491,7 @@ fn the_admin_listener_holds_up_to_careless_clients_and_keeps_the_collector_free(
     }
     // A full last page says there is no next one.
     for n in 0..3 {
-        let event = json!({"type": "track", "event": "Signed Up", "user_id": format!("u_{n}")});
-        http.post(&format!("{}/v1/track", serve.collector), Some("dev-write-key"), &[], event.to_string().into_bytes());
+        track_with(&http, &serve, "dev-write-key", json!({"type": "track", "event": "Signed Up", "user_id": format!("u_{n}")}));
     }
     eventually(Duration::from_secs(5), "three events listed", || all_events(&http, &serve, "").len() == 3);
     let page = http.json(&format!("{}/api/events?limit=3", serve.admin));
@@ -533,13 +526,7 @@ fn the_admin_listener_holds_up_to_careless_clients_and_keeps_the_collector_free(
     let crowd: Vec<std::net::TcpStream> =
         (0..300).filter_map(|_| std::net::TcpStream::connect(&address).ok()).collect();
     std::thread::sleep(Duration::from_millis(300));
-    let (status, answer) = http.post(
-        &format!("{}/v1/track", serve.collector),
-        Some("dev-write-key"),
-        &[],
-        document_event().to_string().into_bytes(),
-    );
-    assert_eq!(status, 200, "{answer}");
+    track_with(&http, &serve, "dev-write-key", document_event());
     drop(crowd);
     eventually(Duration::from_secs(5), "the admin listener answering again", || {
         http.get(&format!("{}/healthz", serve.admin)).0 == 200
