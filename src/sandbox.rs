@@ -41,6 +41,13 @@ pub struct SandboxArgs {
     /// after the events were accepted, so a retry stores them twice).
     #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_rate)]
     drop_rate: f64,
+    /// Draw the injected faults from this seed: the same sequence every run.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Fault the same request body at most this many times; after that it goes through (faults
+    /// that pass, so a sender's retries always get there).
+    #[arg(long, value_name = "N")]
+    max_faults: Option<u32>,
 }
 
 fn parse_workspace(text: &str) -> Result<(String, String), String> {
@@ -68,6 +75,8 @@ pub fn run(args: &SandboxArgs) -> ExitCode {
             retry_after_secs: args.retry_after,
             delay: Duration::from_millis(args.delay_ms),
             drop_rate: args.drop_rate,
+            seed: args.seed,
+            max_faults_per_body: args.max_faults,
         },
         ..SandboxConfig::default()
     };

@@ -39,6 +39,11 @@ pub struct Faults {
     /// accepted, half after it was stored — the case where a sender cannot know, retries, and the
     /// event arrives twice.
     pub drop_rate: f64,
+    /// Draw the faults from this seed, the same sequence every run; `None`: a new one each run.
+    pub seed: Option<u64>,
+    /// Fault the same request body at most this many times; after that it goes through. Models
+    /// faults that pass, so that a test of retries cannot fail by an unlucky run of draws.
+    pub max_faults_per_body: Option<u32>,
 }
 
 /// What the sandbox accepts.
@@ -83,6 +88,8 @@ struct Shared {
     /// workspace → the last accepted request bodies, oldest first, at most [`KEPT_REQUESTS`].
     bodies: Mutex<HashMap<String, std::collections::VecDeque<Value>>>,
     jitter: Mutex<sender::Jitter>,
+    /// How many times each request body (by hash) was faulted, for `max_faults_per_body`.
+    faulted: std::sync::Mutex<HashMap<u64, u32>>,
     requests: AtomicU64,
     accepted: AtomicU64,
     dropped_before_accept: AtomicU64,
@@ -90,14 +97,36 @@ struct Shared {
     by_status: Mutex<HashMap<u16, u64>>,
 }
 
+impl Shared {
+    /// Whether this body may be faulted once more (and counts it if so).
+    fn may_fault(&self, body: &[u8]) -> bool {
+        let Some(most) = self.config.faults.max_faults_per_body else { return true };
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        body.hash(&mut hasher);
+        let mut faulted = self.faulted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A test tool's memory: a million bodies' counts, then a fresh start.
+        if faulted.len() > 1_000_000 {
+            faulted.clear();
+        }
+        let count = faulted.entry(hasher.finish()).or_insert(0);
+        if *count >= most {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+}
+
 /// The sandbox's HTTP routes, ready to serve.
 pub fn router(config: SandboxConfig) -> Router {
     let shared = Arc::new(Shared {
+        jitter: Mutex::new(config.faults.seed.map_or_else(sender::Jitter::from_entropy, sender::Jitter::seeded)),
         config,
         store: Mutex::default(),
         windows: Mutex::default(),
         bodies: Mutex::default(),
-        jitter: Mutex::new(sender::Jitter::from_entropy()),
+        faulted: std::sync::Mutex::default(),
         requests: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
         dropped_before_accept: AtomicU64::new(0),
@@ -215,23 +244,25 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
     }
     let drop_after_accept = {
         let mut jitter = shared.jitter.lock().await;
-        let dropped = jitter.fraction() < faults.drop_rate;
-        let after_accept = jitter.fraction() < 0.5;
-        if dropped && !after_accept {
+        let (dropped, after_accept) = (jitter.fraction() < faults.drop_rate, jitter.fraction() < 0.5);
+        let (throttle, error) = (jitter.fraction() < faults.throttle_rate, jitter.fraction() < faults.error_rate);
+        drop(jitter);
+        let may_fault = (dropped || throttle || error) && shared.may_fault(body);
+        if may_fault && dropped && !after_accept {
             shared.dropped_before_accept.fetch_add(1, Ordering::Relaxed);
             return dropped_connection();
         }
-        if jitter.fraction() < faults.throttle_rate {
+        if may_fault && throttle {
             return throttled(faults.retry_after_secs);
         }
-        if jitter.fraction() < faults.error_rate {
+        if may_fault && error {
             return fail(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerError",
                 "Internal server error (injected).",
             );
         }
-        dropped && after_accept
+        may_fault && dropped && after_accept
     };
     let payload: Value = match serde_json::from_slice(body) {
         Ok(payload) => payload,

@@ -141,3 +141,33 @@ async fn injected_faults_answer_500_and_429() {
     assert_eq!(stats["by_status"]["429"], 1);
     assert_eq!(stats["accepted_actions"], 0);
 }
+
+#[tokio::test]
+async fn a_seed_repeats_the_faults_and_a_body_is_faulted_at_most_so_many_times() {
+    let seeded = |seed| SandboxConfig {
+        faults: Faults { error_rate: 0.5, seed: Some(seed), ..Faults::default() },
+        ..config()
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let base = start(seeded(7)).await;
+        let mut statuses = Vec::new();
+        for _ in 0..40 {
+            statuses.push(post_json(&base, &document_payload()).await.0);
+        }
+        runs.push(statuses);
+    }
+    assert_eq!(runs[0], runs[1], "the same seed, the same faults");
+    assert!(runs[0].contains(&500) && runs[0].contains(&200), "{:?}", runs[0]);
+
+    let passing = start(SandboxConfig {
+        faults: Faults { error_rate: 1.0, max_faults_per_body: Some(2), ..Faults::default() },
+        ..config()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(post_json(&passing, &document_payload()).await.0);
+    }
+    assert_eq!(statuses, [500, 500, 200, 200], "faulted twice, then through");
+}
