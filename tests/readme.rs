@@ -99,14 +99,37 @@ fn flags_of(command: &str) -> Vec<String> {
 }
 
 #[test]
-fn every_flag_of_send_and_sandbox_is_in_its_options_table() {
-    for (command, section) in [
+fn every_flag_of_every_command_is_in_its_options_table() {
+    let tables = [
         ("send", "## Sending a file of events: `signal send`"),
         ("sandbox", "## A local MoEngage: `signal sandbox`"),
         ("events", "## The Event Debugger"),
+        ("serve", "## Running the service: `signal serve`"),
+        ("map", "### Preview"),
         ("test", "### Test: `signal test`"),
         ("replay", "## The Event Debugger"),
-    ] {
+    ];
+    // Every command `signal --help` lists that takes options has its table here.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_signal")).arg("--help").output().expect("signal runs");
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let commands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("Options:").next())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|command| *command != "help")
+        .collect();
+    assert!(commands.len() >= 9, "{commands:?}");
+    for command in &commands {
+        let has_options = !flags_of(command).is_empty();
+        assert!(
+            !has_options || tables.iter().any(|(name, _)| name == command),
+            "`signal {command}` takes options: give it an options table in the README and name it here"
+        );
+    }
+    for (command, section) in tables {
         let text = README.split(section).nth(1).expect("section").split("\n## ").next().expect("body");
         let text = text.split("\n### ").next().unwrap_or(text);
         let flags = flags_of(command);

@@ -1,0 +1,190 @@
+//! README promises about `signal serve`'s configuration that no other test holds to, each run as an
+//! operator would meet it: `delivery.timeout`, the collector's size limits, `log.level`, `$${` for a
+//! literal `${`, a pipeline with its own `blueprint:` file (and `transform: trim`),
+//! `events_per_minute`, and every metric the README lists. See tests/README.md for the whole map.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Http, SandboxProcess, ServeProcess, eventually, metric};
+use serde_json::{Value, json};
+
+const API_KEY: &str = "promises-data-key";
+
+/// `signal.yaml` in `dir`: one source `site` (key `write_key`), one integration at `endpoint`, one
+/// pipeline with `pipeline` (e.g. `preset: retail`), and `extra` top-level settings.
+fn config(dir: &Path, write_key: &str, endpoint: &str, pipeline: &str, extra: &str) -> String {
+    let path = dir.join("signal.yaml");
+    let text = format!(
+        "storage:\n  sqlite: signal.db\n{extra}sources:\n  site:\n    write_key: \"{write_key}\"\n\
+         integrations:\n  shop:\n    workspace_id: WS1\n    data_api_key: {API_KEY}\n    data_center: \"01\"\n    endpoint: {endpoint}\n\
+         pipelines:\n  site:\n    source: site\n    integration: shop\n    {pipeline}\n",
+    );
+    std::fs::write(&path, text).expect("write the configuration");
+    path.display().to_string()
+}
+
+fn events(http: &Http, serve: &ServeProcess, filter: &str) -> Vec<Value> {
+    http.json(&format!("{}/api/events?limit=1000{filter}", serve.admin))["events"].as_array().cloned().unwrap_or_default()
+}
+
+fn post(http: &Http, serve: &ServeProcess, key: &str, path: &str, body: &str) -> (u16, Value) {
+    http.post(&format!("{}{path}", serve.collector), Some(key), &[], body.as_bytes().to_vec())
+}
+
+#[test]
+fn an_answer_slower_than_delivery_timeout_is_a_timeout_and_fails_when_the_window_closes() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}"), "--delay-ms", "3000"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = config(dir.path(), "k1", &sandbox.base, "preset: retail", "delivery:\n  timeout: 1s\n  retry_window: 1s\n");
+    let serve = ServeProcess::start(&["--config", &file], &[]);
+    let http = Http::new();
+    let (status, answer) = post(&http, &serve, "k1", "/v1/track", r#"{"type":"track","event":"Signed Up","user_id":"u_slow"}"#);
+    assert_eq!(status, 200, "{answer}");
+    eventually(Duration::from_secs(20), "the event failed with a timeout", || {
+        events(&http, &serve, "&state=failed").len() == 1
+    });
+    let failed = &events(&http, &serve, "&state=failed")[0];
+    assert_eq!(failed["code"], "timeout", "{failed}");
+    let detail = http.json(&format!("{}/api/events/{}", serve.admin, failed["id"]));
+    for attempt in detail["attempt_log"].as_array().expect("attempts") {
+        assert!(attempt["status"].is_null(), "no answer within the timeout: {detail}");
+        let latency = attempt["latency_ms"].as_u64().unwrap_or(0);
+        assert!((900..2900).contains(&latency), "cut at about 1 s, not the 3 s answer: {detail}");
+    }
+    assert_eq!(metric(&http, &serve, "signal_events_failed_total{pipeline=\"site\",status=\"timeout\"}"), 1);
+}
+
+#[test]
+fn the_collectors_size_limits_answer_413_with_the_limit() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let limits = "collector:\n  max_request_bytes: 2048\n  max_event_bytes: 512\n  max_batch_events: 3\n";
+    let file = config(dir.path(), "k2", &sandbox.base, "preset: retail", limits);
+    let serve = ServeProcess::start(&["--config", &file], &[]);
+    let http = Http::new();
+    let big = format!(r#"{{"type":"track","event":"Signed Up","user_id":"u","properties":{{"note":"{}"}}}}"#, "x".repeat(600));
+    let (status, answer) = post(&http, &serve, "k2", "/v1/track", &big);
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.to_string().contains("at most 512 are accepted"), "{answer}");
+    let four: Vec<Value> = (0..4).map(|n| json!({"type": "track", "event": "Signed Up", "user_id": format!("u{n}")})).collect();
+    let (status, answer) = post(&http, &serve, "k2", "/v1/batch", &json!({"batch": four}).to_string());
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.to_string().contains("at most 3 are accepted"), "{answer}");
+    let huge = format!(r#"{{"batch":[],"pad":"{}"}}"#, "y".repeat(3000));
+    let (status, answer) = post(&http, &serve, "k2", "/v1/batch", &huge);
+    assert_eq!(status, 413, "{answer}");
+    let three: Vec<Value> = (0..3).map(|n| json!({"type": "track", "event": "Signed Up", "user_id": format!("u{n}")})).collect();
+    let (status, answer) = post(&http, &serve, "k2", "/v1/batch", &json!({"batch": three}).to_string());
+    assert_eq!((status, answer["accepted"].as_u64()), (200, Some(3)), "within every limit: {answer}");
+}
+
+#[test]
+fn log_level_warn_leaves_out_information() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = config(dir.path(), "k3", &sandbox.base, "preset: retail", "log:\n  level: warn\n");
+    let mut serve = ServeProcess::start(&["--config", &file], &[]);
+    let http = Http::new();
+    // A refusal is a warning: it is logged.
+    let (status, _) = post(&http, &serve, "not-the-key", "/v1/track", r#"{"type":"track","event":"x"}"#);
+    assert_eq!(status, 401);
+    common::terminate(serve.child.id());
+    assert!(serve.wait(Duration::from_secs(30)).success());
+    eventually(Duration::from_secs(5), "the warning logged", || serve.logs().contains("WARN"));
+    let logs = serve.logs();
+    assert!(!logs.contains(" INFO "), "no information at level warn: {logs}");
+}
+
+#[test]
+fn a_literal_dollar_brace_and_a_pipelines_own_blueprint_file() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let presets = Path::new(env!("CARGO_MANIFEST_DIR")).join("blueprints/moengage");
+    std::fs::copy(presets.join("base.yaml"), dir.path().join("base.yaml")).expect("copy");
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        "extends: base.yaml\nevents:\n  Review Posted:\n    pass_through: false\n    attributes:\n      stars: $.properties.stars\n      title: {path: $.properties.title, transform: trim}\n",
+    )
+    .expect("write the blueprint");
+    // `$${` is a literal `${`: this key is `key-${not-a-variable}`.
+    let file = config(dir.path(), "key-$${not-a-variable}", &sandbox.base, "blueprint: shop.yaml", "");
+    let serve = ServeProcess::start(&["--config", &file], &[]);
+    let http = Http::new();
+    let review = r#"{"type":"track","event":"Review Posted","user_id":"u_r","properties":{"stars":5,"title":"  Lovely  "}}"#;
+    let (status, answer) = post(&http, &serve, "key-${not-a-variable}", "/v1/track", review);
+    assert_eq!(status, 200, "the literal key: {answer}");
+    eventually(Duration::from_secs(10), "the review delivered", || {
+        events(&http, &serve, "&state=delivered").len() == 1
+    });
+    let actions = sandbox.get("/sandbox/workspaces/WS1/customers/u_r/actions");
+    let review = &actions["actions"][0];
+    assert_eq!(review["action"], "Review Posted", "{actions}");
+    assert_eq!((review["attributes"]["stars"].as_u64(), review["attributes"]["title"].as_str()), (Some(5), Some("Lovely")));
+}
+
+#[test]
+fn events_per_minute_spaces_an_integrations_requests() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = config(dir.path(), "k5", &sandbox.base, "preset: retail", "");
+    let with_rate = std::fs::read_to_string(&file)
+        .expect("read")
+        .replace("    endpoint:", "    events_per_minute: 60\n    endpoint:");
+    std::fs::write(&file, with_rate).expect("write");
+    let serve = ServeProcess::start(&["--config", &file], &[]);
+    let http = Http::new();
+    let four: Vec<Value> = (0..4).map(|n| json!({"type": "track", "event": "Signed Up", "user_id": format!("u{n}")})).collect();
+    let started = std::time::Instant::now();
+    let (status, _) = post(&http, &serve, "k5", "/v1/batch", &json!({"batch": four}).to_string());
+    assert_eq!(status, 200);
+    eventually(Duration::from_secs(20), "four delivered", || events(&http, &serve, "&state=delivered").len() == 4);
+    // One a second: the fourth goes about three seconds after the first.
+    assert!(started.elapsed() >= Duration::from_millis(2_500), "spaced: {:?}", started.elapsed());
+}
+
+#[test]
+fn every_metric_the_readme_lists_is_served_with_its_labels() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = config(dir.path(), "k6", &sandbox.base, "preset: retail", "");
+    let serve = ServeProcess::start(&["--config", &file], &[]);
+    let http = Http::new();
+    let body = json!({"batch": [
+        {"type": "track", "event": "Signed Up", "user_id": "u1", "message_id": "m-1"},
+        {"type": "track", "event": "Signed Up", "user_id": "u1", "message_id": "m-1"},
+        {"type": "track", "event": "Wishlist Viewed", "user_id": "u2"},
+        {"type": "nonsense"},
+    ]});
+    let (status, answer) = post(&http, &serve, "k6", "/v1/batch", &body.to_string());
+    assert_eq!((status, answer["accepted"].as_u64(), answer["duplicates"].as_u64()), (200, Some(3), Some(1)), "{answer}");
+    let (status, _) = post(&http, &serve, "wrong", "/v1/track", "{}");
+    assert_eq!(status, 401);
+    eventually(Duration::from_secs(10), "delivered", || {
+        metric(&http, &serve, "signal_events_delivered_total{pipeline=\"site\"}") == 1
+    });
+    for (line, value) in [
+        ("signal_events_received_total{source=\"site\"}", 3),
+        ("signal_events_duplicate_total{source=\"site\"}", 1),
+        ("signal_events_invalid_total{source=\"site\"}", 1),
+        ("signal_requests_rejected_total{path=\"events\",status=\"401\"}", 1),
+        ("signal_events_dropped_total{pipeline=\"site\",code=\"not_in_blueprint\"}", 1),
+        ("signal_events_dropped_total{pipeline=\"site\",code=\"invalid_event\"}", 1),
+        ("signal_events_delivered_total{pipeline=\"site\"}", 1),
+    ] {
+        assert_eq!(metric(&http, &serve, line), value, "{line}");
+    }
+    let (_, text) = http.get(&format!("{}/metrics", serve.admin));
+    for name in [
+        "signal_events_failed_total",
+        "signal_delivery_retries_total",
+        "signal_events_paused_total",
+        "signal_queue_depth{state=\"pending\"}",
+        "signal_delivery_latency_seconds_bucket",
+        "signal_delivery_latency_seconds_count",
+    ] {
+        assert!(text.contains(name), "{name} is served:\n{text}");
+    }
+}
