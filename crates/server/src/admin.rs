@@ -2,9 +2,10 @@
 //! `/api/` — listings, one event in full, a live stream, replay and reload — and `/metrics`.
 //!
 //! Events hold emails and phone numbers. With `admin_token` set, the API and `/metrics` require it
-//! as `Authorization: Bearer`; without one (loopback only, which the configuration enforces),
-//! requests must name this machine as their `Host`, so that a web page cannot reach the API through
-//! DNS rebinding, and changes must be JSON, which a page on another origin cannot send unasked.
+//! as `Authorization: Bearer`; without one (loopback only, which the service enforces at start and
+//! at every reload), requests must come from this machine and name it as their `Host`, so that a
+//! web page cannot reach the API through DNS rebinding, and changes must be JSON, which a page on
+//! another origin cannot send unasked.
 
 use std::convert::Infallible;
 use std::sync::Arc;
