@@ -427,18 +427,18 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
         Ok(result)
     }
     let mut changed = changed;
-    let mut note = |ids: &[i64]| {
-        if let Some(changed) = changed.as_mut() {
-            changed.extend_from_slice(ids);
+    // What a request changed, for the live feed: only when it committed, and only gathered while
+    // someone watches.
+    let mut note = |committed: bool, ids: &mut dyn Iterator<Item = i64>| {
+        if let Some(changed) = changed.as_mut().filter(|_| committed) {
+            changed.extend(ids);
         }
     };
     match request {
         Request::Enqueue { events, window, reply } => {
             let mut inserted = Vec::new();
             let result = isolated(transaction, |c| enqueue(c, &events, window, &mut inserted));
-            if result.is_ok() {
-                note(&inserted);
-            }
+            note(result.is_ok(), &mut inserted.into_iter());
             Reply::Enqueue(reply, result)
         }
         Request::Claim { pipeline, limit, reply } => {
@@ -446,32 +446,24 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
         }
         Request::Finish { outcomes, reply } => {
             let result = isolated(transaction, |c| finish(c, &outcomes));
-            if result.is_ok() {
-                note(&outcomes.iter().map(|outcome| outcome.id).collect::<Vec<_>>());
-            }
+            note(result.is_ok(), &mut outcomes.iter().map(|outcome| outcome.id));
             Reply::Unit(reply, result)
         }
         Request::NoteRetrying { notes, reply } => {
             let result = isolated(transaction, |c| note_retrying(c, &notes));
-            if result.is_ok() {
-                note(&notes.iter().map(|note| note.id).collect::<Vec<_>>());
-            }
+            note(result.is_ok(), &mut notes.iter().map(|note| note.id));
             Reply::Unit(reply, result)
         }
         Request::Requeue { requeue, reply } => {
             let mut requeued_ids = Vec::new();
             let result = isolated(transaction, |c| requeue_step(c, &requeue, &mut requeued_ids));
-            if result.is_ok() {
-                note(&requeued_ids);
-            }
+            note(result.is_ok(), &mut requeued_ids.into_iter());
             Reply::Requeue(reply, result)
         }
         Request::ResumePaused { pipelines, reply } => {
             let mut resumed = Vec::new();
             let result = isolated(transaction, |c| resume_paused(c, &pipelines, &mut resumed));
-            if result.is_ok() {
-                note(&resumed);
-            }
+            note(result.is_ok(), &mut resumed.into_iter());
             Reply::Count(reply, result)
         }
         Request::Prune { retention, step, reply } => {
@@ -479,9 +471,7 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
         }
         Request::Release { ids, reply } => {
             let result = isolated(transaction, |c| release(c, &ids));
-            if result.is_ok() {
-                note(&ids);
-            }
+            note(result.is_ok(), &mut ids.iter().copied());
             Reply::Unit(reply, result)
         }
         Request::Depth { reply } => Reply::Depth(reply, isolated(transaction, depth)),
