@@ -117,13 +117,18 @@ impl Fate {
     /// closed — `customer_id is not found in the payload — Missing customer_id, or malformed
     /// attributes.`
     pub fn detail(&self) -> Option<String> {
-        let parts: Vec<&str> = [self.said.as_deref(), self.hint.as_deref()].into_iter().flatten().collect();
-        if parts.is_empty() && !self.gave_up {
-            return None;
+        let said = said_and_hint(self.said.as_deref(), self.hint.as_deref());
+        if !self.gave_up {
+            return said;
         }
-        let closed = if self.gave_up { ", retry window closed" } else { "" };
-        Some(format!("{}{closed}", parts.join(" — ")))
+        Some(format!("{}, retry window closed", said.unwrap_or_default()))
     }
+}
+
+/// What was said and the likely cause, in one line: `customer_id is not found — Missing customer_id.`
+fn said_and_hint(said: Option<&str>, hint: Option<&str>) -> Option<String> {
+    let parts: Vec<&str> = [said, hint].into_iter().flatten().collect();
+    (!parts.is_empty()).then(|| parts.join(" — "))
 }
 
 /// Maps one event for sending. `body` receives the request (cleared first) and `warnings` what the
@@ -186,13 +191,11 @@ pub async fn send_watched(
     on_retry: &(dyn Fn(Retrying) + Sync),
 ) -> Fate {
     let tell = |attempts: u32, classification: &sender::Classification| {
-        let parts: Vec<&str> =
-            [classification.said.as_deref(), classification.hint.as_deref()].into_iter().flatten().collect();
         on_retry(Retrying {
             attempts,
             code: classification.code.clone(),
             status: classification.code.parse().ok(),
-            detail: (!parts.is_empty()).then(|| parts.join(" — ")),
+            detail: said_and_hint(classification.said.as_deref(), classification.hint.as_deref()),
         });
     };
     Fate::of(sender.deliver_watched(destination, body, &tell).await)

@@ -167,7 +167,7 @@ pub async fn run<Q: Queue>(
         while let Some(done) = in_flight.try_join_next_with_id() {
             outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused));
         }
-        note_retries(&shared, &mut retries_noted).await;
+        note_retries(&shared, None, &mut retries_noted).await;
         if !outcomes.is_empty() {
             record(&shared, std::mem::take(&mut outcomes)).await;
         }
@@ -183,15 +183,7 @@ pub async fn run<Q: Queue>(
                     outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused));
                 }
             }
-            Some(note) = retries_noted.recv() => {
-                let mut notes = vec![note];
-                while let Ok(note) = retries_noted.try_recv() {
-                    notes.push(note);
-                }
-                if let Err(error) = shared.queue.note_retrying(notes).await {
-                    tracing::warn!(%error, "could not record that events are being retried");
-                }
-            }
+            Some(note) = retries_noted.recv() => note_retries(&shared, Some(note), &mut retries_noted).await,
             () = worker.wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.changed() => {}
@@ -209,7 +201,7 @@ pub async fn run<Q: Queue>(
             }
         }
     }
-    note_retries(&shared, &mut retries_noted).await;
+    note_retries(&shared, None, &mut retries_noted).await;
     if !outcomes.is_empty() {
         record(&shared, outcomes).await;
     }
@@ -238,8 +230,12 @@ fn finished<Q: Queue>(
 
 /// Records the retries noted so far: before the outcomes that follow them, so that a later retry
 /// note never hides a settled fate.
-async fn note_retries<Q: Queue>(shared: &Shared<Q>, noted: &mut mpsc::UnboundedReceiver<RetryNote>) {
-    let mut notes = Vec::new();
+async fn note_retries<Q: Queue>(
+    shared: &Shared<Q>,
+    first: Option<RetryNote>,
+    noted: &mut mpsc::UnboundedReceiver<RetryNote>,
+) {
+    let mut notes: Vec<RetryNote> = first.into_iter().collect();
     while let Ok(note) = noted.try_recv() {
         notes.push(note);
     }
