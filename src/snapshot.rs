@@ -106,10 +106,8 @@ pub fn run(args: &TestArgs) -> ExitCode {
                 written.push(format!("{}:{}:{}: {} ({kind})", suite.file, case.position.line, case.position.column, case.name));
             }
             // Written results pass: they are what came out.
-            for result in results.iter_mut() {
-                if result.can_update() && !matches!(result.verdict, Verdict::Passed) {
-                    result.verdict = Verdict::Passed;
-                }
+            for result in results.iter_mut().filter(|result| result.can_update()) {
+                result.verdict = Verdict::Passed;
             }
         }
     }

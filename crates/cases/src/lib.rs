@@ -76,7 +76,8 @@ enum LineExpect {
 /// What one input became.
 #[derive(Debug, Clone)]
 enum Produced {
-    Body { value: Value, ordered: Ordered },
+    /// The body as written (for `--update`, in its own member order) and as a value (to compare).
+    Body { value: Value, text: String },
     Dropped { code: String, reason: String },
 }
 
@@ -120,13 +121,14 @@ pub struct CaseResult {
     pub position: Position,
     /// How it fared.
     pub verdict: Verdict,
-    /// The expectation `--update` would write (as YAML under the case), when it can write one.
+    /// The expectation `--update` would write (as YAML under the case): for a case that did not
+    /// pass and whose expectation it may write.
     proposal: Option<Ordered>,
     index: usize,
 }
 
 impl CaseResult {
-    /// Whether `--update` can write this case's expectation.
+    /// Whether `--update` writes this case's expectation: it did not pass, and is not a `contains`.
     pub fn can_update(&self) -> bool {
         self.proposal.is_some()
     }
@@ -267,8 +269,9 @@ pub fn check(file: &str, text: String, base: &Path) -> Result<Suite, Diagnostics
             )]));
         }
     };
-    let context = FileContext { name: file, text: &text, spans: &document.spans };
-    for (_, problem) in &document.duplicates {
+    let yaml::Document { mut value, spans, duplicates } = document;
+    let context = FileContext { name: file, text: &text, spans: &spans };
+    for (_, problem) in &duplicates {
         diagnostics.push(context.at(
             problem.position,
             DiagnosticKind::DuplicateKey,
@@ -276,7 +279,6 @@ pub fn check(file: &str, text: String, base: &Path) -> Result<Suite, Diagnostics
             problem.hint.clone(),
         ));
     }
-    let mut value = document.value.clone();
     let check = SchemaCheck { schema: schema(), vocabulary: &WORDS };
     let mut refused = Vec::new();
     for error in validator().iter_errors(&value) {
@@ -410,7 +412,7 @@ pub fn check(file: &str, text: String, base: &Path) -> Result<Suite, Diagnostics
             cases.push(Case {
                 index,
                 name: case.name.clone(),
-                position: document.spans.key(&format!("{at}/name")),
+                position: spans.key(&format!("{at}/name")),
                 inputs,
                 from_file,
                 ignore,
@@ -425,7 +427,7 @@ pub fn check(file: &str, text: String, base: &Path) -> Result<Suite, Diagnostics
         file: file.to_owned(),
         text,
         blueprint,
-        spans: document.spans,
+        spans,
         received_at,
         default_region,
         enabled: parsed.enabled_events,
@@ -562,10 +564,9 @@ impl Suite {
                         warnings.clear();
                         match mapper.map_into(input, self.received_at, &mut body, &mut warnings) {
                             Ok(_) => {
-                                let text = String::from_utf8_lossy(&body);
+                                let text = String::from_utf8_lossy(&body).into_owned();
                                 let value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                                let ordered = Ordered::parse(&text).unwrap_or_else(|| Ordered::from_value(&value));
-                                Produced::Body { value, ordered }
+                                Produced::Body { value, text }
                             }
                             Err(drop) => Produced::Dropped { code: drop.code.as_str().to_owned(), reason: drop.reason },
                         }
@@ -586,9 +587,6 @@ impl Suite {
         let mut edits: Vec<(usize, usize, Vec<String>, &CaseResult)> = Vec::new();
         for result in results {
             let Some(proposal) = &result.proposal else { continue };
-            if matches!(result.verdict, Verdict::Passed) {
-                continue;
-            }
             let case_at = format!("/cases/{}", result.index);
             let expect_at = format!("{case_at}/expect");
             let indent = self.spans.key(&format!("{case_at}/name")).column.saturating_sub(1);
@@ -629,7 +627,9 @@ impl Suite {
 /// The expectation `--update` writes for what was produced.
 fn proposal(case: &Case, produced: &[Produced]) -> Option<Ordered> {
     let one = |result: &Produced| match result {
-        Produced::Body { ordered, .. } => ("body".to_owned(), ordered.clone()),
+        Produced::Body { value, text } => {
+            ("body".to_owned(), Ordered::parse(text).unwrap_or_else(|| Ordered::from_value(value)))
+        }
         Produced::Dropped { code, .. } => ("dropped".to_owned(), Ordered::Text(code.clone())),
     };
     if case.from_file {
@@ -649,12 +649,14 @@ fn shown(value: &Value) -> String {
 }
 
 fn judge(case: &Case, produced: &[Produced]) -> CaseResult {
-    let proposal = proposal(case, produced);
+    // Made once for a case that has none: it is shown, and written by `--update`.
+    let mut shown_proposal = None;
     let verdict = match &case.expect {
         None => {
+            let proposal = shown_proposal.insert(proposal(case, produced));
             let mut lines = vec![said("no expectation yet; `signal test --update` writes what came out:")];
             let mut block = String::new();
-            if let Some(proposal) = &proposal {
+            if let Some(proposal) = proposal {
                 Ordered::Members(vec![("expect".into(), proposal.clone())]).write_block(2, &mut block);
             }
             lines.extend(block.lines().map(|line| ReportLine { mark: Mark::Produced, text: line.to_owned() }));
@@ -692,6 +694,12 @@ fn judge(case: &Case, produced: &[Produced]) -> CaseResult {
             };
             if lines.is_empty() { Verdict::Passed } else { Verdict::Failed(lines) }
         }
+    };
+    // Only what `--update` may write: a passing case keeps its expectation.
+    let proposal = match (shown_proposal, &verdict) {
+        (Some(proposal), _) => proposal,
+        (None, Verdict::Passed) => None,
+        (None, _) => proposal(case, produced),
     };
     CaseResult { name: case.name.clone(), position: case.position, verdict, proposal, index: case.index }
 }
