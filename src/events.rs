@@ -334,11 +334,10 @@ fn query(pairs: &[(&str, String)]) -> String {
 
 /// The end of the first SSE message (after its blank line), if a whole one has arrived.
 fn find_blank_line(bytes: &[u8]) -> Option<usize> {
-    let text = bytes;
-    (0..text.len()).find_map(|at| {
-        if text[at..].starts_with(b"\n\n") {
+    (0..bytes.len()).find_map(|at| {
+        if bytes[at..].starts_with(b"\n\n") {
             Some(at + 2)
-        } else if text[at..].starts_with(b"\r\n\r\n") {
+        } else if bytes[at..].starts_with(b"\r\n\r\n") {
             Some(at + 4)
         } else {
             None
