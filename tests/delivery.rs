@@ -2,6 +2,8 @@
 //! table's rows end as they should, permanent answers are never retried, faults are retried until
 //! every event is in the sandbox's store, a burst stays under the limit, and the key never shows.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -159,12 +161,10 @@ async fn a_body_over_128_kb_is_refused_before_sending_with_the_413_cause() {
 
 #[tokio::test]
 async fn a_host_that_does_not_answer_is_retried_until_the_window_closes() {
-    // Bind and drop a listener to get a loopback port that refuses connections.
-    let closed =
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("address");
+    let closed = common::RefusingPort::new();
     let sender = HttpSender::new(quick_retries(), Duration::from_secs(1)).expect("client");
     let started = tokio::time::Instant::now();
-    let delivery = sender.send(&destination(&format!("http://{closed}"), KEY), body("u_2", 1)).await;
+    let delivery = sender.send(&destination(&closed.url(), KEY), body("u_2", 1)).await;
     assert_eq!(delivery.ending, Ending::GaveUp);
     assert!(delivery.attempts > 3, "{} attempts", delivery.attempts);
     assert!(matches!(delivery.last, Err(NoAnswer::Connection(_))), "{:?}", delivery.last);

@@ -188,3 +188,37 @@ fn every_metric_the_readme_lists_is_served_with_its_labels() {
         assert!(text.contains(name), "{name} is served:\n{text}");
     }
 }
+
+#[test]
+fn a_queue_that_cannot_store_answers_503_stores_nothing_and_takes_the_retry() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = config(dir.path(), "k503", &sandbox.base, "preset: retail", "");
+    let serve = ServeProcess::start(&["--config", &file], &[]);
+    let http = Http::new();
+    let order = r#"{"type":"track","event":"Order Completed","user_id":"u_503","messageId":"m-503","properties":{"order_id":"ORD-503"}}"#;
+
+    // Another process holds the database's write lock: nothing can be committed.
+    let lock = rusqlite::Connection::open(dir.path().join("signal.db")).expect("open the queue");
+    lock.execute_batch("BEGIN EXCLUSIVE").expect("lock the queue");
+    let (status, answer) = post(&http, &serve, "k503", "/v1/track", order);
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer["error"]["message"].as_str().is_some_and(|error| error.contains("could not be stored")), "{answer}");
+    assert_eq!(
+        metric(&http, &serve, "signal_requests_rejected_total{path=\"events\",status=\"503\"}"),
+        1,
+        "the refusal is counted"
+    );
+    assert_eq!(metric(&http, &serve, "signal_events_received_total{source=\"site\"}"), 0, "nothing accepted");
+    lock.execute_batch("ROLLBACK").expect("unlock the queue");
+    drop(lock);
+
+    // The sender's retry of the same request is taken and delivered once.
+    let (status, answer) = post(&http, &serve, "k503", "/v1/track", order);
+    assert_eq!((status, answer["accepted"].as_u64(), answer["duplicates"].as_u64()), (200, Some(1), Some(0)), "{answer}");
+    eventually(Duration::from_secs(20), "the retried order delivered", || {
+        events(&http, &serve, "&state=delivered").len() == 1
+    });
+    let kept = sandbox.get("/sandbox/workspaces/WS1/customers/u_503/actions");
+    assert_eq!(kept["actions"].as_array().map(Vec::len), Some(1), "{kept}");
+}

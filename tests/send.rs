@@ -249,8 +249,8 @@ fn missing_or_wrong_settings_say_how_to_fix_them() {
 
 #[test]
 fn an_unreachable_endpoint_fails_with_the_connection_hint_when_the_window_closes() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address");
-    let output = signal_send(&format!("http://{closed}"), KEY, &["--retry-window", "2s"])
+    let closed = common::RefusingPort::new();
+    let output = signal_send(&closed.url(), KEY, &["--retry-window", "2s"])
         .args(["--events", "examples/events.ndjson"])
         .output()
         .expect("signal runs");
@@ -258,7 +258,7 @@ fn an_unreachable_endpoint_fails_with_the_connection_hint_when_the_window_closes
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
     assert!(stdout.contains("connection error, still failing when the retry window closed"), "{stdout}");
     // `--endpoint` was given, so the data center is not to blame: the hint names the endpoint.
-    assert!(stdout.contains(&format!("likely cause: Nothing answers at the endpoint http://{closed}")), "{stdout}");
+    assert!(stdout.contains(&format!("likely cause: Nothing answers at the endpoint {}", closed.url())), "{stdout}");
     assert!(!stdout.contains("Wrong data center"), "{stdout}");
     assert!(stdout.starts_with("0 of 5 events delivered"), "{stdout}");
 }
@@ -301,12 +301,12 @@ fn lines_that_are_not_events_are_invalid_and_fail_the_run() {
 
 #[test]
 fn an_endpoint_where_nothing_answers_stops_early_and_says_why() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address");
+    let closed = common::RefusingPort::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let unsent = dir.path().join("unsent.ndjson");
     let started = Instant::now();
     let events = Path::new("examples/events.ndjson");
-    let output = send_keeping_unsent(&format!("http://{closed}"), KEY, &[], events, &unsent);
+    let output = send_keeping_unsent(&closed.url(), KEY, &[], events, &unsent);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
     assert!(started.elapsed() < Duration::from_secs(60), "not the whole default hour: {:?}", started.elapsed());

@@ -311,7 +311,6 @@ fn json_logs_are_one_object_per_line() {
     let mut serve = ServeProcess::start(&["--config", &config], &[("TEST_DATA_API_KEY", KEY)]);
     common::terminate(serve.child.id());
     assert!(serve.wait(Duration::from_secs(30)).success());
-    std::thread::sleep(Duration::from_millis(200));
     let logs = serve.logs();
     assert!(logs.lines().count() >= 2, "{logs}");
     for line in logs.lines() {

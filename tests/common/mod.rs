@@ -65,6 +65,8 @@ pub struct ServeProcess {
     /// What it printed at start.
     pub banner: String,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Reads its standard error until the process closes it.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ServeProcess {
@@ -86,7 +88,7 @@ impl ServeProcess {
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let mut errors = BufReader::new(child.stderr.take().expect("stderr"));
         let collected = stderr.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             let mut line = String::new();
             while errors.read_line(&mut line).is_ok_and(|n| n > 0) {
                 collected.lock().expect("lock").push_str(&line);
@@ -112,7 +114,14 @@ impl ServeProcess {
         }
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let admin = admin.expect("admin address");
-        ServeProcess { child, collector: collector.expect("collector address"), admin, banner, stderr }
+        ServeProcess {
+            child,
+            collector: collector.expect("collector address"),
+            admin,
+            banner,
+            stderr,
+            stderr_reader: Some(stderr_reader),
+        }
     }
 
     /// What it has logged so far.
@@ -120,11 +129,15 @@ impl ServeProcess {
         self.stderr.lock().expect("lock").clone()
     }
 
-    /// Waits for it to exit, at most `limit`.
+    /// Waits for it to exit, at most `limit`, and for everything it logged to be read: after it,
+    /// [`ServeProcess::logs`] holds its last line.
     pub fn wait(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
         let started = std::time::Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
+                if let Some(reader) = self.stderr_reader.take() {
+                    reader.join().expect("the stderr reader ends when the process closes its stderr");
+                }
                 return status;
             }
             assert!(started.elapsed() < limit, "signal serve did not stop within {limit:?}");
@@ -237,6 +250,32 @@ pub fn eventually(limit: std::time::Duration, what: &str, mut check: impl FnMut(
     while !check() {
         assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A loopback port where connections are refused, held for as long as the value lives: its socket
+/// is bound but never listens, so no other process can take the port meanwhile (as one could after a
+/// listener was bound and dropped). A server that reuses addresses may still bind it and listen.
+pub struct RefusingPort {
+    _socket: socket2::Socket,
+    /// e.g. `127.0.0.1:41234`
+    pub address: std::net::SocketAddr,
+}
+
+impl RefusingPort {
+    pub fn new() -> RefusingPort {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+        socket.set_reuse_address(true).expect("SO_REUSEADDR");
+        let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        socket.bind(&any_port.into()).expect("bind a loopback port");
+        let address = socket.local_addr().expect("its address").as_socket().expect("an IP address");
+        RefusingPort { _socket: socket, address }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
     }
 }
 
