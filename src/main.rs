@@ -109,25 +109,34 @@ fn validate(files: &[PathBuf]) -> ExitCode {
         let checked = if is_tests {
             // A test file is checked with its blueprint: both must be right before a case can run.
             cases::load(file).and_then(|suite| {
-                suite.compile().map(|_| format!("{} cases for {}", suite.len(), suite.blueprint.display()))
+                suite
+                    .compile()
+                    .map(|_| (format!("{} cases for {}", suite.len(), suite.blueprint.display()), String::new()))
             })
         } else if is_config {
             config::load(file).map(|config| {
-                format!(
+                let summary = format!(
                     "configuration: {} sources, {} integrations, {} pipelines",
                     config.sources.len(),
                     config.integrations.len(),
                     config.pipelines.len()
-                )
+                );
+                (summary, String::new())
             })
         } else {
             blueprint::compile_file(file).map(|compiled| {
                 let events: Vec<&str> = compiled.event_names().collect();
-                format!("{} events: {}", events.len(), events.join(", "))
+                let warnings: String = compiled.warnings().iter().map(ToString::to_string).collect();
+                let count = compiled.warnings().len();
+                let noted = match count {
+                    0 => String::new(),
+                    _ => format!(", {count} warning{}", if count == 1 { "" } else { "s" }),
+                };
+                (format!("{} events: {}{noted}", events.len(), events.join(", ")), warnings)
             })
         };
         match checked {
-            Ok(summary) => println!("{}: ok ({summary})", file.display()),
+            Ok((summary, warnings)) => print!("{}: ok ({summary})\n{warnings}", file.display()),
             Err(diagnostics) => {
                 failed = true;
                 println!("{diagnostics}");

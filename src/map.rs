@@ -21,6 +21,10 @@ pub struct MappingArgs {
     /// Region for national phone numbers when an event's `context.locale` has none (e.g. GB).
     #[arg(long, value_name = "CC")]
     default_region: Option<String>,
+    /// The workspace has MoEngage's object data type: send object and array-of-objects attributes
+    /// as they are. Default: flattened, as on most accounts (see the integration's `object_data`).
+    #[arg(long)]
+    pub object_data: bool,
 }
 
 impl MappingArgs {
@@ -46,6 +50,9 @@ impl MappingArgs {
                 }
             },
         };
+        for warning in compiled.warnings() {
+            eprint!("{warning}");
+        }
         for event in &self.enabled {
             if !compiled.maps(event) {
                 eprintln!(
@@ -53,7 +60,9 @@ impl MappingArgs {
                 );
             }
         }
-        let mut mapper = Mapper::new(Arc::new(compiled)).with_default_region(default_region);
+        let mut mapper = Mapper::new(Arc::new(compiled))
+            .with_default_region(default_region)
+            .with_object_data(self.object_data);
         if !self.enabled.is_empty() {
             mapper = mapper.with_enabled(self.enabled.iter().cloned());
         }

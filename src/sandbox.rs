@@ -19,6 +19,10 @@ pub struct SandboxArgs {
     /// Answer 403 (account suspended) to this workspace's correctly signed requests (repeatable).
     #[arg(long, value_name = "ID")]
     suspended: Vec<String>,
+    /// This workspace has MoEngage's object data type (repeatable): it keeps object and
+    /// array-of-objects attributes, which other workspaces ignore as MoEngage does.
+    #[arg(long, value_name = "ID")]
+    object_data: Vec<String>,
     /// Events accepted per workspace per minute before answering 429.
     #[arg(long, value_name = "N", default_value_t = moengage::EVENTS_PER_MINUTE)]
     per_minute: u32,
@@ -67,6 +71,7 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 pub fn run(args: &SandboxArgs) -> ExitCode {
     let mut config = SandboxConfig {
         suspended: args.suspended.clone(),
+        object_data: args.object_data.clone(),
         per_window: args.per_minute,
         window: Duration::from_secs(args.window_secs),
         faults: Faults {
@@ -101,6 +106,7 @@ pub fn run(args: &SandboxArgs) -> ExitCode {
         println!("MoEngage sandbox listening on http://{address}");
         for (id, _) in &config.workspaces {
             println!("  POST http://{address}/v1/event/{id}   (Basic auth: the workspace id and its key)");
+            println!("  GET  http://{address}/sandbox/workspaces/{id}/customers/CUSTOMER_ID   (the profile and actions as kept)");
             println!("  GET  http://{address}/sandbox/workspaces/{id}/customers/CUSTOMER_ID/actions");
         }
         println!("  GET  http://{address}/sandbox/stats");

@@ -100,7 +100,8 @@ impl Target {
                 ));
             }
         };
-        let destination = MoEngageDestination::new(credentials, endpoint, args.per_minute);
+        let destination = MoEngageDestination::new(credentials, endpoint, args.per_minute)
+            .with_object_data(args.mapping.object_data);
         let shown_as = destination.shown_as();
         Ok(Target { destination: Arc::new(destination), shown_as })
     }

@@ -135,6 +135,11 @@ async fn serve(args: &ServeArgs) -> ExitCode {
     let stop = crate::stop::requested();
     let reloading = server::Reloading { load: args.reloader(), hangups: crate::stop::hangups() };
     banner(&config, &listeners, &destination);
+    for pipeline in &config.pipelines {
+        for warning in pipeline.blueprint.warnings() {
+            tracing::warn!(pipeline = %pipeline.name, "{}", warning.headline());
+        }
+    }
     for source in &config.sources {
         if !config.pipelines.iter().any(|pipeline| pipeline.source == source.name) {
             tracing::warn!(source = %source.name, "no pipeline takes this source's events: they are accepted and not delivered");

@@ -80,14 +80,18 @@ fn retail_preset_with_enabled_events_and_default_region() {
 
 #[test]
 fn reserved_prefix_and_oversized_events_are_dropped() {
-    let oversized = format!(
-        r#"{{"type":"track","event":"Order Completed","user_id":"u1","properties":{{"notes":"{}"}}}}"#,
-        "n".repeat(140_000)
-    );
+    // Within every one of MoEngage's limits (six arrays of 50 strings of 500 characters), and still
+    // over 128 KB.
+    let notes: serde_json::Map<String, Value> =
+        (0..6).map(|n| (format!("notes_{n}"), Value::from(vec!["n".repeat(500); 50]))).collect();
+    let oversized = serde_json::json!({"type": "track", "event": "Order Completed", "user_id": "u1", "properties": notes});
     let input = format!("{{\"type\":\"track\",\"event\":\"moe_sync\",\"user_id\":\"u1\"}}\n{oversized}\n");
     let run = signal_map(&["--blueprint", "crates/blueprint/tests/fixtures/valid/everything.yaml"], &input);
     let lines: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
     assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["dropped"]["code"], "reserved_prefix");
+    assert_eq!(lines[1]["dropped"]["code"], "payload_too_large");
+    assert!(run.stderr.is_empty(), "nothing was cut: {}", run.stderr);
     insta::assert_json_snapshot!(lines);
 }
 

@@ -152,8 +152,9 @@ fn every_metric_the_readme_lists_is_served_with_its_labels() {
     let file = config(dir.path(), "k6", &sandbox.base, "preset: retail", "");
     let serve = ServeProcess::start(&["--config", &file], &[]);
     let http = Http::new();
+    let long_note = "n".repeat(513);
     let body = json!({"batch": [
-        {"type": "track", "event": "Signed Up", "user_id": "u1", "message_id": "m-1"},
+        {"type": "track", "event": "Signed Up", "user_id": "u1", "message_id": "m-1", "properties": {"note": long_note}},
         {"type": "track", "event": "Signed Up", "user_id": "u1", "message_id": "m-1"},
         {"type": "track", "event": "Wishlist Viewed", "user_id": "u2"},
         {"type": "nonsense"},
@@ -173,6 +174,7 @@ fn every_metric_the_readme_lists_is_served_with_its_labels() {
         ("signal_events_dropped_total{pipeline=\"site\",code=\"not_in_blueprint\"}", 1),
         ("signal_events_dropped_total{pipeline=\"site\",code=\"invalid_event\"}", 1),
         ("signal_events_delivered_total{pipeline=\"site\"}", 1),
+        ("signal_event_warnings_total{pipeline=\"site\",code=\"value_truncated\"}", 1),
     ] {
         assert_eq!(metric(&http, &serve, line), value, "{line}");
     }

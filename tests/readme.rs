@@ -51,6 +51,9 @@ fn every_diagnostic_and_drop_code_is_in_a_table() {
     for code in blueprint::DropCode::ALL {
         assert!(README.contains(&format!("| `{}` |", code.as_str())), "README lacks drop code `{code}`");
     }
+    for code in blueprint::WarningCode::ALL {
+        assert!(README.contains(&format!("| `{}` |", code.as_str())), "README lacks warning code `{}`", code.as_str());
+    }
 }
 
 #[test]

@@ -3,7 +3,10 @@
 //! measured pass's instructions under valgrind, which, unlike time, does not vary with the machine's
 //! load.
 //!
-//! `cargo run --release -p blueprint --example map_corpus -- (map|baseline) CORPUS [BLUEPRINT]`
+//! `cargo run --release -p blueprint --example map_corpus -- (map|map-objects|baseline) CORPUS [BLUEPRINT]`
+//!
+//! `map` maps for a workspace without MoEngage's object data type (the default: objects are
+//! flattened), `map-objects` for one with it (objects pass; only the limits are checked).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -44,7 +47,7 @@ fn pass(work: &Work, lines: &[&str]) -> usize {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(corpus)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: map_corpus (map|baseline) CORPUS [BLUEPRINT]");
+        eprintln!("usage: map_corpus (map|map-objects|baseline) CORPUS [BLUEPRINT]");
         return ExitCode::from(2);
     };
     let text = match std::fs::read_to_string(corpus) {
@@ -62,7 +65,7 @@ fn main() -> ExitCode {
                 let _ = serde_json::to_writer(&mut *sink, &value);
             }
         }),
-        "map" => {
+        "map" | "map-objects" => {
             let compiled = match blueprint::compile_file(Path::new(blueprint_path)) {
                 Ok(compiled) => compiled,
                 Err(diagnostics) => {
@@ -70,7 +73,9 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let mapper = Mapper::new(Arc::new(compiled)).with_default_region(PhoneRegion::parse("GB"));
+            let mapper = Mapper::new(Arc::new(compiled))
+                .with_default_region(PhoneRegion::parse("GB"))
+                .with_object_data(mode == "map-objects");
             mapper.warm_up();
             let body = std::cell::RefCell::new(Vec::new());
             let warnings = std::cell::RefCell::new(Vec::new());
@@ -84,7 +89,7 @@ fn main() -> ExitCode {
             })
         }
         other => {
-            eprintln!("unknown mode {other}: use map or baseline");
+            eprintln!("unknown mode {other}: use map, map-objects or baseline");
             return ExitCode::from(2);
         }
     };

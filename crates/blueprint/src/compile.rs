@@ -99,6 +99,8 @@ struct Layer {
 #[derive(Default)]
 struct Compiler {
     diagnostics: Vec<Diagnostic>,
+    /// Diagnostics that do not stop the blueprint from compiling.
+    warnings: Vec<Diagnostic>,
     /// What to report, and where in the named file, if nothing provides a `customer_id`.
     missing_customer_id: Option<Diagnostic>,
     files: Vec<String>,
@@ -317,7 +319,37 @@ impl Compiler {
                 attributes.push((attribute.clone().into_boxed_str(), compiled));
             }
         }
+        let mut object_arrays = Vec::new();
+        for (attribute, fields) in mapping.object_arrays.iter().flatten() {
+            let array_pointer = format!("{pointer}/object_arrays/{}", escape_pointer_segment(attribute));
+            let mut taken = Vec::new();
+            for (field, sent) in fields {
+                let field_pointer = format!("{array_pointer}/{}", escape_pointer_segment(field));
+                self.check_reserved(context, &field_pointer, sent, "attribute");
+                taken.push((field.clone().into_boxed_str(), sent.clone().into_boxed_str()));
+            }
+            object_arrays.push((attribute.clone().into_boxed_str(), taken));
+        }
+        let shown_action = mapping.action.as_deref().unwrap_or(name);
+        if shown_action.contains('.') && name != CATCH_ALL {
+            let (at, diagnostic_pointer) = match &mapping.action {
+                Some(_) => ("value", format!("{pointer}/action")),
+                None => ("key", pointer.to_owned()),
+            };
+            let message = format!(
+                "the action name `{shown_action}` has a `.`, which MoEngage turns into a space: it is sent as `{}`",
+                shown_action.replace('.', " ")
+            );
+            let hint = Some("write the name MoEngage will show, without `.`, in `action:`".to_owned());
+            let warning = if at == "key" {
+                context.key(&diagnostic_pointer, DiagnosticKind::PeriodInName, message, hint)
+            } else {
+                context.value(&diagnostic_pointer, DiagnosticKind::PeriodInName, message, hint)
+            };
+            self.warnings.push(warning);
+        }
         Some(CompiledEvent {
+            object_arrays,
             action: mapping.action.clone().map(String::into_boxed_str),
             platform: mapping.platform.clone().map(String::into_boxed_str),
             pass_through: mapping.pass_through.unwrap_or(true),
@@ -434,7 +466,9 @@ impl Compiler {
         let platform: Box<str> = merged.platform.unwrap_or_else(|| "web".into()).into_boxed_str();
         let mut events = merged.events;
         let catch_all = events.remove(CATCH_ALL);
+        self.warnings.sort_by(|a, b| (&a.file, a.position).cmp(&(&b.file, b.position)));
         Ok(Blueprint {
+            warnings: self.warnings,
             files: self.files,
             platform,
             customer_id,

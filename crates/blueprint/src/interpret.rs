@@ -15,7 +15,9 @@ use serde_json::Value;
 use crate::event::{CallType, Event, JsonKind, Raw, RawObject, time_zone, write_str};
 use crate::path::{FieldPath, Step};
 use crate::phone::{PhoneNormaliser, PhoneRegion};
+use crate::keep;
 use crate::{Blueprint, CompiledEvent, CompiledSource, MAX_BODY_BYTES, Origin, RESERVED_PREFIX, Transform};
+use moengage::MAX_ATTRIBUTES;
 
 /// Why an event was not delivered. Each dropped event has exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,6 +107,21 @@ pub enum WarningCode {
     InvalidTimezone,
     /// A `timestamp` in the future was replaced by the time Signal received the event.
     FutureTimestamp,
+    /// A string value over MoEngage's 512 characters was cut to 512, as MoEngage would cut it.
+    ValueTruncated,
+    /// A URL over 512 characters was left out: MoEngage refuses it rather than cut it.
+    UrlTooLong,
+    /// An action or attribute name over MoEngage's 200 characters was cut to 200.
+    NameTruncated,
+    /// An array over MoEngage's 50 elements was cut to its first 50.
+    ArrayTruncated,
+    /// An array of values of different kinds (or of arrays) was left out: MoEngage keeps arrays of
+    /// one kind only, and making it one would change values.
+    MixedArray,
+    /// Attributes past MoEngage's 100 per event were left out.
+    TooManyAttributes,
+    /// A `.` in the action name was sent as a space, as MoEngage stores it.
+    PeriodInName,
 }
 
 impl WarningCode {
@@ -115,8 +132,30 @@ impl WarningCode {
             WarningCode::InvalidPhone => "invalid_phone",
             WarningCode::InvalidTimezone => "invalid_timezone",
             WarningCode::FutureTimestamp => "future_timestamp",
+            WarningCode::ValueTruncated => "value_truncated",
+            WarningCode::UrlTooLong => "url_too_long",
+            WarningCode::NameTruncated => "name_truncated",
+            WarningCode::ArrayTruncated => "array_truncated",
+            WarningCode::MixedArray => "mixed_array",
+            WarningCode::TooManyAttributes => "too_many_attributes",
+            WarningCode::PeriodInName => "period_in_name",
         }
     }
+
+    /// Every code, in documentation order.
+    pub const ALL: [WarningCode; 11] = [
+        WarningCode::ReservedAttribute,
+        WarningCode::InvalidPhone,
+        WarningCode::InvalidTimezone,
+        WarningCode::FutureTimestamp,
+        WarningCode::ValueTruncated,
+        WarningCode::UrlTooLong,
+        WarningCode::NameTruncated,
+        WarningCode::ArrayTruncated,
+        WarningCode::MixedArray,
+        WarningCode::TooManyAttributes,
+        WarningCode::PeriodInName,
+    ];
 }
 
 /// Something left out of a delivered event.
@@ -161,12 +200,26 @@ pub struct Mapper {
     enabled: Option<HashSet<String>>,
     default_region: Option<PhoneRegion>,
     phones: PhoneNormaliser,
+    object_data: bool,
 }
 
 impl Mapper {
     /// Maps with every event of the blueprint enabled and no default region.
     pub fn new(blueprint: Arc<Blueprint>) -> Self {
-        Mapper { blueprint, enabled: None, default_region: None, phones: PhoneNormaliser::default() }
+        Mapper {
+            blueprint,
+            enabled: None,
+            default_region: None,
+            phones: PhoneNormaliser::default(),
+            object_data: false,
+        }
+    }
+
+    /// Whether the workspace keeps object values (MoEngage's object data type). Without it (the
+    /// default, as on most accounts) objects and arrays of objects are flattened before sending.
+    pub fn with_object_data(mut self, object_data: bool) -> Self {
+        self.object_data = object_data;
+        self
     }
 
     /// Only these events are delivered; the other mapped ones are dropped with `not_enabled`.
@@ -258,6 +311,7 @@ impl Mapper {
                 format!("the action `{action}` begins with `moe_`, which MoEngage reserves"),
             ));
         }
+        let action = keep::kept_action(action, warnings);
 
         let state =
             EventState { event: &event, line, whole: OnceCell::new(), region: OnceCell::new(), mapper: self };
@@ -274,10 +328,10 @@ impl Mapper {
 
         out.extend_from_slice(b"{\"type\":\"event\",\"customer_id\":");
         out.extend_from_slice(customer_id.as_bytes());
-        state.write_group(out, b",\"user_identifiers\":{", &blueprint.user_identifiers, warnings);
-        state.write_group(out, b",\"attributes\":{", &blueprint.user_attributes, warnings);
+        state.write_group(out, b",\"user_identifiers\":{", &blueprint.user_identifiers, false, warnings);
+        state.write_group(out, b",\"attributes\":{", &blueprint.user_attributes, true, warnings);
         out.extend_from_slice(b",\"actions\":[{\"action\":");
-        write_str(out, action);
+        write_str(out, &action);
         out.extend_from_slice(b",\"platform\":");
         write_str(out, mapping.platform.as_deref().unwrap_or(&blueprint.platform));
         out.extend_from_slice(b",\"attributes\":{");
@@ -327,17 +381,37 @@ impl Mapper {
                 ),
             ));
         }
-        Ok(action.to_owned())
+        Ok(action.into_owned())
     }
 }
 
 /// A value found for a source: JSON text borrowed from the event or blueprint, or built for it.
-enum Found<'x> {
+pub(crate) enum Found<'x> {
     Raw(Raw<'x>),
     Built(String),
 }
 
 impl Found<'_> {
+    /// The value's text, scanned as the event's own values are.
+    pub(crate) fn raw(&self) -> Raw<'_> {
+        match self {
+            Found::Raw(raw) => *raw,
+            Found::Built(text) => Raw::trusted(text),
+        }
+    }
+
+    /// The same value, owning its text.
+    pub(crate) fn into_owned(self) -> Found<'static> {
+        match self {
+            Found::Raw(raw) => {
+                let mut out = Vec::with_capacity(raw.get().len());
+                raw.write_compact(&mut out);
+                Found::Built(String::from_utf8(out).unwrap_or_default())
+            }
+            Found::Built(text) => Found::Built(text),
+        }
+    }
+
     fn json(&self) -> &str {
         match self {
             Found::Raw(raw) => raw.get(),
@@ -345,7 +419,7 @@ impl Found<'_> {
         }
     }
 
-    fn kind(&self) -> JsonKind {
+    pub(crate) fn kind(&self) -> JsonKind {
         match self {
             Found::Raw(raw) => raw.kind(),
             Found::Built(text) => Raw::trusted(text).kind(),
@@ -368,7 +442,7 @@ impl Found<'_> {
     }
 }
 
-fn built_string(text: &str) -> Found<'static> {
+pub(crate) fn built_string(text: &str) -> Found<'static> {
     let mut out = Vec::with_capacity(text.len() + 2);
     write_str(&mut out, text);
     Found::Built(String::from_utf8(out).unwrap_or_default())
@@ -482,19 +556,23 @@ impl<'x> EventState<'x> {
         })
     }
 
-    /// Writes `prefix` and the group's members and `}`, or nothing when none has a value.
+    /// Writes `prefix` and the group's members and `}`, or nothing when none has a value. `kept`:
+    /// values are held to what MoEngage keeps of attributes.
     fn write_group(
         &self,
         out: &mut Vec<u8>,
         prefix: &[u8],
         members: &'x [(Box<str>, CompiledSource)],
+        kept: bool,
         warnings: &mut Vec<Warning>,
     ) {
         let start = out.len();
         out.extend_from_slice(prefix);
         let mut written = 0;
         for (name, source) in members {
-            if let Some(found) = self.resolve(source, warnings) {
+            let found = self.resolve(source, warnings);
+            let found = if kept { found.and_then(|found| keep::kept_value(name, found, warnings)) } else { found };
+            if let Some(found) = found {
                 if written > 0 {
                     out.push(b',');
                 }
@@ -536,12 +614,18 @@ impl<'x> EventState<'x> {
                 });
                 continue;
             }
-            attributes.insert(name, Found::Raw(*value), priority);
+            self.insert_kept(&mut attributes, mapping, name, Found::Raw(*value), priority, warnings);
         }
         for (name, source) in &mapping.attributes {
             if let Some(found) = self.resolve(source, warnings) {
-                attributes.insert(Cow::Borrowed(name), found, Priority::Declared);
+                self.insert_kept(&mut attributes, mapping, Cow::Borrowed(name), found, Priority::Declared, warnings);
             }
+        }
+        if attributes.entries.len() > MAX_ATTRIBUTES {
+            let left_out: Vec<&str> =
+                attributes.entries[MAX_ATTRIBUTES..].iter().map(|(name, _, _)| name.as_ref()).collect();
+            warnings.push(keep::too_many(&left_out));
+            attributes.entries.truncate(MAX_ATTRIBUTES);
         }
         for (index, (name, found, _)) in attributes.entries.iter().enumerate() {
             if index > 0 {
@@ -550,6 +634,49 @@ impl<'x> EventState<'x> {
             write_str(out, name);
             out.push(b':');
             found.write(out);
+        }
+    }
+}
+
+impl<'x> EventState<'x> {
+    /// Adds an action attribute as MoEngage keeps it: flattened for a workspace without object
+    /// data, its name and value held to MoEngage's limits, or left out with a warning.
+    fn insert_kept(
+        &self,
+        attributes: &mut AttributeSet<'x>,
+        mapping: &'x CompiledEvent,
+        name: Cow<'x, str>,
+        found: Found<'x>,
+        priority: Priority,
+        warnings: &mut Vec<Warning>,
+    ) {
+        if !self.mapper.object_data {
+            match keep::shape(&found) {
+                keep::Shape::Plain => {}
+                keep::Shape::Mixed => {
+                    warnings.push(keep::mixed_warning(&name, &found));
+                    return;
+                }
+                keep::Shape::Nested => {
+                    let taken =
+                        mapping.object_arrays.iter().find(|(array, _)| **array == *name).map(|(_, taken)| &taken[..]);
+                    let leaves: Vec<(String, Found<'x>)> = match &found {
+                        Found::Raw(raw) => keep::flattened(&name, *raw, taken, warnings),
+                        Found::Built(text) => keep::flattened(&name, Raw::trusted(text), taken, warnings)
+                            .into_iter()
+                            .map(|(leaf, value)| (leaf, value.into_owned()))
+                            .collect(),
+                    };
+                    for (leaf, value) in leaves {
+                        attributes.insert(keep::kept_name(Cow::Owned(leaf), "attribute", warnings), value, priority);
+                    }
+                    return;
+                }
+            }
+        }
+        let name = keep::kept_name(name, "attribute", warnings);
+        if let Some(found) = keep::kept_value(&name, found, warnings) {
+            attributes.insert(name, found, priority);
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod compile;
 pub mod event;
 pub mod interpret;
+mod keep;
 pub mod model;
 pub mod path;
 pub mod phone;
@@ -35,6 +36,8 @@ pub use moengage::MAX_BODY_BYTES;
 #[derive(Debug)]
 pub struct Blueprint {
     files: Vec<String>,
+    /// What the compiler noticed that does not stop the blueprint from working.
+    warnings: Vec<Diagnostic>,
     platform: Box<str>,
     customer_id: CompiledSource,
     user_identifiers: Vec<(Box<str>, CompiledSource)>,
@@ -47,6 +50,12 @@ impl Blueprint {
     /// The files it was compiled from, the named one first.
     pub fn files(&self) -> &[String] {
         &self.files
+    }
+
+    /// What the compiler noticed that does not stop the blueprint from working, such as an action
+    /// name MoEngage will change; each shown as `FILE:LINE:COL: warning[CODE]: ...`.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
     }
 
     /// The Signal event names it maps, sorted.
@@ -78,6 +87,8 @@ pub(crate) struct CompiledEvent {
     rename: Vec<(Box<str>, Box<str>)>,
     exclude: Vec<Box<str>>,
     attributes: Vec<(Box<str>, CompiledSource)>,
+    /// Attribute name → the (field, name sent) pairs taken from its array of objects.
+    object_arrays: Vec<(Box<str>, Vec<(Box<str>, Box<str>)>)>,
 }
 
 /// Where a value comes from, compiled.

@@ -83,6 +83,16 @@ pub struct EventMapping {
     /// Further action attributes, each from a field path or a constant, e.g.
     /// `url: $.context.page.url`. They win over a passed-through property of the same name.
     pub attributes: Option<BTreeMap<String, ValueSource>>,
+
+    /// How an array of objects is sent to a workspace without MoEngage's object data type (the
+    /// integration's `object_data: false`, the default, where MoEngage rejects object values).
+    /// Keyed by the attribute holding the array (its name as sent, after `rename`): the fields
+    /// taken from its elements, each sent as one array under the name given —
+    /// `products: {sku: product_sku}` sends `product_sku: ["SKU-1", "SKU-2"]`, so a segment can
+    /// ask for "bought SKU-1". Fields not listed are left out. An array of objects not listed here
+    /// is sent as one array per field, named `ATTRIBUTE_FIELD`. With `object_data: true` the array
+    /// is sent as it is.
+    pub object_arrays: Option<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 /// Where a value comes from: a JSONPath into the event, written as a string (`$.traits.email`), or a

@@ -31,6 +31,11 @@ pub enum JsonKind {
 }
 
 impl JsonKind {
+    /// Its bit in [`ItemSummary::kinds`].
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
     /// How error messages name it.
     pub fn name(self) -> &'static str {
         match self {
@@ -44,6 +49,30 @@ impl JsonKind {
     }
 }
 
+/// What the scan of an array saw of its items, so that a check of their kinds, number or length
+/// need not scan the array again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ItemSummary {
+    /// How many items.
+    pub count: u32,
+    /// One bit per [`JsonKind`] present (see [`JsonKind::bit`]).
+    pub kinds: u8,
+    /// The JSON length, quotes included, of the longest string item.
+    pub longest_string: u32,
+}
+
+impl ItemSummary {
+    /// Counts one more item.
+    pub fn add(&mut self, item: &Raw<'_>) {
+        self.count = self.count.saturating_add(1);
+        let kind = item.kind();
+        self.kinds |= kind.bit();
+        if kind == JsonKind::String {
+            self.longest_string = self.longest_string.max(u32::try_from(item.json.len()).unwrap_or(u32::MAX));
+        }
+    }
+}
+
 /// The text of one valid JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Raw<'a> {
@@ -52,12 +81,19 @@ pub struct Raw<'a> {
     compact: bool,
     /// A string with at least one escape (so it cannot be borrowed as is).
     escaped: bool,
+    /// For an array scanned as part of a document: what its items are.
+    items: Option<ItemSummary>,
 }
 
 impl<'a> Raw<'a> {
     /// A value known to be valid, compact JSON (for example from `serde_json::to_string`).
     pub fn trusted(json: &'a str) -> Raw<'a> {
-        Raw { json, compact: true, escaped: memchr::memchr(b'\\', json.as_bytes()).is_some() }
+        Raw { json, compact: true, escaped: memchr::memchr(b'\\', json.as_bytes()).is_some(), items: None }
+    }
+
+    /// For an array scanned as part of a document, what its items are; `None` otherwise.
+    pub fn item_summary(&self) -> Option<ItemSummary> {
+        self.items
     }
 
     /// The JSON text.
@@ -103,6 +139,31 @@ impl<'a> Raw<'a> {
         let members = scanner.object_members(0)?;
         scanner.end()?;
         Ok(members)
+    }
+
+    /// Calls `member` with each member of each object in an array value, in order: the item's
+    /// index, the member's name and its value. An item that is not an object is passed whole, with
+    /// no name. One scan, however deep the items.
+    pub fn each_item_member(&self, mut member: impl FnMut(usize, Option<&str>, Raw<'a>)) -> Result<(), ScanError> {
+        let mut scanner = Scanner::new(self.json);
+        scanner.whitespace();
+        let mut index = 0;
+        scanner.items(|scanner| {
+            if scanner.peek() == Some(b'{') {
+                scanner.members(|scanner, key| {
+                    let key = scanner.decode_key(key)?;
+                    let value = scanner.value(2)?;
+                    member(index, Some(&key), value);
+                    Ok(())
+                })?;
+            } else {
+                let value = scanner.value(1)?;
+                member(index, None, value);
+            }
+            index += 1;
+            Ok(())
+        })?;
+        scanner.end()
     }
 
     /// The items of an array value.
@@ -216,7 +277,7 @@ pub fn top_level<'a, const N: usize>(
                 let compact = !scanner.spaced;
                 scanner.spaced = outer_spaced || !compact;
                 let json = scanner.text.get(start..scanner.pos).unwrap_or_default();
-                top.spans[slot] = Some(Raw { json, compact, escaped: false });
+                top.spans[slot] = Some(Raw { json, compact, escaped: false, items: None });
             }
             Some(slot) => {
                 let value = scanner.value(1)?;
@@ -372,10 +433,11 @@ impl<'a> Scanner<'a> {
     fn value(&mut self, depth: usize) -> Result<Raw<'a>, ScanError> {
         let start = self.pos;
         let outer_spaced = std::mem::replace(&mut self.spaced, false);
+        let mut items = None;
         match self.peek() {
             Some(b'"') => return self.string().inspect(|_| self.spaced = outer_spaced),
             Some(b'{') => self.container(depth, b'{')?,
-            Some(b'[') => self.container(depth, b'[')?,
+            Some(b'[') => items = Some(self.array(depth)?),
             Some(b't') => self.literal(b"true")?,
             Some(b'f') => self.literal(b"false")?,
             Some(b'n') => self.literal(b"null")?,
@@ -386,7 +448,19 @@ impl<'a> Scanner<'a> {
         // White space inside this value is also inside whatever contains it.
         self.spaced = outer_spaced || !compact;
         let json = self.text.get(start..self.pos).unwrap_or_default();
-        Ok(Raw { json, compact, escaped: false })
+        Ok(Raw { json, compact, escaped: false, items })
+    }
+
+    fn array(&mut self, depth: usize) -> Result<ItemSummary, ScanError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.error("nested deeper than 128 levels"));
+        }
+        let mut summary = ItemSummary::default();
+        self.items(|scanner| {
+            summary.add(&scanner.value(depth + 1)?);
+            Ok(())
+        })?;
+        Ok(summary)
     }
 
     fn container(&mut self, depth: usize, open: u8) -> Result<(), ScanError> {
@@ -412,7 +486,7 @@ impl<'a> Scanner<'a> {
                 Some(b'"') => {
                     self.pos = pos + 1;
                     let json = self.text.get(start..self.pos).unwrap_or_default();
-                    return Ok(Raw { json, compact: true, escaped });
+                    return Ok(Raw { json, compact: true, escaped, items: None });
                 }
                 Some(b'\\') => {
                     escaped = true;

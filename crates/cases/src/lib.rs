@@ -43,6 +43,7 @@ pub struct Suite {
     spans: SpanIndex,
     received_at: jiff::Timestamp,
     default_region: Option<PhoneRegion>,
+    object_data: bool,
     enabled: Option<Vec<String>>,
     cases: Vec<Case>,
 }
@@ -430,6 +431,7 @@ pub fn check(file: &str, text: String, base: &Path) -> Result<Suite, Diagnostics
         spans,
         received_at,
         default_region,
+        object_data: parsed.object_data.unwrap_or(false),
         enabled: parsed.enabled_events,
         cases,
     })
@@ -549,7 +551,8 @@ impl Suite {
 
     /// Runs every case through `compiled` (its blueprint, compiled), in order.
     pub fn run(&self, compiled: Arc<blueprint::Blueprint>) -> Vec<CaseResult> {
-        let mut mapper = Mapper::new(compiled).with_default_region(self.default_region);
+        let mut mapper =
+            Mapper::new(compiled).with_default_region(self.default_region).with_object_data(self.object_data);
         if let Some(enabled) = &self.enabled {
             mapper = mapper.with_enabled(enabled.iter().cloned());
         }

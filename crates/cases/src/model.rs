@@ -26,6 +26,11 @@ pub struct CaseFile {
     /// country, as an ISO 3166 code such as `GB` (as a pipeline's `default_region`).
     pub default_region: Option<String>,
 
+    /// Whether the cases run for a workspace with MoEngage's object data type (as an integration's
+    /// `object_data`): objects and arrays of objects are then sent as they are. Default `false`:
+    /// they are flattened, as on most accounts.
+    pub object_data: Option<bool>,
+
     /// The events a pipeline would deliver (as a pipeline's `enabled_events`); others the
     /// blueprint maps are dropped with `not_enabled`. Default: every event the blueprint maps.
     pub enabled_events: Option<Vec<String>>,

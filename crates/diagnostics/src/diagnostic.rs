@@ -39,11 +39,13 @@ pub enum DiagnosticKind {
     /// Configuration: a value of the right type that cannot be used, such as a data center that
     /// does not exist or an address that does not parse.
     InvalidValue,
+    /// An action name holds a `.`, which MoEngage turns into a space (a warning).
+    PeriodInName,
 }
 
 impl DiagnosticKind {
     /// Every kind, in documentation order.
-    pub const ALL: [DiagnosticKind; 15] = [
+    pub const ALL: [DiagnosticKind; 16] = [
         DiagnosticKind::Io,
         DiagnosticKind::YamlSyntax,
         DiagnosticKind::DuplicateKey,
@@ -59,6 +61,7 @@ impl DiagnosticKind {
         DiagnosticKind::EnvVarMissing,
         DiagnosticKind::UnknownName,
         DiagnosticKind::InvalidValue,
+        DiagnosticKind::PeriodInName,
     ];
 
     /// The stable code printed in `error[CODE]`.
@@ -79,7 +82,13 @@ impl DiagnosticKind {
             DiagnosticKind::EnvVarMissing => "env_var_missing",
             DiagnosticKind::UnknownName => "unknown_name",
             DiagnosticKind::InvalidValue => "invalid_value",
+            DiagnosticKind::PeriodInName => "period_in_name",
         }
+    }
+
+    /// Whether it is a warning, which does not stop a file from being used, rather than an error.
+    pub fn is_warning(self) -> bool {
+        matches!(self, DiagnosticKind::PeriodInName)
     }
 }
 
@@ -104,10 +113,11 @@ impl Diagnostic {
     /// The first line: `FILE:LINE:COL: error[CODE]: message`.
     pub fn headline(&self) -> String {
         format!(
-            "{}:{}:{}: error[{}]: {}",
+            "{}:{}:{}: {}[{}]: {}",
             self.file,
             self.position.line,
             self.position.column,
+            if self.kind.is_warning() { "warning" } else { "error" },
             self.kind.code(),
             self.message
         )

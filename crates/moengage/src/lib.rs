@@ -22,6 +22,25 @@ pub const MAX_BODY_BYTES: usize = 131_072;
 /// MoEngage's rate limit per workspace.
 pub const EVENTS_PER_MINUTE: u32 = 30_000;
 
+/// What MoEngage keeps of a request it answers 200 for (its data tracking policy): a string value
+/// is cut to this many characters, and a URL longer than this is not kept at all.
+pub const MAX_VALUE_CHARS: usize = 512;
+
+/// Event (action) and attribute names are cut to this many characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// An array attribute keeps at most this many elements, all of one kind.
+pub const MAX_ARRAY_ITEMS: usize = 50;
+
+/// At most this many attributes of one event are kept.
+pub const MAX_ATTRIBUTES: usize = 100;
+
+/// Whether a string value is a URL, which MoEngage refuses rather than cuts when it is too long.
+pub fn is_url(text: &str) -> bool {
+    let head = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    head.starts_with("http://") || head.starts_with("https://")
+}
+
 /// The data centres, as written in the dashboard URL (`dashboard-01.moengage.com` → `01`).
 pub const DATA_CENTERS: [&str; 7] = ["01", "02", "03", "04", "05", "06", "101"];
 
@@ -288,6 +307,8 @@ pub struct MoEngageDestination {
     /// The base URL that replaces MoEngage's host (a sandbox, a proxy), when one does; as shown.
     endpoint_base: Option<String>,
     rate_limit: sender::RateLimit,
+    /// Whether the workspace has MoEngage's object data type enabled.
+    object_data: bool,
 }
 
 impl MoEngageDestination {
@@ -306,7 +327,15 @@ impl MoEngageDestination {
             shown_url,
             endpoint_base: endpoint_base.map(without_userinfo),
             rate_limit,
+            object_data: false,
         }
+    }
+
+    /// The same destination for a workspace with (or without) MoEngage's object data type, which
+    /// keeps object and array-of-objects attributes; without it they are flattened before sending.
+    pub fn with_object_data(mut self, object_data: bool) -> Self {
+        self.object_data = object_data;
+        self
     }
 
     /// The same destination under another limit, such as a sandbox's scaled-down window in a test.
@@ -341,6 +370,10 @@ impl fmt::Debug for MoEngageDestination {
 impl sender::Destination for MoEngageDestination {
     fn account(&self) -> &str {
         self.credentials.workspace_id()
+    }
+
+    fn keeps_objects(&self) -> bool {
+        self.object_data
     }
 
     fn rate_limit(&self) -> sender::RateLimit {

@@ -34,6 +34,13 @@ pub struct MoEngageSettings {
     /// Send to this base URL instead of MoEngage, e.g. `http://127.0.0.1:8088` for a
     /// `signal sandbox`.
     pub endpoint: Option<String>,
+
+    /// Whether the workspace has MoEngage's object data type (early access, enabled per account on
+    /// request). Default: `false`, as on most accounts, where MoEngage rejects object values: nested
+    /// objects are then sent as one attribute per field (`address_city`) and an array of objects as
+    /// one array per field (`products` → `products_sku: ["SKU-1", "SKU-2"]`, or the names the
+    /// blueprint's `object_arrays` gives). `true`: objects are sent as they are.
+    pub object_data: Option<bool>,
 }
 
 /// A data center as written: text (`"01"`) or a number (`1`, `101`).
@@ -105,7 +112,9 @@ impl DestinationKind for MoEngage {
             Ok(_) if !errors.is_empty() => Err(errors),
             Ok(credentials) => {
                 let per_minute = settings.events_per_minute.unwrap_or(EVENTS_PER_MINUTE);
-                Ok(Arc::new(MoEngageDestination::new(credentials, settings.endpoint.as_deref(), per_minute)))
+                let destination = MoEngageDestination::new(credentials, settings.endpoint.as_deref(), per_minute)
+                    .with_object_data(settings.object_data.unwrap_or(false));
+                Ok(Arc::new(destination))
             }
         }
     }

@@ -1,8 +1,10 @@
 //! A MoEngage emulator for integrators and tests: the Track Event path, Basic auth, answers, bodies
 //! and limits of the real API, faults on demand (500s, 429s with `Retry-After`, slow answers,
-//! dropped connections), the last request bodies it accepted, and a
-//! read-back endpoint that lists the actions accepted for each `customer_id` — the document's
-//! "confirm the action appears under the user's activity" without a MoEngage account.
+//! dropped connections), the last request bodies it accepted, and read-back endpoints that show,
+//! for each `customer_id`, the profile and the actions as MoEngage keeps them — the document's
+//! "confirm the action appears under the user's activity" without a MoEngage account. What is
+//! kept follows MoEngage's data tracking policy (see [`kept_attributes`]), so a test can compare
+//! what was sent (`/requests`) with what was kept.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +18,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use moengage::{ApiKey, EVENTS_PER_MINUTE, MAX_BODY_BYTES};
+use moengage::{
+    ApiKey, EVENTS_PER_MINUTE, MAX_ARRAY_ITEMS, MAX_ATTRIBUTES, MAX_BODY_BYTES, MAX_NAME_CHARS, MAX_VALUE_CHARS,
+    is_url,
+};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -53,6 +59,9 @@ pub struct SandboxConfig {
     pub workspaces: Vec<(String, ApiKey)>,
     /// Workspaces whose account is suspended: their requests, correctly signed, get 403.
     pub suspended: Vec<String>,
+    /// Workspaces with MoEngage's object data type: they keep object and array-of-objects
+    /// attributes, which the others ignore.
+    pub object_data: Vec<String>,
     /// Events accepted per workspace per `window` before 429.
     pub per_window: u32,
     /// The window `per_window` counts in: a minute, as MoEngage's; shorter to test limits quickly.
@@ -67,11 +76,20 @@ impl Default for SandboxConfig {
         SandboxConfig {
             workspaces: vec![("sandbox".into(), ApiKey::new("sandbox-key"))],
             suspended: Vec::new(),
+            object_data: Vec::new(),
             per_window: EVENTS_PER_MINUTE,
             window: Duration::from_secs(60),
             faults: Faults::default(),
         }
     }
+}
+
+/// A customer as MoEngage keeps them.
+#[derive(Default)]
+struct Profile {
+    user_identifiers: serde_json::Map<String, Value>,
+    attributes: serde_json::Map<String, Value>,
+    actions: Vec<Value>,
 }
 
 #[derive(Default)]
@@ -82,8 +100,8 @@ struct Window {
 
 struct Shared {
     config: SandboxConfig,
-    /// (workspace, customer_id) → the actions accepted, in order.
-    store: Mutex<HashMap<(String, String), Vec<Value>>>,
+    /// (workspace, customer_id) → the profile and the actions, as kept.
+    store: Mutex<HashMap<(String, String), Profile>>,
     windows: Mutex<HashMap<String, Window>>,
     /// workspace → the last accepted request bodies, oldest first, at most [`KEPT_REQUESTS`].
     bodies: Mutex<HashMap<String, std::collections::VecDeque<Value>>>,
@@ -135,6 +153,7 @@ pub fn router(config: SandboxConfig) -> Router {
     });
     Router::new()
         .route("/v1/event/{workspace_id}", post(track))
+        .route("/sandbox/workspaces/{workspace_id}/customers/{customer_id}", get(customer))
         .route("/sandbox/workspaces/{workspace_id}/customers/{customer_id}/actions", get(actions))
         .route("/sandbox/workspaces/{workspace_id}/requests", get(requests))
         .route("/sandbox/stats", get(stats))
@@ -301,7 +320,15 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
         return throttled((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1));
     }
     shared.accepted.fetch_add(actions.len() as u64, Ordering::Relaxed);
-    shared.store.lock().await.entry((workspace_id.to_owned(), customer_id)).or_default().extend(actions);
+    let object_data = shared.config.object_data.iter().any(|id| id == workspace_id);
+    let kept = kept_request(body, &payload, object_data);
+    {
+        let mut store = shared.store.lock().await;
+        let profile = store.entry((workspace_id.to_owned(), customer_id)).or_default();
+        profile.user_identifiers.extend(kept.user_identifiers);
+        profile.attributes.extend(kept.attributes);
+        profile.actions.extend(kept.actions);
+    }
     {
         let mut bodies = shared.bodies.lock().await;
         let kept = bodies.entry(workspace_id.to_owned()).or_default();
@@ -380,9 +407,174 @@ async fn actions(
     Path((workspace_id, customer_id)): Path<(String, String)>,
 ) -> Response {
     let store = shared.store.lock().await;
-    let actions = store.get(&(workspace_id.clone(), customer_id.clone())).cloned().unwrap_or_default();
+    let actions = store
+        .get(&(workspace_id.clone(), customer_id.clone()))
+        .map(|profile| profile.actions.clone())
+        .unwrap_or_default();
     axum::Json(json!({"workspace_id": workspace_id, "customer_id": customer_id, "actions": actions}))
         .into_response()
+}
+
+async fn customer(
+    State(shared): State<Arc<Shared>>,
+    Path((workspace_id, customer_id)): Path<(String, String)>,
+) -> Response {
+    let store = shared.store.lock().await;
+    let Some(profile) = store.get(&(workspace_id.clone(), customer_id.clone())) else {
+        return fail(StatusCode::NOT_FOUND, "NotFound", "No such customer in this workspace.");
+    };
+    axum::Json(json!({
+        "workspace_id": workspace_id,
+        "customer_id": customer_id,
+        "user_identifiers": profile.user_identifiers,
+        "attributes": profile.attributes,
+        "actions": profile.actions,
+    }))
+    .into_response()
+}
+
+/// An object's members in the order they were written: what MoEngage keeps of an event's
+/// attributes depends on it (the first 100).
+#[derive(Debug, Default)]
+struct Ordered(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Ordered;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Value>()? {
+                    members.push(member);
+                }
+                Ok(Ordered(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct OrderedRequest {
+    #[serde(default)]
+    attributes: Option<Ordered>,
+    #[serde(default)]
+    actions: Vec<OrderedAction>,
+}
+
+#[derive(Deserialize, Default)]
+struct OrderedAction {
+    #[serde(default)]
+    attributes: Option<Ordered>,
+}
+
+/// What MoEngage keeps of one accepted request.
+struct Kept {
+    user_identifiers: serde_json::Map<String, Value>,
+    attributes: serde_json::Map<String, Value>,
+    actions: Vec<Value>,
+}
+
+fn kept_request(body: &[u8], payload: &Value, object_data: bool) -> Kept {
+    let ordered: OrderedRequest = serde_json::from_slice(body).unwrap_or_default();
+    let user_identifiers = payload.get("user_identifiers").and_then(Value::as_object).cloned().unwrap_or_default();
+    let attributes = ordered.attributes.map(|members| kept_attributes(&members.0, object_data)).unwrap_or_default();
+    let actions = payload
+        .get("actions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(index, action)| {
+            let mut kept = action.clone();
+            if let Some(object) = kept.as_object_mut() {
+                if let Some(name) = object.get("action").and_then(Value::as_str) {
+                    let name = cut(&name.replace('.', " "), MAX_NAME_CHARS);
+                    object.insert("action".into(), Value::String(name));
+                }
+                let members = ordered.actions.get(index).and_then(|action| action.attributes.as_ref());
+                if let Some(members) = members {
+                    object.insert("attributes".into(), Value::Object(kept_attributes(&members.0, object_data)));
+                }
+            }
+            kept
+        })
+        .collect();
+    Kept { user_identifiers, attributes, actions }
+}
+
+/// A request body as MoEngage keeps it: its root `attributes` and each action's name and
+/// attributes held to MoEngage's data tracking policy, the rest as sent. `None` when the body is not
+/// a JSON object.
+pub fn kept_body(body: &[u8], object_data: bool) -> Option<Value> {
+    let mut payload: Value = serde_json::from_slice(body).ok()?;
+    let kept = kept_request(body, &payload, object_data);
+    let object = payload.as_object_mut()?;
+    if object.contains_key("attributes") {
+        object.insert("attributes".into(), Value::Object(kept.attributes));
+    }
+    object.insert("actions".into(), Value::Array(kept.actions));
+    Some(payload)
+}
+
+fn cut(text: &str, characters: usize) -> String {
+    text.chars().take(characters).collect()
+}
+
+/// What MoEngage keeps of attributes written in this order (its data tracking policy): the first
+/// 100 names, each cut to 200 characters; strings cut to 512 characters, but a URL over 512
+/// ignored; arrays of one kind of value only, cut to 50 elements; objects and arrays of objects
+/// only with `object_data` (dictionary values are otherwise rejected).
+pub fn kept_attributes(members: &[(String, Value)], object_data: bool) -> serde_json::Map<String, Value> {
+    let mut kept = serde_json::Map::new();
+    for (name, value) in members {
+        let name = cut(name, MAX_NAME_CHARS);
+        if kept.len() >= MAX_ATTRIBUTES && !kept.contains_key(&name) {
+            continue;
+        }
+        if let Some(value) = kept_value(value, object_data) {
+            kept.insert(name, value);
+        }
+    }
+    kept
+}
+
+fn kept_string(text: &str) -> Option<Value> {
+    if text.chars().count() <= MAX_VALUE_CHARS {
+        return Some(Value::String(text.to_owned()));
+    }
+    (!is_url(text)).then(|| Value::String(cut(text, MAX_VALUE_CHARS)))
+}
+
+fn kept_value(value: &Value, object_data: bool) -> Option<Value> {
+    match value {
+        Value::String(text) => kept_string(text),
+        Value::Object(_) => object_data.then(|| value.clone()),
+        Value::Array(items) => {
+            let kind = |item: &Value| std::mem::discriminant(item);
+            let Some(first) = items.first() else { return Some(value.clone()) };
+            if items.iter().any(|item| kind(item) != kind(first)) || first.is_array() || first.is_null() {
+                return None;
+            }
+            if first.is_object() && !object_data {
+                return None;
+            }
+            let kept = items
+                .iter()
+                .filter_map(|item| match item {
+                    Value::String(text) => kept_string(text),
+                    other => Some(other.clone()),
+                })
+                .take(MAX_ARRAY_ITEMS)
+                .collect();
+            Some(Value::Array(kept))
+        }
+        _ => Some(value.clone()),
+    }
 }
 
 async fn requests(State(shared): State<Arc<Shared>>, Path(workspace_id): Path<String>) -> Response {

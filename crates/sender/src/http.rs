@@ -92,6 +92,11 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
     fn max_body_bytes(&self) -> usize {
         usize::MAX
     }
+    /// Whether attribute values may be objects and arrays of objects. When not, the blueprint
+    /// flattens them into values the destination keeps.
+    fn keeps_objects(&self) -> bool {
+        true
+    }
     /// Where requests go, for people: progress lines, summaries, logs. Never holds a secret.
     fn shown_as(&self) -> String;
     /// The request carrying `body`.

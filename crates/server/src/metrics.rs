@@ -22,6 +22,7 @@ pub struct Metrics {
     failed: Labelled,
     retries: Labelled,
     paused: Labelled,
+    warnings: Labelled,
     latency: Histogram,
     queue_pending: AtomicU64,
     queue_claimed: AtomicU64,
@@ -94,6 +95,12 @@ impl Metrics {
         }
     }
 
+    /// A warning about an event being sent: something changed or left out so that what is sent
+    /// is what the destination keeps.
+    pub fn warned(&self, pipeline: &str, code: &str) {
+        self.warnings.add(vec![("pipeline", pipeline.to_owned()), ("code", code.to_owned())], 1);
+    }
+
     /// An event delivered, `latency` after it was received.
     pub fn delivered(&self, pipeline: &str, latency: Duration) {
         self.delivered.add(vec![("pipeline", pipeline.to_owned())], 1);
@@ -164,6 +171,11 @@ impl Metrics {
             &mut out,
             "signal_events_paused_total",
             "Events set aside while their integration is paused.",
+        );
+        self.warnings.write(
+            &mut out,
+            "signal_event_warnings_total",
+            "Warnings on events sent, by code: a part cut to what the destination keeps, or left out.",
         );
         let _ = writeln!(
             out,

@@ -50,8 +50,9 @@ impl IntegrationWorker {
             .iter()
             .filter(|pipeline| pipeline.integration == integration.name)
             .map(|pipeline| {
-                let mut mapper =
-                    Mapper::new(pipeline.blueprint.clone()).with_default_region(pipeline.default_region);
+                let mut mapper = Mapper::new(pipeline.blueprint.clone())
+                    .with_default_region(pipeline.default_region)
+                    .with_object_data(integration.destination.keeps_objects());
                 if let Some(enabled) = &pipeline.enabled_events {
                     mapper = mapper.with_enabled(enabled.iter().cloned());
                 }
@@ -154,6 +155,9 @@ pub async fn run<Q: Queue>(
                                 };
                                 delivery::send_watched(&sender, &*destination, sent, &note).await
                             });
+                            for warning in &warnings {
+                                shared.metrics.warned(&pipeline.name, warning.code.as_str());
+                            }
                             let warnings = (!warnings.is_empty()).then(|| {
                                 warnings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
                             });

@@ -1,0 +1,379 @@
+//! What MoEngage keeps of a request it answers 200 for (its data tracking policy), applied before
+//! sending so that what is sent is what is kept: objects flattened for workspaces without object
+//! data, long values, names and arrays cut as MoEngage would cut them, what it would ignore left
+//! out. Each change is a warning with its code; a 200 would hide it.
+
+use std::borrow::Cow;
+
+use moengage::{MAX_ARRAY_ITEMS, MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_VALUE_CHARS, is_url};
+
+use crate::event::{JsonKind, Raw, write_str};
+use crate::scan::ItemSummary;
+use crate::interpret::{Found, Warning, WarningCode};
+
+/// The first `limit` characters of `text`, when it has more.
+fn cut_chars(text: &str, limit: usize) -> Option<&str> {
+    // A text of at most `limit` bytes has at most `limit` characters: most names and values stop here.
+    if text.len() <= limit {
+        return None;
+    }
+    text.char_indices().nth(limit).map(|(at, _)| &text[..at])
+}
+
+/// A long name as a warning shows it: its start.
+fn shown(name: &str) -> Cow<'_, str> {
+    match cut_chars(name, 40) {
+        Some(start) => Cow::Owned(format!("{start}…")),
+        None => Cow::Borrowed(name),
+    }
+}
+
+/// The action name MoEngage stores: a `.` becomes a space, and a name over 200 characters is cut.
+pub(crate) fn kept_action<'a>(action: &'a str, warnings: &mut Vec<Warning>) -> Cow<'a, str> {
+    let mut kept = Cow::Borrowed(action);
+    if action.contains('.') {
+        let spaced = action.replace('.', " ");
+        warnings.push(Warning {
+            code: WarningCode::PeriodInName,
+            message: format!(
+                "the action name `{}` has a `.`, which MoEngage turns into a space: sent as `{}`",
+                shown(action),
+                shown(&spaced)
+            ),
+        });
+        kept = Cow::Owned(spaced);
+    }
+    kept_name(kept, "action", warnings)
+}
+
+/// `name` cut to MoEngage's 200 characters, with a warning when it was.
+pub(crate) fn kept_name<'n>(name: Cow<'n, str>, what: &str, warnings: &mut Vec<Warning>) -> Cow<'n, str> {
+    let Some(cut) = cut_chars(&name, MAX_NAME_CHARS) else { return name };
+    warnings.push(Warning {
+        code: WarningCode::NameTruncated,
+        message: format!(
+            "the {what} name `{}` has {} characters; MoEngage keeps {MAX_NAME_CHARS}: sent cut to {MAX_NAME_CHARS}",
+            shown(&name),
+            name.chars().count()
+        ),
+    });
+    Cow::Owned(cut.to_owned())
+}
+
+/// A value as MoEngage keeps it, or `None` where it would ignore it: strings over 512 characters
+/// cut (URLs that long left out, as MoEngage refuses them), arrays of one kind of value and at
+/// most 50 elements. `name` is the attribute's, for warnings.
+pub(crate) fn kept_value<'x>(name: &str, found: Found<'x>, warnings: &mut Vec<Warning>) -> Option<Found<'x>> {
+    match found.kind() {
+        JsonKind::String => kept_string(name, found, warnings),
+        JsonKind::Array => kept_array(name, found, warnings),
+        _ => Some(found),
+    }
+}
+
+/// A string cut to MoEngage's limit, a URL over it refused, or `None`.
+enum LongString {
+    Url(usize),
+    Cut(String, usize),
+}
+
+fn long_string(raw: Raw<'_>) -> Option<LongString> {
+    // Escapes only lengthen the JSON text: a short text is a short string.
+    if raw.get().len() <= MAX_VALUE_CHARS + 2 {
+        return None;
+    }
+    let text = raw.as_str()?;
+    let cut = cut_chars(&text, MAX_VALUE_CHARS)?;
+    let characters = text.chars().count();
+    Some(if is_url(&text) { LongString::Url(characters) } else { LongString::Cut(cut.to_owned(), characters) })
+}
+
+fn kept_string<'x>(name: &str, found: Found<'x>, warnings: &mut Vec<Warning>) -> Option<Found<'x>> {
+    match long_string(found.raw()) {
+        None => Some(found),
+        Some(LongString::Url(characters)) => {
+            warnings.push(Warning {
+                code: WarningCode::UrlTooLong,
+                message: format!(
+                    "`{}` is a URL of {characters} characters; MoEngage refuses URLs over {MAX_VALUE_CHARS}: left out",
+                    shown(name)
+                ),
+            });
+            None
+        }
+        Some(LongString::Cut(cut, characters)) => {
+            warnings.push(Warning {
+                code: WarningCode::ValueTruncated,
+                message: format!(
+                    "`{}` has {characters} characters; MoEngage keeps {MAX_VALUE_CHARS}: sent cut to {MAX_VALUE_CHARS}",
+                    shown(name)
+                ),
+            });
+            Some(crate::interpret::built_string(&cut))
+        }
+    }
+}
+
+fn kind_names(kinds: u8) -> String {
+    let names: Vec<&str> = [JsonKind::Bool, JsonKind::Number, JsonKind::String, JsonKind::Array, JsonKind::Object]
+        .into_iter()
+        .filter(|kind| kinds & kind.bit() != 0)
+        .map(JsonKind::name)
+        .collect();
+    names.join(" and ")
+}
+
+/// The kinds of an array's items, one bit each: from its scan when it has one.
+fn item_kinds(raw: Raw<'_>) -> u8 {
+    match raw.item_summary() {
+        Some(summary) => summary.kinds,
+        None => raw.items().unwrap_or_default().iter().fold(0, |kinds, item| kinds | item.kind().bit()),
+    }
+}
+
+/// Whether items so summed up are kept as they are.
+fn kept_whole(summary: ItemSummary) -> bool {
+    summary.kinds.count_ones() <= 1
+        && summary.kinds & (JsonKind::Null.bit() | JsonKind::Array.bit()) == 0
+        && summary.count as usize <= MAX_ARRAY_ITEMS
+        && summary.longest_string as usize <= MAX_VALUE_CHARS + 2
+}
+
+fn mixed(name: &str, kinds: u8) -> Warning {
+    let holds = if kinds & !JsonKind::Null.bit() == JsonKind::Array.bit() { "arrays".to_owned() } else { kind_names(kinds) };
+    Warning {
+        code: WarningCode::MixedArray,
+        message: format!("`{}` holds {holds}; MoEngage keeps arrays of one kind of value only: left out", shown(name)),
+    }
+}
+
+fn kept_array<'x>(name: &str, found: Found<'x>, warnings: &mut Vec<Warning>) -> Option<Found<'x>> {
+    let raw = found.raw();
+    if raw.item_summary().is_some_and(kept_whole) {
+        return Some(found);
+    }
+    let Ok(items) = raw.items() else { return Some(found) };
+    kept_items(name, &items, warnings).map(|out| Found::Built(String::from_utf8(out).unwrap_or_default()))
+}
+
+/// An array of these items as MoEngage keeps it, as JSON text: nulls left out, the first 50,
+/// strings cut; `None` (with a warning) when they are not all of one kind of value.
+fn kept_items(name: &str, items: &[Raw<'_>], warnings: &mut Vec<Warning>) -> Option<Vec<u8>> {
+    let mut summary = ItemSummary::default();
+    let mut length = 2;
+    for item in items {
+        summary.add(item);
+        length += item.get().len() + 1;
+    }
+    let values = summary.kinds & !JsonKind::Null.bit();
+    if values.count_ones() > 1 || values == JsonKind::Array.bit() {
+        warnings.push(mixed(name, summary.kinds));
+        return None;
+    }
+    let (mut out, mut kept, mut cut, mut urls, mut count) = (Vec::with_capacity(length), 0usize, 0usize, 0usize, 0);
+    out.push(b'[');
+    for item in items.iter().filter(|item| item.kind() != JsonKind::Null) {
+        count += 1;
+        if kept == MAX_ARRAY_ITEMS {
+            continue;
+        }
+        let long = if summary.longest_string as usize > MAX_VALUE_CHARS + 2 { long_string(*item) } else { None };
+        match long {
+            Some(LongString::Url(_)) => {
+                urls += 1;
+                continue;
+            }
+            Some(LongString::Cut(text, _)) => {
+                cut += 1;
+                if kept > 0 {
+                    out.push(b',');
+                }
+                write_str(&mut out, &text);
+            }
+            None => {
+                if kept > 0 {
+                    out.push(b',');
+                }
+                item.write_compact(&mut out);
+            }
+        }
+        kept += 1;
+    }
+    out.push(b']');
+    let name = shown(name);
+    if count > MAX_ARRAY_ITEMS {
+        warnings.push(Warning {
+            code: WarningCode::ArrayTruncated,
+            message: format!(
+                "`{name}` has {count} elements; MoEngage keeps {MAX_ARRAY_ITEMS}: sent the first {MAX_ARRAY_ITEMS}"
+            ),
+        });
+    }
+    if cut > 0 {
+        warnings.push(Warning {
+            code: WarningCode::ValueTruncated,
+            message: format!(
+                "{cut} element(s) of `{name}` have over {MAX_VALUE_CHARS} characters; MoEngage keeps {MAX_VALUE_CHARS}: sent cut to {MAX_VALUE_CHARS}"
+            ),
+        });
+    }
+    if urls > 0 {
+        warnings.push(Warning {
+            code: WarningCode::UrlTooLong,
+            message: format!(
+                "{urls} element(s) of `{name}` are URLs over {MAX_VALUE_CHARS} characters, which MoEngage refuses: left out"
+            ),
+        });
+    }
+    Some(out)
+}
+
+/// How a value must be sent to a workspace without object data.
+pub(crate) enum Shape {
+    /// As it is (a scalar, or an array of scalars).
+    Plain,
+    /// Flattened: an object, or an array of objects (or of arrays).
+    Nested,
+    /// Not at all: an array of objects and scalars together.
+    Mixed,
+}
+
+pub(crate) fn shape(found: &Found<'_>) -> Shape {
+    match found.kind() {
+        JsonKind::Object => Shape::Nested,
+        JsonKind::Array => {
+            let kinds = item_kinds(found.raw());
+            let containers = kinds & (JsonKind::Object.bit() | JsonKind::Array.bit());
+            let scalars = kinds & !(containers | JsonKind::Null.bit());
+            match (containers != 0, scalars != 0) {
+                (false, _) => Shape::Plain,
+                (true, false) => Shape::Nested,
+                (true, true) => Shape::Mixed,
+            }
+        }
+        _ => Shape::Plain,
+    }
+}
+
+/// The warning for a value of [`Shape::Mixed`].
+pub(crate) fn mixed_warning(name: &str, found: &Found<'_>) -> Warning {
+    mixed(name, item_kinds(found.raw()))
+}
+
+struct Leaf<'t> {
+    name: String,
+    values: Vec<Raw<'t>>,
+    /// Whether it is reached through an array, so sent as one.
+    listed: bool,
+    /// The array item its last value came from, when taken from an array of objects.
+    item: Option<usize>,
+}
+
+/// Adds a scalar value to the leaf named `path`.
+fn push_leaf<'t>(leaves: &mut Vec<Leaf<'t>>, path: &str, raw: Raw<'t>, listed: bool, item: Option<usize>) {
+    match leaves.iter_mut().find(|leaf| leaf.name == path) {
+        // A repeated member of one object: the later wins, as JSON parsers read it.
+        Some(leaf) if (!listed && !leaf.listed) || (item.is_some() && leaf.item == item) => {
+            if let Some(last) = leaf.values.last_mut() {
+                *last = raw;
+            }
+        }
+        Some(leaf) => {
+            leaf.listed = true;
+            leaf.item = item;
+            leaf.values.push(raw);
+        }
+        None => leaves.push(Leaf { name: path.to_owned(), values: vec![raw], listed, item }),
+    }
+}
+
+/// Collects the scalars under `raw` into leaves named by their path; `path` is restored after.
+fn gather<'t>(raw: Raw<'t>, path: &mut String, listed: bool, item: Option<usize>, leaves: &mut Vec<Leaf<'t>>) {
+    match raw.kind() {
+        JsonKind::Null => {}
+        JsonKind::Object => {
+            let base = path.len();
+            for (key, value) in raw.members().unwrap_or_default() {
+                path.push('_');
+                path.push_str(&key);
+                gather(value, path, listed, item, leaves);
+                path.truncate(base);
+            }
+        }
+        JsonKind::Array => {
+            let base = path.len();
+            let each = raw.each_item_member(|_, key, value| {
+                if let Some(key) = key {
+                    path.push('_');
+                    path.push_str(key);
+                }
+                gather(value, path, true, None, leaves);
+                path.truncate(base);
+            });
+            debug_assert!(each.is_ok(), "a scanned value scans again");
+        }
+        _ => push_leaf(leaves, path, raw, listed, item),
+    }
+}
+
+/// The attributes a value of [`Shape::Nested`] becomes for a workspace without object data, each
+/// held to MoEngage's limits: one per field, named by its path joined with `_` (`address_city`);
+/// fields reached through an array become arrays, one per field (`products_sku: ["SKU-1",
+/// "SKU-2"]`). `taken` lists the fields the blueprint takes from an array of objects, and the
+/// names they are sent under.
+pub(crate) fn flattened<'t>(
+    name: &str,
+    raw: Raw<'t>,
+    taken: Option<&[(Box<str>, Box<str>)]>,
+    warnings: &mut Vec<Warning>,
+) -> Vec<(String, Found<'t>)> {
+    let mut leaves: Vec<Leaf<'t>> = Vec::with_capacity(taken.map_or(8, <[_]>::len));
+    let mut path = String::with_capacity(name.len() + 32);
+    match (taken, raw.kind()) {
+        (Some(taken), JsonKind::Array) => {
+            let each = raw.each_item_member(|index, key, value| {
+                let Some((_, sent)) = key.and_then(|key| taken.iter().find(|(field, _)| **field == *key)) else {
+                    return;
+                };
+                if matches!(value.kind(), JsonKind::Object | JsonKind::Array) {
+                    path.clear();
+                    path.push_str(sent);
+                    gather(value, &mut path, true, Some(index), &mut leaves);
+                } else if value.kind() != JsonKind::Null {
+                    push_leaf(&mut leaves, sent, value, true, Some(index));
+                }
+            });
+            debug_assert!(each.is_ok(), "a scanned value scans again");
+        }
+        _ => {
+            path.push_str(name);
+            gather(raw, &mut path, false, None, &mut leaves);
+        }
+    }
+    leaves
+        .into_iter()
+        .filter_map(|leaf| {
+            let value = if leaf.listed {
+                let out = kept_items(&leaf.name, &leaf.values, warnings)?;
+                Found::Built(String::from_utf8(out).unwrap_or_default())
+            } else {
+                kept_value(&leaf.name, Found::Raw(*leaf.values.last()?), warnings)?
+            };
+            Some((leaf.name, value))
+        })
+        .collect()
+}
+
+/// The warning for attributes past MoEngage's 100, which are left out.
+pub(crate) fn too_many(names: &[&str]) -> Warning {
+    let total = MAX_ATTRIBUTES + names.len();
+    let listed: Vec<Cow<'_, str>> = names.iter().take(5).map(|name| shown(name)).collect();
+    let more = if names.len() > 5 { format!(" and {} more", names.len() - 5) } else { String::new() };
+    Warning {
+        code: WarningCode::TooManyAttributes,
+        message: format!(
+            "{total} attributes; MoEngage keeps {MAX_ATTRIBUTES} per event: left out {}{more}",
+            listed.join(", ")
+        ),
+    }
+}
