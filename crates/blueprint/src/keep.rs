@@ -269,8 +269,15 @@ struct Leaf<'t> {
     item: Option<usize>,
 }
 
-/// Adds a scalar value to the leaf named `path`.
-fn push_leaf<'t>(leaves: &mut Vec<Leaf<'t>>, path: &str, raw: Raw<'t>, listed: bool, item: Option<usize>) {
+/// Adds a scalar value to the leaf named `path`; a new leaf has room for `expected` values.
+fn push_leaf<'t>(
+    leaves: &mut Vec<Leaf<'t>>,
+    path: &str,
+    raw: Raw<'t>,
+    listed: bool,
+    item: Option<usize>,
+    expected: usize,
+) {
     match leaves.iter_mut().find(|leaf| leaf.name == path) {
         // A repeated member of one object: the later wins, as JSON parsers read it.
         Some(leaf) if (!listed && !leaf.listed) || (item.is_some() && leaf.item == item) => {
@@ -283,7 +290,11 @@ fn push_leaf<'t>(leaves: &mut Vec<Leaf<'t>>, path: &str, raw: Raw<'t>, listed: b
             leaf.item = item;
             leaf.values.push(raw);
         }
-        None => leaves.push(Leaf { name: path.to_owned(), values: vec![raw], listed, item }),
+        None => {
+            let mut values = Vec::with_capacity(expected.max(1));
+            values.push(raw);
+            leaves.push(Leaf { name: path.to_owned(), values, listed, item });
+        }
     }
 }
 
@@ -302,7 +313,7 @@ fn gather<'t>(raw: Raw<'t>, path: &mut String, listed: bool, item: Option<usize>
         }
         JsonKind::Array => {
             let base = path.len();
-            let each = raw.each_item_member(|_, key, value| {
+            raw.each_item_member(|_, key, value| {
                 if let Some(key) = key {
                     path.push('_');
                     path.push_str(key);
@@ -310,9 +321,8 @@ fn gather<'t>(raw: Raw<'t>, path: &mut String, listed: bool, item: Option<usize>
                 gather(value, path, true, None, leaves);
                 path.truncate(base);
             });
-            debug_assert!(each.is_ok(), "a scanned value scans again");
         }
-        _ => push_leaf(leaves, path, raw, listed, item),
+        _ => push_leaf(leaves, path, raw, listed, item, 4),
     }
 }
 
@@ -331,7 +341,8 @@ pub(crate) fn flattened<'t>(
     let mut path = String::with_capacity(name.len() + 32);
     match (taken, raw.kind()) {
         (Some(taken), JsonKind::Array) => {
-            let each = raw.each_item_member(|index, key, value| {
+            let items = raw.item_summary().map_or(4, |summary| summary.count as usize);
+            raw.each_item_member(|index, key, value| {
                 let Some((_, sent)) = key.and_then(|key| taken.iter().find(|(field, _)| **field == *key)) else {
                     return;
                 };
@@ -340,10 +351,9 @@ pub(crate) fn flattened<'t>(
                     path.push_str(sent);
                     gather(value, &mut path, true, Some(index), &mut leaves);
                 } else if value.kind() != JsonKind::Null {
-                    push_leaf(&mut leaves, sent, value, true, Some(index));
+                    push_leaf(&mut leaves, sent, value, true, Some(index), items);
                 }
             });
-            debug_assert!(each.is_ok(), "a scanned value scans again");
         }
         _ => {
             path.push_str(name);
