@@ -328,8 +328,8 @@ impl Mapper {
 
         out.extend_from_slice(b"{\"type\":\"event\",\"customer_id\":");
         out.extend_from_slice(customer_id.as_bytes());
-        state.write_group(out, b",\"user_identifiers\":{", &blueprint.user_identifiers, false, warnings);
-        state.write_group(out, b",\"attributes\":{", &blueprint.user_attributes, true, warnings);
+        state.write_group(out, b",\"user_identifiers\":{", &blueprint.user_identifiers, warnings);
+        state.write_user_attributes(out, &blueprint.user_attributes, warnings);
         out.extend_from_slice(b",\"actions\":[{\"action\":");
         write_str(out, &action);
         out.extend_from_slice(b",\"platform\":");
@@ -556,23 +556,19 @@ impl<'x> EventState<'x> {
         })
     }
 
-    /// Writes `prefix` and the group's members and `}`, or nothing when none has a value. `kept`:
-    /// values are held to what MoEngage keeps of attributes.
+    /// Writes `prefix` and the group's members and `}`, or nothing when none has a value.
     fn write_group(
         &self,
         out: &mut Vec<u8>,
         prefix: &[u8],
         members: &'x [(Box<str>, CompiledSource)],
-        kept: bool,
         warnings: &mut Vec<Warning>,
     ) {
         let start = out.len();
         out.extend_from_slice(prefix);
         let mut written = 0;
         for (name, source) in members {
-            let found = self.resolve(source, warnings);
-            let found = if kept { found.and_then(|found| keep::kept_value(name, found, warnings)) } else { found };
-            if let Some(found) = found {
+            if let Some(found) = self.resolve(source, warnings) {
                 if written > 0 {
                     out.push(b',');
                 }
@@ -587,6 +583,28 @@ impl<'x> EventState<'x> {
         } else {
             out.push(b'}');
         }
+    }
+
+    /// Writes the root user `attributes`, held to what MoEngage keeps as action attributes are, or
+    /// nothing when none has a value.
+    fn write_user_attributes(
+        &self,
+        out: &mut Vec<u8>,
+        members: &'x [(Box<str>, CompiledSource)],
+        warnings: &mut Vec<Warning>,
+    ) {
+        let mut attributes = AttributeSet::with_capacity(members.len());
+        for (name, source) in members {
+            if let Some(found) = self.resolve(source, warnings) {
+                self.insert_kept(&mut attributes, &[], Cow::Borrowed(name), found, Priority::Declared, warnings);
+            }
+        }
+        if attributes.entries.is_empty() {
+            return;
+        }
+        out.extend_from_slice(b",\"attributes\":{");
+        write_attributes(out, attributes, warnings);
+        out.push(b'}');
     }
 
     fn write_action_attributes(
@@ -608,43 +626,27 @@ impl<'x> EventState<'x> {
                 None => continue,
             };
             if name.starts_with(RESERVED_PREFIX) {
-                warnings.push(Warning {
-                    code: WarningCode::ReservedAttribute,
-                    message: format!("attribute `{name}` removed: the `moe_` prefix is reserved by MoEngage"),
-                });
+                warnings.push(reserved_attribute(&name));
                 continue;
             }
-            self.insert_kept(&mut attributes, mapping, name, Found::Raw(*value), priority, warnings);
+            self.insert_kept(&mut attributes, &mapping.object_arrays, name, Found::Raw(*value), priority, warnings);
         }
         for (name, source) in &mapping.attributes {
             if let Some(found) = self.resolve(source, warnings) {
-                self.insert_kept(&mut attributes, mapping, Cow::Borrowed(name), found, Priority::Declared, warnings);
+                let name = Cow::Borrowed(&**name);
+                self.insert_kept(&mut attributes, &mapping.object_arrays, name, found, Priority::Declared, warnings);
             }
         }
-        if attributes.entries.len() > MAX_ATTRIBUTES {
-            let left_out: Vec<&str> =
-                attributes.entries[MAX_ATTRIBUTES..].iter().map(|(name, _, _)| name.as_ref()).collect();
-            warnings.push(keep::too_many(&left_out));
-            attributes.entries.truncate(MAX_ATTRIBUTES);
-        }
-        for (index, (name, found, _)) in attributes.entries.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            write_str(out, name);
-            out.push(b':');
-            found.write(out);
-        }
+        write_attributes(out, attributes, warnings);
     }
-}
 
-impl<'x> EventState<'x> {
-    /// Adds an action attribute as MoEngage keeps it: flattened for a workspace without object
-    /// data, its name and value held to MoEngage's limits, or left out with a warning.
+    /// Adds an attribute as MoEngage keeps it: flattened for a workspace without object data, its
+    /// name and value held to MoEngage's limits, or left out with a warning. `object_arrays`: the
+    /// fields the blueprint takes from arrays of objects, by attribute.
     fn insert_kept(
         &self,
         attributes: &mut AttributeSet<'x>,
-        mapping: &'x CompiledEvent,
+        object_arrays: &'x [(Box<str>, Vec<(Box<str>, Box<str>)>)],
         name: Cow<'x, str>,
         found: Found<'x>,
         priority: Priority,
@@ -658,8 +660,7 @@ impl<'x> EventState<'x> {
                     return;
                 }
                 keep::Shape::Nested => {
-                    let taken =
-                        mapping.object_arrays.iter().find(|(array, _)| **array == *name).map(|(_, taken)| &taken[..]);
+                    let taken = object_arrays.iter().find(|(array, _)| **array == *name).map(|(_, taken)| &taken[..]);
                     let leaves: Vec<(String, Found<'x>)> = match &found {
                         Found::Raw(raw) => keep::flattened(&name, *raw, taken, warnings),
                         Found::Built(text) => keep::flattened(&name, Raw::trusted(text), taken, warnings)
@@ -668,6 +669,10 @@ impl<'x> EventState<'x> {
                             .collect(),
                     };
                     for (leaf, value) in leaves {
+                        if leaf.starts_with(RESERVED_PREFIX) {
+                            warnings.push(reserved_attribute(&leaf));
+                            continue;
+                        }
                         attributes.insert(keep::kept_name(Cow::Owned(leaf), "attribute", warnings), value, priority);
                     }
                     return;
@@ -678,6 +683,31 @@ impl<'x> EventState<'x> {
         if let Some(found) = keep::kept_value(&name, found, warnings) {
             attributes.insert(name, found, priority);
         }
+    }
+}
+
+fn reserved_attribute(name: &str) -> Warning {
+    Warning {
+        code: WarningCode::ReservedAttribute,
+        message: format!("attribute `{name}` removed: the `moe_` prefix is reserved by MoEngage"),
+    }
+}
+
+/// Writes attributes as members of an object (without its braces), the first 100 MoEngage keeps.
+fn write_attributes(out: &mut Vec<u8>, mut attributes: AttributeSet<'_>, warnings: &mut Vec<Warning>) {
+    if attributes.entries.len() > MAX_ATTRIBUTES {
+        let left_out: Vec<&str> =
+            attributes.entries[MAX_ATTRIBUTES..].iter().map(|(name, _, _)| name.as_ref()).collect();
+        warnings.push(keep::too_many(&left_out));
+        attributes.entries.truncate(MAX_ATTRIBUTES);
+    }
+    for (index, (name, found, _)) in attributes.entries.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_str(out, name);
+        out.push(b':');
+        found.write(out);
     }
 }
 

@@ -173,16 +173,16 @@ fn kept_items(name: &str, items: &[Raw<'_>], warnings: &mut Vec<Warning>) -> Opt
     let (mut out, mut kept, mut cut, mut urls, mut count) = (Vec::with_capacity(length), 0usize, 0usize, 0usize, 0);
     out.push(b'[');
     for item in items.iter().filter(|item| item.kind() != JsonKind::Null) {
+        let long = if summary.longest_string as usize > MAX_VALUE_CHARS + 2 { long_string(*item) } else { None };
+        if let Some(LongString::Url(_)) = long {
+            urls += 1;
+            continue;
+        }
         count += 1;
         if kept == MAX_ARRAY_ITEMS {
             continue;
         }
-        let long = if summary.longest_string as usize > MAX_VALUE_CHARS + 2 { long_string(*item) } else { None };
         match long {
-            Some(LongString::Url(_)) => {
-                urls += 1;
-                continue;
-            }
             Some(LongString::Cut(text, _)) => {
                 cut += 1;
                 if kept > 0 {
@@ -190,7 +190,7 @@ fn kept_items(name: &str, items: &[Raw<'_>], warnings: &mut Vec<Warning>) -> Opt
                 }
                 write_str(&mut out, &text);
             }
-            None => {
+            _ => {
                 if kept > 0 {
                     out.push(b',');
                 }
@@ -225,7 +225,8 @@ fn kept_items(name: &str, items: &[Raw<'_>], warnings: &mut Vec<Warning>) -> Opt
             ),
         });
     }
-    Some(out)
+    // Only nulls, or URLs MoEngage refuses: nothing is left to send.
+    (kept > 0 || items.is_empty()).then_some(out)
 }
 
 /// How a value must be sent to a workspace without object data.
@@ -299,7 +300,16 @@ fn push_leaf<'t>(
 }
 
 /// Collects the scalars under `raw` into leaves named by their path; `path` is restored after.
-fn gather<'t>(raw: Raw<'t>, path: &mut String, listed: bool, item: Option<usize>, leaves: &mut Vec<Leaf<'t>>) {
+/// `item` is the array item the value belongs to (from `items`, a count unique within one
+/// flattening), so that a member repeated within one item replaces its value.
+fn gather<'t>(
+    raw: Raw<'t>,
+    path: &mut String,
+    listed: bool,
+    item: Option<usize>,
+    items: &mut usize,
+    leaves: &mut Vec<Leaf<'t>>,
+) {
     match raw.kind() {
         JsonKind::Null => {}
         JsonKind::Object => {
@@ -307,18 +317,28 @@ fn gather<'t>(raw: Raw<'t>, path: &mut String, listed: bool, item: Option<usize>
             for (key, value) in raw.members().unwrap_or_default() {
                 path.push('_');
                 path.push_str(&key);
-                gather(value, path, listed, item, leaves);
+                gather(value, path, listed, item, items, leaves);
                 path.truncate(base);
             }
         }
         JsonKind::Array => {
             let base = path.len();
-            raw.each_item_member(|_, key, value| {
+            let mut current: Option<(usize, usize)> = None;
+            raw.each_item_member(|index, key, value| {
+                let id = match current {
+                    Some((seen, id)) if seen == index => id,
+                    _ => {
+                        let id = *items;
+                        *items += 1;
+                        current = Some((index, id));
+                        id
+                    }
+                };
                 if let Some(key) = key {
                     path.push('_');
                     path.push_str(key);
                 }
-                gather(value, path, true, None, leaves);
+                gather(value, path, true, Some(id), items, leaves);
                 path.truncate(base);
             });
         }
@@ -349,7 +369,8 @@ pub(crate) fn flattened<'t>(
                 if matches!(value.kind(), JsonKind::Object | JsonKind::Array) {
                     path.clear();
                     path.push_str(sent);
-                    gather(value, &mut path, true, Some(index), &mut leaves);
+                    let mut items = usize::MAX / 2;
+                    gather(value, &mut path, true, Some(index), &mut items, &mut leaves);
                 } else if value.kind() != JsonKind::Null {
                     push_leaf(&mut leaves, sent, value, true, Some(index), items);
                 }
@@ -357,7 +378,7 @@ pub(crate) fn flattened<'t>(
         }
         _ => {
             path.push_str(name);
-            gather(raw, &mut path, false, None, &mut leaves);
+            gather(raw, &mut path, false, None, &mut 0, &mut leaves);
         }
     }
     leaves

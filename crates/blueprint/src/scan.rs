@@ -470,7 +470,7 @@ impl<'a> Scanner<'a> {
         let mut items = None;
         match self.peek() {
             Some(b'"') => return self.string().inspect(|_| self.spaced = outer_spaced),
-            Some(b'{') => self.container(depth, b'{')?,
+            Some(b'{') => self.object(depth)?,
             Some(b'[') => items = Some(self.array(depth)?),
             Some(b't') => self.literal(b"true")?,
             Some(b'f') => self.literal(b"false")?,
@@ -497,15 +497,11 @@ impl<'a> Scanner<'a> {
         Ok(summary)
     }
 
-    fn container(&mut self, depth: usize, open: u8) -> Result<(), ScanError> {
+    fn object(&mut self, depth: usize) -> Result<(), ScanError> {
         if depth >= MAX_DEPTH {
             return Err(self.error("nested deeper than 128 levels"));
         }
-        if open == b'{' {
-            self.members(|scanner, _| scanner.value(depth + 1).map(|_| ()))
-        } else {
-            self.items(|scanner| scanner.value(depth + 1).map(|_| ()))
-        }
+        self.members(|scanner, _| scanner.value(depth + 1).map(|_| ()))
     }
 
     /// Scans a string whose opening quote is the current byte.
@@ -599,7 +595,6 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Bytes that end a run of plain string content: `"`, `\` and control characters.
 /// A walk over text already scanned as JSON: it finds where values end without checking them.
 struct Walk<'b> {
     bytes: &'b [u8],
@@ -686,6 +681,7 @@ impl Walk<'_> {
     }
 }
 
+/// Bytes that end a run of plain string content: `"`, `\` and control characters.
 static STRING_SPECIAL: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;

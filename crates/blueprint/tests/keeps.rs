@@ -211,6 +211,39 @@ fn root_user_attributes_are_held_to_the_same_limits() {
 }
 
 #[test]
+fn root_user_attributes_are_flattened_too_and_flattened_names_keep_clear_of_moe() {
+    let mapper = inline("identity:\n  customer_id: $.user_id\n  attributes:\n    address: $.traits.address\nevents:\n  \"*\": {}\n");
+    let event = json!({"type": "track", "event": "Noted", "user_id": "u1",
+                       "traits": {"address": {"city": "London", "zip": "N1"}},
+                       "properties": {"moe": {"x": 1}, "ok": {"moe_y": 2}}});
+    let mapped = mapped(&mapper, &event);
+    let body: Value = serde_json::from_slice(&mapped.body).expect("JSON");
+    assert_eq!(body["attributes"], json!({"address_city": "London", "address_zip": "N1"}));
+    assert_eq!(body["actions"][0]["attributes"], json!({"ok_moe_y": 2}), "`moe_x` is reserved");
+    assert_eq!(mapped.warnings.iter().map(|warning| warning.code).collect::<Vec<_>>(), [WarningCode::ReservedAttribute]);
+}
+
+#[test]
+fn a_member_repeated_within_one_item_counts_once_and_arrays_of_nothing_are_left_out() {
+    let mapper = inline(EVERY_EVENT);
+    let line = r#"{"type":"track","event":"Noted","user_id":"u1","properties":{"items":[{"sku":"A","sku":"B"},{"sku":"C"}],"nothing":[null,null],"none":[]}}"#;
+    let Outcome::Mapped(mapped) = mapper.map(line, "2026-11-28T12:00:00Z".parse::<Timestamp>().expect("time")) else {
+        panic!("dropped")
+    };
+    let body: Value = serde_json::from_slice(&mapped.body).expect("JSON");
+    assert_eq!(body["actions"][0]["attributes"], json!({"items_sku": ["B", "C"], "none": []}));
+}
+
+#[test]
+fn urls_left_out_of_an_array_do_not_count_against_its_50() {
+    let mut items = vec![json!("short"); 50];
+    items.push(json!(format!("https://shop.example/{}", "a".repeat(600))));
+    let (attributes, warnings) = attributes(&inline(EVERY_EVENT), json!({"links": items}));
+    assert_eq!(attributes["links"].as_array().map(Vec::len), Some(50));
+    assert_eq!(warnings, [WarningCode::UrlTooLong], "nothing was cut for the 50");
+}
+
+#[test]
 fn the_documents_example_is_unchanged_with_either_setting() {
     let event = common_document_event();
     for object_data in [false, true] {
