@@ -332,19 +332,15 @@ impl Compiler {
         }
         let shown_action = mapping.action.as_deref().unwrap_or(name);
         if shown_action.contains('.') && name != CATCH_ALL {
-            let (at, diagnostic_pointer) = match &mapping.action {
-                Some(_) => ("value", format!("{pointer}/action")),
-                None => ("key", pointer.to_owned()),
-            };
             let message = format!(
                 "the action name `{shown_action}` has a `.`, which MoEngage turns into a space: it is sent as `{}`",
                 shown_action.replace('.', " ")
             );
             let hint = Some("write the name MoEngage will show, without `.`, in `action:`".to_owned());
-            let warning = if at == "key" {
-                context.key(&diagnostic_pointer, DiagnosticKind::PeriodInName, message, hint)
-            } else {
-                context.value(&diagnostic_pointer, DiagnosticKind::PeriodInName, message, hint)
+            // The name is the event's key unless `action:` gives it.
+            let warning = match &mapping.action {
+                Some(_) => context.value(&format!("{pointer}/action"), DiagnosticKind::PeriodInName, message, hint),
+                None => context.key(pointer, DiagnosticKind::PeriodInName, message, hint),
             };
             self.warnings.push(warning);
         }

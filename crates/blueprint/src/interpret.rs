@@ -400,13 +400,18 @@ impl Found<'_> {
         }
     }
 
+    /// A value built as JSON text.
+    pub(crate) fn built(json: Vec<u8>) -> Found<'static> {
+        Found::Built(String::from_utf8(json).unwrap_or_default())
+    }
+
     /// The same value, owning its text.
     pub(crate) fn into_owned(self) -> Found<'static> {
         match self {
             Found::Raw(raw) => {
                 let mut out = Vec::with_capacity(raw.get().len());
                 raw.write_compact(&mut out);
-                Found::Built(String::from_utf8(out).unwrap_or_default())
+                Found::built(out)
             }
             Found::Built(text) => Found::Built(text),
         }
@@ -445,7 +450,7 @@ impl Found<'_> {
 pub(crate) fn built_string(text: &str) -> Found<'static> {
     let mut out = Vec::with_capacity(text.len() + 2);
     write_str(&mut out, text);
-    Found::Built(String::from_utf8(out).unwrap_or_default())
+    Found::built(out)
 }
 
 /// A customer id as JSON string text: strings as they are, numbers quoted.

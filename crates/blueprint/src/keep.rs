@@ -11,6 +11,10 @@ use crate::event::{JsonKind, Raw, write_str};
 use crate::scan::ItemSummary;
 use crate::interpret::{Found, Warning, WarningCode};
 
+/// The longest JSON text of a string that is surely within MoEngage's limit: escapes only lengthen
+/// the text, so a string whose JSON (quotes included) is no longer has at most 512 characters.
+const SURELY_KEPT_STRING_JSON: usize = MAX_VALUE_CHARS + 2;
+
 /// The first `limit` characters of `text`, when it has more.
 fn cut_chars(text: &str, limit: usize) -> Option<&str> {
     // A text of at most `limit` bytes has at most `limit` characters: most names and values stop here.
@@ -78,8 +82,7 @@ enum LongString {
 }
 
 fn long_string(raw: Raw<'_>) -> Option<LongString> {
-    // Escapes only lengthen the JSON text: a short text is a short string.
-    if raw.get().len() <= MAX_VALUE_CHARS + 2 {
+    if raw.get().len() <= SURELY_KEPT_STRING_JSON {
         return None;
     }
     let text = raw.as_str()?;
@@ -136,7 +139,7 @@ fn kept_whole(summary: ItemSummary) -> bool {
     summary.kinds.count_ones() <= 1
         && summary.kinds & (JsonKind::Null.bit() | JsonKind::Array.bit()) == 0
         && summary.count as usize <= MAX_ARRAY_ITEMS
-        && summary.longest_string as usize <= MAX_VALUE_CHARS + 2
+        && summary.longest_string as usize <= SURELY_KEPT_STRING_JSON
 }
 
 fn mixed(name: &str, kinds: u8) -> Warning {
@@ -153,7 +156,7 @@ fn kept_array<'x>(name: &str, found: Found<'x>, warnings: &mut Vec<Warning>) -> 
         return Some(found);
     }
     let Ok(items) = raw.items() else { return Some(found) };
-    kept_items(name, &items, warnings).map(|out| Found::Built(String::from_utf8(out).unwrap_or_default()))
+    kept_items(name, &items, warnings).map(Found::built)
 }
 
 /// An array of these items as MoEngage keeps it, as JSON text: nulls left out, the first 50,
@@ -173,7 +176,7 @@ fn kept_items(name: &str, items: &[Raw<'_>], warnings: &mut Vec<Warning>) -> Opt
     let (mut out, mut kept, mut cut, mut urls, mut count) = (Vec::with_capacity(length), 0usize, 0usize, 0usize, 0);
     out.push(b'[');
     for item in items.iter().filter(|item| item.kind() != JsonKind::Null) {
-        let long = if summary.longest_string as usize > MAX_VALUE_CHARS + 2 { long_string(*item) } else { None };
+        let long = if summary.longest_string as usize > SURELY_KEPT_STRING_JSON { long_string(*item) } else { None };
         if let Some(LongString::Url(_)) = long {
             urls += 1;
             continue;
@@ -386,7 +389,7 @@ pub(crate) fn flattened<'t>(
         .filter_map(|leaf| {
             let value = if leaf.listed {
                 let out = kept_items(&leaf.name, &leaf.values, warnings)?;
-                Found::Built(String::from_utf8(out).unwrap_or_default())
+                Found::built(out)
             } else {
                 kept_value(&leaf.name, Found::Raw(*leaf.values.last()?), warnings)?
             };
