@@ -1,6 +1,7 @@
-//! MoEngage's Track Event (Data Import) API as Signal needs it: data centres, credentials (the Data
-//! API key held in a type that never prints), the endpoint, and what each response means — whether
-//! it is delivered, worth retrying, or permanent, with the integration document's likely cause.
+//! MoEngage's Track Event (Data Import), customer and merge APIs as Signal needs them: data centres,
+//! credentials (the Data API key held in a type that never prints), the endpoints, and what each
+//! response means — whether it is delivered, worth retrying, or permanent, with the integration
+//! document's likely cause.
 //!
 //! No I/O: the sender (destination-agnostic) asks this crate how to build a request and how to read
 //! the answer.
@@ -153,6 +154,30 @@ impl fmt::Display for CredentialsError {
 
 impl std::error::Error for CredentialsError {}
 
+/// The three MoEngage APIs Signal sends to. One account limit covers them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// The Track Event API: `{"type":"event",...}`.
+    Event,
+    /// The customer API, which updates a profile: `{"type":"customer",...}`.
+    Customer,
+    /// The merge API, which merges one user into another: `{"merge_data":[...]}`.
+    Merge,
+}
+
+impl RequestKind {
+    /// Which API a request body is for, from how Signal's mapper begins it.
+    pub fn of_body(body: &[u8]) -> RequestKind {
+        if body.starts_with(br#"{"type":"customer""#) {
+            RequestKind::Customer
+        } else if body.starts_with(br#"{"merge_data""#) {
+            RequestKind::Merge
+        } else {
+            RequestKind::Event
+        }
+    }
+}
+
 /// What Signal needs to send to one MoEngage workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -198,6 +223,24 @@ impl Credentials {
     /// The same path under another base URL, such as a `signal sandbox`.
     pub fn endpoint_at(&self, base: &str) -> String {
         format!("{}/v1/event/{}", base.trim_end_matches('/'), self.workspace_id)
+    }
+
+    /// The base URL of the workspace's data centre: `https://api-{dc}.moengage.com`.
+    fn data_center_base(&self) -> String {
+        format!("https://api-{}.moengage.com", self.data_center)
+    }
+
+    /// Where a request of this kind goes, under `base` (a sandbox, a proxy) or the data centre's
+    /// host: `/v1/event/{workspace_id}`, `/v1/customer/{workspace_id}`,
+    /// `/v1/customer/merge?app_id={workspace_id}`.
+    pub fn url(&self, kind: RequestKind, base: Option<&str>) -> String {
+        let base = base.map_or_else(|| self.data_center_base(), |base| base.trim_end_matches('/').to_owned());
+        let workspace = &self.workspace_id;
+        match kind {
+            RequestKind::Event => format!("{base}/v1/event/{workspace}"),
+            RequestKind::Customer => format!("{base}/v1/customer/{workspace}"),
+            RequestKind::Merge => format!("{base}/v1/customer/merge?app_id={workspace}"),
+        }
     }
 
     /// The `Authorization` header value: `Basic base64(workspace_id:api_key)`.
@@ -301,7 +344,10 @@ pub fn classify(status: u16, body: &[u8]) -> Classification {
 #[derive(Clone)]
 pub struct MoEngageDestination {
     credentials: Credentials,
+    /// The event API's URL.
     url: String,
+    customer_url: String,
+    merge_url: String,
     /// `url` as shown to people: without any `user:password@` a proxy's URL may carry.
     shown_url: String,
     /// The base URL that replaces MoEngage's host (a sandbox, a proxy), when one does; as shown.
@@ -315,15 +361,16 @@ impl MoEngageDestination {
     /// Sends to the workspace's data centre, or to `endpoint_base` (such as a `signal sandbox`)
     /// when given; at most `per_minute` events per minute (MoEngage allows 30,000).
     pub fn new(credentials: Credentials, endpoint_base: Option<&str>, per_minute: u32) -> Self {
-        let url = match endpoint_base {
-            Some(base) => credentials.endpoint_at(base),
-            None => credentials.endpoint(),
-        };
+        let url = credentials.url(RequestKind::Event, endpoint_base);
+        let customer_url = credentials.url(RequestKind::Customer, endpoint_base);
+        let merge_url = credentials.url(RequestKind::Merge, endpoint_base);
         let rate_limit = sender::RateLimit::per_minute(per_minute.clamp(1, EVENTS_PER_MINUTE));
         let shown_url = without_userinfo(&url);
         MoEngageDestination {
             credentials,
             url,
+            customer_url,
+            merge_url,
             shown_url,
             endpoint_base: endpoint_base.map(without_userinfo),
             rate_limit,
@@ -389,7 +436,12 @@ impl sender::Destination for MoEngageDestination {
     }
 
     fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder {
-        let mut request = client.post(&self.url).header(reqwest::header::CONTENT_TYPE, "application/json");
+        let url = match RequestKind::of_body(&body) {
+            RequestKind::Event => &self.url,
+            RequestKind::Customer => &self.customer_url,
+            RequestKind::Merge => &self.merge_url,
+        };
+        let mut request = client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Ok(mut authorization) =
             reqwest::header::HeaderValue::from_str(&self.credentials.authorization())
         {
@@ -468,8 +520,35 @@ mod tests {
         let credentials = credentials();
         assert_eq!(credentials.endpoint(), "https://api-01.moengage.com/v1/event/WS123");
         assert_eq!(credentials.endpoint_at("http://127.0.0.1:8080/"), "http://127.0.0.1:8080/v1/event/WS123");
+        assert_eq!(credentials.url(RequestKind::Event, None), credentials.endpoint());
+        assert_eq!(credentials.url(RequestKind::Customer, None), "https://api-01.moengage.com/v1/customer/WS123");
+        assert_eq!(
+            credentials.url(RequestKind::Merge, Some("http://127.0.0.1:8080/")),
+            "http://127.0.0.1:8080/v1/customer/merge?app_id=WS123"
+        );
         // base64("WS123:s3cr3t-key")
         assert_eq!(credentials.authorization(), "Basic V1MxMjM6czNjcjN0LWtleQ==");
+    }
+
+    #[test]
+    fn each_body_goes_to_its_api_with_the_same_auth() {
+        sender::install_crypto_provider();
+        let destination = MoEngageDestination::new(credentials(), Some("http://127.0.0.1:9/"), 10);
+        let client = reqwest::Client::new();
+        for (body, path) in [
+            (&br#"{"type":"event","customer_id":"u1","actions":[]}"#[..], "/v1/event/WS123"),
+            (br#"{"type":"customer","customer_id":"u1","attributes":{}}"#, "/v1/customer/WS123"),
+            (br#"{"merge_data":[{"merged_user":"a","retained_user":"b"}]}"#, "/v1/customer/merge"),
+        ] {
+            let request = sender::Destination::request(&destination, &client, bytes::Bytes::from_static(body))
+                .build()
+                .expect("a request");
+            assert_eq!(request.url().path(), path);
+            assert_eq!(
+                request.headers().get(reqwest::header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
+                Some("Basic V1MxMjM6czNjcjN0LWtleQ==")
+            );
+        }
     }
 
     #[test]

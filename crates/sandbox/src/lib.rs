@@ -1,5 +1,6 @@
-//! A MoEngage emulator for integrators and tests: the Track Event path, Basic auth, answers, bodies
-//! and limits of the real API, faults on demand (500s, 429s with `Retry-After`, slow answers,
+//! A MoEngage emulator for integrators and tests: the paths of the Track Event, customer and merge
+//! APIs, Basic auth, answers, bodies and limits of the real API (one limit per workspace over all
+//! three), faults on demand (500s, 429s with `Retry-After`, slow answers,
 //! dropped connections), the last request bodies it accepted, and read-back endpoints that show,
 //! for each `customer_id`, the profile and the actions as MoEngage keeps them — the document's
 //! "confirm the action appears under the user's activity" without a MoEngage account. What is
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -90,6 +91,16 @@ struct Profile {
     user_identifiers: serde_json::Map<String, Value>,
     attributes: serde_json::Map<String, Value>,
     actions: Vec<Value>,
+    /// The users merged into this one, oldest first.
+    merged_users: Vec<String>,
+}
+
+/// The three APIs the sandbox answers, as MoEngage does; one limit per workspace covers them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Event,
+    Customer,
+    Merge,
 }
 
 #[derive(Default)]
@@ -110,6 +121,8 @@ struct Shared {
     faulted: std::sync::Mutex<HashMap<u64, u32>>,
     requests: AtomicU64,
     accepted: AtomicU64,
+    accepted_customers: AtomicU64,
+    accepted_merges: AtomicU64,
     dropped_before_accept: AtomicU64,
     dropped_after_accept: AtomicU64,
     by_status: Mutex<HashMap<u16, u64>>,
@@ -147,12 +160,17 @@ pub fn router(config: SandboxConfig) -> Router {
         faulted: std::sync::Mutex::default(),
         requests: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
+        accepted_customers: AtomicU64::new(0),
+        accepted_merges: AtomicU64::new(0),
         dropped_before_accept: AtomicU64::new(0),
         dropped_after_accept: AtomicU64::new(0),
         by_status: Mutex::default(),
     });
     Router::new()
         .route("/v1/event/{workspace_id}", post(track))
+        .route("/v1/customer/merge", post(merge))
+        .route("/v1/customer/{workspace_id}", post(customer_update))
+        .route("/sandbox/workspaces/{workspace_id}/merges", get(merges))
         .route("/sandbox/workspaces/{workspace_id}/customers/{customer_id}", get(customer))
         .route("/sandbox/workspaces/{workspace_id}/customers/{customer_id}/actions", get(actions))
         .route("/sandbox/workspaces/{workspace_id}/requests", get(requests))
@@ -209,8 +227,38 @@ async fn track(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    counted(&shared, Api::Event, &workspace_id, &headers, &body).await
+}
+
+async fn customer_update(
+    State(shared): State<Arc<Shared>>,
+    Path(workspace_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    counted(&shared, Api::Customer, &workspace_id, &headers, &body).await
+}
+
+#[derive(Deserialize)]
+struct MergeQuery {
+    app_id: Option<String>,
+}
+
+async fn merge(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<MergeQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // MoEngage names the workspace in `app_id` here; without it no key can match.
+    let workspace_id = query.app_id.unwrap_or_default();
+    counted(&shared, Api::Merge, &workspace_id, &headers, &body).await
+}
+
+/// Answers one request, counted in `/sandbox/stats`.
+async fn counted(shared: &Shared, api: Api, workspace_id: &str, headers: &HeaderMap, body: &Bytes) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
-    let response = answer(&shared, &workspace_id, &headers, &body).await;
+    let response = answer(shared, api, workspace_id, headers, body).await;
     if response.extensions().get::<Dropped>().is_none() {
         *shared.by_status.lock().await.entry(response.status().as_u16()).or_default() += 1;
     }
@@ -232,7 +280,7 @@ fn dropped_connection() -> Response {
     response
 }
 
-async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: &Bytes) -> Response {
+async fn answer(shared: &Shared, api: Api, workspace_id: &str, headers: &HeaderMap, body: &Bytes) -> Response {
     let faults = &shared.config.faults;
     if !faults.delay.is_zero() {
         tokio::time::sleep(faults.delay).await;
@@ -293,49 +341,13 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
             );
         }
     };
-    let customer_id = match payload.get("customer_id").and_then(Value::as_str) {
-        Some(id) if !id.is_empty() => id.to_owned(),
-        _ => {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                "MissingAttributeError",
-                "customer_id is not found in the payload",
-            );
-        }
+    let accepted = match api {
+        Api::Event => accept_event(shared, workspace_id, body, payload).await,
+        Api::Customer => accept_customer(shared, workspace_id, body, payload).await,
+        Api::Merge => accept_merge(shared, workspace_id, payload).await,
     };
-    let actions = match payload.get("actions").and_then(Value::as_array) {
-        Some(actions) if !actions.is_empty() => actions.clone(),
-        _ => {
-            return fail(
-                StatusCode::BAD_REQUEST,
-                "MissingAttributeError",
-                "actions is not found in the payload",
-            );
-        }
-    };
-    if actions.iter().any(|action| action.get("action").and_then(Value::as_str).is_none_or(str::is_empty)) {
-        return fail(StatusCode::BAD_REQUEST, "ValidationError", "every action needs an `action` name");
-    }
-    if let Some(wait) = over_limit(shared, workspace_id, actions.len()).await {
-        return throttled((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1));
-    }
-    shared.accepted.fetch_add(actions.len() as u64, Ordering::Relaxed);
-    let object_data = shared.config.object_data.iter().any(|id| id == workspace_id);
-    let kept = kept_request(body, &payload, object_data);
-    {
-        let mut store = shared.store.lock().await;
-        let profile = store.entry((workspace_id.to_owned(), customer_id)).or_default();
-        profile.user_identifiers.extend(kept.user_identifiers);
-        profile.attributes.extend(kept.attributes);
-        profile.actions.extend(kept.actions);
-    }
-    {
-        let mut bodies = shared.bodies.lock().await;
-        let kept = bodies.entry(workspace_id.to_owned()).or_default();
-        if kept.len() == KEPT_REQUESTS {
-            kept.pop_front();
-        }
-        kept.push_back(payload);
+    if let Err(refused) = accepted {
+        return refused;
     }
     if drop_after_accept {
         shared.dropped_after_accept.fetch_add(1, Ordering::Relaxed);
@@ -346,6 +358,125 @@ async fn answer(shared: &Shared, workspace_id: &str, headers: &HeaderMap, body: 
         "message": "Your request has been accepted and will be processed soon.",
     });
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Keeps an accepted request body for `/sandbox/workspaces/{id}/requests`.
+async fn keep_body(shared: &Shared, workspace_id: &str, payload: Value) {
+    let mut bodies = shared.bodies.lock().await;
+    let kept = bodies.entry(workspace_id.to_owned()).or_default();
+    if kept.len() == KEPT_REQUESTS {
+        kept.pop_front();
+    }
+    kept.push_back(payload);
+}
+
+/// A non-empty string member, or MoEngage's 400 naming it.
+fn required_text(payload: &Value, name: &str) -> Result<String, Response> {
+    match payload.get(name).and_then(Value::as_str) {
+        Some(text) if !text.is_empty() => Ok(text.to_owned()),
+        _ => Err(fail(StatusCode::BAD_REQUEST, "MissingAttributeError", &format!("{name} is not found in the payload"))),
+    }
+}
+
+/// The 429 of a workspace over its limit, counting `requests` more.
+async fn within_limit(shared: &Shared, workspace_id: &str, requests: usize) -> Result<(), Response> {
+    match over_limit(shared, workspace_id, requests).await {
+        Some(wait) => Err(throttled((wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1))),
+        None => Ok(()),
+    }
+}
+
+/// The customer API: `{"type":"customer","customer_id":...,"attributes":{...}}` sets the profile's
+/// attributes, held to the data tracking policy as an event's are.
+async fn accept_customer(shared: &Shared, workspace_id: &str, body: &[u8], payload: Value) -> Result<(), Response> {
+    if payload.get("type").and_then(Value::as_str) != Some("customer") {
+        return Err(fail(StatusCode::BAD_REQUEST, "ValidationError", "type must be `customer` for the customer API"));
+    }
+    let customer_id = required_text(&payload, "customer_id")?;
+    if payload.get("attributes").is_some_and(|attributes| !attributes.is_object()) {
+        return Err(fail(StatusCode::BAD_REQUEST, "ValidationError", "attributes must be an object"));
+    }
+    within_limit(shared, workspace_id, 1).await?;
+    shared.accepted_customers.fetch_add(1, Ordering::Relaxed);
+    let object_data = shared.config.object_data.iter().any(|id| id == workspace_id);
+    let kept = kept_request(body, &payload, object_data);
+    {
+        let mut store = shared.store.lock().await;
+        let profile = store.entry((workspace_id.to_owned(), customer_id)).or_default();
+        profile.attributes.extend(kept.attributes);
+    }
+    keep_body(shared, workspace_id, payload).await;
+    Ok(())
+}
+
+/// The merge API: `{"merge_data":[{"merged_user":...,"retained_user":...}]}` moves each merged
+/// user's actions and the attributes the retained user lacks to the retained user, and removes the
+/// merged one.
+async fn accept_merge(shared: &Shared, workspace_id: &str, payload: Value) -> Result<(), Response> {
+    let pairs = match payload.get("merge_data").and_then(Value::as_array) {
+        Some(pairs) if !pairs.is_empty() => pairs,
+        _ => return Err(fail(StatusCode::BAD_REQUEST, "MissingAttributeError", "merge_data is not found in the payload")),
+    };
+    let mut merges = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let merged = required_text(pair, "merged_user")?;
+        let retained = required_text(pair, "retained_user")?;
+        if merged == retained {
+            return Err(fail(StatusCode::BAD_REQUEST, "ValidationError", "merged_user and retained_user are the same user"));
+        }
+        merges.push((merged, retained));
+    }
+    within_limit(shared, workspace_id, merges.len()).await?;
+    shared.accepted_merges.fetch_add(merges.len() as u64, Ordering::Relaxed);
+    {
+        let mut store = shared.store.lock().await;
+        for (merged, retained) in merges {
+            let old = store.remove(&(workspace_id.to_owned(), merged.clone())).unwrap_or_default();
+            let profile = store.entry((workspace_id.to_owned(), retained)).or_default();
+            for (name, value) in old.user_identifiers {
+                profile.user_identifiers.entry(name).or_insert(value);
+            }
+            for (name, value) in old.attributes {
+                profile.attributes.entry(name).or_insert(value);
+            }
+            profile.actions.extend(old.actions);
+            profile.merged_users.extend(old.merged_users);
+            profile.merged_users.push(merged);
+        }
+    }
+    keep_body(shared, workspace_id, payload).await;
+    Ok(())
+}
+
+/// The Track Event API.
+async fn accept_event(shared: &Shared, workspace_id: &str, body: &[u8], payload: Value) -> Result<(), Response> {
+    let customer_id = required_text(&payload, "customer_id")?;
+    let actions = match payload.get("actions").and_then(Value::as_array) {
+        Some(actions) if !actions.is_empty() => actions.clone(),
+        _ => {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "MissingAttributeError",
+                "actions is not found in the payload",
+            ));
+        }
+    };
+    if actions.iter().any(|action| action.get("action").and_then(Value::as_str).is_none_or(str::is_empty)) {
+        return Err(fail(StatusCode::BAD_REQUEST, "ValidationError", "every action needs an `action` name"));
+    }
+    within_limit(shared, workspace_id, actions.len()).await?;
+    shared.accepted.fetch_add(actions.len() as u64, Ordering::Relaxed);
+    let object_data = shared.config.object_data.iter().any(|id| id == workspace_id);
+    let kept = kept_request(body, &payload, object_data);
+    {
+        let mut store = shared.store.lock().await;
+        let profile = store.entry((workspace_id.to_owned(), customer_id)).or_default();
+        profile.user_identifiers.extend(kept.user_identifiers);
+        profile.attributes.extend(kept.attributes);
+        profile.actions.extend(kept.actions);
+    }
+    keep_body(shared, workspace_id, payload).await;
+    Ok(())
 }
 
 fn throttled(retry_after_secs: u64) -> Response {
@@ -429,8 +560,20 @@ async fn customer(
         "user_identifiers": profile.user_identifiers,
         "attributes": profile.attributes,
         "actions": profile.actions,
+        "merged_users": profile.merged_users,
     }))
     .into_response()
+}
+
+async fn merges(State(shared): State<Arc<Shared>>, Path(workspace_id): Path<String>) -> Response {
+    let store = shared.store.lock().await;
+    let mut merges: Vec<Value> = store
+        .iter()
+        .filter(|((workspace, _), profile)| *workspace == workspace_id && !profile.merged_users.is_empty())
+        .map(|((_, customer_id), profile)| json!({"retained_user": customer_id, "merged_users": profile.merged_users}))
+        .collect();
+    merges.sort_by(|a, b| a["retained_user"].as_str().cmp(&b["retained_user"].as_str()));
+    axum::Json(json!({"workspace_id": workspace_id, "merges": merges})).into_response()
 }
 
 /// An object's members in the order they were written: what MoEngage keeps of an event's
@@ -589,6 +732,8 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(json!({
         "requests": shared.requests.load(Ordering::Relaxed),
         "accepted_actions": shared.accepted.load(Ordering::Relaxed),
+        "accepted_customer_updates": shared.accepted_customers.load(Ordering::Relaxed),
+        "accepted_merges": shared.accepted_merges.load(Ordering::Relaxed),
         "dropped_before_accept": shared.dropped_before_accept.load(Ordering::Relaxed),
         "dropped_after_accept": shared.dropped_after_accept.load(Ordering::Relaxed),
         "by_status": by_status,
