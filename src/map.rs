@@ -60,9 +60,11 @@ impl MappingArgs {
                 );
             }
         }
+        // Traits are remembered within the run, in input order, as `signal serve` remembers them.
         let mut mapper = Mapper::new(Arc::new(compiled))
             .with_default_region(default_region)
-            .with_object_data(self.object_data);
+            .with_object_data(self.object_data)
+            .with_memory(Arc::new(blueprint::RunMemory::default()));
         if !self.enabled.is_empty() {
             mapper = mapper.with_enabled(self.enabled.iter().cloned());
         }

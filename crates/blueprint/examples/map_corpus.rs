@@ -3,10 +3,11 @@
 //! measured pass's instructions under valgrind, which, unlike time, does not vary with the machine's
 //! load.
 //!
-//! `cargo run --release -p blueprint --example map_corpus -- (map|map-objects|baseline) CORPUS [BLUEPRINT]`
+//! `cargo run --release -p blueprint --example map_corpus -- (map|map-objects|map-remember|baseline) CORPUS [BLUEPRINT]`
 //!
 //! `map` maps for a workspace without MoEngage's object data type (the default: objects are
-//! flattened), `map-objects` for one with it (objects pass; only the limits are checked).
+//! flattened), `map-objects` for one with it (objects pass; only the limits are checked),
+//! `map-remember` as `map` with each user's traits remembered, as `signal map` does.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -47,7 +48,7 @@ fn pass(work: &Work, lines: &[&str]) -> usize {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(corpus)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: map_corpus (map|map-objects|baseline) CORPUS [BLUEPRINT]");
+        eprintln!("usage: map_corpus (map|map-objects|map-remember|baseline) CORPUS [BLUEPRINT]");
         return ExitCode::from(2);
     };
     let text = match std::fs::read_to_string(corpus) {
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
                 let _ = serde_json::to_writer(&mut *sink, &value);
             }
         }),
-        "map" | "map-objects" => {
+        "map" | "map-objects" | "map-remember" => {
             let compiled = match blueprint::compile_file(Path::new(blueprint_path)) {
                 Ok(compiled) => compiled,
                 Err(diagnostics) => {
@@ -73,9 +74,12 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let mapper = Mapper::new(Arc::new(compiled))
+            let mut mapper = Mapper::new(Arc::new(compiled))
                 .with_default_region(PhoneRegion::parse("GB"))
                 .with_object_data(mode == "map-objects");
+            if mode == "map-remember" {
+                mapper = mapper.with_memory(Arc::new(blueprint::RunMemory::default()));
+            }
             mapper.warm_up();
             let body = std::cell::RefCell::new(Vec::new());
             let warnings = std::cell::RefCell::new(Vec::new());
@@ -89,7 +93,7 @@ fn main() -> ExitCode {
             })
         }
         other => {
-            eprintln!("unknown mode {other}: use map, map-objects or baseline");
+            eprintln!("unknown mode {other}: use map, map-objects, map-remember or baseline");
             return ExitCode::from(2);
         }
     };

@@ -10,11 +10,11 @@ use jsonschema::Validator;
 use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
-use crate::model::{BlueprintFile, EventMapping, SourceSpec, ValueSource};
+use crate::model::{AttributeSource, BlueprintFile, CustomerMapping, EventMapping, SourceSpec, ValueSource};
 use crate::path::{self, FieldPath};
 use crate::schema_check::{FileContext, SchemaCheck, Vocabulary, prune};
 use crate::yaml::{self, Position, SpanIndex, YamlProblemKind, escape_pointer_segment};
-use crate::{Blueprint, CompiledEvent, CompiledSource, Origin, RESERVED_PREFIX};
+use crate::{Blueprint, CompiledCustomer, CompiledEvent, CompiledSource, Origin, RESERVED_PREFIX};
 
 /// The event key that maps every event not listed by name.
 pub const CATCH_ALL: &str = "*";
@@ -86,14 +86,114 @@ pub fn compile_preset(name: &str) -> Option<Result<Blueprint, Diagnostics>> {
     })
 }
 
+/// Named entries of one file, compiled: `None` removes the base's entry of that name.
+type Entries<T> = BTreeMap<String, Option<T>>;
+
+/// Lays `over`'s entries on `base`'s: an entry replaces the base's of the same name, and `None`
+/// removes it.
+fn merge_entries<T>(mut base: Entries<T>, over: Entries<T>) -> Entries<T> {
+    base.extend(over);
+    base
+}
+
+/// The entries that are set, in name order.
+fn set_entries<T>(entries: Entries<T>) -> Vec<(Box<str>, T)> {
+    entries.into_iter().filter_map(|(name, entry)| Some((name.into_boxed_str(), entry?))).collect()
+}
+
 /// One file's contribution, compiled, before merging with what it extends.
 #[derive(Default)]
 struct Layer {
     platform: Option<String>,
     customer_id: Option<CompiledSource>,
-    user_identifiers: BTreeMap<String, CompiledSource>,
-    user_attributes: BTreeMap<String, CompiledSource>,
-    events: BTreeMap<String, CompiledEvent>,
+    user_identifiers: Entries<CompiledSource>,
+    user_attributes: Entries<CompiledSource>,
+    events: BTreeMap<String, LayerEvent>,
+    customer: Option<LayerCustomer>,
+    merge: Option<bool>,
+}
+
+/// One file's mapping of one event, before merging with the base's mapping of it.
+#[derive(Default)]
+struct LayerEvent {
+    replace: bool,
+    action: Option<Box<str>>,
+    platform: Option<Box<str>>,
+    pass_through: Option<bool>,
+    rename: Entries<Box<str>>,
+    exclude: Vec<Box<str>>,
+    attributes: Entries<CompiledSource>,
+    object_arrays: Entries<Vec<(Box<str>, Box<str>)>>,
+}
+
+impl LayerEvent {
+    /// This (the base's) mapping with `over`, an extending file's mapping of the same event, laid
+    /// on it key by key.
+    fn merged(self, over: LayerEvent) -> LayerEvent {
+        if over.replace {
+            return over;
+        }
+        let mut exclude = self.exclude;
+        exclude.extend(over.exclude);
+        LayerEvent {
+            replace: false,
+            action: over.action.or(self.action),
+            platform: over.platform.or(self.platform),
+            pass_through: over.pass_through.or(self.pass_through),
+            rename: merge_entries(self.rename, over.rename),
+            exclude,
+            attributes: merge_entries(self.attributes, over.attributes),
+            object_arrays: merge_entries(self.object_arrays, over.object_arrays),
+        }
+    }
+
+    fn compiled(self) -> CompiledEvent {
+        let mut exclude = self.exclude;
+        exclude.sort_unstable();
+        exclude.dedup();
+        CompiledEvent {
+            action: self.action,
+            platform: self.platform,
+            pass_through: self.pass_through.unwrap_or(true),
+            rename: set_entries(self.rename),
+            exclude,
+            attributes: set_entries(self.attributes),
+            object_arrays: set_entries(self.object_arrays),
+        }
+    }
+}
+
+/// One file's `customer:` section, before merging with the base's.
+#[derive(Default)]
+struct LayerCustomer {
+    attributes: Entries<CompiledSource>,
+    pass_through: Option<bool>,
+    exclude: Vec<Box<str>>,
+}
+
+impl LayerCustomer {
+    fn merged(self, over: LayerCustomer) -> LayerCustomer {
+        let mut exclude = self.exclude;
+        exclude.extend(over.exclude);
+        LayerCustomer {
+            attributes: merge_entries(self.attributes, over.attributes),
+            pass_through: over.pass_through.or(self.pass_through),
+            exclude,
+        }
+    }
+
+    fn compiled(self) -> CompiledCustomer {
+        let attributes = set_entries(self.attributes);
+        let mut read = self.exclude;
+        // A trait an attribute reads (`u_em: $.traits.email`) is not passed through as well.
+        read.extend(attributes.iter().filter_map(|(_, source)| match &source.origin {
+            Origin::Path(path) => path.trait_name().map(Into::into),
+            Origin::Constant(_) => None,
+        }));
+        read.sort_unstable();
+        read.dedup();
+        CompiledCustomer { attributes, pass_through: self.pass_through.unwrap_or(true), not_passed: read }
+    }
 }
 
 #[derive(Default)]
@@ -189,6 +289,7 @@ impl Compiler {
         for error in validator().iter_errors(&value) {
             broken.extend(schema_check().translate(&context, &error, &mut self.diagnostics));
         }
+        self.misplaced_event_keys(&context, &value, &broken);
         let file: Option<BlueprintFile> =
             prune(&mut value, broken).and_then(|()| serde_json::from_value(value).ok());
         let Some(file) = file else {
@@ -203,6 +304,29 @@ impl Compiler {
         layers
     }
 
+    /// An event mapping's key written at the level of the events (`attributes:` dedented under
+    /// `events:`) is read as an event's name, and its content then breaks the schema: says so.
+    fn misplaced_event_keys(&mut self, context: &FileContext<'_>, value: &Value, broken: &[String]) {
+        let Some(events) = value.get("events").and_then(Value::as_object) else { return };
+        let Some(keys) = schema().pointer("/$defs/EventMapping/properties").and_then(Value::as_object) else {
+            return;
+        };
+        for name in events.keys().filter(|name| keys.contains_key(name.as_str())) {
+            let pointer = format!("/events/{}", escape_pointer_segment(name));
+            if !broken.iter().any(|at| *at == pointer || at.starts_with(&format!("{pointer}/"))) {
+                continue;
+            }
+            self.diagnostics.push(context.key(
+                &pointer,
+                DiagnosticKind::Schema,
+                format!("`{name}` is read as the name of an event, because it is indented as one under `events`"),
+                Some(format!(
+                    "to give an event its `{name}`, indent `{name}:` under that event's name, further than the name"
+                )),
+            ));
+        }
+    }
+
     fn exists(&self, path: &Path) -> bool {
         if self.embedded {
             let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
@@ -210,6 +334,26 @@ impl Compiler {
         } else {
             path.is_file()
         }
+    }
+
+    /// The YAML file beside `missing` whose name is closest to its name, written as `extends`
+    /// would name it.
+    fn closest_blueprint(&self, missing: &Path, extends: &str) -> Option<String> {
+        let wanted = missing.file_name()?.to_str()?;
+        let names: Vec<String> = if self.embedded {
+            PRESET_FILES.iter().map(|(file, _)| (*file).to_owned()).collect()
+        } else {
+            std::fs::read_dir(missing.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+                .ok()?
+                .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .filter(|name| name.ends_with(".yaml") || name.ends_with(".yml"))
+                .collect()
+        };
+        let close = crate::diagnostic::did_you_mean(wanted, names.iter().map(String::as_str))?;
+        Some(match extends.rsplit_once('/') {
+            Some((directory, _)) => format!("{directory}/{close}"),
+            None => close.to_owned(),
+        })
     }
 
     fn extends(
@@ -233,17 +377,16 @@ impl Compiler {
             return Vec::new();
         }
         if !self.exists(&base) {
-            self.diagnostics.push(
-                context.value(
-                    "/extends",
-                    DiagnosticKind::ExtendsNotFound,
-                    format!("`extends: {extends}` names `{display}`, which does not exist"),
-                    Some(
-                        "the path is relative to this file, e.g. `extends: base.yaml` for a file beside it"
-                            .into(),
-                    ),
-                ),
-            );
+            let hint = match self.closest_blueprint(&base, extends) {
+                Some(close) => format!("did you mean `{close}`? The path is relative to this file"),
+                None => "the path is relative to this file, e.g. `extends: base.yaml` for a file beside it".into(),
+            };
+            self.diagnostics.push(context.value(
+                "/extends",
+                DiagnosticKind::ExtendsNotFound,
+                format!("`extends: {extends}` names `{display}`, which does not exist"),
+                Some(hint),
+            ));
             return Vec::new();
         }
         stack.push(self_identity);
@@ -255,7 +398,7 @@ impl Compiler {
     /// Translates a schema error to diagnostics; returns the pointers to prune before typing.
     /// Compiles one file's content: paths, constants, and the checks a schema cannot express.
     fn layer(&mut self, context: &FileContext<'_>, file: &BlueprintFile) -> Layer {
-        let mut layer = Layer { platform: file.platform.clone(), ..Layer::default() };
+        let mut layer = Layer { platform: file.platform.clone(), merge: file.merge, ..Layer::default() };
         if let Some(identity) = &file.identity {
             if let Some(source) = &identity.customer_id {
                 layer.customer_id = self.source(context, "/identity/customer_id", source);
@@ -264,14 +407,11 @@ impl Compiler {
                 ("user_identifiers", &identity.user_identifiers, &mut layer.user_identifiers),
                 ("attributes", &identity.attributes, &mut layer.user_attributes),
             ] {
-                for (name, source) in entries.iter().flatten() {
-                    let pointer = format!("/identity/{group}/{}", escape_pointer_segment(name));
-                    self.check_reserved(context, &pointer, name, "attribute");
-                    if let Some(compiled) = self.source(context, &pointer, source) {
-                        target.insert(name.clone(), compiled);
-                    }
-                }
+                *target = self.entries(context, &format!("/identity/{group}"), entries.as_ref());
             }
+        }
+        if let Some(customer) = &file.customer {
+            layer.customer = Some(self.customer(context, customer));
         }
         for (name, mapping) in file.events.iter().flatten() {
             let pointer = format!("/events/{}", escape_pointer_segment(name));
@@ -282,13 +422,46 @@ impl Compiler {
         layer
     }
 
+    /// Compiles named value sources (attributes, identifiers), each name checked for `moe_`.
+    fn entries(
+        &mut self,
+        context: &FileContext<'_>,
+        pointer: &str,
+        entries: Option<&BTreeMap<String, AttributeSource>>,
+    ) -> Entries<CompiledSource> {
+        let mut compiled = Entries::new();
+        for (name, AttributeSource(source)) in entries.into_iter().flatten() {
+            let entry_pointer = format!("{pointer}/{}", escape_pointer_segment(name));
+            match source {
+                None => {
+                    compiled.insert(name.clone(), None);
+                }
+                Some(source) => {
+                    self.check_reserved(context, &entry_pointer, name, "attribute");
+                    if let Some(source) = self.source(context, &entry_pointer, source) {
+                        compiled.insert(name.clone(), Some(source));
+                    }
+                }
+            }
+        }
+        compiled
+    }
+
+    fn customer(&mut self, context: &FileContext<'_>, customer: &CustomerMapping) -> LayerCustomer {
+        LayerCustomer {
+            attributes: self.entries(context, "/customer/attributes", customer.attributes.as_ref()),
+            pass_through: customer.pass_through,
+            exclude: customer.exclude.iter().flatten().map(|s| s.clone().into_boxed_str()).collect(),
+        }
+    }
+
     fn event(
         &mut self,
         context: &FileContext<'_>,
         pointer: &str,
         name: &str,
         mapping: &EventMapping,
-    ) -> Option<CompiledEvent> {
+    ) -> Option<LayerEvent> {
         match &mapping.action {
             Some(action) => self.check_reserved(context, &format!("{pointer}/action"), action, "action"),
             None if name != CATCH_ALL && name.starts_with(RESERVED_PREFIX) => {
@@ -301,34 +474,32 @@ impl Compiler {
             }
             None => {}
         }
-        let mut rename = Vec::new();
+        let mut rename = Entries::new();
         for (from, to) in mapping.rename.iter().flatten() {
-            self.check_reserved(
-                context,
-                &format!("{pointer}/rename/{}", escape_pointer_segment(from)),
-                to,
-                "attribute",
-            );
-            rename.push((from.clone().into_boxed_str(), to.clone().into_boxed_str()));
-        }
-        let mut attributes = Vec::new();
-        for (attribute, source) in mapping.attributes.iter().flatten() {
-            let attribute_pointer = format!("{pointer}/attributes/{}", escape_pointer_segment(attribute));
-            self.check_reserved(context, &attribute_pointer, attribute, "attribute");
-            if let Some(compiled) = self.source(context, &attribute_pointer, source) {
-                attributes.push((attribute.clone().into_boxed_str(), compiled));
+            if let Some(to) = to {
+                self.check_reserved(
+                    context,
+                    &format!("{pointer}/rename/{}", escape_pointer_segment(from)),
+                    to,
+                    "attribute",
+                );
             }
+            rename.insert(from.clone(), to.clone().map(String::into_boxed_str));
         }
-        let mut object_arrays = Vec::new();
+        let attributes = self.entries(context, &format!("{pointer}/attributes"), mapping.attributes.as_ref());
+        let mut object_arrays = Entries::new();
         for (attribute, fields) in mapping.object_arrays.iter().flatten() {
             let array_pointer = format!("{pointer}/object_arrays/{}", escape_pointer_segment(attribute));
-            let mut taken = Vec::new();
-            for (field, sent) in fields {
-                let field_pointer = format!("{array_pointer}/{}", escape_pointer_segment(field));
-                self.check_reserved(context, &field_pointer, sent, "attribute");
-                taken.push((field.clone().into_boxed_str(), sent.clone().into_boxed_str()));
-            }
-            object_arrays.push((attribute.clone().into_boxed_str(), taken));
+            let taken = fields.as_ref().map(|fields| {
+                let mut taken = Vec::new();
+                for (field, sent) in fields {
+                    let field_pointer = format!("{array_pointer}/{}", escape_pointer_segment(field));
+                    self.check_reserved(context, &field_pointer, sent, "attribute");
+                    taken.push((field.clone().into_boxed_str(), sent.clone().into_boxed_str()));
+                }
+                taken
+            });
+            object_arrays.insert(attribute.clone(), taken);
         }
         let shown_action = mapping.action.as_deref().unwrap_or(name);
         if shown_action.contains('.') && name != CATCH_ALL {
@@ -344,11 +515,12 @@ impl Compiler {
             };
             self.warnings.push(warning);
         }
-        Some(CompiledEvent {
+        Some(LayerEvent {
+            replace: mapping.replace.unwrap_or(false),
             object_arrays,
             action: mapping.action.clone().map(String::into_boxed_str),
             platform: mapping.platform.clone().map(String::into_boxed_str),
-            pass_through: mapping.pass_through.unwrap_or(true),
+            pass_through: mapping.pass_through,
             rename,
             exclude: mapping.exclude.iter().flatten().map(|s| s.clone().into_boxed_str()).collect(),
             attributes,
@@ -434,9 +606,20 @@ impl Compiler {
         for layer in layers {
             merged.platform = layer.platform.or(merged.platform);
             merged.customer_id = layer.customer_id.or(merged.customer_id);
-            merged.user_identifiers.extend(layer.user_identifiers);
-            merged.user_attributes.extend(layer.user_attributes);
-            merged.events.extend(layer.events);
+            merged.merge = layer.merge.or(merged.merge);
+            merged.user_identifiers = merge_entries(merged.user_identifiers, layer.user_identifiers);
+            merged.user_attributes = merge_entries(merged.user_attributes, layer.user_attributes);
+            merged.customer = match (merged.customer.take(), layer.customer) {
+                (Some(base), Some(over)) => Some(base.merged(over)),
+                (base, over) => over.or(base),
+            };
+            for (name, over) in layer.events {
+                let event = match merged.events.remove(&name) {
+                    Some(base) => base.merged(over),
+                    None => over,
+                };
+                merged.events.insert(name, event);
+            }
         }
         if merged.customer_id.is_none()
             && self.diagnostics.is_empty()
@@ -460,7 +643,8 @@ impl Compiler {
             return Err(Diagnostics(Vec::new()));
         };
         let platform: Box<str> = merged.platform.unwrap_or_else(|| "web".into()).into_boxed_str();
-        let mut events = merged.events;
+        let mut events: BTreeMap<String, CompiledEvent> =
+            merged.events.into_iter().map(|(name, event)| (name, event.compiled())).collect();
         let catch_all = events.remove(CATCH_ALL);
         self.warnings.sort_by(|a, b| (&a.file, a.position).cmp(&(&b.file, b.position)));
         Ok(Blueprint {
@@ -468,18 +652,12 @@ impl Compiler {
             files: self.files,
             platform,
             customer_id,
-            user_identifiers: merged
-                .user_identifiers
-                .into_iter()
-                .map(|(k, v)| (k.into_boxed_str(), v))
-                .collect(),
-            user_attributes: merged
-                .user_attributes
-                .into_iter()
-                .map(|(k, v)| (k.into_boxed_str(), v))
-                .collect(),
+            user_identifiers: set_entries(merged.user_identifiers),
+            user_attributes: set_entries(merged.user_attributes),
             events: events.into_iter().map(|(k, v)| (k.into_boxed_str(), v)).collect(),
             catch_all,
+            customer: merged.customer.map(LayerCustomer::compiled),
+            merge: merged.merge.unwrap_or(false),
         })
     }
 }
@@ -509,7 +687,8 @@ fn describe_schema(schema_pointer: &str) -> String {
         "" => "the blueprint".into(),
         "IdentityMapping" => "`identity`".into(),
         "EventMapping" => "an event mapping".into(),
-        "ValueSource" | "SourceSpec" => "a value source".into(),
+        "ValueSource" | "SourceSpec" | "AttributeSource" => "a value source".into(),
+        "CustomerMapping" => "`customer`".into(),
         other => format!("`{other}`"),
     }
 }

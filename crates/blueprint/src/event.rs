@@ -9,7 +9,7 @@ pub use crate::scan::{JsonKind, Raw};
 
 /// An object's members in input order, values left as spans. Later duplicates win on lookup, as in
 /// every JSON parser users compare with.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RawObject<'a> {
     /// Members: (name, value).
     pub members: Vec<(Cow<'a, str>, Raw<'a>)>,
@@ -39,6 +39,32 @@ impl<'a> RawObject<'a> {
             }
         }
         alias
+    }
+
+    /// These members with `over`'s laid on top, name by name: a member of `over` replaces one of
+    /// the same (normalised) name, unless its value is `null`, which hides nothing.
+    pub fn overlaid(mut self, over: RawObject<'a>) -> RawObject<'a> {
+        if over.members.is_empty() {
+            return self;
+        }
+        if self.members.is_empty() {
+            return over;
+        }
+        let mut kept: Vec<(Cow<'a, str>, Raw<'a>, bool)> = Vec::with_capacity(self.members.len() + over.members.len());
+        for (index, (name, value)) in self.members.drain(..).enumerate() {
+            let replaced = over.members.iter().any(|(key, raw)| *key == name && raw.kind() != JsonKind::Null);
+            if !replaced {
+                kept.push((name, value, self.aliases.contains(&index)));
+            }
+        }
+        for (index, (name, value)) in over.members.into_iter().enumerate() {
+            if value.kind() == JsonKind::Null && kept.iter().any(|(key, _, _)| *key == name) {
+                continue;
+            }
+            kept.push((name, value, over.aliases.contains(&index)));
+        }
+        let aliases = kept.iter().enumerate().filter(|(_, (_, _, alias))| *alias).map(|(index, _)| index).collect();
+        RawObject { members: kept.into_iter().map(|(name, value, _)| (name, value)).collect(), aliases }
     }
 
     /// The name member `index` was written with: its camelCase spelling when it was renamed.
@@ -175,7 +201,7 @@ pub struct Event<'a> {
     pub top: RawObject<'a>,
     /// `properties`, empty when absent.
     pub properties: RawObject<'a>,
-    /// `traits`, or Segment's `context.traits` when there is no top-level `traits`.
+    /// `context.traits` overlaid by the top-level `traits`, name by name (a `null` hides nothing).
     pub traits: RawObject<'a>,
     /// `context`, empty when absent.
     pub context: RawObject<'a>,
@@ -274,15 +300,17 @@ impl<'a> Event<'a> {
         let properties = into_object(properties, "properties")?;
         let mut context = into_object(context, "context")?;
         context.normalise(CONTEXT_ALIASES);
-        let mut traits = match traits {
-            Member::Absent => match context.get("traits") {
-                Some(raw) if raw.kind() == JsonKind::Object => RawObject::parse(raw)
-                    .map_err(|error| InvalidEvent::at("context", format!("`context.traits`: {error}")))?,
-                _ => RawObject::default(),
-            },
-            present => into_object(present, "traits")?,
+        // SDKs put traits in either place, some in both (RudderStack copies them into
+        // `context.traits`; some send an empty or null top-level `traits` beside them).
+        let mut context_traits = match context.get("traits") {
+            Some(raw) if raw.kind() == JsonKind::Object => RawObject::parse(raw)
+                .map_err(|error| InvalidEvent::at("context", format!("`context.traits`: {error}")))?,
+            _ => RawObject::default(),
         };
+        context_traits.normalise(TRAIT_ALIASES);
+        let mut traits = into_object(traits, "traits")?;
         traits.normalise(TRAIT_ALIASES);
+        let traits = context_traits.overlaid(traits);
         Ok(Event { call, name, top, properties, traits, context, timestamp, stamped, spans: scanned.spans })
     }
 
@@ -472,6 +500,34 @@ mod tests {
         assert_eq!(event.field("user_id").map(|r| r.get()), Some(r#""u1""#));
         assert_eq!(event.traits.get("first_name").map(|r| r.get()), Some(r#""Jane""#));
         assert_eq!(event.context_str("user_agent").as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn top_level_traits_overlay_context_traits_name_by_name() {
+        let read = |text: &str| {
+            let event = Event::parse(text).expect("valid");
+            let mut traits: Vec<(String, String)> = event
+                .traits
+                .members
+                .iter()
+                .map(|(name, _)| (name.to_string(), event.traits.get(name).map(|r| r.get().to_owned()).unwrap_or_default()))
+                .collect();
+            traits.sort();
+            traits.dedup();
+            traits
+        };
+        let pair = |name: &str, json: &str| (name.to_owned(), json.to_owned());
+        let context = r#""context":{"traits":{"email":"a@b.c","phone":"+447700900123","firstName":"Jane"}}"#;
+        for empty in ["{}", "null"] {
+            let traits = read(&format!(r#"{{"event":"x",{context},"traits":{empty}}}"#));
+            assert_eq!(traits, [pair("email", r#""a@b.c""#), pair("first_name", r#""Jane""#), pair("phone", r#""+447700900123""#)], "traits: {empty}");
+        }
+        let traits = read(&format!(r#"{{"event":"x",{context},"traits":{{"email":"new@b.c","first_name":"Janet","phone":null,"plan":"pro"}}}}"#));
+        assert_eq!(
+            traits,
+            [pair("email", r#""new@b.c""#), pair("first_name", r#""Janet""#), pair("phone", r#""+447700900123""#), pair("plan", r#""pro""#)]
+        );
+        assert!(Event::parse(r#"{"event":"x","traits":[1]}"#).is_err());
     }
 
     #[test]

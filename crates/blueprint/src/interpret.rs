@@ -16,6 +16,7 @@ use crate::event::{CallType, Event, JsonKind, Raw, RawObject, time_zone, write_s
 use crate::path::{FieldPath, Step};
 use crate::phone::{PhoneNormaliser, PhoneRegion};
 use crate::keep;
+use crate::memory::{TraitMemory, object_json, remembered_json};
 use crate::{Blueprint, CompiledEvent, CompiledSource, MAX_BODY_BYTES, Origin, RESERVED_PREFIX, Transform};
 use moengage::MAX_ATTRIBUTES;
 
@@ -201,6 +202,7 @@ pub struct Mapper {
     default_region: Option<PhoneRegion>,
     phones: PhoneNormaliser,
     object_data: bool,
+    memory: Option<Arc<dyn TraitMemory>>,
 }
 
 impl Mapper {
@@ -212,7 +214,15 @@ impl Mapper {
             default_region: None,
             phones: PhoneNormaliser::default(),
             object_data: false,
+            memory: None,
         }
+    }
+
+    /// Remembers each user's traits in `memory` and fills the identity fields of later events that
+    /// carry none from it (`$.traits.email` with no email on the event).
+    pub fn with_memory(mut self, memory: Arc<dyn TraitMemory>) -> Self {
+        self.memory = Some(memory);
+        self
     }
 
     /// Whether the workspace keeps object values (MoEngage's object data type). Without it (the
@@ -274,13 +284,12 @@ impl Mapper {
                     "group calls have no MoEngage API: MoEngage's events and profiles belong to users, not groups",
                 ));
             }
-            CallType::Alias => {
-                return Err(Drop::new(
-                    DropCode::NotInBlueprint,
-                    "alias calls merge two users, which this blueprint does not do; the call is dropped before delivery",
-                ));
-            }
+            CallType::Alias => return self.map_alias(&event, line, out, warnings),
             _ => {}
+        }
+        let recalled = self.remember(&event);
+        if event.call == CallType::Identify {
+            return self.map_identify(&event, line, out, warnings);
         }
         let name: &str = &event.name;
         let blueprint = &*self.blueprint;
@@ -296,14 +305,7 @@ impl Mapper {
                 }
             },
         };
-        if let Some(enabled) = &self.enabled
-            && !(enabled.contains(name) || (!by_name && enabled.contains(crate::compile::CATCH_ALL)))
-        {
-            return Err(Drop::new(
-                DropCode::NotEnabled,
-                format!("`{name}` is mapped by the blueprint but not enabled in this pipeline"),
-            ));
-        }
+        self.check_enabled(name, by_name)?;
         let action = mapping.action.as_deref().unwrap_or(name);
         if action.starts_with(RESERVED_PREFIX) {
             return Err(Drop::new(
@@ -313,18 +315,9 @@ impl Mapper {
         }
         let action = keep::kept_action(action, warnings);
 
-        let state =
-            EventState { event: &event, line, whole: OnceCell::new(), region: OnceCell::new(), mapper: self };
-        let customer_id = state.resolve(&blueprint.customer_id, warnings).and_then(|v| customer_id_text(&v));
-        let Some(customer_id) = customer_id else {
-            return Err(Drop::new(
-                DropCode::MissingCustomerId,
-                format!(
-                    "no customer_id: `{}` is missing or empty, and MoEngage refuses events without one",
-                    source_text(&blueprint.customer_id)
-                ),
-            ));
-        };
+        let mut state = EventState::new(&event, line, self);
+        state.recalled = recalled.as_deref();
+        let customer_id = state.customer_id(warnings)?;
 
         out.extend_from_slice(b"{\"type\":\"event\",\"customer_id\":");
         out.extend_from_slice(customer_id.as_bytes());
@@ -371,18 +364,173 @@ impl Mapper {
             }
         }
         out.extend_from_slice(b"}]}");
-        if out.len() > MAX_BODY_BYTES {
-            let size = out.len();
-            out.clear();
-            return Err(Drop::new(
-                DropCode::PayloadTooLarge,
-                format!(
-                    "the MoEngage request would be {size} bytes; MoEngage accepts at most {MAX_BODY_BYTES} (128 KB)"
-                ),
-            ));
-        }
+        within_body_limit(out)?;
         Ok(action.into_owned())
     }
+
+    /// Lays the event's traits on what is remembered of its user; returns what was remembered
+    /// before, for the identity fields the event does not carry.
+    fn remember(&self, event: &Event<'_>) -> Option<Arc<str>> {
+        let memory = self.memory.as_ref()?;
+        let user = user_key(event)?;
+        let recalled = memory.recall(&user);
+        if event.traits.members.is_empty() {
+            return recalled;
+        }
+        let traits: Arc<str> = match &recalled {
+            Some(old) => {
+                let known = RawObject::parse(Raw::trusted(old)).unwrap_or_default();
+                // Most events repeat what is known: then nothing is written.
+                let news = event.traits.members.iter().any(|(name, value)| {
+                    value.kind() != JsonKind::Null && known.get(name).is_none_or(|was| was.get() != value.get())
+                });
+                if !news {
+                    return recalled;
+                }
+                remembered_json(&known.overlaid(event.traits.clone())).into()
+            }
+            None => remembered_json(&event.traits).into(),
+        };
+        if recalled.as_deref() != Some(&*traits) {
+            memory.remember(&user, traits);
+        }
+        recalled
+    }
+
+    /// Drops an event the pipeline does not enable. `by_name`: the blueprint maps it by name
+    /// rather than through `"*"`.
+    fn check_enabled(&self, name: &str, by_name: bool) -> Result<(), Drop> {
+        match &self.enabled {
+            Some(enabled)
+                if !(enabled.contains(name) || (!by_name && enabled.contains(crate::compile::CATCH_ALL))) =>
+            {
+                Err(Drop::new(
+                    DropCode::NotEnabled,
+                    format!("`{name}` is mapped by the blueprint but not enabled in this pipeline"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// An identify call as a MoEngage customer update:
+    /// `{"type":"customer","customer_id":...,"attributes":{...}}`.
+    fn map_identify(
+        &self,
+        event: &Event<'_>,
+        line: &str,
+        out: &mut Vec<u8>,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<String, Drop> {
+        let Some(customer) = &self.blueprint.customer else {
+            return Err(Drop::new(
+                DropCode::NotInBlueprint,
+                "identify calls update profiles through the blueprint's `customer:` section, which this blueprint does not have; the call is dropped before delivery",
+            ));
+        };
+        self.check_enabled("identify", true)?;
+        let state = EventState::new(event, line, self);
+        let customer_id = state.customer_id(warnings)?;
+        out.extend_from_slice(b"{\"type\":\"customer\",\"customer_id\":");
+        out.extend_from_slice(customer_id.as_bytes());
+        out.extend_from_slice(b",\"attributes\":{");
+        let mut attributes = AttributeSet::with_capacity(event.traits.members.len() + customer.attributes.len());
+        if customer.pass_through {
+            for (name, value) in &event.traits.members {
+                if customer.not_passed.binary_search_by(|passed| (**passed).cmp(name)).is_ok() {
+                    continue;
+                }
+                if name.starts_with(RESERVED_PREFIX) {
+                    warnings.push(reserved_attribute(name));
+                    continue;
+                }
+                let name = Cow::Borrowed(name.as_ref());
+                state.insert_kept(&mut attributes, &[], name, Found::Raw(*value), Priority::PassedThrough, warnings);
+            }
+        }
+        for (name, source) in &customer.attributes {
+            if let Some(found) = state.resolve(source, warnings) {
+                let name = Cow::Borrowed(&**name);
+                state.insert_kept(&mut attributes, &[], name, found, Priority::Declared, warnings);
+            }
+        }
+        write_attributes(out, attributes, warnings);
+        out.extend_from_slice(b"}}");
+        within_body_limit(out)?;
+        Ok("identify".to_owned())
+    }
+
+    /// An alias call as a MoEngage merge:
+    /// `{"merge_data":[{"merged_user":previous_id,"retained_user":customer_id}]}`.
+    fn map_alias(
+        &self,
+        event: &Event<'_>,
+        line: &str,
+        out: &mut Vec<u8>,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<String, Drop> {
+        if !self.blueprint.merge {
+            return Err(Drop::new(
+                DropCode::NotInBlueprint,
+                "alias calls merge two users, which this blueprint does not do (it has no `merge: true`); the call is dropped before delivery",
+            ));
+        }
+        self.check_enabled("alias", true)?;
+        if let (Some(memory), Some(merged), Some(retained)) =
+            (&self.memory, event.field("previous_id").and_then(user_text), user_key(event))
+            && merged != retained
+        {
+            memory.merge(&merged, &retained);
+        }
+        let state = EventState::new(event, line, self);
+        let retained = state.customer_id(warnings)?;
+        let merged = event.field("previous_id").map(Found::Raw).and_then(|found| customer_id_text(&found));
+        let Some(merged) = merged else {
+            return Err(Drop::new(
+                DropCode::InvalidEvent,
+                "an alias call needs `previous_id` (`previousId`): the user merged into `user_id`",
+            ));
+        };
+        if merged == retained {
+            return Err(Drop::new(
+                DropCode::InvalidEvent,
+                format!("`previous_id` and the customer_id are the same user, {merged}: there is nothing to merge"),
+            ));
+        }
+        out.extend_from_slice(b"{\"merge_data\":[{\"merged_user\":");
+        out.extend_from_slice(merged.as_bytes());
+        out.extend_from_slice(b",\"retained_user\":");
+        out.extend_from_slice(retained.as_bytes());
+        out.extend_from_slice(b"}]}");
+        Ok("alias".to_owned())
+    }
+}
+
+/// Whose traits an event carries: its `user_id`, as text.
+fn user_key(event: &Event<'_>) -> Option<String> {
+    event.field("user_id").and_then(user_text)
+}
+
+/// A user id as text: a string as it is, a number as written.
+fn user_text(raw: Raw<'_>) -> Option<String> {
+    match raw.kind() {
+        JsonKind::String => raw.as_str().map(Cow::into_owned).filter(|text| !text.is_empty()),
+        JsonKind::Number => Some(raw.get().trim().to_owned()),
+        _ => None,
+    }
+}
+
+/// Drops a body over MoEngage's 128 KB.
+fn within_body_limit(out: &mut Vec<u8>) -> Result<(), Drop> {
+    if out.len() <= MAX_BODY_BYTES {
+        return Ok(());
+    }
+    let size = out.len();
+    out.clear();
+    Err(Drop::new(
+        DropCode::PayloadTooLarge,
+        format!("the MoEngage request would be {size} bytes; MoEngage accepts at most {MAX_BODY_BYTES} (128 KB)"),
+    ))
 }
 
 /// A value found for a source: JSON text borrowed from the event or blueprint, or built for it.
@@ -476,6 +624,9 @@ fn source_text(source: &CompiledSource) -> String {
 /// Per-event state shared by the lookups of one mapping.
 struct EventState<'x> {
     event: &'x Event<'x>,
+    /// The user's traits remembered from earlier events, as compact JSON.
+    recalled: Option<&'x str>,
+    remembered: OnceCell<Option<RawObject<'x>>>,
     line: &'x str,
     whole: OnceCell<Option<Value>>,
     region: OnceCell<Option<PhoneRegion>>,
@@ -483,18 +634,78 @@ struct EventState<'x> {
 }
 
 impl<'x> EventState<'x> {
+    fn new(event: &'x Event<'x>, line: &'x str, mapper: &'x Mapper) -> Self {
+        EventState {
+            event,
+            recalled: None,
+            remembered: OnceCell::new(),
+            line,
+            whole: OnceCell::new(),
+            region: OnceCell::new(),
+            mapper,
+        }
+    }
+
+    /// The blueprint's `customer_id` as JSON string text, or the drop of an event without one.
+    fn customer_id(&self, warnings: &mut Vec<Warning>) -> Result<String, Drop> {
+        let source = &self.mapper.blueprint.customer_id;
+        self.resolve(source, warnings).and_then(|found| customer_id_text(&found)).ok_or_else(|| {
+            Drop::new(
+                DropCode::MissingCustomerId,
+                format!(
+                    "no customer_id: `{}` is missing or empty, and MoEngage refuses events without one",
+                    source_text(source)
+                ),
+            )
+        })
+    }
+
     fn resolve(&self, source: &'x CompiledSource, warnings: &mut Vec<Warning>) -> Option<Found<'x>> {
-        let found = match &source.origin {
+        self.resolve_from(source, false, warnings)
+    }
+
+    /// Resolves an identity field: a trait the event does not carry is taken from the traits
+    /// remembered for its user.
+    fn resolve_identity(&self, source: &'x CompiledSource, warnings: &mut Vec<Warning>) -> Option<Found<'x>> {
+        self.resolve_from(source, true, warnings)
+    }
+
+    fn resolve_from(
+        &self,
+        source: &'x CompiledSource,
+        identity: bool,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Found<'x>> {
+        let mut found = match &source.origin {
             Origin::Constant(json) => Some(Found::Raw(Raw::trusted(json))),
             Origin::Path(FieldPath::Direct { root, steps, .. }) => walk(self.event, root, steps),
             Origin::Path(FieldPath::Query { query, .. }) => self.query(query),
         }
         .filter(|found| found.kind() != JsonKind::Null);
+        let mut recalled = false;
+        if found.is_none()
+            && identity
+            && let Origin::Path(FieldPath::Direct { root, steps, .. }) = &source.origin
+            && &**root == "traits"
+            && let Some(remembered) = self.remembered()
+        {
+            found = walk_object(remembered, steps).filter(|found| found.kind() != JsonKind::Null);
+            recalled = found.is_some();
+        }
         let transformed = match (found, source.transform) {
+            // A remembered value that cannot be used is left out quietly: it was warned about on the
+            // event that brought it, not on every later event of its user.
+            (Some(found), Some(transform)) if recalled => self.transform(found, transform, source, &mut Vec::new()),
             (Some(found), Some(transform)) => self.transform(found, transform, source, warnings),
             (found, _) => found,
         };
         transformed.or_else(|| source.default.as_deref().map(|json| Found::Raw(Raw::trusted(json))))
+    }
+
+    fn remembered(&self) -> Option<&RawObject<'x>> {
+        self.remembered
+            .get_or_init(|| self.recalled.and_then(|text| RawObject::parse(Raw::trusted(text)).ok()))
+            .as_ref()
     }
 
     fn query(&self, query: &jsonpath_rust::parser::model::JpQuery) -> Option<Found<'x>> {
@@ -573,7 +784,7 @@ impl<'x> EventState<'x> {
         out.extend_from_slice(prefix);
         let mut written = 0;
         for (name, source) in members {
-            if let Some(found) = self.resolve(source, warnings) {
+            if let Some(found) = self.resolve_identity(source, warnings) {
                 if written > 0 {
                     out.push(b',');
                 }
@@ -600,7 +811,7 @@ impl<'x> EventState<'x> {
     ) {
         let mut attributes = AttributeSet::with_capacity(members.len());
         for (name, source) in members {
-            if let Some(found) = self.resolve(source, warnings) {
+            if let Some(found) = self.resolve_identity(source, warnings) {
                 self.insert_kept(&mut attributes, &[], Cow::Borrowed(name), found, Priority::Declared, warnings);
             }
         }
@@ -765,13 +976,24 @@ impl<'x> AttributeSet<'x> {
 
 /// Follows a direct path over the borrowed event.
 fn walk<'x>(event: &Event<'x>, root: &str, steps: &[Step]) -> Option<Found<'x>> {
-    let (mut current, rest) = match (event.object(root), steps.split_first()) {
-        (Some(object), Some((Step::Key(key), rest))) => (object.get(key)?, rest),
-        (Some(_), Some((Step::Index(_), _))) => return None,
-        (Some(object), None) => return Some(Found::Built(object_json(object))),
-        (None, _) => (event.field(root)?, steps),
-    };
-    for step in rest {
+    match event.object(root) {
+        Some(object) => walk_object(object, steps),
+        None => walk_steps(event.field(root)?, steps),
+    }
+}
+
+/// Follows a path's steps below a parsed object.
+fn walk_object<'x>(object: &RawObject<'x>, steps: &[Step]) -> Option<Found<'x>> {
+    match steps.split_first() {
+        Some((Step::Key(key), rest)) => walk_steps(object.get(key)?, rest),
+        Some((Step::Index(_), _)) => None,
+        None => Some(Found::Built(object_json(object))),
+    }
+}
+
+/// Follows steps below a value.
+fn walk_steps<'x>(mut current: Raw<'x>, steps: &[Step]) -> Option<Found<'x>> {
+    for step in steps {
         current = match step {
             Step::Key(key) => {
                 if current.kind() != JsonKind::Object {
@@ -796,25 +1018,6 @@ fn walk<'x>(event: &Event<'x>, root: &str, steps: &[Step]) -> Option<Found<'x>> 
     Some(Found::Raw(current))
 }
 
-/// A parsed object written back as compact JSON, the last of duplicate keys kept.
-fn object_json(object: &RawObject<'_>) -> String {
-    let mut out = vec![b'{'];
-    let members = &object.members;
-    for (index, (key, value)) in members.iter().enumerate() {
-        if members[index + 1..].iter().any(|(later, _)| later == key) {
-            continue;
-        }
-        if out.len() > 1 {
-            out.push(b',');
-        }
-        write_str(&mut out, key);
-        out.push(b':');
-        value.write_compact(&mut out);
-    }
-    out.push(b'}');
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The event as a `Value` for JSONPath queries, with the same name normalisation as the borrowed
 /// view, so a query sees `user_id` and `traits` as a direct path would.
 fn normalised_value(line: &str) -> Option<Value> {
@@ -827,19 +1030,28 @@ fn normalised_value(line: &str) -> Option<Value> {
             object.entry(canonical).or_insert(aliased);
         }
     }
-    // Moved rather than copied, so that a descendant query (`$..email`) finds each value once.
-    if !object.contains_key("traits") {
-        let moved = object.get_mut("context").and_then(Value::as_object_mut).and_then(|c| c.remove("traits"));
-        if let Some(traits) = moved {
-            object.insert("traits".into(), traits);
-        }
-    }
-    if let Some(Value::Object(traits)) = object.get_mut("traits") {
+    let normalised = |traits: Option<Value>| {
+        let mut traits = match traits {
+            Some(Value::Object(traits)) => traits,
+            _ => serde_json::Map::new(),
+        };
         for (alias, canonical) in [("firstName", "first_name"), ("lastName", "last_name")] {
             if let Some(aliased) = traits.remove(alias) {
                 traits.entry(canonical).or_insert(aliased);
             }
         }
+        traits
+    };
+    // Moved rather than copied, so that a descendant query (`$..email`) finds each value once.
+    let mut traits =
+        normalised(object.get_mut("context").and_then(Value::as_object_mut).and_then(|c| c.remove("traits")));
+    for (name, value) in normalised(object.remove("traits")) {
+        if !(value.is_null() && traits.contains_key(&name)) {
+            traits.insert(name, value);
+        }
+    }
+    if !traits.is_empty() {
+        object.insert("traits".into(), Value::Object(traits));
     }
     Some(value)
 }

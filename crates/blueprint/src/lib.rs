@@ -8,6 +8,7 @@ pub mod compile;
 pub mod event;
 pub mod interpret;
 mod keep;
+pub mod memory;
 pub mod model;
 pub mod path;
 pub mod phone;
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 pub use compile::{PRESETS, compile_file, compile_preset, compile_str};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 pub use interpret::{Drop, DropCode, Mapped, Mapper, Outcome, Warning, WarningCode};
+pub use memory::{RunMemory, TraitMemory};
 pub use model::{Transform, blueprint_schema};
 pub use phone::{PhoneNormaliser, PhoneRegion};
 
@@ -44,6 +46,10 @@ pub struct Blueprint {
     user_attributes: Vec<(Box<str>, CompiledSource)>,
     events: HashMap<Box<str>, CompiledEvent>,
     catch_all: Option<CompiledEvent>,
+    /// How identify calls update profiles; `None`: they are not sent.
+    customer: Option<CompiledCustomer>,
+    /// Whether alias calls merge users.
+    merge: bool,
 }
 
 impl Blueprint {
@@ -63,6 +69,16 @@ impl Blueprint {
         let mut names: Vec<&str> = self.events.keys().map(|k| &**k).collect();
         names.sort_unstable();
         names.into_iter()
+    }
+
+    /// Whether identify calls update profiles through MoEngage's customer API.
+    pub fn updates_customers(&self) -> bool {
+        self.customer.is_some()
+    }
+
+    /// Whether alias calls merge users through MoEngage's merge API.
+    pub fn merges_users(&self) -> bool {
+        self.merge
     }
 
     /// Whether it maps `event` (by name or through `"*"`).
@@ -89,6 +105,15 @@ pub(crate) struct CompiledEvent {
     attributes: Vec<(Box<str>, CompiledSource)>,
     /// Attribute name → the (field, name sent) pairs taken from its array of objects.
     object_arrays: Vec<(Box<str>, Vec<(Box<str>, Box<str>)>)>,
+}
+
+/// How an identify call becomes a customer update.
+#[derive(Debug)]
+pub(crate) struct CompiledCustomer {
+    attributes: Vec<(Box<str>, CompiledSource)>,
+    pass_through: bool,
+    /// Traits not passed through: excluded, or read by one of `attributes`. Sorted.
+    not_passed: Vec<Box<str>>,
 }
 
 /// Where a value comes from, compiled.

@@ -34,10 +34,40 @@ pub struct BlueprintFile {
     /// reserved `user_identifiers` (`u_em`, `u_mb`) and root user `attributes` (`u_fn`, `u_ln`).
     pub identity: Option<IdentityMapping>,
 
-    /// The events sent to MoEngage, keyed by Signal event name (`page` for page calls). Events that
-    /// are not listed here are dropped with `not_in_blueprint`. The key `"*"` maps every event not
-    /// listed, under its own name.
+    /// The events sent to MoEngage, keyed by Signal event name (`page` for page calls, `screen`
+    /// for screen calls). Events that are not listed here are dropped with `not_in_blueprint`. The
+    /// key `"*"` maps every event not listed, under its own name. An event declared again in a
+    /// file that `extends` another merges with the base's mapping key by key.
     pub events: Option<BTreeMap<String, EventMapping>>,
+
+    /// How an `identify` call updates the user's MoEngage profile, through MoEngage's customer
+    /// API (`POST /v1/customer/{workspace_id}`). Without it, identify calls are dropped with
+    /// `not_in_blueprint`.
+    pub customer: Option<CustomerMapping>,
+
+    /// Whether an `alias` call merges the user it names in `previous_id` into its `user_id`,
+    /// through MoEngage's merge API (`POST /v1/customer/merge`). Default: `false`, and alias calls
+    /// are dropped with `not_in_blueprint`.
+    pub merge: Option<bool>,
+}
+
+/// How an identify call becomes a MoEngage customer update:
+/// `{"type":"customer","customer_id":...,"attributes":{...}}`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerMapping {
+    /// Profile attributes, each from a field path or a constant: MoEngage's standard ones are
+    /// `u_em` (email), `u_mb` (mobile, in E.164), `u_fn` (first name) and `u_ln` (last name).
+    /// `null` removes an attribute the base declares.
+    pub attributes: Option<BTreeMap<String, AttributeSource>>,
+
+    /// Whether the call's other traits are sent as profile attributes under their own names.
+    /// Traits read by `attributes` (`$.traits.email` for `u_em`) are not sent twice. Default:
+    /// `true`.
+    pub pass_through: Option<bool>,
+
+    /// Traits never passed through, e.g. `[password_hint]`.
+    pub exclude: Option<Vec<String>>,
 }
 
 /// Identity fields at the root of every MoEngage request.
@@ -49,18 +79,24 @@ pub struct IdentityMapping {
     pub customer_id: Option<ValueSource>,
 
     /// MoEngage's reserved identifiers, sent in `user_identifiers`: `u_em` (email) and `u_mb`
-    /// (mobile, normalise it with `transform: e164`). Omitted from the request when empty.
-    pub user_identifiers: Option<BTreeMap<String, ValueSource>>,
+    /// (mobile, normalise it with `transform: e164`). Omitted from the request when empty. `null`
+    /// removes an identifier the base declares.
+    pub user_identifiers: Option<BTreeMap<String, AttributeSource>>,
 
     /// User attributes sent in the request's root `attributes`: `u_fn` (first name), `u_ln` (last
-    /// name) and any others. Omitted from the request when empty.
-    pub attributes: Option<BTreeMap<String, ValueSource>>,
+    /// name) and any others. Omitted from the request when empty. `null` removes an attribute the
+    /// base declares.
+    pub attributes: Option<BTreeMap<String, AttributeSource>>,
 }
 
 /// How one Signal event becomes one MoEngage action.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventMapping {
+    /// Whether this mapping replaces the mapping of the same event in the blueprint this one
+    /// `extends`, instead of merging with it key by key. Default: `false`.
+    pub replace: Option<bool>,
+
     /// The MoEngage action name. Default: the Signal event name. Must not begin with `moe_`.
     #[schemars(length(min = 1))]
     pub action: Option<String>,
@@ -74,15 +110,17 @@ pub struct EventMapping {
     pub pass_through: Option<bool>,
 
     /// Properties sent under another attribute name: `{revenue: value}` sends `properties.revenue`
-    /// as `value`. Applies whether or not `pass_through` is on.
-    pub rename: Option<BTreeMap<String, String>>,
+    /// as `value`. Applies whether or not `pass_through` is on. `null` removes a rename the base
+    /// declares.
+    pub rename: Option<BTreeMap<String, Option<String>>>,
 
-    /// Properties never sent, even when `pass_through` is on.
+    /// Properties never sent, even when `pass_through` is on. Adds to the base's list.
     pub exclude: Option<Vec<String>>,
 
     /// Further action attributes, each from a field path or a constant, e.g.
     /// `url: $.context.page.url`. They win over a passed-through property of the same name.
-    pub attributes: Option<BTreeMap<String, ValueSource>>,
+    /// `null` removes an attribute the base declares.
+    pub attributes: Option<BTreeMap<String, AttributeSource>>,
 
     /// How an array of objects is sent to a workspace without MoEngage's object data type (the
     /// integration's `object_data: false`, the default, where MoEngage rejects object values).
@@ -92,8 +130,14 @@ pub struct EventMapping {
     /// ask for "bought SKU-1". Fields not listed are left out. An array of objects not listed here
     /// is sent as one array per field, named `ATTRIBUTE_FIELD`. With `object_data: true` the array
     /// is sent as it is.
-    pub object_arrays: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    /// `null` removes an entry the base declares.
+    pub object_arrays: Option<BTreeMap<String, Option<BTreeMap<String, String>>>>,
 }
+
+/// A value source, or `null` to remove the entry of this name that the base blueprint declares.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct AttributeSource(pub Option<ValueSource>);
 
 /// Where a value comes from: a JSONPath into the event, written as a string (`$.traits.email`), or a
 /// mapping with `path` or `value` and optional `transform` and `default`.
@@ -169,6 +213,29 @@ impl JsonSchema for ValueSource {
             ),
         );
         object.remove("title");
+        schema
+    }
+}
+
+impl JsonSchema for AttributeSource {
+    fn schema_name() -> Cow<'static, str> {
+        "AttributeSource".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = ValueSource::json_schema(generator);
+        let object = schema.ensure_object();
+        object.insert("type".into(), serde_json::json!(["string", "object", "null"]));
+        object.insert(
+            "description".into(),
+            Value::String(
+                "Where a value comes from: a JSONPath into the event, written as a string \
+                 (`$.traits.email`), or a mapping with `path` or `value` and optional `transform` \
+                 and `default`; `null` removes the entry of this name that the base blueprint \
+                 declares."
+                    .into(),
+            ),
+        );
         schema
     }
 }

@@ -54,6 +54,17 @@ pub enum FieldPath {
 }
 
 impl FieldPath {
+    /// The trait a path such as `$.traits.email` reads, when it reads one whole trait directly.
+    pub fn trait_name(&self) -> Option<&str> {
+        match self {
+            FieldPath::Direct { root, steps, .. } if &**root == "traits" => match &steps[..] {
+                [Step::Key(name)] => Some(name),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The path as the blueprint wrote it.
     pub fn text(&self) -> &str {
         match self {

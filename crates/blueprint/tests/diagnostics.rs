@@ -37,7 +37,7 @@ fn valid_blueprints_compile() {
 #[test]
 fn shipped_presets_compile_and_map_the_documented_events() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../blueprints/moengage");
-    let common = ["Logged In", "Signed Up", "page"];
+    let common = ["Logged In", "Signed Up", "page", "screen"];
     let retail = blueprint::compile_file(&root.join("retail.yaml")).expect("retail preset compiles");
     let mut expected: Vec<&str> = common
         .iter()
@@ -58,6 +58,8 @@ fn shipped_presets_compile_and_map_the_documented_events() {
     assert_eq!(saas.event_names().collect::<Vec<_>>(), expected);
     for (preset, compiled) in [("retail", &retail), ("b2b-saas", &saas)] {
         assert_eq!(compiled.action_for("page"), Some("Page Viewed"), "{preset}");
+        assert_eq!(compiled.action_for("screen"), Some("Screen Viewed"), "{preset}");
+        assert!(compiled.updates_customers() && compiled.merges_users(), "{preset}: identify and alias are sent");
     }
 }
 

@@ -212,8 +212,9 @@ fn each_drop_rule_gives_its_code() {
         dropped(&retail, r#"{"type":"track","event":"Wishlist Shared","user_id":"u1"}"#),
         DropCode::NotInBlueprint
     );
+    let no_customer = inline("identity: {customer_id: $.user_id}\nevents: {Signed Up: {}}\n");
     assert_eq!(
-        dropped(&retail, r#"{"type":"identify","user_id":"u1","traits":{"email":"a@b.test"}}"#),
+        dropped(&no_customer, r#"{"type":"identify","user_id":"u1","traits":{"email":"a@b.test"}}"#),
         DropCode::NotInBlueprint
     );
     let enabled = preset("retail.yaml").with_enabled(["Order Completed".to_owned()]);
@@ -269,11 +270,15 @@ fn every_sdk_call_type_has_a_defined_fate() {
         dropped(&retail, r#"{"type":"group","groupId":"acme","user_id":"u1","traits":{"name":"Acme"}}"#),
         DropCode::UnsupportedType
     );
-    assert_eq!(
-        dropped(&retail, r#"{"type":"alias","userId":"u1","previousId":"anon-1"}"#),
-        DropCode::NotInBlueprint
-    );
-    assert_eq!(dropped(&retail, r#"{"type":"screen","name":"Home","user_id":"u1"}"#), DropCode::NotInBlueprint);
+    let sent = body(&retail, &json!({"type":"alias","userId":"u1","previousId":"anon-1"}));
+    assert_eq!(sent, json!({"merge_data": [{"merged_user": "anon-1", "retained_user": "u1"}]}));
+    let sent = body(&retail, &json!({"type":"identify","userId":"u1","traits":{"email":"a@b.test"}}));
+    assert_eq!(sent, json!({"type": "customer", "customer_id": "u1", "attributes": {"u_em": "a@b.test"}}));
+    let sent = body(&retail, &json!({"type":"screen","name":"Home","user_id":"u1"}));
+    assert_eq!(sent["actions"][0]["action"], "Screen Viewed");
+    let bare = inline("identity: {customer_id: $.user_id}\nevents: {Signed Up: {}}\n");
+    assert_eq!(dropped(&bare, r#"{"type":"screen","name":"Home","user_id":"u1"}"#), DropCode::NotInBlueprint);
+    assert_eq!(dropped(&bare, r#"{"type":"alias","userId":"u1","previousId":"anon-1"}"#), DropCode::NotInBlueprint);
     let screens = inline("identity: {customer_id: $.user_id}\nevents: {screen: {action: Screen Viewed}}\n");
     let sent = body(&screens, &json!({"type":"screen","name":"Home","user_id":"u1","properties":{"name":"Home"}}));
     assert_eq!(sent["actions"][0]["action"], "Screen Viewed");

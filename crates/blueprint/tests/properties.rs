@@ -60,7 +60,15 @@ fn event_like() -> impl Strategy<Value = Value> {
         Just(json!("Unmapped")),
         json_value(),
     ];
-    let types = prop_oneof![Just(json!("track")), Just(json!("page")), Just(json!("identify")), json_value()];
+    let types = prop_oneof![
+        Just(json!("track")),
+        Just(json!("page")),
+        Just(json!("identify")),
+        Just(json!("screen")),
+        Just(json!("alias")),
+        Just(json!("group")),
+        json_value()
+    ];
     let user_ids = prop_oneof![Just(json!("u_8842")), Just(json!(8842)), Just(json!("")), json_value()];
     let phones = prop_oneof![
         Just(json!("+447700900123")),
@@ -77,7 +85,7 @@ fn event_like() -> impl Strategy<Value = Value> {
                 "type": kind, "event": name, "timestamp": timestamp,
                 "traits": {"email": "a@b.test", "phone": phone},
                 "context": {"timezone": zone, "locale": "en-GB"},
-                "properties": properties, "extra": extra,
+                "properties": properties, "extra": extra, "previousId": "anon-1",
             });
             event[if camel { "userId" } else { "user_id" }] = user_id;
             event
@@ -90,10 +98,22 @@ fn check(line: &str) -> Result<(), TestCaseError> {
             prop_assert!(mapped.body.len() <= MAX_BODY_BYTES, "body of {} bytes", mapped.body.len());
             let body: Value = serde_json::from_slice(&mapped.body)
                 .map_err(|e| TestCaseError::fail(format!("body is not JSON: {e}")))?;
-            prop_assert_eq!(&body["type"], "event");
+            if let Some(merges) = body.get("merge_data") {
+                // An alias call: one merge of two different users.
+                let merge = &merges[0];
+                prop_assert!(merge["merged_user"].as_str().is_some() && merge["retained_user"].as_str().is_some());
+                prop_assert_ne!(&merge["merged_user"], &merge["retained_user"]);
+                return Ok(());
+            }
             prop_assert!(body["customer_id"].as_str().is_some_and(|id| !id.is_empty()));
-            prop_assert_eq!(body["actions"].as_array().map(Vec::len), Some(1));
-            let attributes = body["actions"][0]["attributes"].as_object().cloned().unwrap_or_default();
+            let attributes = if body["type"] == "customer" {
+                // An identify call: a profile update, its attributes at the root.
+                body["attributes"].as_object().cloned().unwrap_or_default()
+            } else {
+                prop_assert_eq!(&body["type"], "event");
+                prop_assert_eq!(body["actions"].as_array().map(Vec::len), Some(1));
+                body["actions"][0]["attributes"].as_object().cloned().unwrap_or_default()
+            };
             prop_assert!(attributes.keys().all(|key| !key.starts_with("moe_")));
         }
         Outcome::Dropped(drop) => {

@@ -551,8 +551,13 @@ impl Suite {
 
     /// Runs every case through `compiled` (its blueprint, compiled), in order.
     pub fn run(&self, compiled: Arc<blueprint::Blueprint>) -> Vec<CaseResult> {
-        let mut mapper =
-            Mapper::new(compiled).with_default_region(self.default_region).with_object_data(self.object_data);
+        // A case's events are mapped as `signal map` maps a file: traits remembered from one to the
+        // next, and forgotten between cases.
+        let memory = Arc::new(blueprint::RunMemory::default());
+        let mut mapper = Mapper::new(compiled)
+            .with_default_region(self.default_region)
+            .with_object_data(self.object_data)
+            .with_memory(memory.clone());
         if let Some(enabled) = &self.enabled {
             mapper = mapper.with_enabled(enabled.iter().cloned());
         }
@@ -560,6 +565,7 @@ impl Suite {
         self.cases
             .iter()
             .map(|case| {
+                memory.clear();
                 let produced: Vec<Produced> = case
                     .inputs
                     .iter()
