@@ -8,6 +8,7 @@ pub mod collector;
 mod connection;
 pub mod metrics;
 pub mod refusals;
+pub mod traits;
 pub mod worker;
 
 use std::future::Future;

@@ -15,6 +15,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::Shared;
+use crate::traits::{CACHED_USERS, StoredTraits};
 
 /// How long a stopping worker lets deliveries in flight finish before giving them back to the queue.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -40,11 +41,14 @@ pub struct IntegrationWorker {
     pub pipelines: Vec<PipelineWorker>,
     /// Woken by the collector when events are queued.
     pub wake: Arc<Notify>,
+    /// The traits remembered for the destination's users, shared by its pipelines.
+    pub traits: Arc<StoredTraits>,
 }
 
 impl IntegrationWorker {
     /// A worker for `integration`, with its pipelines' mappers warmed up.
     pub fn new(integration: &Integration, config: &config::Config) -> Self {
+        let traits = Arc::new(StoredTraits::new(integration.destination.account(), CACHED_USERS));
         let pipelines = config
             .pipelines
             .iter()
@@ -52,7 +56,8 @@ impl IntegrationWorker {
             .map(|pipeline| {
                 let mut mapper = Mapper::new(pipeline.blueprint.clone())
                     .with_default_region(pipeline.default_region)
-                    .with_object_data(integration.destination.keeps_objects());
+                    .with_object_data(integration.destination.keeps_objects())
+                    .with_memory(traits.clone());
                 if let Some(enabled) = &pipeline.enabled_events {
                     mapper = mapper.with_enabled(enabled.iter().cloned());
                 }
@@ -65,6 +70,7 @@ impl IntegrationWorker {
             destination: integration.destination.clone(),
             pipelines,
             wake: Arc::new(Notify::new()),
+            traits,
         }
     }
 }
@@ -114,6 +120,9 @@ pub async fn run<Q: Queue>(
                         break;
                     }
                 };
+                if let Err(error) = worker.traits.prefetch(&shared.queue, &claimed).await {
+                    tracing::warn!(integration = %worker.name, %error, "cannot read remembered traits; these events are mapped with their own");
+                }
                 for event in claimed {
                     let received_at = jiff::Timestamp::from_millisecond(event.received_at_ms)
                         .unwrap_or_else(|_| jiff::Timestamp::now());
@@ -167,6 +176,9 @@ pub async fn run<Q: Queue>(
                 }
             }
             next_pipeline = next_pipeline.wrapping_add(1);
+            if let Err(error) = worker.traits.flush(&shared.queue).await {
+                tracing::warn!(integration = %worker.name, %error, "cannot store remembered traits");
+            }
         }
         while let Some(done) = in_flight.try_join_next_with_id() {
             outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused));

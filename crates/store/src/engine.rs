@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::{
     Claimed, Depth, Detail, Enqueued, EventRecord, Listing, NewEvent, Outcome, Pruned, Queue, Recovered, Requeue, Requeued,
-    Retention, RetryNote, SqliteQueue, StoreError, Summary,
+    Retention, RetryNote, SqliteQueue, StoreError, Summary, TraitChange,
 };
 
 /// Where accepted events are kept.
@@ -122,6 +122,18 @@ impl Queue for AnyQueue {
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::Change> {
         match self {
             AnyQueue::Sqlite(queue) => queue.subscribe(),
+        }
+    }
+
+    async fn recall_traits(&self, workspace: String, users: Vec<String>) -> Result<Vec<(String, String)>, StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.recall_traits(workspace, users).await,
+        }
+    }
+
+    async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>) -> Result<(), StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.remember_traits(workspace, changes).await,
         }
     }
 }

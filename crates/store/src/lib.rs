@@ -76,6 +76,27 @@ pub struct Claimed {
     pub received_at_ms: i64,
     /// The event as JSON.
     pub payload: String,
+    /// Its `user_id`, as text, when it has one: whose remembered traits it may need.
+    pub user_id: Option<String>,
+}
+
+/// A change to the traits remembered for a workspace's users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraitChange {
+    /// `user` is now known by these traits (a compact JSON object).
+    Set {
+        /// The `user_id`.
+        user: String,
+        /// The traits.
+        traits: String,
+    },
+    /// `merged` is now `retained` (an alias call): `merged`'s traits are laid under `retained`'s.
+    Merge {
+        /// The `previous_id` of the alias call.
+        merged: String,
+        /// Its `user_id`.
+        retained: String,
+    },
 }
 
 /// Where an event ended.
@@ -262,4 +283,18 @@ pub trait Queue: Send + Sync + 'static {
     /// Every new event and change of state from now on, as the debugger shows it. A receiver that
     /// falls behind misses lines (and is told so), and never slows the queue.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
+
+    /// The traits remembered for those of `users` that `workspace` knows: (user, traits).
+    fn recall_traits(
+        &self,
+        workspace: String,
+        users: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+
+    /// Applies changes to the traits remembered for `workspace`'s users, in order, in one commit.
+    fn remember_traits(
+        &self,
+        workspace: String,
+        changes: Vec<TraitChange>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

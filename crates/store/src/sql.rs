@@ -32,6 +32,13 @@ CREATE TABLE IF NOT EXISTS seen (
     seen_at    INTEGER NOT NULL,
     PRIMARY KEY (source, message_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS traits (
+    workspace  TEXT    NOT NULL,
+    user_id    TEXT    NOT NULL,
+    traits     TEXT    NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace, user_id)
+) WITHOUT ROWID;
 ";
 
 /// SQLite: columns added since the first release, for files written before them.
@@ -62,7 +69,7 @@ pub const SQLITE_VERSION: i64 = 2;
 pub const SQLITE_CLAIM: &str = "
 UPDATE events SET state = 'claimed'
 WHERE id IN (SELECT id FROM events WHERE state = 'pending' AND pipeline = ?1 ORDER BY id LIMIT ?2)
-RETURNING id, pipeline, message_id, received_at, payload";
+RETURNING id, pipeline, message_id, received_at, payload, customer_id";
 
 /// PostgreSQL: the same tables, for several Signal nodes sharing one database.
 pub const POSTGRES_SCHEMA: &str = "
@@ -116,4 +123,4 @@ WHERE id IN (
     WHERE pipeline = $1 AND (state = 'pending' OR (state = 'claimed' AND claimed_until < $5))
     ORDER BY id LIMIT $2
     FOR UPDATE SKIP LOCKED)
-RETURNING id, pipeline, message_id, received_at, payload";
+RETURNING id, pipeline, message_id, received_at, payload, customer_id";

@@ -9,7 +9,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::private;
 use crate::{
     AttemptRecord, Change, Claimed, Depth, Detail, Enqueued, EventRecord, Labels, Listing, NewEvent, Outcome, Pruned, Queue,
-    Requeue, Requeued, Retention, RetryNote, State, StoreError, Summary, sql,
+    Requeue, Requeued, Retention, RetryNote, State, StoreError, Summary, TraitChange, sql,
 };
 
 /// Dedupe entries past every window are purged once every this many commits.
@@ -40,6 +40,7 @@ enum Request {
     Requeue { requeue: Requeue, reply: oneshot::Sender<Result<Requeued, String>> },
     ResumePaused { pipelines: Vec<String>, reply: oneshot::Sender<Result<u64, String>> },
     Prune { retention: Retention, step: usize, reply: oneshot::Sender<Result<Pruned, String>> },
+    RememberTraits { workspace: String, changes: Vec<TraitChange>, reply: oneshot::Sender<Result<(), String>> },
 }
 
 /// A read for the debugger, run on the reading connection.
@@ -170,6 +171,28 @@ impl Queue for SqliteQueue {
 
     async fn finish(&self, outcomes: Vec<Outcome>) -> Result<(), StoreError> {
         self.ask("recording outcomes", |reply| Request::Finish { outcomes, reply }).await
+    }
+
+    async fn recall_traits(&self, workspace: String, users: Vec<String>) -> Result<Vec<(String, String)>, StoreError> {
+        self.read("reading remembered traits", move |connection| {
+            let mut statement =
+                connection.prepare_cached("SELECT traits FROM traits WHERE workspace = ?1 AND user_id = ?2")?;
+            let mut found = Vec::new();
+            for user in users {
+                if let Some(traits) = statement.query_row(params![workspace, user], |row| row.get(0)).optional()? {
+                    found.push((user, traits));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.ask("remembering traits", |reply| Request::RememberTraits { workspace, changes, reply }).await
     }
 
     async fn release(&self, ids: Vec<i64>) -> Result<(), StoreError> {
@@ -383,7 +406,7 @@ fn unanswered(request: Request) -> Reply {
     match request {
         Request::Enqueue { reply, .. } => Reply::Enqueue(reply, Err(String::new())),
         Request::Claim { reply, .. } => Reply::Claim(reply, Err(String::new())),
-        Request::Finish { reply, .. } | Request::Release { reply, .. } => {
+        Request::Finish { reply, .. } | Request::Release { reply, .. } | Request::RememberTraits { reply, .. } => {
             Reply::Unit(reply, Err(String::new()))
         }
         Request::Depth { reply } => Reply::Depth(reply, Err(String::new())),
@@ -474,9 +497,36 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
             note(result.is_ok(), &mut ids.iter().copied());
             Reply::Unit(reply, result)
         }
+        Request::RememberTraits { workspace, changes, reply } => {
+            Reply::Unit(reply, isolated(transaction, |c| remember_traits(c, &workspace, &changes)))
+        }
         Request::Depth { reply } => Reply::Depth(reply, isolated(transaction, depth)),
         Request::Recent { limit, reply } => Reply::Recent(reply, isolated(transaction, |c| recent(c, limit))),
     }
+}
+
+fn remember_traits(connection: &Connection, workspace: &str, changes: &[TraitChange]) -> rusqlite::Result<()> {
+    let now = now_ms();
+    let mut set = connection.prepare_cached(
+        "INSERT INTO traits (workspace, user_id, traits, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (workspace, user_id) DO UPDATE SET traits = excluded.traits, updated_at = excluded.updated_at",
+    )?;
+    // json_patch lays the retained user's traits on the merged user's; the remembered objects hold
+    // no nulls, so nothing is removed by it.
+    let mut merge = connection.prepare_cached(
+        "INSERT INTO traits (workspace, user_id, traits, updated_at)
+         SELECT ?1, ?3, json_patch(merged.traits, COALESCE(retained.traits, '{}')), ?4
+         FROM traits AS merged LEFT JOIN traits AS retained ON retained.workspace = ?1 AND retained.user_id = ?3
+         WHERE merged.workspace = ?1 AND merged.user_id = ?2
+         ON CONFLICT (workspace, user_id) DO UPDATE SET traits = excluded.traits, updated_at = excluded.updated_at",
+    )?;
+    for change in changes {
+        match change {
+            TraitChange::Set { user, traits } => set.execute(params![workspace, user, traits, now])?,
+            TraitChange::Merge { merged, retained } => merge.execute(params![workspace, merged, retained, now])?,
+        };
+    }
+    Ok(())
 }
 
 fn enqueue(
@@ -562,6 +612,7 @@ fn claim(connection: &Connection, pipeline: &str, limit: usize) -> rusqlite::Res
             message_id: row.get(2)?,
             received_at_ms: row.get(3)?,
             payload: row.get(4)?,
+            user_id: row.get(5)?,
         })
     })?;
     let mut claimed: Vec<Claimed> = rows.collect::<rusqlite::Result<_>>()?;

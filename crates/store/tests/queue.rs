@@ -221,3 +221,49 @@ async fn one_process_at_a_time_serves_a_queue_file() {
     assert!(error.to_string().contains("in use by another `signal serve`"), "{error}");
     assert_eq!(queue.depth().await.expect("depth").claimed, 1, "the claim stands");
 }
+
+#[tokio::test]
+async fn remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_retained_users() {
+    use store::TraitChange;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("signal.db");
+    {
+        let (queue, _) = SqliteQueue::open(&path).expect("open");
+        queue
+            .remember_traits(
+                "WS1".into(),
+                vec![
+                    TraitChange::Set { user: "anon".into(), traits: r#"{"email":"old@b.test","plan":"free"}"#.into() },
+                    TraitChange::Set { user: "u1".into(), traits: r#"{"plan":"pro"}"#.into() },
+                    TraitChange::Set { user: "u1".into(), traits: r#"{"plan":"team"}"#.into() },
+                    TraitChange::Merge { merged: "anon".into(), retained: "u1".into() },
+                    TraitChange::Merge { merged: "anon".into(), retained: "u2".into() },
+                    TraitChange::Merge { merged: "nobody".into(), retained: "u3".into() },
+                ],
+            )
+            .await
+            .expect("remember");
+        queue
+            .remember_traits("WS2".into(), vec![TraitChange::Set { user: "u1".into(), traits: r#"{"email":"ws2@b.test"}"#.into() }])
+            .await
+            .expect("remember");
+    }
+    let (queue, _) = SqliteQueue::open(&path).expect("open again");
+    let mut found = queue
+        .recall_traits("WS1".into(), vec!["u1".into(), "u2".into(), "u3".into(), "anon".into()])
+        .await
+        .expect("recall");
+    found.sort();
+    let parsed: Vec<(String, serde_json::Value)> =
+        found.into_iter().map(|(user, traits)| (user, serde_json::from_str(&traits).expect("json"))).collect();
+    assert_eq!(
+        parsed,
+        [
+            ("anon".to_owned(), serde_json::json!({"email": "old@b.test", "plan": "free"})),
+            ("u1".to_owned(), serde_json::json!({"email": "old@b.test", "plan": "team"})),
+            ("u2".to_owned(), serde_json::json!({"email": "old@b.test", "plan": "free"})),
+        ],
+        "the retained user's own traits win; a merge of nobody leaves nothing; workspaces are apart"
+    );
+    assert!(queue.recall_traits("WS3".into(), vec!["u1".into()]).await.expect("recall").is_empty());
+}
