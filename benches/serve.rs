@@ -21,6 +21,10 @@
 //! `cargo bench --bench serve -- retention [SECONDS]`: `ingest` with retention keeping the newest
 //! 1,000 events (pruning all along), against `ingest` with nothing to prune, three times each,
 //! alternated, in the same run.
+//! `cargo bench --bench serve -- traits [USERS]`: a store remembering the traits of 1,000,000 users:
+//! durable ingest of events from users spread over all of them (each one's traits read from the
+//! store, not the cache) against events from 1,000 users (the cache), alternated; then the
+//! resident memory once every event has been mapped.
 
 #![allow(missing_docs)]
 
@@ -181,6 +185,7 @@ fn main() {
             runtime.block_on(debugger(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000)))
         }
         Some("page") => page(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000)),
+        Some("traits") => runtime.block_on(traits(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000))),
         Some("retention") => {
             let seconds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
             // Alternated, so that the machine's drift falls on both alike.
@@ -193,7 +198,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS] | floor [SECONDS] | idle [CONNECTIONS] | flood [BODIES] | debugger [EVENTS] | page [EVENTS] | retention [SECONDS]"
+                "usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS] | floor [SECONDS] | idle [CONNECTIONS] | flood [BODIES] | debugger [EVENTS] | page [EVENTS] | retention [SECONDS] | traits [USERS]"
             );
             std::process::exit(2);
         }
@@ -679,4 +684,99 @@ fn page(events: u64) {
             frames["max"].as_f64().unwrap_or(0.0), frames["rendered"]
         );
     }
+}
+
+/// The store of `file` remembering the traits of `users` users, spread over the workspaces.
+fn remember_users(file: &std::path::Path, users: u64) {
+    let mut db = rusqlite::Connection::open(file).expect("open");
+    db.execute_batch("PRAGMA journal_mode = WAL;").expect("wal");
+    db.execute_batch(store::sql::SQLITE_SCHEMA).expect("schema");
+    db.execute_batch(store::sql::SQLITE_INDEXES).expect("indexes");
+    db.pragma_update(None, "user_version", store::sql::SQLITE_VERSION).expect("version");
+    let transaction = db.transaction().expect("begin");
+    {
+        let mut insert = transaction
+            .prepare("INSERT INTO traits (workspace, user_id, traits, updated_at) VALUES (?1, ?2, ?3, 0)")
+            .expect("prepare");
+        for n in 0..users {
+            let traits = format!(
+                r#"{{"email":"customer{n}@example.com","phone":"+447700{n:06}","first_name":"Jane","last_name":"Doe"}}"#
+            );
+            insert
+                .execute(rusqlite::params![format!("WS{}", n % WORKSPACES as u64), format!("r_{n}"), traits])
+                .expect("insert");
+        }
+    }
+    transaction.commit().expect("commit");
+}
+
+/// `seconds` of batches of 100 Product Viewed events without traits from 16 clients, user `n` of
+/// each event chosen by `user`; the events acknowledged per second, once all are mapped.
+async fn ingest_users(serve: &Process, file: &std::path::Path, seconds: u64, first: u64, user: fn(u64) -> String) -> f64 {
+    let url = format!("{}/v1/batch", serve.url("collector"));
+    let client = reqwest::Client::new();
+    let (acked, next, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(first)), Arc::new(AtomicBool::new(false)));
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let (client, url, acked, next, stop) = (client.clone(), url.clone(), acked.clone(), next.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let start = next.fetch_add(100, Ordering::Relaxed);
+                let key = format!("key-{}", (start / 100) as usize % WORKSPACES);
+                let events: Vec<serde_json::Value> = (start..start + 100)
+                    .map(|n| serde_json::json!({"type": "track", "event": "Wishlist Viewed", "user_id": user(n),
+                        "message_id": format!("m-{n}"), "properties": {"product_id": format!("P-{}", n % 50)}}))
+                    .collect();
+                if post(&client, &url, &key, serde_json::json!({"batch": events}).to_string().into_bytes()).await {
+                    acked.fetch_add(100, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.expect("client");
+    }
+    let rate = acked.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    // Every event mapped (dropped: not in the blueprint, after its user's traits were looked up).
+    let db = rusqlite::Connection::open(file).expect("open");
+    let waiting = || -> i64 {
+        db.query_row("SELECT COUNT(*) FROM events WHERE state IN ('pending', 'claimed')", [], |row| row.get(0)).unwrap_or(-1)
+    };
+    while waiting() != 0 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    rate
+}
+
+async fn traits(users: u64) {
+    let sandbox = sandbox();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("signal.db");
+    let filling = Instant::now();
+    remember_users(&file, users);
+    println!("traits: {users} users remembered in the store ({:.1} s to write them)", filling.elapsed().as_secs_f64());
+    let serve = start(dir.path(), &sandbox.url("MoEngage"));
+    let (idle_rss, _) = serve.memory();
+    let spread_over = users;
+    let (mut cached, mut stored) = (0.0, 0.0);
+    let mut first = 0u64;
+    for _ in 0..3 {
+        cached += ingest_users(&serve, &file, 10, first, |n| format!("r_{}", n % 1000)).await;
+        first += 10_000_000;
+        stored += ingest_users(&serve, &file, 10, first, |n| format!("r_{}", n.wrapping_mul(7_919) % 1_000_000)).await;
+        first += 10_000_000;
+    }
+    let (rss, peak) = serve.memory();
+    println!("  ingest, users in the cache           {:.0} events/s (mean of 3 × 10 s)", cached / 3.0);
+    println!("  ingest, users spread over {spread_over} {:.0} events/s (mean of 3 × 10 s)", stored / 3.0);
+    println!("  ratio (spread / cached)              {:.3}", stored / cached);
+    println!(
+        "  resident memory                      {:.1} MB at start, {:.1} MB after, peak {:.1} MB",
+        idle_rss as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
 }

@@ -77,11 +77,16 @@ fn every_sdk_path_takes_its_calls() {
             sent_to(&sandbox, user).iter().any(|action| action["action"] == "Page Viewed")
         });
     }
+    // Screens are Screen Viewed, identify a profile update, alias a merge, and group has no API.
     eventually(Duration::from_secs(20), "the other calls' fates", || {
-        metric(&http, &serve, "signal_events_dropped_total{pipeline=\"site\",code=\"not_in_blueprint\"}") == 6
+        let stats = sandbox.get("/sandbox/stats");
+        sent_to(&sandbox, "someone").iter().filter(|action| action["action"] == "Screen Viewed").count() == 2
+            && stats["accepted_customer_updates"] == 2
+            && stats["accepted_merges"] == 2
             && metric(&http, &serve, "signal_events_dropped_total{pipeline=\"site\",code=\"unsupported_type\"}")
                 == 2
     });
+    assert_eq!(metric(&http, &serve, "signal_events_dropped_total{pipeline=\"site\",code=\"not_in_blueprint\"}"), 0);
 
     // analytics.js's own metrics are answered and not kept; they carry no key.
     let (status, headers, _) =
