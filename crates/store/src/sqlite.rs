@@ -15,6 +15,9 @@ use crate::{
 /// Dedupe entries past every window are purged once every this many commits.
 const PURGE_EVERY: u64 = 1000;
 
+/// At most this many users' remembered traits are read by one statement.
+const TRAITS_PER_READ: usize = 256;
+
 /// At most this many requests share one commit.
 const GROUP_LIMIT: usize = 1024;
 
@@ -175,12 +178,18 @@ impl Queue for SqliteQueue {
 
     async fn recall_traits(&self, workspace: String, users: Vec<String>) -> Result<Vec<(String, String)>, StoreError> {
         self.read("reading remembered traits", move |connection| {
-            let mut statement =
-                connection.prepare_cached("SELECT traits FROM traits WHERE workspace = ?1 AND user_id = ?2")?;
             let mut found = Vec::new();
-            for user in users {
-                if let Some(traits) = statement.query_row(params![workspace, user], |row| row.get(0)).optional()? {
-                    found.push((user, traits));
+            // One statement per slice of users rather than one per user: a claimed slice's users
+            // are read at once.
+            for chunk in users.chunks(TRAITS_PER_READ) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let mut statement = connection.prepare_cached(&format!(
+                    "SELECT user_id, traits FROM traits WHERE workspace = ? AND user_id IN ({marks})"
+                ))?;
+                let values = std::iter::once(&workspace).chain(chunk.iter());
+                let rows = statement.query_map(params_from_iter(values), |row| Ok((row.get(0)?, row.get(1)?)))?;
+                for row in rows {
+                    found.push(row?);
                 }
             }
             Ok(found)
