@@ -231,3 +231,22 @@ fn traits_seen_once_fill_the_identity_of_later_events() {
     let sent = body(&forgetful, &json!({"type": "track", "event": "Product Viewed", "userId": "u1"}));
     assert!(sent.get("user_identifiers").is_none(), "without a memory, nothing is remembered");
 }
+
+#[test]
+fn an_event_key_dedented_under_events_is_named_as_read_as_an_event() {
+    let text = "identity: {customer_id: $.user_id}\nevents:\n  Order Completed: {}\n  attributes:\n    url: $.context.page.url\n";
+    let errors = blueprint::compile_str("inline.yaml", text).expect_err("invalid");
+    let said = errors.to_string();
+    assert!(said.contains("inline.yaml:4:3") && said.contains("`attributes` is read as the name of an event"), "{said}");
+    assert!(said.contains("indent `attributes:` under that event's name"), "{said}");
+}
+
+#[test]
+fn extends_to_a_missing_file_names_the_closest_one() {
+    let directory = tempfile::tempdir().expect("a directory");
+    std::fs::write(directory.path().join("base.yaml"), "identity: {customer_id: $.user_id}\n").expect("write");
+    let path = directory.path().join("main.yaml");
+    std::fs::write(&path, "extends: bsae.yaml\n").expect("write");
+    let said = blueprint::compile_file(&path).expect_err("missing").to_string();
+    assert!(said.contains("did you mean `base.yaml`?"), "{said}");
+}
