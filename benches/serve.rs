@@ -601,11 +601,7 @@ fn fill(file: &std::path::Path, events: u64) {
         "Signed Up", "Logged In", "Products Searched", "identify", "Wishlist Viewed"];
     let start_ms = jiff::Timestamp::now().as_millisecond() - events as i64 * 10;
     {
-        let mut db = rusqlite::Connection::open(&file).expect("open");
-        db.execute_batch("PRAGMA journal_mode = WAL;").expect("wal");
-        db.execute_batch(store::sql::SQLITE_SCHEMA).expect("schema");
-        db.execute_batch(store::sql::SQLITE_INDEXES).expect("indexes");
-        db.pragma_update(None, "user_version", store::sql::SQLITE_VERSION).expect("version");
+        let mut db = fresh_store(file);
         let transaction = db.transaction().expect("begin");
         {
             let mut insert = transaction
@@ -686,13 +682,19 @@ fn page(events: u64) {
     }
 }
 
-/// The store of `file` remembering the traits of `users` users, spread over the workspaces.
-fn remember_users(file: &std::path::Path, users: u64) {
-    let mut db = rusqlite::Connection::open(file).expect("open");
+/// A store file with Signal's tables, as a start of `signal serve` would leave it.
+fn fresh_store(file: &std::path::Path) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(file).expect("open");
     db.execute_batch("PRAGMA journal_mode = WAL;").expect("wal");
     db.execute_batch(store::sql::SQLITE_SCHEMA).expect("schema");
     db.execute_batch(store::sql::SQLITE_INDEXES).expect("indexes");
     db.pragma_update(None, "user_version", store::sql::SQLITE_VERSION).expect("version");
+    db
+}
+
+/// The store of `file` remembering the traits of `users` users, spread over the workspaces.
+fn remember_users(file: &std::path::Path, users: u64) {
+    let mut db = fresh_store(file);
     let transaction = db.transaction().expect("begin");
     {
         let mut insert = transaction
