@@ -16,17 +16,10 @@ git worktree add -q --detach "$base_dir" "$base_rev"
 cargo build --release -q -p blueprint --example map_corpus
 (cd "$base_dir" && CARGO_TARGET_DIR="$PWD/../$(basename "$base_dir")-target" cargo build --release -q -p blueprint --example map_corpus)
 base_binary="$base_dir/../$(basename "$base_dir")-target/release/examples/map_corpus"
-count() {
-  local out
-  out=$(mktemp)
-  valgrind --tool=callgrind --collect-atstart=no --toggle-collect='map_corpus::measured_pass' \
-    --callgrind-out-file="$out" "$@" >/dev/null 2>&1
-  callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
-  rm -f "$out"
-}
-before=$(count "$base_binary" map "$corpus" "$base_dir/blueprints/moengage/retail.yaml")
-checks=$(count target/release/examples/map_corpus map-objects "$corpus")
-flatten=$(count target/release/examples/map_corpus map "$corpus")
+. bench/callgrind.sh
+before=$(instructions "$base_binary" map "$corpus" "$base_dir/blueprints/moengage/retail.yaml")
+checks=$(instructions target/release/examples/map_corpus map-objects "$corpus")
+flatten=$(instructions target/release/examples/map_corpus map "$corpus")
 rm -rf "$base_dir/../$(basename "$base_dir")-target"
 python3 - "$(wc -l < "$corpus")" "$before" "$checks" "$flatten" "$base_rev" <<'PY'
 import sys

@@ -9,16 +9,9 @@ cd "$(dirname "$0")/.."
 corpus=bench/corpus/order-completed.ndjson
 [ -f "$corpus" ] || python3 bench/make_corpus.py
 cargo build --release -q -p blueprint --example map_corpus
-count() {
-  local out
-  out=$(mktemp)
-  valgrind --tool=callgrind --collect-atstart=no --toggle-collect='map_corpus::measured_pass' \
-    --callgrind-out-file="$out" "$@" >/dev/null 2>&1
-  callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'
-  rm -f "$out"
-}
-without=$(count target/release/examples/map_corpus map "$corpus")
-with=$(count target/release/examples/map_corpus map-remember "$corpus")
+. bench/callgrind.sh
+without=$(instructions target/release/examples/map_corpus map "$corpus")
+with=$(instructions target/release/examples/map_corpus map-remember "$corpus")
 python3 - "$(wc -l < "$corpus")" "$without" "$with" <<'PY'
 import sys
 events, without, with_memory = (int(x) for x in sys.argv[1:4])
