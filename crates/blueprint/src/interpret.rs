@@ -502,6 +502,7 @@ impl Mapper {
         out.extend_from_slice(b",\"retained_user\":");
         out.extend_from_slice(retained.as_bytes());
         out.extend_from_slice(b"}]}");
+        within_body_limit(out)?;
         Ok("alias".to_owned())
     }
 }

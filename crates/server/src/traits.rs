@@ -84,6 +84,8 @@ impl StoredTraits {
 
     /// Reads from the store the traits of the users of `events` that are not in memory.
     pub async fn prefetch<Q: Queue>(&self, queue: &Q, events: &[Claimed]) -> Result<(), store::StoreError> {
+        // What is pending is stored first: a merge done by the store must be there to be read.
+        self.flush(queue).await?;
         let mut missing: Vec<String> = {
             let mut inner = self.inner();
             events
@@ -114,7 +116,14 @@ impl StoredTraits {
         if changes.is_empty() {
             return Ok(());
         }
-        queue.remember_traits(self.workspace.clone(), changes).await
+        let result = queue.remember_traits(self.workspace.clone(), changes.clone()).await;
+        if result.is_err() {
+            // Kept, before anything mapped since, for the next flush.
+            let mut inner = self.inner();
+            let later = std::mem::replace(&mut inner.changes, changes);
+            inner.changes.extend(later);
+        }
+        result
     }
 }
 

@@ -516,9 +516,12 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
 
 fn remember_traits(connection: &Connection, workspace: &str, changes: &[TraitChange]) -> rusqlite::Result<()> {
     let now = now_ms();
+    // Laid on what is stored rather than replacing it: a node whose cache did not know the user
+    // (evicted, merged in SQL, a read that failed) never loses traits it did not see.
     let mut set = connection.prepare_cached(
         "INSERT INTO traits (workspace, user_id, traits, updated_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (workspace, user_id) DO UPDATE SET traits = excluded.traits, updated_at = excluded.updated_at",
+         ON CONFLICT (workspace, user_id)
+         DO UPDATE SET traits = json_patch(traits.traits, excluded.traits), updated_at = excluded.updated_at",
     )?;
     // json_patch lays the retained user's traits on the merged user's; the remembered objects hold
     // no nulls, so nothing is removed by it.

@@ -239,6 +239,8 @@ async fn remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_ret
                     TraitChange::Merge { merged: "anon".into(), retained: "u1".into() },
                     TraitChange::Merge { merged: "anon".into(), retained: "u2".into() },
                     TraitChange::Merge { merged: "nobody".into(), retained: "u3".into() },
+                    // A node that did not see the merge sends only what it saw: laid on, not replacing.
+                    TraitChange::Set { user: "u2".into(), traits: r#"{"plan":"pro"}"#.into() },
                 ],
             )
             .await
@@ -261,7 +263,7 @@ async fn remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_ret
         [
             ("anon".to_owned(), serde_json::json!({"email": "old@b.test", "plan": "free"})),
             ("u1".to_owned(), serde_json::json!({"email": "old@b.test", "plan": "team"})),
-            ("u2".to_owned(), serde_json::json!({"email": "old@b.test", "plan": "free"})),
+            ("u2".to_owned(), serde_json::json!({"email": "old@b.test", "plan": "pro"})),
         ],
         "the retained user's own traits win; a merge of nobody leaves nothing; workspaces are apart"
     );
