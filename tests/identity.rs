@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{Http, SandboxProcess, ServeProcess, eventually, one_pipeline_config, terminate};
+use common::{Http, SandboxProcess, ServeProcess, eventually, one_pipeline_config, python_with, terminate};
 use serde_json::{Value, json};
 
 const WRITE_KEY: &str = "site-write-key";
@@ -106,25 +106,7 @@ fn identify_then_a_track_without_traits_then_alias_reach_the_profile_the_event_a
 /// A Python with the SDKs of tests/sdk/requirements.txt, installed on first use.
 fn sdk_python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv");
-        let python = venv.join("bin/python");
-        let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/requirements.txt");
-        let stamp = venv.join("requirements.txt");
-        let wanted = std::fs::read_to_string(&requirements).expect("tests/sdk/requirements.txt");
-        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-            let made = Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv).status().expect("python3 runs");
-            assert!(made.success(), "python3 -m venv failed");
-            let installed = Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(&requirements)
-                .status()
-                .expect("pip runs");
-            assert!(installed.success(), "pip install -r tests/sdk/requirements.txt failed");
-            std::fs::write(&stamp, wanted).expect("write the stamp");
-        }
-        python
-    })
+    PYTHON.get_or_init(|| python_with("sdk-venv", "tests/sdk/requirements.txt"))
 }
 
 #[test]

@@ -337,3 +337,26 @@ pub fn json_lines(stdout: std::process::ChildStdout) -> std::sync::Arc<std::sync
     });
     records
 }
+
+/// The `python` of a virtual environment under the test target's folder, named `name`, with the
+/// packages pinned in `requirements` (relative to the repository) installed from PyPI. It is made
+/// again only when the requirements change.
+pub fn python_with(name: &str, requirements: &str) -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let python = venv.join("bin/python");
+    let requirements = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(requirements);
+    let stamp = venv.join("requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).expect("the requirements file");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        let made = Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv).status().expect("python3 runs");
+        assert!(made.success(), "python3 -m venv failed");
+        let installed = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements)
+            .status()
+            .expect("pip runs");
+        assert!(installed.success(), "pip install -r {} failed", requirements.display());
+        std::fs::write(&stamp, wanted).expect("write the stamp");
+    }
+    python
+}

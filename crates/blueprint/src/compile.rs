@@ -529,7 +529,7 @@ impl Compiler {
 
     fn check_reserved(&mut self, context: &FileContext<'_>, pointer: &str, name: &str, what: &str) {
         if name.starts_with(RESERVED_PREFIX) {
-            let at_key = what == "attribute" && !pointer.contains("/rename/");
+            let at_key = what == "attribute" && !pointer.contains("/rename/") && !pointer.contains("/object_arrays/");
             let message =
                 format!("the {what} name `{name}` begins with `{RESERVED_PREFIX}`, which MoEngage reserves");
             let hint = Some(format!(
@@ -693,7 +693,16 @@ fn describe_schema(schema_pointer: &str) -> String {
     }
 }
 
-fn type_hint(field: &str, expected: &str) -> Option<String> {
+fn type_hint(pointer: &str, expected: &str, found: &Value) -> Option<String> {
+    let field = pointer.rsplit('/').next().unwrap_or_default();
+    if let Some(event) = pointer.strip_prefix("/events/").filter(|event| !event.contains('/'))
+        && found.is_null()
+    {
+        let event = event.replace("~1", "/").replace("~0", "~");
+        return Some(format!(
+            "write `{event}: {{}}` to send the event as it is, under its own name with its properties"
+        ));
+    }
     if expected == "text or a mapping" {
         return Some("a value is a path such as `$.properties.total`, or a mapping such as `{path: $.traits.phone, transform: e164}` or `{value: 12}`".into());
     }
@@ -741,6 +750,44 @@ mod tests {
             }
         }
         assert!(compile_preset("wholesale").is_none());
+    }
+
+    /// Editors name an object by its title, show `patternErrorMessage` for a refused pattern, and
+    /// render `markdownDescription` on hover: every part of the schema has them.
+    #[test]
+    fn the_schema_speaks_to_editors_in_words() {
+        fn walk(at: &str, value: &Value, problems: &mut Vec<String>) {
+            match value {
+                Value::Object(object) => {
+                    if object.contains_key("pattern") && !object.contains_key("patternErrorMessage") {
+                        problems.push(format!("{at}: a pattern without patternErrorMessage"));
+                    }
+                    if let Some(description) = object.get("description").filter(|d| d.is_string())
+                        && object.get("markdownDescription") != Some(description)
+                    {
+                        problems.push(format!("{at}: a description without the same markdownDescription"));
+                    }
+                    for (key, inner) in object {
+                        walk(&format!("{at}/{key}"), inner, problems);
+                    }
+                }
+                Value::Array(items) => {
+                    for (index, inner) in items.iter().enumerate() {
+                        walk(&format!("{at}/{index}"), inner, problems);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut problems = Vec::new();
+        walk("", schema(), &mut problems);
+        for (name, def) in schema()["$defs"].as_object().expect("$defs") {
+            let title = def.get("title").and_then(Value::as_str).unwrap_or_default();
+            if title.is_empty() || title == name {
+                problems.push(format!("$defs/{name}: no title in words"));
+            }
+        }
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 
     #[test]

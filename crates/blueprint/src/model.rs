@@ -19,8 +19,9 @@ use serde_json::Value;
 pub struct BlueprintFile {
     /// Path of the blueprint this one builds on, relative to this file (e.g. `base.yaml`).
     ///
-    /// The base's identity mapping, `platform` and events apply unless this file sets its own: an
-    /// identity field or event declared here replaces the base's entry of the same name.
+    /// The base's identity mapping, `customer`, `merge`, `platform` and events apply unless this
+    /// file sets its own: an identity field replaces the base's entry of the same name, and an
+    /// event or `customer` declared here merges with the base's key by key.
     pub extends: Option<String>,
 
     /// What this blueprint is for, in a sentence. Shown by tools; not sent anywhere.
@@ -242,6 +243,125 @@ impl JsonSchema for AttributeSource {
 
 /// The blueprint JSON Schema, as `signal schema blueprint` prints it.
 pub fn blueprint_schema() -> Value {
-    let schema = schemars::schema_for!(BlueprintFile);
-    schema.to_value()
+    let mut schema = schemars::schema_for!(BlueprintFile).to_value();
+    for_editors(&mut schema);
+    schema
+}
+
+/// The pattern of a name MoEngage does not reserve: one that does not begin with `moe_`.
+pub const UNRESERVED_NAME: &str = "^(?!moe_)";
+
+/// What the schema's own rules say in an editor, where a schema error has no place for a hint.
+const RESERVED_NAME_MESSAGE: &str =
+    "MoEngage reserves names that begin with `moe_`: choose a name without that prefix.";
+const PATH_MESSAGE: &str =
+    "A path begins with `$`, from the event's root: `$.properties.total`, `$.traits.email`.";
+const BOTH_MESSAGE: &str = "A value source takes `path` (read the event) or `value` (a constant), not both; \
+     use `default` for a fallback when the path finds nothing.";
+const NEITHER_MESSAGE: &str = "A value source needs `path` or `value`, e.g. \
+     `{path: $.traits.phone, transform: e164}` or `{value: web}`.";
+const RESERVED_EVENT_MESSAGE: &str = "An event whose name begins with `moe_` needs an `action` \
+     without that prefix, because MoEngage reserves such names.";
+
+/// Titles in words: editors name an expected object by its title (`Expected "Event mapping"`),
+/// and by the Rust type's name without one.
+const TITLES: [(&str, &str); 6] = [
+    ("AttributeSource", "Value source, or null to remove the base's entry"),
+    ("CustomerMapping", "Customer mapping (identify calls)"),
+    ("EventMapping", "Event mapping"),
+    ("IdentityMapping", "Identity mapping"),
+    ("Transform", "Value transform"),
+    ("ValueSource", "Value source"),
+];
+
+/// What serde's types cannot say, added to the generated schema so that editors check it as the
+/// compiler does: the `moe_` prefix, a value source's `path` or `value`, and messages and titles
+/// in words rather than type names and regular expressions.
+fn for_editors(schema: &mut Value) {
+    use serde_json::json;
+    let reserved_name = json!({"$ref": "#/$defs/SentName"});
+    if let Some(defs) = schema.get_mut("$defs").and_then(Value::as_object_mut) {
+        defs.insert(
+            "SentName".into(),
+            json!({
+                "title": "Name sent to MoEngage",
+                "description": "A name MoEngage shows: it must not begin with `moe_`.",
+                "pattern": UNRESERVED_NAME,
+                "patternErrorMessage": RESERVED_NAME_MESSAGE,
+                "errorMessage": RESERVED_NAME_MESSAGE,
+            }),
+        );
+        for (name, title) in TITLES {
+            if let Some(def) = defs.get_mut(name).and_then(Value::as_object_mut) {
+                def.insert("title".into(), title.into());
+            }
+        }
+        for source in ["ValueSource", "AttributeSource"] {
+            let Some(def) = defs.get_mut(source).and_then(Value::as_object_mut) else { continue };
+            def.insert("patternErrorMessage".into(), PATH_MESSAGE.into());
+            if let Some(path) =
+                def.get_mut("properties").and_then(|p| p.get_mut("path")).and_then(Value::as_object_mut)
+            {
+                path.insert("patternErrorMessage".into(), PATH_MESSAGE.into());
+            }
+            // `if` holds only for mappings: a path written as a string has neither key.
+            def.insert(
+                "allOf".into(),
+                json!([
+                    {
+                        "if": {"required": ["path"]},
+                        "then": {"properties": {"value": {"type": "null", "errorMessage": BOTH_MESSAGE}}},
+                    },
+                    {
+                        "if": {"type": "object", "not": {"required": ["value"]}},
+                        "then": {"required": ["path"], "errorMessage": NEITHER_MESSAGE},
+                    },
+                ]),
+            );
+        }
+        if let Some(event) = defs.get_mut("EventMapping") {
+            for pointer in [
+                "/properties/action",
+                "/properties/rename/additionalProperties",
+                "/properties/object_arrays/additionalProperties/additionalProperties",
+            ] {
+                if let Some(name) = event.pointer_mut(pointer).and_then(Value::as_object_mut) {
+                    name.insert("$ref".into(), "#/$defs/SentName".into());
+                }
+            }
+        }
+        for (def, pointer) in [
+            ("EventMapping", "/properties/attributes"),
+            ("IdentityMapping", "/properties/attributes"),
+            ("IdentityMapping", "/properties/user_identifiers"),
+            ("CustomerMapping", "/properties/attributes"),
+        ] {
+            if let Some(names) = defs.get_mut(def).and_then(|d| d.pointer_mut(pointer)).and_then(Value::as_object_mut)
+            {
+                names.insert("propertyNames".into(), reserved_name.clone());
+            }
+        }
+    }
+    if let Some(events) = schema.pointer_mut("/properties/events").and_then(Value::as_object_mut) {
+        events.insert(
+            "patternProperties".into(),
+            json!({"^moe_": {"required": ["action"], "errorMessage": RESERVED_EVENT_MESSAGE}}),
+        );
+    }
+    add_markdown_descriptions(schema);
+}
+
+/// Editors render `markdownDescription` on hover; the descriptions are written in Markdown.
+fn add_markdown_descriptions(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            if let Some(Value::String(description)) = object.get("description") {
+                let markdown = Value::String(description.clone());
+                object.insert("markdownDescription".into(), markdown);
+            }
+            object.values_mut().for_each(add_markdown_descriptions);
+        }
+        Value::Array(items) => items.iter_mut().for_each(add_markdown_descriptions),
+        _ => {}
+    }
 }

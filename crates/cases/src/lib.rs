@@ -143,7 +143,7 @@ static WORDS: Vocabulary = Vocabulary {
     whole: "the test file",
     reference: "see \"Testing a blueprint\" in the README",
     place: describe_place,
-    type_hint: |_, _| None,
+    type_hint: |_, _, _| None,
     pattern: |_| None,
     choice: |_| None,
 };

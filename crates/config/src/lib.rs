@@ -156,7 +156,7 @@ static WORDS: Vocabulary = Vocabulary {
     whole: "the configuration",
     reference: "see the configuration reference in the README",
     place: describe_place,
-    type_hint: |_, _| None,
+    type_hint: |_, _, _| None,
     pattern: |_| None,
     choice: |field| match field {
         "preset" => Some((DiagnosticKind::Schema, "preset")),

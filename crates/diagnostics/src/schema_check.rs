@@ -18,8 +18,9 @@ pub struct Vocabulary {
     pub reference: &'static str,
     /// How to name the object a schema location (`#/$defs/...`) describes, e.g. "an event mapping".
     pub place: fn(schema_pointer: &str) -> String,
-    /// A hint for a value of the wrong type, by field name and the expected type in words.
-    pub type_hint: fn(field: &str, expected: &str) -> Option<String>,
+    /// A hint for a value of the wrong type, by the value's pointer, the expected type in words and
+    /// the value found.
+    pub type_hint: fn(pointer: &str, expected: &str, found: &Value) -> Option<String>,
     /// The problem with text refused by a `pattern`: kind, message and hint.
     pub pattern: fn(text: &str) -> Option<(DiagnosticKind, String, String)>,
     /// Fields whose value is one of a fixed list: their diagnostic kind and what to call the value.
@@ -87,6 +88,9 @@ impl FileContext<'_> {
 
 impl SchemaCheck<'_> {
     /// Translates one schema error into diagnostics; returns the pointers to prune before typing.
+    ///
+    /// A rule whose schema carries an `errorMessage` is there for editors, which cannot run the
+    /// document's own checks: those checks report it, with a hint, so it is passed over here.
     pub fn translate(
         &self,
         context: &FileContext<'_>,
@@ -96,6 +100,9 @@ impl SchemaCheck<'_> {
         let pointer = error.instance_path().as_str().to_owned();
         let field = &last_segment(&pointer);
         let schema_path = error.schema_path().as_str();
+        if self.schema.pointer(pointer_parent(schema_path)).is_some_and(|rule| rule.get("errorMessage").is_some()) {
+            return Vec::new();
+        }
         match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let parent = pointer_parent(schema_path);
@@ -129,7 +136,7 @@ impl SchemaCheck<'_> {
                     .pointer(schema_path)
                     .map(describe_types)
                     .unwrap_or_else(|| "another type".into());
-                self.type_error(context, &pointer, field, &expected, error.instance(), diagnostics);
+                self.type_error(context, &pointer, &expected, error.instance(), diagnostics);
                 vec![pointer]
             }
             ValidationErrorKind::Pattern { .. } => {
@@ -195,7 +202,7 @@ impl SchemaCheck<'_> {
                     ));
                     vec![pointer]
                 } else if let Some(expected) = self.only_type_errors(branches, &pointer) {
-                    self.type_error(context, &pointer, field, &expected, found, diagnostics);
+                    self.type_error(context, &pointer, &expected, found, diagnostics);
                     vec![pointer]
                 } else if let Some(branch) = likely_branch(branches, &pointer) {
                     // An optional field is `anyOf: [its type, null]`; report the real branch's errors.
@@ -212,18 +219,18 @@ impl SchemaCheck<'_> {
         &self,
         context: &FileContext<'_>,
         pointer: &str,
-        field: &str,
         expected: &str,
         found: &Value,
         diagnostics: &mut Vec<Diagnostic>,
     ) {
+        let field = &last_segment(pointer);
         diagnostics.push(
             context.value(
                 pointer,
                 DiagnosticKind::Schema,
                 format!("{} must be {expected}, found {}", self.name_of(field), describe_value(found)),
                 Some(
-                    (self.vocabulary.type_hint)(field, expected)
+                    (self.vocabulary.type_hint)(pointer, expected, found)
                         .unwrap_or_else(|| self.vocabulary.reference.to_owned()),
                 ),
             ),
