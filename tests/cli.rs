@@ -162,7 +162,7 @@ fn validate_reports_every_file_and_every_error_then_exits_1() {
     assert_eq!(output.status.code(), Some(1));
     let stdout = text(&output.stdout);
     let headlines: Vec<&str> = stdout.lines().filter(|line| line.contains(": error[")).collect();
-    assert_eq!(headlines.len(), 7, "{stdout}");
+    assert_eq!(headlines.len(), 9, "{stdout}");
     for headline in headlines {
         let mut parts = headline.splitn(4, ':');
         let (file, line, column) = (parts.next(), parts.next(), parts.next());
