@@ -368,6 +368,28 @@ impl Mapper {
         Ok(action.into_owned())
     }
 
+    /// Whether mapping an event of this call type and name (as recorded at intake; `None` when
+    /// not known), whose text is `line`, may read or write remembered traits: if not, a store need
+    /// not be asked for its user's. An event carries traits in a member named `traits`; one whose
+    /// text never says `traits` has none to remember, and one this mapper drops by its name
+    /// needs none recalled.
+    pub fn may_use_remembered(&self, call_type: Option<&str>, event: Option<&str>, line: &str) -> bool {
+        if self.memory.is_none() {
+            return false;
+        }
+        if memchr::memmem::find(line.as_bytes(), b"traits").is_some() {
+            return true;
+        }
+        match (call_type, event) {
+            (Some("group"), _) => false,
+            (Some("track" | "page" | "screen"), Some(name)) => match self.blueprint.events.get(name) {
+                Some(_) => self.check_enabled(name, true).is_ok(),
+                None => self.blueprint.catch_all.is_some() && self.check_enabled(name, false).is_ok(),
+            },
+            _ => true,
+        }
+    }
+
     /// Lays the event's traits on what is remembered of its user; returns what was remembered
     /// before, for the identity fields the event does not carry.
     fn remember(&self, event: &Event<'_>) -> Option<Arc<str>> {

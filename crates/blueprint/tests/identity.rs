@@ -250,3 +250,36 @@ fn extends_to_a_missing_file_names_the_closest_one() {
     let said = blueprint::compile_file(&path).expect_err("missing").to_string();
     assert!(said.contains("did you mean `base.yaml`?"), "{said}");
 }
+
+#[test]
+fn events_that_cannot_use_remembered_traits_are_told_apart_before_mapping() {
+    let memory = Arc::new(RunMemory::default());
+    let mapper = preset("retail.yaml").with_memory(memory.clone()).with_enabled(
+        ["Product Viewed", "identify", "alias", "page"].map(str::to_owned),
+    );
+    body(&mapper, &json!({"type": "identify", "userId": "u1", "traits": {"email": "a@b.test"}}));
+    let forgetful = preset("retail.yaml").with_enabled(["Product Viewed", "identify", "alias", "page"].map(str::to_owned));
+    let cases = [
+        (json!({"type": "track", "event": "Product Viewed", "userId": "u1"}), true),
+        (json!({"type": "page", "name": "Home", "userId": "u1"}), true),
+        (json!({"type": "identify", "userId": "u1"}), true),
+        (json!({"type": "alias", "previousId": "a1", "userId": "u1"}), true),
+        (json!({"type": "track", "event": "Wishlist Viewed", "userId": "u1", "traits": {"plan": "pro"}}), true),
+        (json!({"type": "track", "event": "Wishlist Viewed", "userId": "u1"}), false),
+        (json!({"type": "track", "event": "Order Completed", "userId": "u1"}), false),
+        (json!({"type": "group", "groupId": "g1", "userId": "u1"}), false),
+    ];
+    for (event, expected) in cases {
+        let line = event.to_string();
+        let call = event["type"].as_str();
+        let name = event["event"].as_str().or(call).map(|name| if call == Some("page") { "page" } else { name });
+        assert_eq!(mapper.may_use_remembered(call, name, &line), expected, "{event}");
+        if !expected {
+            let before = memory.len();
+            assert_eq!(mapper.map(&line, received()), forgetful.map(&line, received()), "{event}");
+            assert_eq!(memory.len(), before, "{event}");
+        }
+    }
+    assert!(!forgetful.may_use_remembered(Some("identify"), Some("identify"), "{}"), "no memory: nothing to read");
+    assert!(mapper.may_use_remembered(None, None, "{}"), "what is not known may use them");
+}

@@ -82,14 +82,21 @@ impl StoredTraits {
         self.inner().cache.len()
     }
 
-    /// Reads from the store the traits of the users of `events` that are not in memory.
-    pub async fn prefetch<Q: Queue>(&self, queue: &Q, events: &[Claimed]) -> Result<(), store::StoreError> {
+    /// Reads from the store the traits of the users of `events` that are not in memory, of the
+    /// events whose mapping `needs` them.
+    pub async fn prefetch<Q: Queue>(
+        &self,
+        queue: &Q,
+        events: &[Claimed],
+        needs: impl Fn(&Claimed) -> bool,
+    ) -> Result<(), store::StoreError> {
         // What is pending is stored first: a merge done by the store must be there to be read.
         self.flush(queue).await?;
         let mut missing: Vec<String> = {
             let mut inner = self.inner();
             events
                 .iter()
+                .filter(|event| needs(event))
                 .filter_map(|event| event.user_id.as_deref())
                 .filter(|user| inner.cache.get(user).is_none())
                 .map(str::to_owned)
@@ -134,7 +141,11 @@ impl TraitMemory for StoredTraits {
 
     fn remember(&self, user: &str, traits: Arc<str>) {
         let mut inner = self.inner();
-        inner.cache.insert(user, Some(traits.clone()));
+        // A user not read from the store may have more there than this event says: the store lays
+        // these on what it has, and the user is read whole when next needed.
+        if inner.cache.get(user).is_some() {
+            inner.cache.insert(user, Some(traits.clone()));
+        }
         inner.changes.push(TraitChange::Set { user: user.to_owned(), traits: traits.to_string() });
     }
 
@@ -184,8 +195,28 @@ mod tests {
     }
 
     #[test]
+    fn a_user_not_read_from_the_store_is_stored_but_not_cached_as_known() {
+        let traits = StoredTraits::new("ws", 16);
+        traits.remember("u1", r#"{"plan":"pro"}"#.into());
+        assert_eq!(traits.recall("u1"), None, "the store may know more of u1 than this event said");
+        assert_eq!(traits.cached(), 0);
+        assert_eq!(
+            traits.inner().changes,
+            [TraitChange::Set { user: "u1".into(), traits: r#"{"plan":"pro"}"#.into() }],
+            "laid on what the store has"
+        );
+        traits.inner().cache.insert("u2", None);
+        traits.remember("u2", r#"{"plan":"free"}"#.into());
+        assert_eq!(traits.recall("u2").as_deref(), Some(r#"{"plan":"free"}"#), "read from the store: known whole");
+    }
+
+    #[test]
     fn a_merge_of_users_in_memory_is_one_change_of_the_retained_user() {
         let traits = StoredTraits::new("ws", 16);
+        // As read from the store: nothing remembered for either.
+        for user in ["anon", "u1"] {
+            traits.inner().cache.insert(user, None);
+        }
         traits.remember("anon", r#"{"email":"a@b.c"}"#.into());
         traits.remember("u1", r#"{"plan":"pro"}"#.into());
         traits.merge("anon", "u1");

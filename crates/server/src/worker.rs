@@ -120,7 +120,10 @@ pub async fn run<Q: Queue>(
                         break;
                     }
                 };
-                if let Err(error) = worker.traits.prefetch(&shared.queue, &claimed).await {
+                let needs = |event: &Claimed| {
+                    pipeline.mapper.may_use_remembered(event.call_type.as_deref(), event.event.as_deref(), &event.payload)
+                };
+                if let Err(error) = worker.traits.prefetch(&shared.queue, &claimed, needs).await {
                     tracing::warn!(integration = %worker.name, %error, "cannot read remembered traits; these events are mapped with their own");
                 }
                 for event in claimed {

@@ -78,6 +78,10 @@ pub struct Claimed {
     pub payload: String,
     /// Its `user_id`, as text, when it has one: whose remembered traits it may need.
     pub user_id: Option<String>,
+    /// Its call type (`track`, `identify`, ...), as recorded at intake.
+    pub call_type: Option<String>,
+    /// What blueprints match it on (a track call's name, else its type), as recorded at intake.
+    pub event: Option<String>,
 }
 
 /// A change to the traits remembered for a workspace's users.

@@ -69,7 +69,7 @@ pub const SQLITE_VERSION: i64 = 2;
 pub const SQLITE_CLAIM: &str = "
 UPDATE events SET state = 'claimed'
 WHERE id IN (SELECT id FROM events WHERE state = 'pending' AND pipeline = ?1 ORDER BY id LIMIT ?2)
-RETURNING id, pipeline, message_id, received_at, payload, customer_id";
+RETURNING id, pipeline, message_id, received_at, payload, customer_id, call_type, event";
 
 /// PostgreSQL: the same tables, for several Signal nodes sharing one database.
 pub const POSTGRES_SCHEMA: &str = "

@@ -625,6 +625,8 @@ fn claim(connection: &Connection, pipeline: &str, limit: usize) -> rusqlite::Res
             received_at_ms: row.get(3)?,
             payload: row.get(4)?,
             user_id: row.get(5)?,
+            call_type: row.get(6)?,
+            event: row.get(7)?,
         })
     })?;
     let mut claimed: Vec<Claimed> = rows.collect::<rusqlite::Result<_>>()?;
