@@ -103,6 +103,53 @@ fn identify_then_a_track_without_traits_then_alias_reach_the_profile_the_event_a
     assert_eq!(login["user_identifiers"], json!({"u_em": "jane@example.com", "u_mb": "+447700900123"}), "{login}");
 }
 
+#[test]
+fn integrations_that_deliver_to_one_workspace_share_its_users_traits() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let integration = |name: &str| {
+        format!(
+            "  {name}:\n    workspace_id: WS1\n    data_api_key: {API_KEY}\n    data_center: \"01\"\n    endpoint: {}\n",
+            sandbox.base
+        )
+    };
+    let text = format!(
+        "storage:\n  sqlite: signal.db\nsources:\n  site:\n    write_key: {WRITE_KEY}\n  app:\n    write_key: app-write-key\n\
+         integrations:\n{}{}pipelines:\n  site:\n    source: site\n    integration: shop\n    preset: retail\n\
+         \x20 app:\n    source: app\n    integration: mobile\n    preset: retail\n",
+        integration("shop"),
+        integration("mobile")
+    );
+    let config = dir.path().join("signal.yaml");
+    std::fs::write(&config, text).expect("config");
+    let serve = ServeProcess::start(&["--config", config.to_str().expect("utf-8")], &[]);
+    let http = Http::new();
+    let send = |key: &str, path: &str, event: Value| {
+        let (status, answer) =
+            http.post(&format!("{}{path}", serve.collector), Some(key), &[], event.to_string().into_bytes());
+        assert_eq!(status, 200, "{path}: {answer}");
+    };
+    let delivered = |message_id: &str| {
+        let (status, text) = Http::new().get(&format!("{}/api/events?state=delivered&limit=100", serve.admin));
+        status == 200 && text.contains(&format!("\"{message_id}\""))
+    };
+    send(WRITE_KEY, "/v1/identify", json!({"userId": "u1", "messageId": "m1", "traits": {"email": "old@example.com"}}));
+    eventually(Duration::from_secs(20), "the first identify", || delivered("m1"));
+    send(WRITE_KEY, "/v1/track", json!({"userId": "u1", "messageId": "m2", "event": "Product Viewed"}));
+    eventually(Duration::from_secs(20), "the site's track", || delivered("m2"));
+    // The app's integration learns a new email; the site's, delivering to the same workspace,
+    // sends it with its next event.
+    send("app-write-key", "/v1/identify", json!({"userId": "u1", "messageId": "m3", "traits": {"email": "new@example.com"}}));
+    eventually(Duration::from_secs(20), "the app's identify", || delivered("m3"));
+    send(WRITE_KEY, "/v1/track", json!({"userId": "u1", "messageId": "m4", "event": "Logged In"}));
+    eventually(Duration::from_secs(20), "the site's login", || delivered("m4"));
+    let login = requests(&sandbox)
+        .into_iter()
+        .find(|request| request["actions"][0]["action"] == "Logged In")
+        .expect("the login request");
+    assert_eq!(login["user_identifiers"], json!({"u_em": "new@example.com"}), "{login}");
+}
+
 /// A Python with the SDKs of tests/sdk/requirements.txt, installed on first use.
 fn sdk_python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();

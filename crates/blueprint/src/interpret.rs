@@ -534,8 +534,9 @@ fn user_key(event: &Event<'_>) -> Option<String> {
     event.field("user_id").and_then(user_text)
 }
 
-/// A user id as text: a string as it is, a number as written.
-fn user_text(raw: Raw<'_>) -> Option<String> {
+/// A user id as text: a string as it is, a number as written. The collector labels stored events
+/// with it, so that the users a store is asked for are the ones the interpreter remembers.
+pub fn user_text(raw: Raw<'_>) -> Option<String> {
     match raw.kind() {
         JsonKind::String => raw.as_str().map(Cow::into_owned).filter(|text| !text.is_empty()),
         JsonKind::Number => Some(raw.get().trim().to_owned()),

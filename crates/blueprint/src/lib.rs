@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 pub use compile::{PRESETS, compile_file, compile_preset, compile_str};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
-pub use interpret::{Drop, DropCode, Mapped, Mapper, Outcome, Warning, WarningCode};
+pub use interpret::{Drop, DropCode, Mapped, Mapper, Outcome, Warning, WarningCode, user_text};
 pub use memory::{RunMemory, TraitMemory};
 pub use model::{Transform, blueprint_schema};
 pub use phone::{PhoneNormaliser, PhoneRegion};

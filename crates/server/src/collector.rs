@@ -637,11 +637,7 @@ fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, Str
         call_type: Some(event.call.as_str().to_owned()),
         // What blueprints match on: a track call's name, else its type (`page`, `identify`).
         event: Some(event.name.clone().into_owned()),
-        customer_id: event.field("user_id").and_then(|raw| match raw.kind() {
-            scan::JsonKind::String => raw.as_str().map(std::borrow::Cow::into_owned),
-            scan::JsonKind::Number => Some(raw.get().to_owned()),
-            _ => None,
-        }),
+        customer_id: event.field("user_id").and_then(blueprint::user_text),
     };
     Ok((message_id, payload, labels))
 }

@@ -11,6 +11,7 @@ pub mod refusals;
 pub mod traits;
 pub mod worker;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -312,10 +313,19 @@ async fn supervise<Q: Queue + Clone>(
 ) {
     loop {
         let config = shared.config();
+        // Integrations that deliver to the same MoEngage workspace share its users' traits.
+        let mut remembered: HashMap<String, Arc<traits::StoredTraits>> = HashMap::new();
         let workers: Vec<worker::IntegrationWorker> = config
             .integrations
             .iter()
-            .map(|integration| worker::IntegrationWorker::new(integration, &config))
+            .map(|integration| {
+                let account = integration.destination.account();
+                let traits = remembered
+                    .entry(account.to_owned())
+                    .or_insert_with(|| Arc::new(traits::StoredTraits::new(account, traits::CACHED_USERS)))
+                    .clone();
+                worker::IntegrationWorker::new(integration, &config, traits)
+            })
             .collect();
         *shared.wakes.write().unwrap_or_else(PoisonError::into_inner) =
             workers.iter().map(|worker| worker.wake.clone()).collect();

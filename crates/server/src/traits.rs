@@ -9,13 +9,16 @@ use blueprint::TraitMemory;
 use blueprint::memory::overlaid_json;
 use store::{Claimed, Queue, TraitChange};
 
-/// Users whose traits (or the fact that none are remembered) one integration keeps in memory.
+/// Users whose traits (or the fact that none are remembered) are kept in memory per workspace.
 pub const CACHED_USERS: usize = 50_000;
 
 /// One workspace's remembered traits.
 pub struct StoredTraits {
     workspace: String,
     inner: Mutex<Inner>,
+    /// Held while the store is written or read: with several workers on one workspace, a read
+    /// must not see the store before another worker's pending changes are in it.
+    store: tokio::sync::Mutex<()>,
 }
 
 struct Inner {
@@ -70,6 +73,7 @@ impl StoredTraits {
         StoredTraits {
             workspace: workspace.into(),
             inner: Mutex::new(Inner { cache: Cache::new(capacity), changes: Vec::new() }),
+            store: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -90,8 +94,9 @@ impl StoredTraits {
         events: &[Claimed],
         needs: impl Fn(&Claimed) -> bool,
     ) -> Result<(), store::StoreError> {
+        let _store = self.store.lock().await;
         // What is pending is stored first: a merge done by the store must be there to be read.
-        self.flush(queue).await?;
+        self.flush_held(queue).await?;
         let mut missing: Vec<String> = {
             let mut inner = self.inner();
             events
@@ -119,6 +124,11 @@ impl StoredTraits {
 
     /// Writes to the store what mapping changed since the last flush.
     pub async fn flush<Q: Queue>(&self, queue: &Q) -> Result<(), store::StoreError> {
+        let _store = self.store.lock().await;
+        self.flush_held(queue).await
+    }
+
+    async fn flush_held<Q: Queue>(&self, queue: &Q) -> Result<(), store::StoreError> {
         let changes = std::mem::take(&mut self.inner().changes);
         if changes.is_empty() {
             return Ok(());

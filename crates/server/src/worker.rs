@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::Shared;
-use crate::traits::{CACHED_USERS, StoredTraits};
+use crate::traits::StoredTraits;
 
 /// How long a stopping worker lets deliveries in flight finish before giving them back to the queue.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -46,9 +46,9 @@ pub struct IntegrationWorker {
 }
 
 impl IntegrationWorker {
-    /// A worker for `integration`, with its pipelines' mappers warmed up.
-    pub fn new(integration: &Integration, config: &config::Config) -> Self {
-        let traits = Arc::new(StoredTraits::new(integration.destination.account(), CACHED_USERS));
+    /// A worker for `integration`, with its pipelines' mappers warmed up, remembering traits in
+    /// `traits` (its workspace's, shared with the other integrations that deliver there).
+    pub fn new(integration: &Integration, config: &config::Config, traits: Arc<StoredTraits>) -> Self {
         let pipelines = config
             .pipelines
             .iter()

@@ -14,6 +14,7 @@ mod private;
 mod records;
 pub mod sql;
 mod sqlite;
+mod traits;
 
 use std::fmt;
 use std::time::Duration;

@@ -516,27 +516,31 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
 
 fn remember_traits(connection: &Connection, workspace: &str, changes: &[TraitChange]) -> rusqlite::Result<()> {
     let now = now_ms();
-    // Laid on what is stored rather than replacing it: a node whose cache did not know the user
-    // (evicted, merged in SQL, a read that failed) never loses traits it did not see.
-    let mut set = connection.prepare_cached(
+    let mut read = connection.prepare_cached("SELECT traits FROM traits WHERE workspace = ?1 AND user_id = ?2")?;
+    let mut write = connection.prepare_cached(
         "INSERT INTO traits (workspace, user_id, traits, updated_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (workspace, user_id)
-         DO UPDATE SET traits = json_patch(traits.traits, excluded.traits), updated_at = excluded.updated_at",
-    )?;
-    // json_patch lays the retained user's traits on the merged user's; the remembered objects hold
-    // no nulls, so nothing is removed by it.
-    let mut merge = connection.prepare_cached(
-        "INSERT INTO traits (workspace, user_id, traits, updated_at)
-         SELECT ?1, ?3, json_patch(merged.traits, COALESCE(retained.traits, '{}')), ?4
-         FROM traits AS merged LEFT JOIN traits AS retained ON retained.workspace = ?1 AND retained.user_id = ?3
-         WHERE merged.workspace = ?1 AND merged.user_id = ?2
          ON CONFLICT (workspace, user_id) DO UPDATE SET traits = excluded.traits, updated_at = excluded.updated_at",
     )?;
+    let mut stored = |user: &str| -> rusqlite::Result<Option<String>> {
+        read.query_row(params![workspace, user], |row| row.get(0)).optional()
+    };
     for change in changes {
-        match change {
-            TraitChange::Set { user, traits } => set.execute(params![workspace, user, traits, now])?,
-            TraitChange::Merge { merged, retained } => merge.execute(params![workspace, merged, retained, now])?,
+        // Laid on what is stored rather than replacing it: a node whose cache did not know the
+        // user (evicted, merged by the store, a read that failed) never loses traits it did not see.
+        let (user, traits) = match change {
+            TraitChange::Set { user, traits } => match stored(user)? {
+                Some(old) => (user, crate::traits::overlaid(&old, traits)),
+                None => (user, traits.clone()),
+            },
+            TraitChange::Merge { merged, retained } => {
+                let Some(moved) = stored(merged)? else { continue };
+                match stored(retained)? {
+                    Some(own) => (retained, crate::traits::overlaid(&moved, &own)),
+                    None => (retained, moved),
+                }
+            }
         };
+        write.execute(params![workspace, user, traits, now])?;
     }
     Ok(())
 }

@@ -241,6 +241,9 @@ async fn remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_ret
                     TraitChange::Merge { merged: "nobody".into(), retained: "u3".into() },
                     // A node that did not see the merge sends only what it saw: laid on, not replacing.
                     TraitChange::Set { user: "u2".into(), traits: r#"{"plan":"pro"}"#.into() },
+                    // A trait is replaced whole, as on a node: a nested object is not merged into.
+                    TraitChange::Set { user: "u4".into(), traits: r#"{"address":{"city":"Leeds","street":"Park Row"}}"#.into() },
+                    TraitChange::Set { user: "u4".into(), traits: r#"{"address":{"city":"York"}}"#.into() },
                 ],
             )
             .await
@@ -252,7 +255,7 @@ async fn remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_ret
     }
     let (queue, _) = SqliteQueue::open(&path).expect("open again");
     let mut found = queue
-        .recall_traits("WS1".into(), vec!["u1".into(), "u2".into(), "u3".into(), "anon".into()])
+        .recall_traits("WS1".into(), vec!["u1".into(), "u2".into(), "u3".into(), "u4".into(), "anon".into()])
         .await
         .expect("recall");
     found.sort();
@@ -264,6 +267,7 @@ async fn remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_ret
             ("anon".to_owned(), serde_json::json!({"email": "old@b.test", "plan": "free"})),
             ("u1".to_owned(), serde_json::json!({"email": "old@b.test", "plan": "team"})),
             ("u2".to_owned(), serde_json::json!({"email": "old@b.test", "plan": "pro"})),
+            ("u4".to_owned(), serde_json::json!({"address": {"city": "York"}})),
         ],
         "the retained user's own traits win; a merge of nobody leaves nothing; workspaces are apart"
     );
