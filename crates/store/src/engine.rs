@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use secret::Secret;
+
 use crate::{
-    Claimed, Depth, Detail, Enqueued, EventRecord, Listing, NewEvent, Outcome, Pruned, Queue, Recovered, Requeue, Requeued,
-    Retention, RetryNote, SqliteQueue, StoreError, Summary, TraitChange,
+    Claimed, Depth, Detail, Enqueued, EventRecord, Held, Listing, NewEvent, Outcome, PostgresQueue, Pruned, Queue,
+    Recovered, Requeue, Requeued, Retention, RetryNote, SqliteQueue, StoreError, Summary, TraitChange,
 };
 
 /// Where accepted events are kept.
@@ -15,6 +17,13 @@ use crate::{
 pub enum Storage {
     /// An SQLite file on this machine (created with its directory when missing).
     Sqlite(PathBuf),
+    /// A PostgreSQL database that several Signal nodes may share.
+    Postgres {
+        /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`: a secret, for the password in it.
+        url: Secret,
+        /// The most connections this node opens.
+        max_connections: usize,
+    },
 }
 
 impl Storage {
@@ -22,6 +31,9 @@ impl Storage {
     pub fn describe(&self) -> String {
         match self {
             Storage::Sqlite(path) => format!("SQLite file {}", path.display()),
+            Storage::Postgres { url, .. } => {
+                format!("PostgreSQL {}", crate::postgres::describe_url(url.expose()))
+            }
         }
     }
 }
@@ -31,12 +43,18 @@ impl Storage {
 pub enum AnyQueue {
     /// An SQLite file.
     Sqlite(SqliteQueue),
+    /// A PostgreSQL database.
+    Postgres(PostgresQueue),
 }
 
-/// Opens the queue `storage` names. What a previous run left claimed or paused is pending again.
-pub fn open(storage: &Storage) -> Result<(AnyQueue, Recovered), StoreError> {
+/// Opens the queue `storage` names. In an SQLite file, what a previous run left claimed or paused
+/// is pending again; in PostgreSQL, that is done by the node that next takes the workspace's lease.
+pub async fn open(storage: &Storage) -> Result<(AnyQueue, Recovered), StoreError> {
     match storage {
         Storage::Sqlite(path) => SqliteQueue::open(path).map(|(queue, recovered)| (AnyQueue::Sqlite(queue), recovered)),
+        Storage::Postgres { url, max_connections } => PostgresQueue::open(url.expose(), *max_connections)
+            .await
+            .map(|(queue, recovered)| (AnyQueue::Postgres(queue), recovered)),
     }
 }
 
@@ -44,96 +62,140 @@ impl Queue for AnyQueue {
     async fn enqueue(&self, events: Vec<NewEvent>, dedupe_window: Duration) -> Result<Enqueued, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.enqueue(events, dedupe_window).await,
+            AnyQueue::Postgres(queue) => queue.enqueue(events, dedupe_window).await,
         }
     }
 
     async fn claim(&self, pipeline: String, limit: usize) -> Result<Vec<Claimed>, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.claim(pipeline, limit).await,
+            AnyQueue::Postgres(queue) => queue.claim(pipeline, limit).await,
         }
     }
 
     async fn finish(&self, outcomes: Vec<Outcome>) -> Result<(), StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.finish(outcomes).await,
+            AnyQueue::Postgres(queue) => queue.finish(outcomes).await,
         }
     }
 
     async fn release(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.release(ids).await,
+            AnyQueue::Postgres(queue) => queue.release(ids).await,
         }
     }
 
     async fn depth(&self) -> Result<Depth, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.depth().await,
+            AnyQueue::Postgres(queue) => queue.depth().await,
         }
     }
 
     async fn recent(&self, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.recent(limit).await,
+            AnyQueue::Postgres(queue) => queue.recent(limit).await,
         }
     }
 
     async fn note_retrying(&self, notes: Vec<RetryNote>) -> Result<(), StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.note_retrying(notes).await,
+            AnyQueue::Postgres(queue) => queue.note_retrying(notes).await,
         }
     }
 
     async fn list(&self, listing: Listing) -> Result<Vec<Summary>, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.list(listing).await,
+            AnyQueue::Postgres(queue) => queue.list(listing).await,
         }
     }
 
     async fn detail(&self, id: i64) -> Result<Option<Detail>, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.detail(id).await,
+            AnyQueue::Postgres(queue) => queue.detail(id).await,
         }
     }
 
     async fn requeue(&self, requeue: Requeue) -> Result<Requeued, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.requeue(requeue).await,
+            AnyQueue::Postgres(queue) => queue.requeue(requeue).await,
         }
     }
 
     async fn count_requeue(&self, requeue: Requeue) -> Result<u64, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.count_requeue(requeue).await,
+            AnyQueue::Postgres(queue) => queue.count_requeue(requeue).await,
         }
     }
 
     async fn resume_paused(&self, pipelines: Vec<String>) -> Result<u64, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.resume_paused(pipelines).await,
+            AnyQueue::Postgres(queue) => queue.resume_paused(pipelines).await,
         }
     }
 
     async fn prune(&self, retention: Retention, step: usize) -> Result<Pruned, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.prune(retention, step).await,
+            AnyQueue::Postgres(queue) => queue.prune(retention, step).await,
         }
     }
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::Change> {
         match self {
             AnyQueue::Sqlite(queue) => queue.subscribe(),
+            AnyQueue::Postgres(queue) => queue.subscribe(),
         }
     }
 
     async fn recall_traits(&self, workspace: String, users: Vec<String>) -> Result<Vec<(String, String)>, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.recall_traits(workspace, users).await,
+            AnyQueue::Postgres(queue) => queue.recall_traits(workspace, users).await,
         }
     }
 
     async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>) -> Result<(), StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.remember_traits(workspace, changes).await,
+            AnyQueue::Postgres(queue) => queue.remember_traits(workspace, changes).await,
+        }
+    }
+
+    fn is_shared(&self) -> bool {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.is_shared(),
+            AnyQueue::Postgres(queue) => queue.is_shared(),
+        }
+    }
+
+    async fn hold_lease(&self, name: String, pipelines: Vec<String>, ttl: Duration) -> Result<Option<Held>, StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.hold_lease(name, pipelines, ttl).await,
+            AnyQueue::Postgres(queue) => queue.hold_lease(name, pipelines, ttl).await,
+        }
+    }
+
+    async fn give_up_lease(&self, name: String) -> Result<(), StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.give_up_lease(name).await,
+            AnyQueue::Postgres(queue) => queue.give_up_lease(name).await,
+        }
+    }
+
+    async fn live_nodes(&self) -> Result<u64, StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.live_nodes().await,
+            AnyQueue::Postgres(queue) => queue.live_nodes().await,
         }
     }
 }

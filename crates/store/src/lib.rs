@@ -1,15 +1,18 @@
 //! Signal's durable queue: accepted events wait here until a worker has delivered them, and each
 //! one's fate is kept for the Event Debugger.
 //!
-//! One design, two engines. This crate holds the interface ([`Queue`]) and the embedded SQLite
-//! engine; the PostgreSQL engine implements the same operations over the same tables (see
-//! `POSTGRES_SCHEMA` and `POSTGRES_CLAIM` in [`sql`]), so that several nodes can share one database.
+//! One design, two engines. This crate holds the interface ([`Queue`]), the embedded SQLite
+//! engine, and the PostgreSQL engine, which implements the same operations over the same tables so
+//! that several nodes can share one database. There, what one node at a time may do — deliver to a
+//! workspace within its rate limit — is held by a lease ([`Queue::hold_lease`]) that a node which
+//! dies stops renewing, and another takes.
 //!
 //! The SQLite engine has one connection on one thread. Requests queue for it, and everything waiting
 //! when it is free is done in one transaction (group commit): concurrent collectors share a commit
 //! instead of each paying for one. An event is acknowledged only after its commit.
 
 mod engine;
+mod postgres;
 mod private;
 mod records;
 pub mod sql;
@@ -21,6 +24,7 @@ use std::time::Duration;
 
 pub use engine::{AnyQueue, Storage, open};
 pub use records::{Change, Detail, Labels, Listing, Pruned, Requeue, Requeued, Retention, RetryNote, Shown, Summary};
+pub use postgres::PostgresQueue;
 pub use sqlite::{Recovered, SqliteQueue};
 
 /// An event to queue for one pipeline.
@@ -102,6 +106,19 @@ pub enum TraitChange {
         /// Its `user_id`.
         retained: String,
     },
+}
+
+/// A lease this node holds (see [`Queue::hold_lease`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// True when this call took it (from no one, or from a holder that stopped renewing it); false
+    /// when this node held it already.
+    pub taken: bool,
+    /// When taken: events the previous holder had claimed and not finished, pending again.
+    pub claimed: u64,
+    /// When taken: events that waited for a paused integration, pending again, to be tried with
+    /// this node's configuration.
+    pub paused: u64,
 }
 
 /// Where an event ended.
@@ -302,4 +319,25 @@ pub trait Queue: Send + Sync + 'static {
         workspace: String,
         changes: Vec<TraitChange>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// True when other nodes may use the queue too: then what one node at a time may do is done
+    /// under a lease. False for an engine only one process opens (SQLite): every lease is its own.
+    fn is_shared(&self) -> bool;
+
+    /// Takes or renews, for `ttl`, the lease called `name`: `None` while another node holds it.
+    /// Taking it makes the events of `pipelines` that its previous holder had claimed or paused
+    /// pending again.
+    fn hold_lease(
+        &self,
+        name: String,
+        pipelines: Vec<String>,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<Held>, StoreError>> + Send;
+
+    /// Gives up the lease called `name` at once, if this node holds it, for another to take.
+    fn give_up_lease(&self, name: String) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// How many nodes hold an unexpired lease called `node:...` (each node holds its own): the
+    /// nodes alive.
+    fn live_nodes(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }

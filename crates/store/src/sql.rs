@@ -71,9 +71,17 @@ UPDATE events SET state = 'claimed'
 WHERE id IN (SELECT id FROM events WHERE state = 'pending' AND pipeline = ?1 ORDER BY id LIMIT ?2)
 RETURNING id, pipeline, message_id, received_at, payload, customer_id, call_type, event";
 
-/// PostgreSQL: the same tables, for several Signal nodes sharing one database.
-pub const POSTGRES_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
+/// PostgreSQL: the migrations, in order. Each runs once, in the transaction that records it in
+/// `signal_migrations`; nodes starting together take turns by an advisory lock.
+///
+/// The tables are SQLite's, and three things only several nodes need: `claimed_by` says which node
+/// has an event; `changed`, from a sequence, orders every change so that any node's live feed can
+/// read what others did; `leases` says which node delivers for a workspace, and which nodes live.
+pub const POSTGRES_MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "
+CREATE SEQUENCE events_changes;
+CREATE TABLE events (
     id            BIGSERIAL PRIMARY KEY,
     source        TEXT      NOT NULL,
     pipeline      TEXT      NOT NULL,
@@ -95,32 +103,44 @@ CREATE TABLE IF NOT EXISTS events (
     latency_ms    BIGINT,
     finished_at   BIGINT,
     claimed_by    TEXT,
-    claimed_until BIGINT
+    changed       BIGINT    NOT NULL DEFAULT nextval('events_changes')
 );
-CREATE INDEX IF NOT EXISTS events_pending ON events (pipeline, id) WHERE state = 'pending';
-CREATE INDEX IF NOT EXISTS events_state ON events (state, id, customer_id);
-CREATE INDEX IF NOT EXISTS events_event ON events (event, id) WHERE event IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_customer ON events (customer_key, id) WHERE customer_key IS NOT NULL;
-CREATE TABLE IF NOT EXISTS seen (
+CREATE INDEX events_pending ON events (pipeline, id) WHERE state = 'pending';
+CREATE INDEX events_state ON events (state, id) INCLUDE (customer_id);
+CREATE INDEX events_event ON events (event, id) WHERE event IS NOT NULL;
+CREATE INDEX events_customer ON events (customer_key, id) WHERE customer_key IS NOT NULL;
+CREATE INDEX events_changed ON events (changed);
+CREATE TABLE seen (
     source     TEXT   NOT NULL,
     message_id TEXT   NOT NULL,
     seen_at    BIGINT NOT NULL,
     PRIMARY KEY (source, message_id)
 );
-CREATE TABLE IF NOT EXISTS leases (
-    integration TEXT   PRIMARY KEY,
-    holder      TEXT   NOT NULL,
-    until_ms    BIGINT NOT NULL
+CREATE TABLE traits (
+    workspace  TEXT   NOT NULL,
+    user_id    TEXT   NOT NULL,
+    traits     TEXT   NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (workspace, user_id)
 );
-";
+CREATE TABLE leases (
+    name     TEXT   PRIMARY KEY,
+    holder   TEXT   NOT NULL,
+    until_ms BIGINT NOT NULL
+);
+",
+)];
 
-/// PostgreSQL: claims without two nodes taking the same row; a node that dies leaves a lease that
-/// expires, and its rows are claimed again.
+/// PostgreSQL: the database's clock, in milliseconds since the epoch. Leases are timed by it, not
+/// by the nodes' clocks, which may disagree.
+pub const POSTGRES_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// PostgreSQL: claims the oldest pending events of one pipeline. `SKIP LOCKED`: rows another
+/// transaction is claiming are passed over, not waited for.
 pub const POSTGRES_CLAIM: &str = "
-UPDATE events SET state = 'claimed', claimed_by = $3, claimed_until = $4
+UPDATE events SET state = 'claimed', claimed_by = $3
 WHERE id IN (
-    SELECT id FROM events
-    WHERE pipeline = $1 AND (state = 'pending' OR (state = 'claimed' AND claimed_until < $5))
+    SELECT id FROM events WHERE state = 'pending' AND pipeline = $1
     ORDER BY id LIMIT $2
     FOR UPDATE SKIP LOCKED)
-RETURNING id, pipeline, message_id, received_at, payload, customer_id";
+RETURNING id, pipeline, message_id, received_at, payload, customer_id, call_type, event";

@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// Dedupe entries past every window are purged once every this many commits.
-const PURGE_EVERY: u64 = 1000;
+pub(crate) const PURGE_EVERY: u64 = 1000;
 
 /// At most this many users' remembered traits are read by one statement.
 const TRAITS_PER_READ: usize = 256;
@@ -22,14 +22,14 @@ const TRAITS_PER_READ: usize = 256;
 const GROUP_LIMIT: usize = 1024;
 
 /// Lines the live feed holds for a watcher that is slow to read them.
-const FEED_CAPACITY: usize = 4096;
+pub(crate) const FEED_CAPACITY: usize = 4096;
 
 /// At most this many changed events of one commit are told to the live feed: a replay of a million
 /// is news, not a million lines.
-const FEED_PER_COMMIT: usize = 2048;
+pub(crate) const FEED_PER_COMMIT: usize = 2048;
 
 /// Columns of a [`Summary`], in the order [`summary_of`] reads them.
-const SUMMARY_COLUMNS: &str = "id, received_at, source, pipeline, message_id, call_type, event, customer_id, \
+pub(crate) const SUMMARY_COLUMNS: &str = "id, received_at, source, pipeline, message_id, call_type, event, customer_id, \
      state, code, http_status, attempts, detail";
 
 enum Request {
@@ -247,6 +247,23 @@ impl Queue for SqliteQueue {
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
     }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn hold_lease(&self, _: String, _: Vec<String>, _: Duration) -> Result<Option<crate::Held>, StoreError> {
+        // The file is locked to this process: there is no one to share with.
+        Ok(Some(crate::Held::default()))
+    }
+
+    async fn give_up_lease(&self, _: String) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn live_nodes(&self) -> Result<u64, StoreError> {
+        Ok(1)
+    }
 }
 
 /// Creates the tables, or brings a file written by an earlier version up to this one.
@@ -304,7 +321,7 @@ fn lock_exclusively(path: &Path) -> Result<std::fs::File, StoreError> {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
@@ -664,7 +681,7 @@ fn finish(connection: &Connection, outcomes: &[Outcome]) -> rusqlite::Result<()>
 }
 
 /// `200:12 500:31 -:5000`: status (or `-` for no answer) and milliseconds, per attempt.
-fn encode_attempts(attempts: &[AttemptRecord]) -> String {
+pub(crate) fn encode_attempts(attempts: &[AttemptRecord]) -> String {
     let parts: Vec<String> = attempts
         .iter()
         .map(|attempt| {
@@ -675,7 +692,7 @@ fn encode_attempts(attempts: &[AttemptRecord]) -> String {
     parts.join(" ")
 }
 
-fn decode_attempts(text: &str) -> Vec<AttemptRecord> {
+pub(crate) fn decode_attempts(text: &str) -> Vec<AttemptRecord> {
     text.split_whitespace()
         .filter_map(|part| {
             let (status, latency) = part.split_once(':')?;
@@ -878,7 +895,7 @@ fn list_where(
 
 /// How far out of order two events' receipt times can be: they are stamped on receipt and queued
 /// moments later, so a later id was received at most this much earlier.
-const TIME_SLACK_MS: i64 = 60_000;
+pub(crate) const TIME_SLACK_MS: i64 = 60_000;
 
 /// The first id received at or after `time_ms`, found by bisecting the ids (receipt times grow with
 /// them, give or take [`TIME_SLACK_MS`]): some twenty lookups by id, however many events there are.

@@ -1,12 +1,26 @@
-//! What the Event Debugger asks of the queue, on a real SQLite file: listings filtered and paged
-//! newest first, one event in full, the live feed, replays of failed events, retention that never
-//! touches waiting events, and a file written before the debugger existed.
+//! What the Event Debugger asks of the queue, on both engines (a real SQLite file, a real
+//! PostgreSQL database): listings filtered and paged newest first, one event in full, the live
+//! feed, replays of failed events, retention that never touches waiting events; and an SQLite file
+//! written before the debugger existed.
+
+mod common;
 
 use std::time::Duration;
+
+use common::{Engine, Store};
 
 use store::{
     Labels, Listing, NewEvent, Outcome, Queue, Requeue, Retention, RetryNote, Shown, SqliteQueue, State,
 };
+
+on_both_engines!(
+    listings_filter_and_page_newest_first,
+    one_event_in_full_and_the_feed_of_changes,
+    failed_events_are_replayed_in_steps_and_paused_ones_resumed,
+    retention_prunes_old_and_surplus_settled_events_and_never_waiting_ones,
+    time_filters_are_exact_over_events_hours_apart,
+    failed_events_wait_for_a_replay_whatever_the_count_and_go_only_by_age,
+);
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -47,17 +61,16 @@ fn settled(id: i64, state: State, status: Option<u16>) -> Outcome {
     }
 }
 
-async fn claim_all(queue: &SqliteQueue) -> Vec<store::Claimed> {
+async fn claim_all(queue: &impl Queue) -> Vec<store::Claimed> {
     let mut claimed = queue.claim("even".into(), 1000).await.expect("claim");
     claimed.extend(queue.claim("odd".into(), 1000).await.expect("claim"));
     claimed.sort_by_key(|event| event.id);
     claimed
 }
 
-#[tokio::test]
-async fn listings_filter_and_page_newest_first() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+async fn listings_filter_and_page_newest_first(engine: Engine) {
+    let store = Store::new(engine).await;
+    let (queue, _) = store.open().await;
     let start = now_ms();
     let events: Vec<NewEvent> = (0..30)
         .map(|n| {
@@ -125,10 +138,9 @@ async fn line(feed: &mut tokio::sync::broadcast::Receiver<store::Change>, what: 
     }
 }
 
-#[tokio::test]
-async fn one_event_in_full_and_the_feed_of_changes() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+async fn one_event_in_full_and_the_feed_of_changes(engine: Engine) {
+    let store = Store::new(engine).await;
+    let (queue, _) = store.open().await;
     let mut feed = queue.subscribe();
     queue.enqueue(vec![event(0, "Order Completed", "u_8842", now_ms())], DAY).await.expect("enqueue");
     let new = line(&mut feed, "a line for the new event").await;
@@ -167,10 +179,9 @@ async fn one_event_in_full_and_the_feed_of_changes() {
     assert!(queue.detail(id + 1000).await.expect("detail").is_none());
 }
 
-#[tokio::test]
-async fn failed_events_are_replayed_in_steps_and_paused_ones_resumed() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+async fn failed_events_are_replayed_in_steps_and_paused_ones_resumed(engine: Engine) {
+    let store = Store::new(engine).await;
+    let (queue, _) = store.open().await;
     let start = now_ms();
     queue
         .enqueue((0..12).map(|n| event(n, "Signed Up", "u_1", start)).collect(), DAY)
@@ -218,10 +229,9 @@ async fn failed_events_are_replayed_in_steps_and_paused_ones_resumed() {
     assert_eq!(queue.depth().await.expect("depth").pending, 12);
 }
 
-#[tokio::test]
-async fn retention_prunes_old_and_surplus_settled_events_and_never_waiting_ones() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+async fn retention_prunes_old_and_surplus_settled_events_and_never_waiting_ones(engine: Engine) {
+    let store = Store::new(engine).await;
+    let (queue, _) = store.open().await;
     let now = now_ms();
     let old = now - 10 * 86_400_000;
     // Ten old events (eight settled, two still pending), then ten recent ones, all settled.
@@ -288,10 +298,9 @@ async fn a_file_from_before_the_debugger_is_brought_up_to_date() {
     assert_eq!(queue.claim("even".into(), 10).await.expect("claim").len(), 2, "the old event still goes");
 }
 
-#[tokio::test]
-async fn time_filters_are_exact_over_events_hours_apart() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+async fn time_filters_are_exact_over_events_hours_apart(engine: Engine) {
+    let store = Store::new(engine).await;
+    let (queue, _) = store.open().await;
     let start = now_ms() - 50 * 600_000;
     // Fifty events ten minutes apart, queued in five requests.
     for chunk in 0..5 {
@@ -313,10 +322,9 @@ async fn time_filters_are_exact_over_events_hours_apart() {
     assert!(queue.list(before_all).await.expect("list").is_empty());
 }
 
-#[tokio::test]
-async fn failed_events_wait_for_a_replay_whatever_the_count_and_go_only_by_age() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+async fn failed_events_wait_for_a_replay_whatever_the_count_and_go_only_by_age(engine: Engine) {
+    let store = Store::new(engine).await;
+    let (queue, _) = store.open().await;
     let now = now_ms();
     let old = now - 10 * 86_400_000;
     queue.enqueue((0..4).map(|n| event(n, "Signed Up", "u_1", old)).collect(), DAY).await.expect("enqueue");

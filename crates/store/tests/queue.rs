@@ -1,9 +1,23 @@
-//! The SQLite queue on a real file: what is committed survives a restart, claims never hand out an
-//! event twice, a replayed `message_id` is not queued again, and concurrent requests share commits.
+//! The queue on both engines, a real SQLite file and a real PostgreSQL database: what is committed
+//! survives a restart, claims never hand out an event twice, a replayed `message_id` is not queued
+//! again, and concurrent requests are all committed. Then what only one engine does: SQLite's file
+//! is private and served by one process; PostgreSQL's leases hand a dead node's work on.
+
+mod common;
 
 use std::time::Duration;
 
+use common::{Engine, Store};
 use store::{NewEvent, Outcome, Queue, SqliteQueue, State};
+
+on_both_engines!(
+    events_are_claimed_once_in_order_and_their_outcomes_kept,
+    a_replayed_message_id_is_accepted_but_not_queued_again,
+    concurrent_requests_are_all_committed,
+    a_dedupe_window_longer_than_a_week_is_kept_through_purges,
+    an_event_refused_at_the_door_is_recorded_dropped_and_never_claimed,
+    remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_retained_users,
+);
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -35,14 +49,20 @@ fn delivered(id: i64) -> Outcome {
     }
 }
 
-#[tokio::test]
-async fn events_are_claimed_once_in_order_and_their_outcomes_kept() {
-    let dir = tempfile::tempdir().expect("dir");
+async fn events_are_claimed_once_in_order_and_their_outcomes_kept(engine: Engine) {
     // Opened as the service opens it: by the configuration's storage, as the one queue type.
-    let storage = store::Storage::Sqlite(dir.path().join("data/signal.db"));
-    assert!(storage.describe().starts_with("SQLite file "), "{}", storage.describe());
-    let (queue, _) = store::open(&storage).expect("open");
-    assert!(dir.path().join("data/signal.db").is_file(), "the file and its directory are created");
+    let store = Store::new(engine).await;
+    let described = store.storage.describe();
+    match &store.storage {
+        store::Storage::Sqlite(path) => assert_eq!(described, format!("SQLite file {}", path.display())),
+        store::Storage::Postgres { .. } => {
+            assert!(described.starts_with("PostgreSQL ") && described.contains("127.0.0.1:"), "{described}");
+        }
+    }
+    let (queue, _) = store.open().await;
+    if let store::Storage::Sqlite(path) = &store.storage {
+        assert!(path.is_file(), "the file and its directory are created");
+    }
     let events: Vec<NewEvent> = (0..10).map(|n| event(&format!("m-{n}"), "web-shop")).collect();
     assert_eq!(queue.enqueue(events, DAY).await.expect("enqueue").queued, 10);
 
@@ -89,10 +109,8 @@ async fn what_was_claimed_when_the_process_stopped_is_pending_after_a_restart() 
     assert_eq!(again.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["m-1", "m-2", "m-3", "m-4"]);
 }
 
-#[tokio::test]
-async fn a_replayed_message_id_is_accepted_but_not_queued_again() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+async fn a_replayed_message_id_is_accepted_but_not_queued_again(engine: Engine) {
+    let (queue, _) = Store::new(engine).await.open().await;
     // One event bound for two pipelines is one message: both rows are queued.
     let first = queue.enqueue(vec![event("m-1", "a"), event("m-1", "b")], DAY).await.expect("enqueue");
     assert_eq!((first.queued, first.duplicates), (2, 0));
@@ -103,10 +121,9 @@ async fn a_replayed_message_id_is_accepted_but_not_queued_again() {
     assert_eq!(later.queued, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_requests_are_all_committed() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+async fn concurrent_requests_are_all_committed(engine: Engine) {
+    let store = Store::new(engine).await;
+    let (queue, _) = store.open().await;
     let mut tasks = Vec::new();
     for request in 0..200 {
         let queue = queue.clone();
@@ -159,12 +176,10 @@ async fn the_database_is_private_to_its_user_and_a_loose_one_is_tightened() {
     assert_eq!((mode(&shared), mode(&shared.join("signal.db"))), (0o755, 0o600));
 }
 
-#[tokio::test]
-async fn a_dedupe_window_longer_than_a_week_is_kept_through_purges() {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("signal.db");
+async fn a_dedupe_window_longer_than_a_week_is_kept_through_purges(engine: Engine) {
+    let store = Store::new(engine).await;
     let month = Duration::from_secs(30 * 86_400);
-    let (queue, _) = SqliteQueue::open(&path).expect("open");
+    let (queue, _) = store.open().await;
     queue.enqueue(vec![event("m-old", "web-shop")], month).await.expect("enqueue");
     drop(queue);
     // Seen ten days ago: inside a 30-day window.
@@ -172,25 +187,21 @@ async fn a_dedupe_window_longer_than_a_week_is_kept_through_purges() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .saturating_sub(Duration::from_secs(10 * 86_400));
-    let connection = rusqlite::Connection::open(&path).expect("open the file");
     let seen_at = i64::try_from(ten_days_ago.as_millis()).expect("millis");
-    assert_eq!(connection.execute("UPDATE seen SET seen_at = ?1", [seen_at]).expect("backdate"), 1);
-    drop(connection);
+    assert_eq!(store.run_sql(&format!("UPDATE seen SET seen_at = {seen_at}")).await, 1, "backdated");
 
-    let (queue, _) = SqliteQueue::open(&path).expect("reopen");
+    let (queue, _) = store.open().await;
     // Enough commits for the periodic purge to run, with the month-long window in use.
     queue.enqueue(vec![event("m-new", "web-shop")], month).await.expect("enqueue");
     for _ in 0..1_000 {
-        queue.depth().await.expect("depth");
+        queue.enqueue(Vec::new(), month).await.expect("an empty enqueue");
     }
     let again = queue.enqueue(vec![event("m-old", "web-shop")], month).await.expect("enqueue");
     assert_eq!((again.queued, again.duplicates), (0, 1), "seen ten days ago, inside the window");
 }
 
-#[tokio::test]
-async fn an_event_refused_at_the_door_is_recorded_dropped_and_never_claimed() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (queue, _) = SqliteQueue::open(&dir.path().join("signal.db")).expect("open");
+async fn an_event_refused_at_the_door_is_recorded_dropped_and_never_claimed(engine: Engine) {
+    let (queue, _) = Store::new(engine).await.open().await;
     let refused = NewEvent {
         dropped: Some(store::Dropped { code: "invalid_event".into(), detail: "`type` is missing".into() }),
         ..event("m-refused", "web-shop")
@@ -222,13 +233,11 @@ async fn one_process_at_a_time_serves_a_queue_file() {
     assert_eq!(queue.depth().await.expect("depth").claimed, 1, "the claim stands");
 }
 
-#[tokio::test]
-async fn remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_retained_users() {
+async fn remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_retained_users(engine: Engine) {
     use store::TraitChange;
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("signal.db");
+    let store = Store::new(engine).await;
     {
-        let (queue, _) = SqliteQueue::open(&path).expect("open");
+        let (queue, _) = store.open().await;
         queue
             .remember_traits(
                 "WS1".into(),
@@ -253,7 +262,7 @@ async fn remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_ret
             .await
             .expect("remember");
     }
-    let (queue, _) = SqliteQueue::open(&path).expect("open again");
+    let (queue, _) = store.open().await;
     let mut found = queue
         .recall_traits("WS1".into(), vec!["u1".into(), "u2".into(), "u3".into(), "u4".into(), "anon".into()])
         .await
@@ -272,4 +281,98 @@ async fn remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_ret
         "the retained user's own traits win; a merge of nobody leaves nothing; workspaces are apart"
     );
     assert!(queue.recall_traits("WS3".into(), vec!["u1".into()]).await.expect("recall").is_empty());
+}
+
+/// Two nodes on one database.
+async fn two_nodes() -> (Store, store::AnyQueue, store::AnyQueue) {
+    let store = Store::new(Engine::Postgres).await;
+    let (first, _) = store.open().await;
+    let (second, _) = store.open().await;
+    (store, first, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_lease_is_one_nodes_and_a_dead_nodes_claims_return_with_it() {
+    let (_store, first, second) = two_nodes().await;
+    assert!(first.is_shared() && second.is_shared());
+    let ttl = Duration::from_millis(1_500);
+    let lease = || ("workspace:WS1".to_owned(), vec!["p".to_owned()]);
+    let taken = first.hold_lease(lease().0, lease().1, ttl).await.expect("lease").expect("free: taken");
+    assert!(taken.taken);
+    assert_eq!(first.hold_lease(lease().0, lease().1, ttl).await.expect("lease"), Some(store::Held::default()), "renewed");
+    assert_eq!(second.hold_lease(lease().0, lease().1, ttl).await.expect("lease"), None, "the first node holds it");
+
+    first.enqueue((0..5).map(|n| event(&format!("m-{n}"), "p")).collect(), DAY).await.expect("enqueue");
+    let claimed = first.claim("p".into(), 3).await.expect("claim");
+    assert_eq!(claimed.len(), 3);
+    // The first node stops renewing (it died): once the lease runs out, the second takes it, and
+    // the events the first had claimed with it.
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    let held = second.hold_lease(lease().0, lease().1, ttl).await.expect("lease").expect("expired: taken");
+    assert_eq!((held.taken, held.claimed, held.paused), (true, 3, 0));
+    assert_eq!(first.hold_lease(lease().0, lease().1, ttl).await.expect("lease"), None, "taken over");
+    let again = second.claim("p".into(), 100).await.expect("claim");
+    assert_eq!(again.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["m-0", "m-1", "m-2", "m-3", "m-4"]);
+
+    // Given up on a clean stop: the other node need not wait for it to run out.
+    second.give_up_lease(lease().0).await.expect("give up");
+    let held = first.hold_lease(lease().0, lease().1, ttl).await.expect("lease").expect("given up: taken");
+    assert_eq!((held.taken, held.claimed), (true, 5), "what the second node had claimed returns");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_alive_are_those_renewing_their_own_lease() {
+    let (_store, first, second) = two_nodes().await;
+    let ttl = Duration::from_millis(1_000);
+    first.hold_lease("node:a".into(), Vec::new(), ttl).await.expect("lease").expect("held");
+    second.hold_lease("node:b".into(), Vec::new(), Duration::from_secs(60)).await.expect("lease").expect("held");
+    assert_eq!(first.live_nodes().await.expect("nodes"), 2);
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    assert_eq!(second.live_nodes().await.expect("nodes"), 1, "the first stopped renewing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_claiming_at_once_never_take_the_same_event() {
+    let (_store, first, second) = two_nodes().await;
+    for batch in 0..10 {
+        first.enqueue((0..100).map(|n| event(&format!("b{batch}-{n}"), "p")).collect(), DAY).await.expect("enqueue");
+    }
+    let drain = |queue: store::AnyQueue| {
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let claimed = queue.claim("p".into(), 7).await.expect("claim");
+                if claimed.is_empty() {
+                    return ids;
+                }
+                ids.extend(claimed.iter().map(|event| event.id));
+            }
+        })
+    };
+    let (a, b) = (drain(first.clone()), drain(second.clone()));
+    let (a, b) = (a.await.expect("drain"), b.await.expect("drain"));
+    assert!(!a.is_empty() && !b.is_empty(), "both nodes claimed some: {} and {}", a.len(), b.len());
+    let mut all: Vec<i64> = a.into_iter().chain(b).collect();
+    all.sort_unstable();
+    let claimed = all.len();
+    all.dedup();
+    assert_eq!((claimed, all.len()), (1_000, 1_000), "each event claimed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_starting_together_migrate_once_and_a_newer_database_is_refused() {
+    let store = Store::new(Engine::Postgres).await;
+    let opening: Vec<_> = (0..4)
+        .map(|_| {
+            let storage = store.storage.clone();
+            tokio::spawn(async move { store::open(&storage).await.map(drop) })
+        })
+        .collect();
+    for opened in opening {
+        opened.await.expect("task").expect("every node opens, whichever migrates");
+    }
+    assert_eq!(store.run_sql("UPDATE signal_migrations SET applied_at = applied_at WHERE version = 1").await, 1);
+    store.run_sql("INSERT INTO signal_migrations (version, applied_at) VALUES (999, 0)").await;
+    let error = store::open(&store.storage).await.err().expect("refused");
+    assert!(error.to_string().contains("version 999, made by a newer Signal"), "{error}");
 }
