@@ -115,7 +115,7 @@ async fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (queue, recovered) = match store::open(&config.storage) {
+    let (queue, recovered) = match store::open(&config.storage).await {
         Ok(opened) => opened,
         Err(error) => {
             eprintln!("error: {error}");

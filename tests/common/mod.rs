@@ -163,7 +163,13 @@ impl Http {
     pub fn new() -> Http {
         sender::install_crypto_provider();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        Http { runtime, client: reqwest::Client::new() }
+        // Idle connections are dropped before the service closes them (10 s on the admin listener):
+        // a request on a connection the server is closing would fail for the test's sake alone.
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(4))
+            .build()
+            .expect("an HTTP client");
+        Http { runtime, client }
     }
 
     /// POSTs `body` with the write key as Basic username; the status and the JSON answer.
@@ -359,4 +365,26 @@ pub fn python_with(name: &str, requirements: &str) -> std::path::PathBuf {
         std::fs::write(&stamp, wanted).expect("write the stamp");
     }
     python
+}
+
+/// A database of its own on the PostgreSQL server the tests run with (`SIGNAL_TEST_POSTGRES`,
+/// set by `tests/run`, which starts a throwaway cluster): its URL.
+pub fn postgres_database() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let server = std::env::var("SIGNAL_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!("SIGNAL_TEST_POSTGRES is not set: run the tests with `bash tests/run`, which starts a throwaway PostgreSQL")
+    });
+    let name = format!("signal_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let created = Command::new("psql")
+        .args([&format!("{server}/postgres"), "-q", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("psql runs");
+    assert!(created.status.success(), "CREATE DATABASE: {}", String::from_utf8_lossy(&created.stderr));
+    format!("{server}/{name}")
+}
+
+/// Sends SIGKILL: the process ends at once, as in a crash.
+pub fn kill_9(pid: u32) {
+    let status = Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill runs");
+    assert!(status.success());
 }

@@ -122,6 +122,8 @@ pub mod defaults {
     pub const ADMIN_LISTEN: &str = "127.0.0.1:9090";
     /// The SQLite file.
     pub const SQLITE: &str = "./data/signal.db";
+    /// The most connections a node opens to PostgreSQL.
+    pub const POSTGRES_CONNECTIONS: usize = 16;
     /// How long settled events are kept.
     pub const RETENTION_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
     /// How many events are kept.
@@ -466,7 +468,31 @@ impl Checker {
             self.address(context, "/admin_listen", file.admin_listen.as_deref(), defaults::ADMIN_LISTEN);
         let storage = file.storage.clone().unwrap_or_default();
         let sqlite_path = base_dir.join(storage.sqlite.as_deref().unwrap_or(defaults::SQLITE));
-        let storage_engine = store::Storage::Sqlite(sqlite_path);
+        let storage_engine = match &storage.postgres {
+            None => store::Storage::Sqlite(sqlite_path),
+            Some(postgres) => {
+                if storage.sqlite.is_some() {
+                    self.invalid(
+                        context,
+                        "/storage/postgres",
+                        "`storage` names both an SQLite file and a PostgreSQL database".to_owned(),
+                        "keep one: `sqlite` for one node, `postgres` for several",
+                    );
+                }
+                if !postgres.url.starts_with("postgres://") && !postgres.url.starts_with("postgresql://") {
+                    self.invalid(
+                        context,
+                        "/storage/postgres/url",
+                        "the PostgreSQL URL does not start with `postgres://`".to_owned(),
+                        "write postgres://USER:PASSWORD@HOST:PORT/DATABASE, or `${DATABASE_URL}` to take it from the environment",
+                    );
+                }
+                store::Storage::Postgres {
+                    url: secret::Secret::new(postgres.url.clone()),
+                    max_connections: postgres.max_connections.map_or(defaults::POSTGRES_CONNECTIONS, |n| n as usize),
+                }
+            }
+        };
         let dedupe_window = self.duration(
             context,
             "/storage/dedupe_window",

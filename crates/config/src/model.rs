@@ -58,8 +58,11 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// The SQLite database file; created with its directory when missing. Default
-    /// `./data/signal.db`.
+    /// `./data/signal.db`. For one node; set `postgres` instead for several.
     pub sqlite: Option<String>,
+
+    /// A PostgreSQL database that several `signal serve` nodes share, instead of an SQLite file.
+    pub postgres: Option<PostgresConfig>,
 
     /// How long a `message_id` is remembered per source: an event that arrives again within this
     /// time is accepted but not delivered twice. A duration such as `24h` or `30m`. Default `24h`.
@@ -68,6 +71,19 @@ pub struct StorageConfig {
     /// How long settled events (delivered, dropped, failed) are kept for the Event Debugger.
     /// Events still waiting (pending, retrying, paused) are never pruned.
     pub retention: Option<RetentionConfig>,
+}
+
+/// A PostgreSQL database for several nodes. The tables are created, and brought up to date, at
+/// start-up.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`. Keep the password out of the file:
+    /// `url: ${DATABASE_URL}`.
+    pub url: String,
+
+    /// The most connections this node opens to the database. Default 16.
+    pub max_connections: Option<u32>,
 }
 
 /// How long settled events are kept. Pruning runs in small steps in the background.

@@ -34,7 +34,7 @@ fn the_shipped_example_loads_with_its_variables_set() {
     assert_eq!((pipeline.source.as_str(), pipeline.integration.as_str()), ("web", "moengage"));
     assert_eq!(pipeline.blueprint_name, "preset retail");
     assert_eq!(pipeline.enabled_events.as_ref().map(Vec::len), Some(8));
-    let store::Storage::Sqlite(path) = &config.storage;
+    let store::Storage::Sqlite(path) = &config.storage else { panic!("the default storage is an SQLite file") };
     assert!(path.ends_with("data/signal.db"), "{path:?}");
     assert_eq!(config.dedupe_window.as_secs(), 24 * 3600);
 

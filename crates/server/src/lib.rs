@@ -7,11 +7,11 @@ pub mod admin;
 pub mod collector;
 mod connection;
 pub mod metrics;
+pub mod leases;
 pub mod refusals;
 pub mod traits;
 pub mod worker;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -311,29 +311,50 @@ async fn supervise<Q: Queue + Clone>(
     mut requests: mpsc::UnboundedReceiver<ReloadRequest>,
     mut stopping: watch::Receiver<bool>,
 ) {
+    let node = leases::node_lease();
     loop {
         let config = shared.config();
-        // Integrations that deliver to the same MoEngage workspace share its users' traits.
-        let mut remembered: HashMap<String, Arc<traits::StoredTraits>> = HashMap::new();
-        let workers: Vec<worker::IntegrationWorker> = config
-            .integrations
-            .iter()
-            .map(|integration| {
-                let account = integration.destination.account();
-                let traits = remembered
-                    .entry(account.to_owned())
-                    .or_insert_with(|| Arc::new(traits::StoredTraits::new(account, traits::CACHED_USERS)))
-                    .clone();
-                worker::IntegrationWorker::new(integration, &config, traits)
-            })
-            .collect();
+        // Integrations that deliver to the same MoEngage workspace share its users' traits, and
+        // its lease: one node at a time delivers for them.
+        let mut workspaces: Vec<leases::Workspace> = Vec::new();
+        for integration in &config.integrations {
+            let account = integration.destination.account();
+            let index = match workspaces.iter().position(|workspace| workspace.account == account) {
+                Some(index) => index,
+                None => {
+                    workspaces.push(leases::Workspace {
+                        account: account.to_owned(),
+                        integrations: Vec::new(),
+                        pipelines: Vec::new(),
+                        traits: Arc::new(traits::StoredTraits::new(account, traits::CACHED_USERS)),
+                        wakes: Vec::new(),
+                    });
+                    workspaces.len() - 1
+                }
+            };
+            let workspace = &mut workspaces[index];
+            workspace.integrations.push(integration.name.clone());
+            workspace.wakes.push(Arc::new(Notify::new()));
+            workspace.pipelines.extend(
+                config
+                    .pipelines
+                    .iter()
+                    .filter(|pipeline| pipeline.integration == integration.name)
+                    .map(|pipeline| pipeline.name.clone()),
+            );
+        }
         *shared.wakes.write().unwrap_or_else(PoisonError::into_inner) =
-            workers.iter().map(|worker| worker.wake.clone()).collect();
+            workspaces.iter().flat_map(|workspace| workspace.wakes.iter().cloned()).collect();
         let (stop_generation, generation_stopping) = watch::channel(false);
-        let tasks: Vec<_> = workers
-            .into_iter()
-            .map(|worker| tokio::spawn(worker::run(worker, shared.clone(), sender.clone(), generation_stopping.clone())))
-            .collect();
+        let tasks = vec![tokio::spawn(leases::deliver(
+            shared.clone(),
+            sender.clone(),
+            config.clone(),
+            workspaces,
+            node.clone(),
+            generation_stopping,
+            stopping.clone(),
+        ))];
         let mut asking = true;
         let next = loop {
             tokio::select! {

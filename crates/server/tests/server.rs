@@ -34,7 +34,7 @@ async fn start(api_key: &str) -> Running {
          pipelines:\n  site:\n    source: site\n    integration: shop\n    preset: retail\n"
     );
     let config = config::check("signal.yaml", &text, dir.path(), &|_| None).expect("a valid configuration");
-    let (queue, _) = store::open(&config.storage).expect("the queue opens");
+    let (queue, _) = store::open(&config.storage).await.expect("the queue opens");
     let listeners = server::Listeners::bind(&config).await.expect("loopback ports");
     let collector = format!("http://{}", listeners.collector.local_addr().expect("an address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

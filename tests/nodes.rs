@@ -1,0 +1,198 @@
+//! Several `signal serve` nodes sharing one PostgreSQL database, as an operator runs them: events
+//! spread over every node's collector, one node killed with `kill -9` mid-run, a node started
+//! later taking a share, the workspace's limit held over all of them, and any node's Event
+//! Debugger showing every event. The database is a fresh one on the test server.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{Http, SandboxProcess, ServeProcess, eventually, kill_9, metric, postgres_database};
+use serde_json::{Value, json};
+
+const KEY: &str = "nodes-data-key";
+
+/// A configuration for every node: the sandbox's workspaces, each with its own source and
+/// pipeline, delivering at `per_minute`.
+fn shared_config(dir: &std::path::Path, sandbox: &str, workspaces: &[&str], per_minute: u32) -> String {
+    let mut text = String::from("storage:\n  postgres:\n    url: ${DATABASE_URL}\n    max_connections: 8\nsources:\n");
+    for workspace in workspaces {
+        text.push_str(&format!("  site-{workspace}:\n    write_key: key-{workspace}\n"));
+    }
+    text.push_str("integrations:\n");
+    for workspace in workspaces {
+        text.push_str(&format!(
+            "  shop-{workspace}:\n    workspace_id: {workspace}\n    data_api_key: {KEY}\n    data_center: \"01\"\n    endpoint: {sandbox}\n    events_per_minute: {per_minute}\n"
+        ));
+    }
+    text.push_str("pipelines:\n");
+    for workspace in workspaces {
+        text.push_str(&format!(
+            "  web-{workspace}:\n    source: site-{workspace}\n    integration: shop-{workspace}\n    preset: retail\n"
+        ));
+    }
+    let path = dir.join("signal.yaml");
+    std::fs::write(&path, text).expect("write the configuration");
+    path.display().to_string()
+}
+
+fn node(config: &str, database: &str) -> ServeProcess {
+    ServeProcess::start(&["--config", config], &[("DATABASE_URL", database)])
+}
+
+/// A batch of `Signed Up` events numbered `from..to`, each with its own `message_id`.
+fn batch(from: usize, to: usize) -> String {
+    let events: Vec<Value> = (from..to)
+        .map(|n| json!({"type": "track", "event": "Signed Up", "user_id": format!("u{n}"), "message_id": format!("m-{n}")}))
+        .collect();
+    json!({"batch": events}).to_string()
+}
+
+fn send(http: &Http, serve: &ServeProcess, write_key: &str, from: usize, to: usize) {
+    let (status, answer) =
+        http.post(&format!("{}/v1/batch", serve.collector), Some(write_key), &[], batch(from, to).into_bytes());
+    assert_eq!(status, 200, "acknowledged: {answer}");
+}
+
+/// How many times each user's event reached the sandbox's workspace.
+fn arrivals(sandbox: &SandboxProcess, workspace: &str) -> HashMap<String, usize> {
+    let requests = sandbox.get(&format!("/sandbox/workspaces/{workspace}/requests"))["requests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut seen = HashMap::new();
+    for request in requests {
+        if let Some(customer) = request["customer_id"].as_str() {
+            *seen.entry(customer.to_owned()).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+fn delivered_by(http: &Http, serve: &ServeProcess, pipeline: &str) -> u64 {
+    metric(http, serve, &format!("signal_events_delivered_total{{pipeline=\"{pipeline}\"}}"))
+}
+
+#[test]
+fn three_nodes_lose_one_to_kill_9_and_deliver_every_acknowledged_event_within_the_limit() {
+    // The workspace takes 500 events in any 10 seconds; Signal is told 3,000 a minute, the same.
+    let sandbox = SandboxProcess::start(&[
+        "--workspace",
+        &format!("WS1:{KEY}"),
+        "--per-minute",
+        "500",
+        "--window-secs",
+        "10",
+    ]);
+    let dir = tempfile::tempdir().expect("dir");
+    let database = postgres_database();
+    let config = shared_config(dir.path(), &sandbox.base, &["WS1"], 3_000);
+    let mut nodes: Vec<Option<ServeProcess>> = (0..3).map(|_| Some(node(&config, &database))).collect();
+    let http = Http::new();
+
+    // Events spread over the three collectors, 50 at a time.
+    let total = 1_500;
+    let mut next = 0;
+    let mut killed = None;
+    while next < total {
+        let alive: Vec<&ServeProcess> = nodes.iter().flatten().collect();
+        let serve = alive[(next / 50) % alive.len()];
+        send(&http, serve, "key-WS1", next, next + 50);
+        next += 50;
+        if next == 600 && killed.is_none() {
+            // The node delivering for the workspace dies mid-run, deliveries in flight.
+            eventually(Duration::from_secs(20), "a node delivering", || {
+                nodes.iter().flatten().any(|serve| delivered_by(&http, serve, "web-WS1") > 0)
+            });
+            let holder = nodes
+                .iter()
+                .position(|serve| serve.as_ref().is_some_and(|serve| delivered_by(&http, serve, "web-WS1") > 0))
+                .expect("the delivering node");
+            let mut serve = nodes[holder].take().expect("alive");
+            kill_9(serve.child.id());
+            let _ = serve.wait(Duration::from_secs(10));
+            killed = Some((holder, Instant::now()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (holder, killed_at) = killed.expect("a node was killed");
+
+    // Another node takes the workspace over within seconds, and every acknowledged event arrives.
+    let survivors: Vec<&ServeProcess> = nodes.iter().flatten().collect();
+    eventually(Duration::from_secs(20), "another node delivering", || {
+        survivors.iter().any(|serve| delivered_by(&http, serve, "web-WS1") > 0)
+    });
+    let handed_on = killed_at.elapsed();
+    eventually(Duration::from_secs(90), "every acknowledged event in the sandbox", || {
+        arrivals(&sandbox, "WS1").len() == total
+    });
+    let arrived = arrivals(&sandbox, "WS1");
+    assert!((0..total).all(|n| arrived.contains_key(&format!("u{n}"))), "nothing lost");
+    let duplicates: usize = arrived.values().map(|times| times - 1).sum();
+    // Only what the killed node had in flight can arrive twice: at most its concurrency.
+    assert!(duplicates <= 64, "{duplicates} events arrived twice");
+    let stats = sandbox.get("/sandbox/stats");
+    assert_eq!(stats["by_status"].get("429"), None, "the sandbox never answered 429: {stats}");
+    println!(
+        "node {holder} killed; handed on within {handed_on:?}; {total} delivered, {duplicates} twice; sandbox: {stats}"
+    );
+
+    // Any node's debugger shows every event, whichever node took it in or delivered it.
+    let reader = survivors[0];
+    let mut listed = 0;
+    let mut cursor = String::new();
+    loop {
+        let page = http.json(&format!("{}/api/events?limit=500&state=delivered{cursor}", reader.admin));
+        listed += page["events"].as_array().map_or(0, Vec::len);
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert!(listed >= total, "a surviving node's debugger lists every delivered event: {listed} of {total}");
+}
+
+#[test]
+fn a_node_started_later_takes_a_workspace_over_and_reloads_on_its_own() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{KEY}"), "--workspace", &format!("WS2:{KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let database = postgres_database();
+    let config = shared_config(dir.path(), &sandbox.base, &["WS1", "WS2"], 30_000);
+    let first = node(&config, &database);
+    let http = Http::new();
+    send(&http, &first, "key-WS1", 0, 20);
+    send(&http, &first, "key-WS2", 1_000, 1_020);
+    eventually(Duration::from_secs(20), "the only node delivers for both workspaces", || {
+        delivered_by(&http, &first, "web-WS1") == 20 && delivered_by(&http, &first, "web-WS2") == 20
+    });
+
+    let second = node(&config, &database);
+    // Two nodes, two workspaces: the first hands one over, and the second delivers for it.
+    let mut round = 0;
+    eventually(Duration::from_secs(30), "the second node delivering for a workspace", || {
+        round += 1;
+        send(&http, &first, "key-WS1", 2_000 + round * 10, 2_010 + round * 10);
+        send(&http, &second, "key-WS2", 5_000 + round * 10, 5_010 + round * 10);
+        std::thread::sleep(Duration::from_millis(300));
+        delivered_by(&http, &second, "web-WS1") + delivered_by(&http, &second, "web-WS2") > 0
+    });
+    assert!(second.logs().contains("this node now delivers for the workspace"), "{}", second.logs());
+    assert!(first.logs().contains("handing the workspace to another node"), "{}", first.logs());
+
+    // A reload (SIGHUP) is one node's: it goes on delivering, and the other is untouched.
+    let status = std::process::Command::new("kill").args(["-HUP", &second.child.id().to_string()]).status();
+    assert!(status.expect("kill runs").success());
+    eventually(Duration::from_secs(10), "the reload logged", || second.logs().contains("configuration reloaded"));
+    assert!(!first.logs().contains("configuration reloaded"));
+    let before: u64 = ["web-WS1", "web-WS2"].iter().map(|pipeline| delivered_by(&http, &second, pipeline)).sum();
+    send(&http, &first, "key-WS1", 9_000, 9_010);
+    send(&http, &first, "key-WS2", 9_500, 9_510);
+    eventually(Duration::from_secs(20), "the reloaded node delivering again", || {
+        ["web-WS1", "web-WS2"].iter().map(|pipeline| delivered_by(&http, &second, pipeline)).sum::<u64>() >= before + 10
+    });
+    eventually(Duration::from_secs(20), "every event in the sandbox", || {
+        let sent = 20 + round * 10 + 10;
+        arrivals(&sandbox, "WS1").len() == sent && arrivals(&sandbox, "WS2").len() == sent
+    });
+}
