@@ -27,6 +27,12 @@
 //! (each user's traits read from the store, past the cache, for the identity the events lack),
 //! sent at MoEngage's limit, and events it drops, mapped as fast as the CPU allows — and the
 //! resident memory of the first once every event has been mapped.
+//! `cargo bench --bench serve -- postgres [SECONDS]`: `ingest` on the SQLite engine and on the
+//! PostgreSQL engine, alternated, twice each, and the ratio (needs `SIGNAL_BENCH_POSTGRES`, a
+//! server URL without a database: `bench/postgres.sh` starts a throwaway one).
+//! `cargo bench --bench serve -- nodes [SECONDS]`: three nodes on one PostgreSQL delivering to one
+//! workspace limited to 6,000 events a minute, fed more than that over their three collectors:
+//! the delivered rate over SECONDS (after a warm-up) against the limit, and the sandbox's 429s.
 
 #![allow(missing_docs)]
 
@@ -102,7 +108,8 @@ fn config(dir: &std::path::Path, endpoint: &str) -> String {
 
 /// [`config`], with more `storage` settings.
 fn config_with(dir: &std::path::Path, endpoint: &str, storage: &str) -> String {
-    let mut text = format!("storage:\n  sqlite: signal.db\n{storage}sources:\n");
+    let engine = if storage.starts_with("  postgres:") { "" } else { "  sqlite: signal.db\n" };
+    let mut text = format!("storage:\n{engine}{storage}sources:\n");
     for n in 0..WORKSPACES {
         text.push_str(&format!("  s{n}:\n    write_key: key-{n}\n"));
     }
@@ -198,9 +205,28 @@ fn main() {
             }
             println!("retention ratio: ingest while pruning / ingest with nothing to prune = {:.3}", with / without);
         }
+        Some("postgres") => {
+            let seconds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+            let (mut sqlite, mut postgres) = (Vec::new(), Vec::new());
+            for _ in 0..2 {
+                sqlite.push(runtime.block_on(ingest_with(seconds, "")));
+                let storage = format!("  postgres:\n    url: {}\n", bench_database());
+                postgres.push(runtime.block_on(ingest_with(seconds, &storage)));
+            }
+            let mean = |rates: &[f64]| rates.iter().sum::<f64>() / rates.len() as f64;
+            println!(
+                "postgres ratio: durable ingest on PostgreSQL / on SQLite = {:.2} ({:.0} vs {:.0} events/s; rounds {:?} vs {:?})",
+                mean(&postgres) / mean(&sqlite),
+                mean(&postgres),
+                mean(&sqlite),
+                postgres.iter().map(|rate| rate.round()).collect::<Vec<_>>(),
+                sqlite.iter().map(|rate| rate.round()).collect::<Vec<_>>()
+            );
+        }
+        Some("nodes") => runtime.block_on(nodes(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(120))),
         _ => {
             eprintln!(
-                "usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS] | floor [SECONDS] | idle [CONNECTIONS] | flood [BODIES] | debugger [EVENTS] | page [EVENTS] | retention [SECONDS] | traits [USERS]"
+                "usage: cargo bench --bench serve -- ingest [SECONDS] | steady [SECONDS] | backlog [EVENTS] | floor [SECONDS] | idle [CONNECTIONS] | flood [BODIES] | debugger [EVENTS] | page [EVENTS] | retention [SECONDS] | traits [USERS] | postgres [SECONDS] | nodes [SECONDS]"
             );
             std::process::exit(2);
         }
@@ -297,7 +323,13 @@ async fn ingest_with(seconds: u64, storage: &str) -> f64 {
     let rows: i64 = rusqlite::Connection::open(dir.path().join("signal.db"))
         .and_then(|db| db.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0)))
         .unwrap_or(-1);
-    let kept = if storage.is_empty() { String::new() } else { format!(", {rows} events kept at the end") };
+    let kept = if storage.is_empty() {
+        String::new()
+    } else if storage.starts_with("  postgres:") {
+        ", PostgreSQL".to_owned()
+    } else {
+        format!(", {rows} events kept at the end")
+    };
     println!("ingest: batches of 100, 16 clients, {:.1} s{kept}", elapsed.as_secs_f64());
     println!(
         "  acknowledged         {events} events ({:.0} events/s)",
@@ -826,4 +858,88 @@ fn spread_user(n: u64) -> String {
     let workspace = (n / 100) % WORKSPACES as u64;
     let k = n.wrapping_mul(7_919) % (1_000_000 / WORKSPACES as u64);
     format!("r_{}", k * WORKSPACES as u64 + workspace)
+}
+
+/// A fresh database on the benchmark's PostgreSQL server (`SIGNAL_BENCH_POSTGRES`): its URL.
+fn bench_database() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let server = std::env::var("SIGNAL_BENCH_POSTGRES")
+        .expect("SIGNAL_BENCH_POSTGRES names a PostgreSQL server (postgres://USER@HOST:PORT); bench/postgres.sh starts one");
+    let name = format!("bench_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let created = Command::new("psql")
+        .args([&format!("{server}/postgres"), "-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("psql runs");
+    assert!(created.success(), "CREATE DATABASE {name}");
+    format!("{server}/{name}")
+}
+
+/// Three nodes on one PostgreSQL, one workspace at 6,000 events a minute, fed 150 events a second
+/// (more than the limit) spread over the three collectors: the rate MoEngage's stand-in accepted
+/// over `seconds`, after a warm-up, and its 429s.
+async fn nodes(seconds: u64) {
+    const LIMIT: u64 = 6_000;
+    let sandbox = Process::start(
+        &["sandbox", "--listen", "127.0.0.1:0", "--workspace", &format!("WS0:{KEY}"), "--per-minute", &LIMIT.to_string()],
+        "limit",
+    );
+    let endpoint = sandbox.url("MoEngage");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("signal.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "storage:\n  postgres:\n    url: {}\nsources:\n  s0:\n    write_key: key-0\nintegrations:\n  i0:\n    workspace_id: WS0\n    data_api_key: {KEY}\n    data_center: \"01\"\n    endpoint: {endpoint}\n    events_per_minute: {LIMIT}\npipelines:\n  p0:\n    source: s0\n    integration: i0\n    preset: retail\n",
+            bench_database()
+        ),
+    )
+    .expect("config");
+    let config = path.display().to_string();
+    let nodes: Vec<Process> = (0..3)
+        .map(|_| {
+            Process::start(
+                &["serve", "--config", &config, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+                "admin",
+            )
+        })
+        .collect();
+    let collectors: Vec<String> = nodes.iter().map(|node| format!("{}/v1/batch", node.url("collector"))).collect();
+    let client = reqwest::Client::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let feeder = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_millis(100));
+            let mut next = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                ticks.tick().await;
+                let url = &collectors[(next / 15) as usize % collectors.len()];
+                assert!(post(&client, url, "key-0", batch(next, 15)).await, "acknowledged");
+                next += 15;
+            }
+            next
+        })
+    };
+    let stats = async || -> serde_json::Value {
+        let answer = client.get(format!("{endpoint}/sandbox/stats")).send().await.expect("stats");
+        answer.json().await.expect("json")
+    };
+    let accepted = |stats: &serde_json::Value| stats["accepted_actions"].as_u64().unwrap_or(0);
+    // The warm-up: a node takes the workspace's lease, and a backlog builds.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let (first, started) = (stats().await, Instant::now());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (last, elapsed) = (stats().await, started.elapsed());
+    stop.store(true, Ordering::Relaxed);
+    let sent = feeder.await.expect("feeder");
+    let per_minute = (accepted(&last) - accepted(&first)) as f64 * 60.0 / elapsed.as_secs_f64();
+    println!("nodes: 3 on one PostgreSQL, one workspace at {LIMIT}/min, fed 9,000/min over the three collectors");
+    println!("  sent                 {sent} events, every one acknowledged");
+    println!(
+        "  delivered            {:.0} events/min over {:.0} s ({:.2}% of the limit)",
+        per_minute,
+        elapsed.as_secs_f64(),
+        per_minute / LIMIT as f64 * 100.0
+    );
+    println!("  sandbox answers      {}", last["by_status"]);
 }

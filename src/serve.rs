@@ -24,8 +24,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
     /// Keep the queue in this SQLite file instead of the configured one.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "postgres")]
     database: Option<PathBuf>,
+    /// Keep the queue in this PostgreSQL database (postgres://USER:PASSWORD@HOST:PORT/DATABASE)
+    /// instead of the configured storage. Best given as SIGNAL_POSTGRES_URL, which `ps` does not show.
+    #[arg(long, value_name = "URL", env = "SIGNAL_POSTGRES_URL", hide_env_values = true)]
+    postgres: Option<String>,
 }
 
 impl ServeArgs {
@@ -39,6 +43,12 @@ impl ServeArgs {
         }
         if let Some(database) = &self.database {
             config.storage = store::Storage::Sqlite(database.clone());
+        }
+        if let Some(url) = &self.postgres {
+            config.storage = store::Storage::Postgres {
+                url: secret::Secret::new(url.clone()),
+                max_connections: config::defaults::POSTGRES_CONNECTIONS,
+            };
         }
     }
 
@@ -54,6 +64,7 @@ impl ServeArgs {
             listen: self.listen,
             admin_listen: self.admin_listen,
             database: self.database.clone(),
+            postgres: self.postgres.clone(),
         };
         std::sync::Arc::new(move || {
             let mut config = config::load(&path).map_err(|mut diagnostics| {

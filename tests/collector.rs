@@ -227,10 +227,7 @@ fn an_sdk_clock_that_is_an_hour_slow_is_corrected_and_its_own_time_kept() {
     assert_eq!(time_of("export").to_string(), "2026-01-05T10:00:00Z");
 
     // What is kept is the SDK's own time, beside the corrected one, and no write key.
-    let database = rusqlite::Connection::open(dir.path().join("signal.db")).expect("open the queue");
-    let payload: String = database
-        .query_row("SELECT payload FROM events WHERE payload LIKE '%seg-slow%'", [], |row| row.get(0))
-        .expect("stored event");
+    let payload = common::stored_payloads(dir.path(), "WHERE payload LIKE '%seg-slow%'").pop().expect("stored event");
     let stored: Value = serde_json::from_str(&payload).expect("JSON");
     assert_eq!(stored["originalTimestamp"], slow(60), "{stored}");
     assert!(stored.get("writeKey").is_none(), "{stored}");
@@ -405,14 +402,7 @@ fn a_batch_is_judged_event_by_event_and_repeats_inside_it_are_duplicates() {
     assert_eq!(metric(&http, &serve, "signal_events_invalid_total{source=\"site\"}"), 2);
     assert_eq!(metric(&http, &serve, "signal_events_duplicate_total{source=\"site\"}"), 1);
     // What is kept — the refused event with the rest — never holds the write key.
-    let database = rusqlite::Connection::open(dir.path().join("signal.db")).expect("the queue file");
-    let payloads: Vec<String> = database
-        .prepare("SELECT payload FROM events")
-        .expect("query")
-        .query_map([], |row| row.get(0))
-        .expect("rows")
-        .filter_map(Result::ok)
-        .collect();
+    let payloads = common::stored_payloads(dir.path(), "");
     assert_eq!(payloads.len(), 5, "{payloads:?}");
     assert!(payloads.iter().any(|payload| payload.contains("yesterday")), "the refused event is kept: {payloads:?}");
     assert!(!payloads.iter().any(|payload| payload.contains(WRITE_KEY)), "{payloads:?}");

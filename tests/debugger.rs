@@ -161,10 +161,7 @@ fn the_documents_test_step_in_the_api_and_the_terminal_and_no_key_anywhere() {
     for (what, text) in [("the page", &page), ("the listing", &listing), ("the detail", &one), ("the terminal", &table.to_string())] {
         assert!(!text.contains(API_KEY) && !text.contains(WRITE_KEY), "a key in {what}");
     }
-    let mut stored = Vec::new();
-    for file in ["signal.db", "signal.db-wal"] {
-        stored.extend(std::fs::read(dir.path().join(file)).unwrap_or_default());
-    }
+    let stored = common::stored_bytes(dir.path());
     assert!(stored.len() > 4096, "the database was read");
     let stored = String::from_utf8_lossy(&stored);
     assert!(stored.contains("ORD-1001"), "events are stored");

@@ -94,15 +94,11 @@ fn events_go_through_the_blueprint_to_the_sandbox_and_a_wrong_key_pauses_its_int
         metric(&http, &serve, "signal_events_paused_total{integration=\"bad\"}") >= 1
     });
     std::thread::sleep(Duration::from_millis(500));
-    let database = rusqlite::Connection::open(dir.path().join("signal.db")).expect("open the queue");
-    let mut rows = database
-        .prepare("SELECT state, code, detail FROM events WHERE pipeline = 'app' ORDER BY id")
-        .expect("query");
-    let rows: Vec<(String, Option<String>, Option<String>)> = rows
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("read");
+    let rows: Vec<(String, Option<String>, Option<String>)> =
+        common::stored_rows(dir.path(), "SELECT state, code, detail FROM events WHERE pipeline = 'app' ORDER BY id", 3)
+            .into_iter()
+            .map(|row| (row[0].clone().unwrap_or_default(), row[1].clone(), row[2].clone()))
+            .collect();
     assert_eq!(rows.len(), 5);
     let paused: Vec<_> = rows.iter().filter(|row| row.0 == "paused").collect();
     assert!(!paused.is_empty(), "{rows:?}");

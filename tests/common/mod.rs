@@ -72,10 +72,31 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts `signal serve` with `args` (plus free ports) and `env`, without the MoEngage variables
     /// of the environment running the tests.
+    ///
+    /// With `SIGNAL_TEST_ENGINE=postgres` (the second pass of `tests/run`), its queue is a
+    /// PostgreSQL database instead, whatever storage the test named: one per configuration file
+    /// or SQLite path, so that a test restarting the service finds its events again.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_signal"))
+        let mut args: Vec<&str> = args.to_vec();
+        let mut postgres = None;
+        if on_postgres() {
+            let place = args
+                .windows(2)
+                .find(|pair| pair[0] == "--config" || pair[0] == "--database")
+                .map(|pair| pair[1].to_owned());
+            if let Some(at) = args.iter().position(|arg| *arg == "--database") {
+                args.drain(at..at + 2);
+            }
+            postgres = Some(postgres_database_for(place.as_deref()));
+        }
+        let mut command = Command::new(env!("CARGO_BIN_EXE_signal"));
+        command.env_remove("SIGNAL_POSTGRES_URL");
+        if let Some(url) = &postgres {
+            command.env("SIGNAL_POSTGRES_URL", url);
+        }
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .args(args)
+            .args(&args)
             .env_remove("MOENGAGE_WORKSPACE_ID")
             .env_remove("MOENGAGE_DATA_API_KEY")
             .env_remove("MOENGAGE_DATA_CENTER")
@@ -367,19 +388,44 @@ pub fn python_with(name: &str, requirements: &str) -> std::path::PathBuf {
     python
 }
 
+/// True in the pass of the service's tests that runs them on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("SIGNAL_TEST_ENGINE").is_ok_and(|engine| engine == "postgres")
+}
+
 /// A database of its own on the PostgreSQL server the tests run with (`SIGNAL_TEST_POSTGRES`,
 /// set by `tests/run`, which starts a throwaway cluster): its URL.
 pub fn postgres_database() -> String {
+    postgres_database_for(None)
+}
+
+/// The database for `place` (a configuration file or an SQLite path: the same place, the same
+/// database, created the first time), or a new one.
+fn postgres_database_for(place: Option<&str>) -> String {
+    use std::hash::{Hash as _, Hasher as _};
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let server = std::env::var("SIGNAL_TEST_POSTGRES").unwrap_or_else(|_| {
         panic!("SIGNAL_TEST_POSTGRES is not set: run the tests with `bash tests/run`, which starts a throwaway PostgreSQL")
     });
-    let name = format!("signal_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let created = Command::new("psql")
-        .args([&format!("{server}/postgres"), "-q", "-c", &format!("CREATE DATABASE {name}")])
-        .output()
-        .expect("psql runs");
-    assert!(created.status.success(), "CREATE DATABASE: {}", String::from_utf8_lossy(&created.stderr));
+    let name = match place {
+        Some(place) => {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            std::path::Path::new(place).parent().unwrap_or(std::path::Path::new(place)).hash(&mut hasher);
+            format!("signal_at_{:016x}", hasher.finish())
+        }
+        None => format!("signal_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+    };
+    let psql = |sql: &str| {
+        let output = Command::new("psql")
+            .args([&format!("{server}/postgres"), "-qtA", "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    if psql(&format!("SELECT 1 FROM pg_database WHERE datname = '{name}'")) != "1" {
+        psql(&format!("CREATE DATABASE {name}"));
+    }
     format!("{server}/{name}")
 }
 
@@ -387,4 +433,65 @@ pub fn postgres_database() -> String {
 pub fn kill_9(pid: u32) {
     let status = Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill runs");
     assert!(status.success());
+}
+
+/// The database a service whose configuration (or SQLite file) is in `dir` keeps its queue in, on
+/// the PostgreSQL pass.
+fn postgres_database_at(dir: &std::path::Path) -> String {
+    postgres_database_for(Some(&dir.join("signal.yaml").display().to_string()))
+}
+
+/// Rows of `sql` (text columns) on the queue of the service in `dir`, whichever engine it is on.
+pub fn stored_rows(dir: &std::path::Path, sql: &str, columns: usize) -> Vec<Vec<Option<String>>> {
+    const NULL: &str = "\u{1}null";
+    if on_postgres() {
+        let output = Command::new("psql")
+            .args([&postgres_database_at(dir), "-qtA", "-F", "\u{1f}", "-P", &format!("null={NULL}"), "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+        return String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| line.split('\u{1f}').map(|value| (value != NULL).then(|| value.to_owned())).collect())
+            .collect();
+    }
+    let database = rusqlite::Connection::open(dir.join("signal.db")).expect("open the queue");
+    let mut statement = database.prepare(sql).expect("query");
+    statement
+        .query_map([], |row| (0..columns).map(|index| row.get::<_, Option<String>>(index)).collect())
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("read")
+}
+
+/// The payloads the queue of the service in `dir` keeps, as stored, whichever engine it is on:
+/// `filter` is SQL after `FROM events`.
+pub fn stored_payloads(dir: &std::path::Path, filter: &str) -> Vec<String> {
+    let sql = format!("SELECT payload FROM events {filter}");
+    if on_postgres() {
+        let output = Command::new("psql")
+            .args([&postgres_database_at(dir), "-qtA", "-c", &sql])
+            .output()
+            .expect("psql runs");
+        assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+        return String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+    }
+    let database = rusqlite::Connection::open(dir.join("signal.db")).expect("open the queue");
+    let mut statement = database.prepare(&sql).expect("query");
+    statement.query_map([], |row| row.get(0)).expect("rows").collect::<Result<_, _>>().expect("payloads")
+}
+
+/// Everything the queue of the service in `dir` has written, as bytes: its SQLite files, or a
+/// dump of its PostgreSQL database.
+pub fn stored_bytes(dir: &std::path::Path) -> Vec<u8> {
+    if on_postgres() {
+        let output = Command::new("pg_dump").arg(postgres_database_at(dir)).output().expect("pg_dump runs");
+        assert!(output.status.success(), "pg_dump: {}", String::from_utf8_lossy(&output.stderr));
+        return output.stdout;
+    }
+    let mut stored = Vec::new();
+    for file in ["signal.db", "signal.db-wal"] {
+        stored.extend(std::fs::read(dir.join(file)).unwrap_or_default());
+    }
+    stored
 }

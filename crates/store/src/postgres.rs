@@ -33,6 +33,9 @@ const FEED_POLL: Duration = Duration::from_millis(250);
 /// took its number earlier may commit later.
 const FEED_SLACK: i64 = 1024;
 
+/// The newest change and the newest event: where the live feed starts.
+const NEWEST: &str = "SELECT COALESCE(MAX(changed), 0), COALESCE(MAX(id), 0) FROM events";
+
 /// The advisory lock under which a node runs the migrations.
 const MIGRATION_LOCK: i64 = 0x5349_474e_414c; // "SIGNAL"
 
@@ -107,10 +110,10 @@ impl PostgresQueue {
         })?;
         migrate(&mut client).await?;
         // The live feed starts from here: every change after opening is told.
-        let newest_change: i64 = client
-            .query_one("SELECT COALESCE(MAX(changed), 0) FROM events", &[])
+        let newest: (i64, i64) = client
+            .query_one(NEWEST, &[])
             .await
-            .and_then(|row| row.try_get(0))
+            .and_then(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .map_err(failed("reading the newest change"))?;
         drop(client);
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
@@ -121,7 +124,7 @@ impl PostgresQueue {
             longest_window_ms: AtomicI64::new(0),
             enqueues: AtomicU64::new(0),
         });
-        tokio::spawn(watch_changes(Arc::downgrade(&inner), newest_change));
+        tokio::spawn(watch_changes(Arc::downgrade(&inner), newest));
         Ok((PostgresQueue { inner }, Recovered { made_private: Vec::new(), claimed: 0, paused: 0 }))
     }
 
@@ -262,8 +265,6 @@ impl Queue for PostgresQueue {
         let now = now_ms();
         let window_ms = millis(dedupe_window);
         self.inner.longest_window_ms.fetch_max(window_ms, Ordering::Relaxed);
-        let mut client = self.client("queuing events").await?;
-        let transaction = client.transaction().await.map_err(&fail)?;
         // One row per event and pipeline, one `seen` entry per event. Sorted, so that two requests
         // with some ids in common lock their `seen` rows in the same order, never in a deadlock.
         let keys: BTreeSet<(&str, &str)> = events
@@ -271,83 +272,59 @@ impl Queue for PostgresQueue {
             .filter(|event| event.dropped.is_none())
             .map(|event| (event.source.as_str(), event.message_id.as_str()))
             .collect();
-        let mut admitted: HashSet<(String, String)> = HashSet::new();
-        if !keys.is_empty() {
-            let (sources, ids): (Vec<&str>, Vec<&str>) = keys.iter().copied().unzip();
-            // New ids, and ids last seen before the window: both admitted, atomically with any
-            // other node admitting the same id.
-            let rows = transaction
-                .query(
-                    "INSERT INTO seen (source, message_id, seen_at)
-                     SELECT source, message_id, $3 FROM unnest($1::text[], $2::text[]) AS k(source, message_id)
-                     ON CONFLICT (source, message_id) DO UPDATE SET seen_at = excluded.seen_at
-                         WHERE seen.seen_at <= $4
-                     RETURNING source, message_id",
-                    &[&sources, &ids, &now, &now.saturating_sub(window_ms)],
-                )
-                .await
-                .map_err(&fail)?;
-            for row in rows {
-                admitted.insert((column(&row, 0).map_err(&fail)?, column(&row, 1).map_err(&fail)?));
-            }
-        }
-        let mut report = Enqueued::default();
+        let (key_sources, key_ids): (Vec<&str>, Vec<&str>) = keys.iter().copied().unzip();
         let mut columns = EventColumns::default();
         for event in &events {
-            match &event.dropped {
-                Some(dropped) => {
-                    report.recorded += 1;
-                    columns.push(event, Some(dropped), now);
-                }
-                None if admitted.contains(&(event.source.clone(), event.message_id.clone())) => {
-                    report.queued += 1;
-                    columns.push(event, None, now);
-                }
-                None => report.duplicates += 1,
-            }
+            columns.push(event);
         }
-        if !columns.source.is_empty() {
-            transaction
-                .execute(
-                    "INSERT INTO events (source, pipeline, message_id, received_at, payload, call_type, event,
-                                         customer_id, customer_key, state, code, detail, finished_at)
-                     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
-                                          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                                          $13::bigint[])",
-                    &[
-                        &columns.source,
-                        &columns.pipeline,
-                        &columns.message_id,
-                        &columns.received_at,
-                        &columns.payload,
-                        &columns.call_type,
-                        &columns.event,
-                        &columns.customer_id,
-                        &columns.customer_key,
-                        &columns.state,
-                        &columns.code,
-                        &columns.detail,
-                        &columns.finished_at,
-                    ],
-                )
-                .await
-                .map_err(&fail)?;
-        }
-        transaction.commit().await.map_err(&fail)?;
+        let client = self.client("queuing events").await?;
+        let statement = client.prepare_cached(sql::POSTGRES_ENQUEUE).await.map_err(&fail)?;
+        // One statement, so one transaction and one round trip, however many events.
+        let row = client
+            .query_one(
+                &statement,
+                &[
+                    &columns.source,
+                    &columns.pipeline,
+                    &columns.message_id,
+                    &columns.received_at,
+                    &columns.payload,
+                    &columns.call_type,
+                    &columns.event,
+                    &columns.customer_id,
+                    &columns.drop_code,
+                    &columns.drop_detail,
+                    &now,
+                    &key_sources,
+                    &key_ids,
+                    &now.saturating_sub(window_ms),
+                ],
+            )
+            .await
+            .map_err(&fail)?;
+        let counted = |index: usize| -> Result<usize, StoreError> {
+            Ok(usize::try_from(column::<i64>(&row, index).map_err(&fail)?).unwrap_or(0))
+        };
+        let (queued, recorded) = (counted(0)?, counted(1)?);
+        let waiting = events.iter().filter(|event| event.dropped.is_none()).count();
         if self.inner.enqueues.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == PURGE_EVERY - 1 {
             let longest = self.inner.longest_window_ms.load(Ordering::Relaxed);
             // Entries older than the longest window in use can no longer match; a failure here
             // leaves them for the next purge.
             let _ = client.execute("DELETE FROM seen WHERE seen_at < $1", &[&now.saturating_sub(longest)]).await;
         }
-        Ok(report)
+        Ok(Enqueued { queued, duplicates: waiting.saturating_sub(queued), recorded })
     }
 
     async fn claim(&self, pipeline: String, limit: usize) -> Result<Vec<Claimed>, StoreError> {
         let fail = failed("claiming events");
         let client = self.client("claiming events").await?;
         let rows = client
-            .query(sql::POSTGRES_CLAIM, &[&pipeline, &count(limit), &self.inner.node])
+            .query(&client.prepare_cached(sql::POSTGRES_CLAIM).await.map_err(&fail)?, &[
+                &pipeline,
+                &count(limit),
+                &self.inner.node,
+            ])
             .await
             .map_err(&fail)?;
         let mut claimed = rows
@@ -402,7 +379,7 @@ impl Queue for PostgresQueue {
         let client = self.client("recording outcomes").await?;
         client
             .execute(
-                "UPDATE events AS e SET state = o.state, code = o.code, detail = o.detail, attempts = o.attempts,
+                &client.prepare_cached("UPDATE events AS e SET state = o.state, code = o.code, detail = o.detail, attempts = o.attempts,
                      http_status = o.http_status, response_body = o.response_body, body_sent = o.body_sent,
                      latency_ms = o.latency_ms, finished_at = o.finished_at, attempt_log = o.attempt_log,
                      customer_key = e.customer_id, changed = nextval('events_changes')
@@ -410,7 +387,7 @@ impl Queue for PostgresQueue {
                              $8::bytea[], $9::bigint[], $10::bigint[], $11::text[])
                      AS o(id, state, code, detail, attempts, http_status, response_body, body_sent, latency_ms,
                           finished_at, attempt_log)
-                 WHERE e.id = o.id",
+                 WHERE e.id = o.id").await.map_err(&fail)?,
                 &[
                     &ids, &states, &codes, &details, &attempts, &statuses, &responses, &bodies, &latencies, &finished,
                     &logs,
@@ -516,11 +493,11 @@ impl Queue for PostgresQueue {
         let client = self.client("recording retries").await?;
         client
             .execute(
-                "UPDATE events AS e SET state = 'retrying', attempts = n.attempts, code = n.code,
+                &client.prepare_cached("UPDATE events AS e SET state = 'retrying', attempts = n.attempts, code = n.code,
                      http_status = n.http_status, detail = n.hint, changed = nextval('events_changes')
                  FROM unnest($1::bigint[], $2::int[], $3::text[], $4::int[], $5::text[])
                      AS n(id, attempts, code, http_status, hint)
-                 WHERE e.id = n.id AND e.state IN ('claimed', 'retrying')",
+                 WHERE e.id = n.id AND e.state IN ('claimed', 'retrying')").await.map_err(failed("recording retries"))?,
                 &[&ids, &attempts, &codes, &statuses, &hints],
             )
             .await
@@ -823,15 +800,12 @@ struct EventColumns<'a> {
     call_type: Vec<Option<&'a str>>,
     event: Vec<Option<&'a str>>,
     customer_id: Vec<Option<&'a str>>,
-    customer_key: Vec<Option<&'a str>>,
-    state: Vec<&'static str>,
-    code: Vec<Option<&'a str>>,
-    detail: Vec<Option<&'a str>>,
-    finished_at: Vec<Option<i64>>,
+    drop_code: Vec<Option<&'a str>>,
+    drop_detail: Vec<Option<&'a str>>,
 }
 
 impl<'a> EventColumns<'a> {
-    fn push(&mut self, event: &'a NewEvent, dropped: Option<&'a crate::Dropped>, now: i64) {
+    fn push(&mut self, event: &'a NewEvent) {
         self.source.push(&event.source);
         self.pipeline.push(&event.pipeline);
         self.message_id.push(&event.message_id);
@@ -840,12 +814,8 @@ impl<'a> EventColumns<'a> {
         self.call_type.push(event.labels.call_type.as_deref());
         self.event.push(event.labels.event.as_deref());
         self.customer_id.push(event.labels.customer_id.as_deref());
-        // A fate known at intake is recorded at once, and indexed by customer as other fates are.
-        self.customer_key.push(dropped.and(event.labels.customer_id.as_deref()));
-        self.state.push(if dropped.is_some() { "dropped" } else { "pending" });
-        self.code.push(dropped.map(|dropped| dropped.code.as_str()));
-        self.detail.push(dropped.map(|dropped| dropped.detail.as_str()));
-        self.finished_at.push(dropped.map(|_| now));
+        self.drop_code.push(event.dropped.as_ref().map(|dropped| dropped.code.as_str()));
+        self.drop_detail.push(event.dropped.as_ref().map(|dropped| dropped.detail.as_str()));
     }
 }
 
@@ -945,10 +915,12 @@ fn requeue_conditions(requeue: &Requeue) -> Conditions {
 
 /// Tells the live feed every change any node makes, while someone watches: changes are numbered
 /// by a sequence, and read in order of their numbers.
-async fn watch_changes(inner: Weak<Inner>, newest_change: i64) {
+async fn watch_changes(inner: Weak<Inner>, (newest_change, newest_event): (i64, i64)) {
     let mut newest_told = Some(newest_change);
     // The newest change when watching began: what came before is in the listings, not the feed.
     let mut began = newest_change;
+    // Events above it are new to the feed: told as queued first, whatever they became since.
+    let mut newest_event_told = newest_event;
     let mut told: BTreeSet<i64> = BTreeSet::new();
     loop {
         tokio::time::sleep(FEED_POLL).await;
@@ -958,11 +930,12 @@ async fn watch_changes(inner: Weak<Inner>, newest_change: i64) {
         let (Some(since), true) = (newest_told, watched) else {
             // Kept current while no one watches (one lookup in an index), so that a watcher who
             // comes is told what happens from then on, from the first change.
-            if let Ok(row) = client.query_one("SELECT COALESCE(MAX(changed), 0) FROM events", &[]).await
-                && let Ok(newest) = column::<i64>(&row, 0)
+            if let Ok(row) = client.query_one(NEWEST, &[]).await
+                && let (Ok(newest), Ok(event)) = (column::<i64>(&row, 0), column::<i64>(&row, 1))
             {
                 newest_told = Some(newest);
                 began = newest;
+                newest_event_told = event;
                 told.clear();
             }
             continue;
@@ -988,6 +961,24 @@ async fn watch_changes(inner: Weak<Inner>, newest_change: i64) {
             }
             if lines < FEED_PER_COMMIT {
                 if let Ok(summary) = summary_of(row, 1) {
+                    // Changes are read four times a second, and a row holds only its last state:
+                    // an event queued and settled between two reads is told as it was queued,
+                    // then as it is, as the SQLite engine tells it. (Events refused at the door
+                    // were never queued.)
+                    if summary.id > newest_event_told {
+                        newest_event_told = summary.id;
+                        if !matches!(summary.state, State::Pending | State::Claimed | State::Dropped) {
+                            let queued = Summary {
+                                state: State::Pending,
+                                code: None,
+                                status: None,
+                                attempts: 0,
+                                hint: None,
+                                ..summary.clone()
+                            };
+                            let _ = inner.feed.send(Change::Line(queued));
+                        }
+                    }
                     // No watcher left is no error.
                     let _ = inner.feed.send(Change::Line(summary));
                     lines += 1;

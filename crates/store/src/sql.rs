@@ -135,6 +135,37 @@ CREATE TABLE leases (
 /// by the nodes' clocks, which may disagree.
 pub const POSTGRES_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
+/// PostgreSQL: queues a request's events in one statement. Events whose fate is known
+/// (`drop_code`) are recorded as dropped; the others are queued when their `message_id` is new to
+/// `seen`, or was last seen before the window ($14): admitted atomically with any other node
+/// admitting the same id. Answers how many were queued and how many recorded.
+pub const POSTGRES_ENQUEUE: &str = "
+WITH incoming AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::text[])
+        WITH ORDINALITY AS e(source, pipeline, message_id, received_at, payload, call_type, event,
+                             customer_id, drop_code, drop_detail, position)
+), admitted AS (
+    INSERT INTO seen (source, message_id, seen_at)
+    SELECT source, message_id, $11 FROM unnest($12::text[], $13::text[]) AS k(source, message_id)
+    ON CONFLICT (source, message_id) DO UPDATE SET seen_at = excluded.seen_at WHERE seen.seen_at <= $14
+    RETURNING source, message_id
+), inserted AS (
+    INSERT INTO events (source, pipeline, message_id, received_at, payload, call_type, event, customer_id,
+                        customer_key, state, code, detail, finished_at)
+    SELECT source, pipeline, message_id, received_at, payload, call_type, event, customer_id,
+           CASE WHEN drop_code IS NULL THEN NULL ELSE customer_id END,
+           CASE WHEN drop_code IS NULL THEN 'pending' ELSE 'dropped' END,
+           drop_code, drop_detail,
+           CASE WHEN drop_code IS NULL THEN NULL ELSE $11 END
+    FROM incoming AS i
+    WHERE i.drop_code IS NOT NULL
+       OR EXISTS (SELECT 1 FROM admitted AS a WHERE a.source = i.source AND a.message_id = i.message_id)
+    ORDER BY i.position
+    RETURNING state
+)
+SELECT COUNT(*) FILTER (WHERE state = 'pending'), COUNT(*) FILTER (WHERE state = 'dropped') FROM inserted";
+
 /// PostgreSQL: claims the oldest pending events of one pipeline. `SKIP LOCKED`: rows another
 /// transaction is claiming are passed over, not waited for.
 pub const POSTGRES_CLAIM: &str = "
