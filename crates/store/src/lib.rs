@@ -234,6 +234,18 @@ pub struct Depth {
     pub paused: u64,
 }
 
+impl Depth {
+    /// Counts `count` events stored in `state`.
+    pub(crate) fn add(&mut self, state: &str, count: u64) {
+        match State::parse(state) {
+            Some(State::Pending) => self.pending = count,
+            Some(State::Claimed | State::Retrying) => self.claimed += count,
+            Some(State::Paused) => self.paused = count,
+            _ => {}
+        }
+    }
+}
+
 /// A storage failure.
 #[derive(Debug)]
 pub struct StoreError {

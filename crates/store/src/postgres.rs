@@ -425,13 +425,7 @@ impl Queue for PostgresQueue {
         let mut depth = Depth::default();
         for row in rows {
             let state: String = column(&row, 0).map_err(&fail)?;
-            let count = u64::try_from(column::<i64>(&row, 1).map_err(&fail)?).unwrap_or(0);
-            match State::parse(&state) {
-                Some(State::Pending) => depth.pending = count,
-                Some(State::Claimed | State::Retrying) => depth.claimed += count,
-                Some(State::Paused) => depth.paused = count,
-                _ => {}
-            }
+            depth.add(&state, u64::try_from(column::<i64>(&row, 1).map_err(&fail)?).unwrap_or(0));
         }
         Ok(depth)
     }

@@ -718,13 +718,7 @@ fn depth(connection: &Connection) -> rusqlite::Result<Depth> {
     let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
     for row in rows {
         let (state, count) = row?;
-        let count = u64::try_from(count).unwrap_or(0);
-        match State::parse(&state) {
-            Some(State::Pending) => depth.pending = count,
-            Some(State::Claimed | State::Retrying) => depth.claimed += count,
-            Some(State::Paused) => depth.paused = count,
-            _ => {}
-        }
+        depth.add(&state, u64::try_from(count).unwrap_or(0));
     }
     Ok(depth)
 }
