@@ -61,12 +61,36 @@ fn failed(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> StoreError {
     move |error| StoreError { doing, cause: describe(&error) }
 }
 
-/// The server's own words when it sent them (`tokio_postgres` says only "db error").
+/// The server's own words when it sent them (`tokio_postgres` says only "db error"), else the
+/// error with its causes ("error connecting to server: Connection refused").
 fn describe(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => error.to_string(),
+        None => with_causes(error),
     }
+}
+
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let said = next.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = next.source();
+    }
+    text
+}
+
+/// A pool's failure to hand out a connection, in the words of its cause.
+fn pool_failure(doing: &'static str, error: &deadpool_postgres::PoolError) -> StoreError {
+    let cause = match error {
+        deadpool_postgres::PoolError::Backend(error) => describe(error),
+        other => with_causes(other),
+    };
+    StoreError { doing, cause }
 }
 
 /// Where a URL points, without its password: `signal@db.internal:5432/signal`.
@@ -104,9 +128,12 @@ impl PostgresQueue {
             .wait_timeout(Some(Duration::from_secs(30)))
             .build()
             .map_err(|error| StoreError { doing: "setting up the PostgreSQL pool", cause: error.to_string() })?;
-        let mut client = pool.get().await.map_err(|error| StoreError {
-            doing: "connecting to PostgreSQL",
-            cause: format!("{}: {error}; check `storage.postgres.url` and that the server is up", describe_url(url)),
+        let mut client = pool.get().await.map_err(|error| {
+            let failure = pool_failure("connecting to PostgreSQL", &error);
+            StoreError {
+                doing: failure.doing,
+                cause: format!("{}: {}; check `storage.postgres.url` and that the server is up", describe_url(url), failure.cause),
+            }
         })?;
         migrate(&mut client).await?;
         // The live feed starts from here: every change after opening is told.
@@ -134,7 +161,7 @@ impl PostgresQueue {
     }
 
     async fn client(&self, doing: &'static str) -> Result<deadpool_postgres::Object, StoreError> {
-        self.inner.pool.get().await.map_err(|error| StoreError { doing, cause: error.to_string() })
+        self.inner.pool.get().await.map_err(|error| pool_failure(doing, &error))
     }
 }
 
