@@ -119,7 +119,7 @@ pub(crate) async fn deliver<Q: Queue + Clone>(
 
         let mut lost = Vec::new();
         for (&index, running) in &mut delivering {
-            match queue.hold_lease(workspaces[index].lease(), workspaces[index].pipelines.clone(), LEASE_TTL).await {
+            match queue.hold_lease(workspaces[index].lease(), Vec::new(), LEASE_TTL).await {
                 Ok(Some(_)) => running.renewed = Instant::now(),
                 Ok(None) => lost.push(index),
                 Err(error) => {
@@ -159,12 +159,12 @@ pub(crate) async fn deliver<Q: Queue + Clone>(
             }
             match queue.hold_lease(workspace.lease(), workspace.pipelines.clone(), LEASE_TTL).await {
                 Ok(Some(held)) => {
-                    if held.taken && held.claimed + held.paused > 0 {
+                    if held.claimed + held.paused > 0 {
                         tracing::info!(
                             workspace = %workspace.account,
                             in_flight = held.claimed,
                             paused = held.paused,
-                            "this node now delivers for the workspace; events the node before it had not finished are queued again"
+                            "this node now delivers for the workspace; events left unfinished are queued again"
                         );
                     } else if held.taken {
                         tracing::info!(workspace = %workspace.account, "this node now delivers for the workspace");

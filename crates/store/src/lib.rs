@@ -337,8 +337,9 @@ pub trait Queue: Send + Sync + 'static {
     fn is_shared(&self) -> bool;
 
     /// Takes or renews, for `ttl`, the lease called `name`: `None` while another node holds it.
-    /// Taking it makes the events of `pipelines` that its previous holder had claimed or paused
-    /// pending again.
+    /// With `pipelines` (given when this node is about to start the lease's work, not when it
+    /// renews it), the events of those pipelines left claimed or paused — by a previous holder, or
+    /// by this node's own workers before they stopped — are pending again.
     fn hold_lease(
         &self,
         name: String,

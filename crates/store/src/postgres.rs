@@ -765,7 +765,8 @@ impl Queue for PostgresQueue {
             .await
             .map_err(&fail)?;
         let mut held = Held { taken: !mine, claimed: 0, paused: 0 };
-        if held.taken && !pipelines.is_empty() {
+        // Whoever claimed these events before, no worker of this lease has them now.
+        if !pipelines.is_empty() {
             held.claimed = transaction
                 .execute(
                     "UPDATE events SET state = 'pending', claimed_by = NULL, changed = nextval('events_changes')

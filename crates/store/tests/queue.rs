@@ -314,6 +314,15 @@ async fn postgres_a_lease_is_one_nodes_and_a_dead_nodes_claims_return_with_it() 
     let again = second.claim("p".into(), 100).await.expect("claim");
     assert_eq!(again.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>(), ["m-0", "m-1", "m-2", "m-3", "m-4"]);
 
+    // Renewed without its pipelines, nothing moves; held again to start its workers afresh (they
+    // stopped when the database did not answer, and could not give their events back), what this
+    // node's own workers had claimed returns.
+    let renewed = second.hold_lease(lease().0, Vec::new(), ttl).await.expect("lease").expect("held");
+    assert_eq!(renewed, store::Held::default());
+    let restarted = second.hold_lease(lease().0, lease().1, ttl).await.expect("lease").expect("held");
+    assert_eq!((restarted.taken, restarted.claimed), (false, 5));
+    assert_eq!(second.claim("p".into(), 100).await.expect("claim").len(), 5);
+
     // Given up on a clean stop: the other node need not wait for it to run out.
     second.give_up_lease(lease().0).await.expect("give up");
     let held = first.hold_lease(lease().0, lease().1, ttl).await.expect("lease").expect("given up: taken");
