@@ -637,20 +637,15 @@ impl Queue for PostgresQueue {
         let newest: Option<i64> =
             column(&client.query_one("SELECT MAX(id) FROM events", &[]).await.map_err(&fail)?, 0).map_err(&fail)?;
         let Some(newest) = newest else { return Ok(Pruned::default()) };
-        let by_age = match retention.max_age {
-            Some(max_age) => {
-                let cutoff = now_ms().saturating_sub(millis(max_age));
-                // None: every event is older than the cutoff.
-                Some(first_received_since(&**client, cutoff).await.map_err(&fail)?.unwrap_or(newest.saturating_add(1)))
-            }
+        let by_age = match retention.age_cutoff_ms(now_ms()) {
+            // None: every event is older than the cutoff.
+            Some(cutoff) => Some(
+                first_received_since(&**client, cutoff).await.map_err(&fail)?.unwrap_or(newest.saturating_add(1)),
+            ),
             None => None,
         };
-        let by_count = retention.max_events.map(|max_events| {
-            newest.saturating_sub(i64::try_from(max_events).unwrap_or(i64::MAX)).saturating_add(1)
-        });
-        let settled_below = by_age.max(by_count);
         let mut pruned = Pruned::default();
-        for (state, below) in [("delivered", settled_below), ("dropped", settled_below), ("failed", by_age)] {
+        for (state, below) in retention.prunable(newest, by_age) {
             let room = step.saturating_sub(pruned.total as usize);
             let Some(below) = below else { continue };
             if room == 0 {

@@ -200,6 +200,26 @@ pub struct Retention {
     pub max_events: Option<u64>,
 }
 
+impl Retention {
+    /// The receipt time before which settled events are too old to keep, if there is a `max_age`.
+    pub(crate) fn age_cutoff_ms(&self, now_ms: i64) -> Option<i64> {
+        self.max_age
+            .map(|max_age| now_ms.saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX)))
+    }
+
+    /// Each settled state, with the id below which its events may go: given the newest id, and
+    /// the first id received after [`Retention::age_cutoff_ms`] (when there is a `max_age`).
+    /// Delivered and dropped events go by age or count; failed ones wait for a replay, and go by
+    /// age alone.
+    pub(crate) fn prunable(&self, newest: i64, by_age: Option<i64>) -> [(&'static str, Option<i64>); 3] {
+        let by_count = self.max_events.map(|max_events| {
+            newest.saturating_sub(i64::try_from(max_events).unwrap_or(i64::MAX)).saturating_add(1)
+        });
+        let settled_below = by_age.max(by_count);
+        [("delivered", settled_below), ("dropped", settled_below), ("failed", by_age)]
+    }
+}
+
 /// A line of the live feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {

@@ -1000,24 +1000,17 @@ fn resume_paused(connection: &Connection, pipelines: &[String], resumed: &mut Ve
 fn prune(connection: &Connection, retention: Retention, step: usize) -> rusqlite::Result<Pruned> {
     let newest: Option<i64> = connection.query_row("SELECT MAX(id) FROM events", [], |row| row.get(0))?;
     let Some(newest) = newest else { return Ok(Pruned::default()) };
-    let by_age = match retention.max_age {
-        Some(max_age) => {
-            let cutoff = now_ms().saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
-            // None: every event is older than the cutoff.
-            Some(first_received_since(connection, cutoff)?.unwrap_or(newest.saturating_add(1)))
-        }
+    let by_age = match retention.age_cutoff_ms(now_ms()) {
+        // None: every event is older than the cutoff.
+        Some(cutoff) => Some(first_received_since(connection, cutoff)?.unwrap_or(newest.saturating_add(1))),
         None => None,
     };
-    let by_count = retention.max_events.map(|max_events| {
-        newest.saturating_sub(i64::try_from(max_events).unwrap_or(i64::MAX)).saturating_add(1)
-    });
-    let settled_below = by_age.max(by_count);
     let mut delete = connection.prepare_cached(
         "DELETE FROM events WHERE id IN (
              SELECT id FROM events WHERE state = ?1 AND id < ?2 ORDER BY id LIMIT ?3)",
     )?;
     let mut pruned = Pruned::default();
-    for (state, below) in [("delivered", settled_below), ("dropped", settled_below), ("failed", by_age)] {
+    for (state, below) in retention.prunable(newest, by_age) {
         let room = step.saturating_sub(pruned.total as usize);
         let Some(below) = below else { continue };
         if room == 0 {
