@@ -215,8 +215,7 @@ fn start<Q: Queue + Clone>(
         .filter(|integration| workspace.integrations.contains(&integration.name))
         .zip(workspace.wakes.iter())
         .map(|(integration, wake)| {
-            let mut worker = IntegrationWorker::new(integration, config, workspace.traits.clone());
-            worker.wake = wake.clone();
+            let worker = IntegrationWorker::new(integration, config, workspace.traits.clone(), wake.clone());
             tokio::spawn(worker::run(worker, shared.clone(), sender.clone(), stopping.clone()))
         })
         .collect();

@@ -346,7 +346,7 @@ async fn supervise<Q: Queue + Clone>(
         *shared.wakes.write().unwrap_or_else(PoisonError::into_inner) =
             workspaces.iter().flat_map(|workspace| workspace.wakes.iter().cloned()).collect();
         let (stop_generation, generation_stopping) = watch::channel(false);
-        let tasks = vec![tokio::spawn(leases::deliver(
+        let delivering = tokio::spawn(leases::deliver(
             shared.clone(),
             sender.clone(),
             config.clone(),
@@ -354,7 +354,7 @@ async fn supervise<Q: Queue + Clone>(
             node.clone(),
             generation_stopping,
             stopping.clone(),
-        ))];
+        ));
         let mut asking = true;
         let next = loop {
             tokio::select! {
@@ -386,9 +386,7 @@ async fn supervise<Q: Queue + Clone>(
             }
         };
         let _ = stop_generation.send(true);
-        for task in tasks {
-            let _ = task.await;
-        }
+        let _ = delivering.await;
         let Some((next, reply)) = next else { return };
         // Requests that came meanwhile are answered by this reload: the file was read after them.
         let mut replies = vec![reply];

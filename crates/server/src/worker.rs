@@ -47,8 +47,14 @@ pub struct IntegrationWorker {
 
 impl IntegrationWorker {
     /// A worker for `integration`, with its pipelines' mappers warmed up, remembering traits in
-    /// `traits` (its workspace's, shared with the other integrations that deliver there).
-    pub fn new(integration: &Integration, config: &config::Config, traits: Arc<StoredTraits>) -> Self {
+    /// `traits` (its workspace's, shared with the other integrations that deliver there), woken by
+    /// `wake` when events are queued.
+    pub fn new(
+        integration: &Integration,
+        config: &config::Config,
+        traits: Arc<StoredTraits>,
+        wake: Arc<Notify>,
+    ) -> Self {
         let pipelines = config
             .pipelines
             .iter()
@@ -69,7 +75,7 @@ impl IntegrationWorker {
             name: integration.name.clone(),
             destination: integration.destination.clone(),
             pipelines,
-            wake: Arc::new(Notify::new()),
+            wake,
             traits,
         }
     }
