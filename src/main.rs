@@ -26,10 +26,15 @@ enum Command {
     /// Check blueprint, configuration and blueprint test files; print every error as
     /// FILE:LINE:COL with a hint.
     Validate {
-        /// Blueprint or configuration files to check (a file with `sources`, `integrations` or
-        /// `pipelines` is a configuration).
+        /// Blueprint, configuration or blueprint test files to check (a file with `sources`,
+        /// `integrations` or `pipelines` is a configuration; one named `*.tests.yaml` is a test file,
+        /// checked with its blueprint).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Read files that resolve outside the current folder and the files' folders (a
+        /// blueprint's `extends`, a test file's `blueprint` and `events`, symlinks).
+        #[arg(long)]
+        allow_outside: bool,
     },
     /// Preview a blueprint: NDJSON events in, one MoEngage request body (or drop) per line out.
     Map(map::MapArgs),
@@ -68,7 +73,7 @@ enum SchemaKind {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { files } => validate(&files),
+        Command::Validate { files, allow_outside } => validate(&files, allow_outside),
         Command::Map(args) => map::run(&args),
         Command::Test(args) => snapshot::run(&args),
         Command::Send(args) => send::run(&args),
@@ -101,20 +106,23 @@ fn runtime(threads: Threads) -> Result<tokio::runtime::Runtime, ExitCode> {
     })
 }
 
-fn validate(files: &[PathBuf]) -> ExitCode {
+fn validate(files: &[PathBuf], allow_outside: bool) -> ExitCode {
+    let access = blueprint::files::FileAccess::for_command_line(files, allow_outside);
     let mut failed = false;
     for file in files {
-        let is_config = std::fs::read_to_string(file).is_ok_and(|text| config::looks_like_config(&text));
         let is_tests = file.to_string_lossy().ends_with(cases::SUFFIX);
+        // A file that cannot be read is reported by the blueprint compiler, which reads it the same way.
+        let is_config = !is_tests && access.read(file).is_ok_and(|text| config::looks_like_config(&text));
         let checked = if is_tests {
             // A test file is checked with its blueprint: both must be right before a case can run.
-            cases::load(file).and_then(|suite| {
+            cases::load(file, &access).and_then(|suite| {
                 suite
                     .compile()
                     .map(|_| (format!("{} cases for {}", suite.len(), suite.blueprint.display()), String::new()))
             })
         } else if is_config {
-            config::load(file).map(|config| {
+            let environment: std::collections::HashMap<String, String> = std::env::vars().collect();
+            config::load_within(file, &|name| environment.get(name).cloned(), &access).map(|config| {
                 let summary = format!(
                     "configuration: {} sources, {} integrations, {} pipelines",
                     config.sources.len(),
@@ -124,7 +132,7 @@ fn validate(files: &[PathBuf]) -> ExitCode {
                 (summary, String::new())
             })
         } else {
-            blueprint::compile_file(file).map(|compiled| {
+            blueprint::compile_file_within(file, &access).map(|compiled| {
                 let events: Vec<&str> = compiled.event_names().collect();
                 let warnings: String = compiled.warnings().iter().map(ToString::to_string).collect();
                 let count = compiled.warnings().len();

@@ -7,6 +7,7 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use blueprint::files::FileAccess;
 use cases::{CaseResult, Mark, Suite, Verdict};
 
 /// Options of `signal test`.
@@ -20,6 +21,11 @@ pub struct TestArgs {
     /// (the rest of the file is left as it is), and list what was written.
     #[arg(long)]
     update: bool,
+    /// Read files that resolve outside the current folder and the paths given (a test file's
+    /// `blueprint` and `events`, a blueprint's `extends`, symlinks). Off by default: a test file
+    /// from a pull request must not make CI print a file such as `/proc/self/environ`.
+    #[arg(long)]
+    allow_outside: bool,
     /// `text` for people; `junit` (XML on standard output) for CI systems.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -46,7 +52,8 @@ impl Colours {
 
 pub fn run(args: &TestArgs) -> ExitCode {
     let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
-    let files = match cases::discover(&paths) {
+    let access = FileAccess::for_command_line(&paths, args.allow_outside);
+    let files = match cases::discover(&paths, &access) {
         Ok(files) => files,
         Err(problems) => {
             for problem in problems {
@@ -60,7 +67,7 @@ pub fn run(args: &TestArgs) -> ExitCode {
     let mut suites = Vec::new();
     let mut broken = false;
     for file in &files {
-        match cases::load(file) {
+        match cases::load(file, &access) {
             Ok(suite) => match suite.compile() {
                 Ok(compiled) => suites.push((suite, compiled)),
                 Err(diagnostics) => {
@@ -89,7 +96,7 @@ pub fn run(args: &TestArgs) -> ExitCode {
             // The rewritten file must read back as a test file; a case written in flow style
             // (`- {name: ..., event: ...}`) has no line of its own to write under.
             let base = std::path::Path::new(&suite.file).parent().unwrap_or(std::path::Path::new(""));
-            if let Err(diagnostics) = cases::check(&suite.file, text.clone(), base) {
+            if let Err(diagnostics) = cases::check(&suite.file, text.clone(), base, &access) {
                 eprintln!(
                     "error: {} was not updated: written in, it would not read back ({}); write `expect:` under each case by hand, in block style",
                     suite.file,

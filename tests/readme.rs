@@ -110,6 +110,7 @@ fn every_flag_of_every_command_is_in_its_options_table() {
         ("serve", "## Running the service: `signal serve`"),
         ("map", "### Preview"),
         ("test", "### Test: `signal test`"),
+        ("validate", "### Validate"),
         ("replay", "## The Event Debugger"),
     ];
     // Every command `signal --help` lists that takes options has its table here.
@@ -140,6 +141,7 @@ fn every_flag_of_every_command_is_in_its_options_table() {
         let least = match command {
             "send" | "sandbox" => 6,
             "test" => 2,
+            "validate" => 1,
             _ => 4,
         };
         assert!(flags.len() >= least, "{flags:?}");

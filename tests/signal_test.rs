@@ -258,3 +258,115 @@ fn update_never_writes_a_file_that_would_not_read_back() {
     assert!(stderr(&output).contains("shop.tests.yaml was not updated"), "{}", stderr(&output));
     assert_eq!(std::fs::read_to_string(dir.path().join("shop.tests.yaml")).expect("read"), flow, "left as it was");
 }
+
+/// A file outside the project holding what a CI job must never print.
+fn secret_elsewhere() -> (tempfile::TempDir, std::path::PathBuf) {
+    let elsewhere = tempfile::tempdir().expect("dir");
+    let secret = elsewhere.path().join("environ");
+    std::fs::write(&secret, "DEPLOY_TOKEN: hunter2-secret\n\u{0}AWS_SECRET_ACCESS_KEY=hunter2-secret\n").expect("write");
+    (elsewhere, secret)
+}
+
+fn assert_refused_unread(output: &Output, named: &str) {
+    let said = format!("{}{}", stdout(output), stderr(output));
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(!said.contains("hunter2"), "a refused file was quoted:\n{said}");
+    assert!(said.contains("file_refused") || said.contains("refused without being read"), "{said}");
+    assert!(said.contains(named), "the refused file is named: {named}\n{said}");
+    assert!(said.contains("--allow-outside"), "the way out is told:\n{said}");
+}
+
+#[test]
+fn a_test_file_that_links_out_of_the_tree_is_refused_without_being_read() {
+    let dir = shop();
+    let (_elsewhere, secret) = secret_elsewhere();
+    std::os::unix::fs::symlink(&secret, dir.path().join("shop.tests.yaml")).expect("symlink");
+    // Found in a folder scan, and named on the command line: refused both ways.
+    for args in [&["test"][..], &["test", "."], &["test", "shop.tests.yaml"], &["validate", "shop.tests.yaml"]] {
+        let output = signal(dir.path(), args);
+        assert_refused_unread(&output, "shop.tests.yaml");
+    }
+    // A test file's own symlink inside the tree is fine.
+    std::fs::remove_file(dir.path().join("shop.tests.yaml")).expect("remove");
+    std::fs::write(dir.path().join("cases.yaml"), THREE_CASES.replace("# Our mapping cases.", "blueprint: shop.yaml")).expect("write");
+    std::os::unix::fs::symlink(dir.path().join("cases.yaml"), dir.path().join("shop.tests.yaml")).expect("symlink");
+    let output = signal(dir.path(), &["test", "shop.tests.yaml"]);
+    assert!(stdout(&output).contains("1 passed, 2 failed (1 with no expectation"), "{}{}", stdout(&output), stderr(&output));
+}
+
+#[test]
+fn files_a_test_file_or_blueprint_names_outside_the_tree_are_refused_by_name() {
+    let dir = shop();
+    let (_elsewhere, secret) = secret_elsewhere();
+    let secret = secret.display().to_string();
+    // `blueprint:` names a file outside: refused at the key, not read.
+    std::fs::write(dir.path().join("a.tests.yaml"), format!("blueprint: {secret}\ncases:\n  - name: x\n    event: {{type: track, event: E, user_id: u}}\n"))
+        .expect("write");
+    assert_refused_unread(&signal(dir.path(), &["test", "a.tests.yaml"]), &secret);
+    assert_refused_unread(&signal(dir.path(), &["validate", "a.tests.yaml"]), &secret);
+    std::fs::remove_file(dir.path().join("a.tests.yaml")).expect("remove");
+    // `events:` names one outside.
+    std::fs::write(
+        dir.path().join("shop.tests.yaml"),
+        format!("cases:\n  - name: from a file\n    events: {secret}\n    expect: {{each: []}}\n"),
+    )
+    .expect("write");
+    assert_refused_unread(&signal(dir.path(), &["test"]), &secret);
+    // A blueprint's `extends:` leads outside.
+    std::fs::write(dir.path().join("shop.yaml"), format!("extends: {secret}\nevents:\n  Wishlist Viewed: {{}}\n")).expect("write");
+    assert_refused_unread(&signal(dir.path(), &["validate", "shop.yaml"]), &secret);
+    // `--allow-outside` is the rare way through: then the file is read (and, not being YAML
+    // of a blueprint, reported as such).
+    let output = signal(dir.path(), &["validate", "--allow-outside", "shop.yaml"]);
+    assert!(!stdout(&output).contains("file_refused"), "{}", stdout(&output));
+}
+
+#[test]
+fn a_fifo_or_a_folder_is_refused_at_once_not_waited_on() {
+    let dir = shop();
+    let fifo = dir.path().join("events.ndjson");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    std::fs::write(dir.path().join("shop.tests.yaml"), "cases:\n  - name: from a pipe\n    events: events.ndjson\n").expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signal"))
+        .args(["test"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("signal runs");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("signal test waited on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("output");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("events.ndjson` is refused without being read: it is not a regular file"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_file_of_many_cases_runs_and_a_long_line_is_quoted_in_part() {
+    let dir = shop();
+    let mut text = String::from("cases:\n");
+    for case in 0..13_000 {
+        text.push_str(&format!(
+            "  - name: case {case}\n    event: {{type: track, event: Wishlist Viewed, user_id: u{case}}}\n    expect: {{dropped: not_in_blueprint}}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("shop.tests.yaml"), &text).expect("write");
+    let output = signal(dir.path(), &["test"]);
+    // Every case ran (and failed: the event is mapped): none was refused for the file's size.
+    assert!(stdout(&output).contains("0 passed, 13000 failed"), "{}", stderr(&output));
+    // A one-line file with a mistake far along it: the excerpt quotes ~200 characters, not the line.
+    let line = format!("cases: [{}{{name: x, evnt: {{}}}}]\n", "{name: a, event: {type: track, event: E, user_id: u}}, ".repeat(2_000));
+    std::fs::write(dir.path().join("shop.tests.yaml"), &line).expect("write");
+    let output = signal(dir.path(), &["test"]);
+    let said = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("evnt"), "{said}");
+    let longest = said.lines().map(|line| line.chars().count()).max().unwrap_or(0);
+    assert!(longest < 300, "an excerpt line of {longest} characters");
+}

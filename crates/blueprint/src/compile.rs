@@ -10,6 +10,7 @@ use jsonschema::Validator;
 use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
+use crate::files::{FileAccess, FileRefusal, RefusalKind};
 use crate::model::{AttributeSource, BlueprintFile, CustomerMapping, EventMapping, SourceSpec, ValueSource};
 use crate::path::{self, FieldPath};
 use crate::schema_check::{FileContext, SchemaCheck, Vocabulary, prune};
@@ -51,7 +52,12 @@ fn schema_check() -> SchemaCheck<'static> {
 
 /// Compiles the blueprint at `path`, named in diagnostics as the caller wrote it.
 pub fn compile_file(path: &Path) -> Result<Blueprint, Diagnostics> {
-    let mut compiler = Compiler::default();
+    compile_file_within(path, &FileAccess::anywhere())
+}
+
+/// Compiles the blueprint at `path`, reading it and what it extends only where `access` allows.
+pub fn compile_file_within(path: &Path, access: &FileAccess) -> Result<Blueprint, Diagnostics> {
+    let mut compiler = Compiler { access: access.clone(), ..Compiler::default() };
     let display = path.display().to_string();
     let chain = compiler.load(path.to_path_buf(), display, &mut Vec::new());
     compiler.finish(chain)
@@ -206,6 +212,8 @@ struct Compiler {
     files: Vec<String>,
     /// Read files from [`PRESET_FILES`] instead of the disk.
     embedded: bool,
+    /// Which files on the disk may be read.
+    access: FileAccess,
 }
 
 impl Compiler {
@@ -213,23 +221,26 @@ impl Compiler {
     fn load(&mut self, path: PathBuf, display: String, stack: &mut Vec<PathBuf>) -> Vec<Layer> {
         let read = if self.embedded {
             let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
-            PRESET_FILES
-                .iter()
-                .find(|(file, _)| *file == name)
-                .map(|(_, text)| (*text).to_owned())
-                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+            PRESET_FILES.iter().find(|(file, _)| *file == name).map(|(_, text)| (*text).to_owned()).ok_or_else(|| {
+                let error = std::io::Error::from(std::io::ErrorKind::NotFound);
+                FileRefusal { path: path.clone(), kind: RefusalKind::Io(error) }
+            })
         } else {
-            std::fs::read_to_string(&path)
+            self.access.read(&path)
         };
         let text = match read {
             Ok(text) => text,
-            Err(error) => {
+            Err(refusal) => {
+                let (kind, message) = match &refusal.kind {
+                    RefusalKind::Io(error) => (DiagnosticKind::Io, format!("cannot read the blueprint: {error}")),
+                    _ => (DiagnosticKind::FileRefused, refusal.to_string()),
+                };
                 self.diagnostics.push(Diagnostic {
                     file: display,
                     position: Position { line: 1, column: 1, len: 1 },
-                    kind: DiagnosticKind::Io,
-                    message: format!("cannot read the blueprint: {error}"),
-                    hint: Some("check the path and that the file is readable".into()),
+                    kind,
+                    message,
+                    hint: Some(refusal.hint().into()),
                     source_line: None,
                 });
                 return Vec::new();
@@ -343,7 +354,12 @@ impl Compiler {
         let names: Vec<String> = if self.embedded {
             PRESET_FILES.iter().map(|(file, _)| (*file).to_owned()).collect()
         } else {
-            std::fs::read_dir(missing.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+            let folder = crate::files::folder_of(missing);
+            // Names in a folder the command may not read are not suggested either.
+            if !self.access.allows_folder(folder) {
+                return None;
+            }
+            std::fs::read_dir(folder)
                 .ok()?
                 .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
                 .filter(|name| name.ends_with(".yaml") || name.ends_with(".yml"))
@@ -373,6 +389,18 @@ impl Compiler {
                 DiagnosticKind::ExtendsCycle,
                 format!("`extends: {extends}` leads back to a blueprint that is already being extended"),
                 Some("a blueprint may extend a base, but the base must not extend it again; remove one `extends`".into()),
+            ));
+            return Vec::new();
+        }
+        if !self.embedded
+            && let Err(refusal) = self.access.check(&base)
+            && !refusal.is_not_found()
+        {
+            self.diagnostics.push(context.value(
+                "/extends",
+                DiagnosticKind::FileRefused,
+                refusal.to_string(),
+                Some(refusal.hint().into()),
             ));
             return Vec::new();
         }

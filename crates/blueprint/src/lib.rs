@@ -16,11 +16,11 @@ pub mod scan;
 
 // The YAML and diagnostics toolkit is shared with the configuration; blueprints' own modules and
 // callers reach it by the names it had when it lived here.
-pub use diagnostics::{diagnostic, schema_check, yaml};
+pub use diagnostics::{diagnostic, files, schema_check, yaml};
 
 use std::collections::HashMap;
 
-pub use compile::{PRESETS, compile_file, compile_preset, compile_str};
+pub use compile::{PRESETS, compile_file, compile_file_within, compile_preset, compile_str};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 pub use interpret::{Drop, DropCode, Mapped, Mapper, Outcome, Warning, WarningCode, user_text};
 pub use memory::{RunMemory, TraitMemory};

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use blueprint::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
+use blueprint::files::{FileAccess, RefusalKind};
 use blueprint::schema_check::{FileContext, SchemaCheck, Vocabulary};
 use blueprint::yaml::{self, Position, SpanIndex};
 use blueprint::{DropCode, Mapper, PhoneRegion};
@@ -40,6 +41,8 @@ pub struct Suite {
     pub text: String,
     /// The blueprint it tests.
     pub blueprint: PathBuf,
+    /// Where its blueprint, and what that extends, may be read from.
+    access: FileAccess,
     spans: SpanIndex,
     received_at: jiff::Timestamp,
     default_region: Option<PhoneRegion>,
@@ -174,21 +177,31 @@ fn validator() -> &'static jsonschema::Validator {
 
 /// The test files `paths` name: a test file itself, a blueprint (its `NAME.tests.yaml`), or a
 /// folder (every `*.tests.yaml` under it). Each problem is said in a line.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<String>> {
+/// A file found in a folder is taken only if `access` allows it (a symlink out of the tree is a
+/// problem, named); folders reached through symlinks are not entered.
+pub fn discover(paths: &[PathBuf], access: &FileAccess) -> Result<Vec<PathBuf>, Vec<String>> {
     let mut found = Vec::new();
     let mut problems = Vec::new();
     for path in paths {
         let shown = path.display();
         if path.is_dir() {
-            let before = found.len();
-            walk(path, &mut found);
-            if found.len() == before {
+            let mut under = Vec::new();
+            walk(path, &mut under);
+            let listed = under.len();
+            for file in under {
+                match access.check(&file) {
+                    Ok(_) => found.push(file),
+                    Err(refusal) => problems.push(format!("{refusal} ({})", refusal.hint())),
+                }
+            }
+            if listed == 0 {
                 problems.push(format!(
                     "{shown}: no test files under it (a blueprint's cases go beside it, e.g. shop.yaml's in shop{SUFFIX})"
                 ));
             }
         } else if path.to_string_lossy().ends_with(SUFFIX) {
-            if path.is_file() {
+            // Anything there is taken, to be refused by name when read if it is not a regular file.
+            if path.exists() {
                 found.push(path.clone());
             } else {
                 problems.push(format!("{shown}: no such file"));
@@ -227,7 +240,8 @@ fn walk(folder: &Path, found: &mut Vec<PathBuf>) {
     entries.sort();
     for path in entries {
         let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-        if path.is_dir() {
+        // A symlinked folder may lead out of the tree, or back into it for ever.
+        if std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir()) {
             // Tools' folders hold no one's blueprints.
             if !name.starts_with('.') && name != "target" && name != "node_modules" {
                 walk(&path, found);
@@ -238,24 +252,30 @@ fn walk(folder: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
-/// Reads and checks the test file at `path`, named in diagnostics as the caller wrote it.
-pub fn load(path: &Path) -> Result<Suite, Diagnostics> {
+/// Reads and checks the test file at `path`, named in diagnostics as the caller wrote it; it and
+/// the files it names are read only where `access` allows.
+pub fn load(path: &Path, access: &FileAccess) -> Result<Suite, Diagnostics> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|error| {
+    let text = access.read(path).map_err(|refusal| {
+        let (kind, message) = match &refusal.kind {
+            RefusalKind::Io(error) => (DiagnosticKind::Io, format!("cannot read the test file: {error}")),
+            _ => (DiagnosticKind::FileRefused, refusal.to_string()),
+        };
         Diagnostics(vec![Diagnostic {
             file: file.clone(),
             position: Position { line: 1, column: 1, len: 1 },
-            kind: DiagnosticKind::Io,
-            message: format!("cannot read the test file: {error}"),
-            hint: Some("check the path".into()),
+            kind,
+            message,
+            hint: Some(refusal.hint().into()),
             source_line: None,
         }])
     })?;
-    check(&file, text, path.parent().unwrap_or(Path::new("")))
+    check(&file, text, path.parent().unwrap_or(Path::new("")), access)
 }
 
-/// Checks test file text named `file`, whose relative paths start at `base`.
-pub fn check(file: &str, text: String, base: &Path) -> Result<Suite, Diagnostics> {
+/// Checks test file text named `file`, whose relative paths start at `base`, reading the files it
+/// names only where `access` allows.
+pub fn check(file: &str, text: String, base: &Path, access: &FileAccess) -> Result<Suite, Diagnostics> {
     let mut diagnostics = Vec::new();
     let document = match yaml::parse(&text) {
         Ok(document) => document,
@@ -320,6 +340,12 @@ pub fn check(file: &str, text: String, base: &Path) -> Result<Suite, Diagnostics
             }
         },
     };
+    if parsed.blueprint.is_some()
+        && let Err(refusal) = access.check(&blueprint)
+        && !refusal.is_not_found()
+    {
+        invalid("/blueprint", DiagnosticKind::FileRefused, refusal.to_string(), refusal.hint());
+    }
     let received_at = match parsed.received_at.as_deref() {
         None => DEFAULT_RECEIVED_AT.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH),
         Some(text) => blueprint::event::parse_time(text).unwrap_or_else(|| {
@@ -350,7 +376,7 @@ pub fn check(file: &str, text: String, base: &Path) -> Result<Suite, Diagnostics
         let at = format!("/cases/{index}");
         let inputs = match (&case.event, &case.events) {
             (Some(event), None) => Some((vec![event.to_string()], false)),
-            (None, Some(named)) => match std::fs::read_to_string(base.join(named)) {
+            (None, Some(named)) => match access.read(&base.join(named)) {
                 Ok(lines) => {
                     let lines: Vec<String> =
                         lines.lines().filter(|line| !line.trim().is_empty()).map(str::to_owned).collect();
@@ -364,13 +390,16 @@ pub fn check(file: &str, text: String, base: &Path) -> Result<Suite, Diagnostics
                     }
                     Some((lines, true))
                 }
-                Err(error) => {
-                    invalid(
-                        &format!("{at}/events"),
-                        DiagnosticKind::Io,
-                        format!("cannot read `{named}`: {error}"),
-                        "the path is relative to this test file",
-                    );
+                Err(refusal) => {
+                    match &refusal.kind {
+                        RefusalKind::Io(error) => invalid(
+                            &format!("{at}/events"),
+                            DiagnosticKind::Io,
+                            format!("cannot read `{named}`: {error}"),
+                            "the path is relative to this test file",
+                        ),
+                        _ => invalid(&format!("{at}/events"), DiagnosticKind::FileRefused, refusal.to_string(), refusal.hint()),
+                    }
                     None
                 }
             },
@@ -428,6 +457,7 @@ pub fn check(file: &str, text: String, base: &Path) -> Result<Suite, Diagnostics
         file: file.to_owned(),
         text,
         blueprint,
+        access: access.clone(),
         spans,
         received_at,
         default_region,
@@ -546,7 +576,7 @@ impl Suite {
 
     /// Compiles its blueprint; every diagnostic at once.
     pub fn compile(&self) -> Result<Arc<blueprint::Blueprint>, Diagnostics> {
-        blueprint::compile_file(&self.blueprint).map(Arc::new)
+        blueprint::compile_file_within(&self.blueprint, &self.access).map(Arc::new)
     }
 
     /// Runs every case through `compiled` (its blueprint, compiled), in order.

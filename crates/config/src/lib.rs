@@ -14,6 +14,7 @@ use std::time::Duration;
 use diagnostics::schema_check::{FileContext, SchemaCheck, Vocabulary};
 use diagnostics::yaml::{self, Position, SpanIndex, escape_pointer_segment};
 use diagnostics::{Diagnostic, DiagnosticKind, Diagnostics, did_you_mean};
+use blueprint::files::{FileAccess, RefusalKind};
 use blueprint::{Blueprint, PhoneRegion};
 use sender::RetryPolicy;
 use serde_json::Value;
@@ -214,19 +215,37 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
 
 /// Loads and checks the configuration at `path`, with `lookup` for environment variables.
 pub fn load_with(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Diagnostics> {
+    load_within(path, lookup, &FileAccess::anywhere())
+}
+
+/// Loads and checks the configuration at `path`, reading it and the blueprints it names only where
+/// `access` allows (`signal validate` on a file it did not write).
+pub fn load_within(
+    path: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    access: &FileAccess,
+) -> Result<Config, Diagnostics> {
     let name = path.display().to_string();
-    match std::fs::read_to_string(path) {
-        Ok(text) => check(&name, &text, path.parent().unwrap_or(Path::new("")), lookup),
-        Err(error) => Err(Diagnostics(vec![Diagnostic {
-            file: name,
-            position: Position { line: 1, column: 1, len: 1 },
-            kind: DiagnosticKind::Io,
-            message: format!("cannot read the configuration: {error}"),
-            hint: Some(
-                "check the path, or run `signal serve` without --config for the built-in defaults".into(),
-            ),
-            source_line: None,
-        }])),
+    match access.read(path) {
+        Ok(text) => check_within(&name, &text, path.parent().unwrap_or(Path::new("")), lookup, access),
+        Err(refusal) => {
+            let (kind, message, hint) = match &refusal.kind {
+                RefusalKind::Io(error) => (
+                    DiagnosticKind::Io,
+                    format!("cannot read the configuration: {error}"),
+                    "check the path, or run `signal serve` without --config for the built-in defaults",
+                ),
+                _ => (DiagnosticKind::FileRefused, refusal.to_string(), refusal.hint()),
+            };
+            Err(Diagnostics(vec![Diagnostic {
+                file: name,
+                position: Position { line: 1, column: 1, len: 1 },
+                kind,
+                message,
+                hint: Some(hint.into()),
+                source_line: None,
+            }]))
+        }
     }
 }
 
@@ -237,8 +256,23 @@ pub fn check(
     base_dir: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Diagnostics> {
-    let mut checker =
-        Checker { diagnostics: Vec::new(), unresolved: Vec::new(), refused: Vec::new(), declared: Default::default() };
+    check_within(name, text, base_dir, lookup, &FileAccess::anywhere())
+}
+
+fn check_within(
+    name: &str,
+    text: &str,
+    base_dir: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    access: &FileAccess,
+) -> Result<Config, Diagnostics> {
+    let mut checker = Checker {
+        diagnostics: Vec::new(),
+        unresolved: Vec::new(),
+        refused: Vec::new(),
+        declared: Default::default(),
+        access: access.clone(),
+    };
     let config = checker.check(name, text, base_dir, lookup);
     let mut diagnostics = checker.diagnostics;
     match config {
@@ -267,6 +301,8 @@ struct Checker {
     refused: Vec<String>,
     /// The sources and integrations the file names, refused or not: what pipelines may refer to.
     declared: [Vec<String>; 2],
+    /// Which blueprint files may be read.
+    access: FileAccess,
 }
 
 impl Checker {
@@ -697,7 +733,7 @@ impl Checker {
                     );
                     return None;
                 }
-                (blueprint::compile_file(&full), full.display().to_string())
+                (blueprint::compile_file_within(&full, &self.access), full.display().to_string())
             }
             (Some(_), Some(_)) | (None, None) => {
                 self.diagnostics.push(context.key(

@@ -10,6 +10,9 @@ use crate::yaml::Position;
 pub enum DiagnosticKind {
     /// The file could not be read.
     Io,
+    /// A file was refused without being read: it resolves outside the folders the command may
+    /// read, is not a regular file, or is too large.
+    FileRefused,
     /// The text is not well-formed YAML.
     YamlSyntax,
     /// A key appears twice in one mapping.
@@ -45,8 +48,9 @@ pub enum DiagnosticKind {
 
 impl DiagnosticKind {
     /// Every kind, in documentation order.
-    pub const ALL: [DiagnosticKind; 16] = [
+    pub const ALL: [DiagnosticKind; 17] = [
         DiagnosticKind::Io,
+        DiagnosticKind::FileRefused,
         DiagnosticKind::YamlSyntax,
         DiagnosticKind::DuplicateKey,
         DiagnosticKind::DuplicateEvent,
@@ -68,6 +72,7 @@ impl DiagnosticKind {
     pub fn code(self) -> &'static str {
         match self {
             DiagnosticKind::Io => "io",
+            DiagnosticKind::FileRefused => "file_refused",
             DiagnosticKind::YamlSyntax => "yaml_syntax",
             DiagnosticKind::DuplicateKey => "duplicate_key",
             DiagnosticKind::DuplicateEvent => "duplicate_event",
@@ -131,18 +136,43 @@ impl fmt::Display for Diagnostic {
         if let Some(line) = &self.source_line {
             let number = self.position.line.to_string();
             let gutter = " ".repeat(number.len());
-            let line = line.replace('\t', " ");
-            let available = line.chars().count().saturating_sub(self.position.column - 1).max(1);
+            let (line, column) = excerpt(line, self.position.column);
+            let available = line.chars().count().saturating_sub(column - 1).max(1);
             let underline = "^".repeat(self.position.len.clamp(1, available));
             writeln!(f, "{gutter} |")?;
             writeln!(f, "{number} | {line}")?;
-            writeln!(f, "{gutter} | {}{underline}", " ".repeat(self.position.column - 1))?;
+            writeln!(f, "{gutter} | {}{underline}", " ".repeat(column - 1))?;
         }
         if let Some(hint) = &self.hint {
             writeln!(f, "  = hint: {hint}")?;
         }
         Ok(())
     }
+}
+
+/// The most characters of a line an excerpt quotes: enough to see a mistake in context, never a
+/// whole minified file or a secret that happens to share the line.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// At most [`EXCERPT_CHARS`] of `line` around the 1-based `column`, tabs as spaces, and the
+/// column within what is quoted. Cut ends are marked with `…`.
+fn excerpt(line: &str, column: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+    if chars.len() <= EXCERPT_CHARS {
+        return (chars.into_iter().collect(), column.max(1));
+    }
+    let at = column.max(1) - 1;
+    let start = at.saturating_sub(EXCERPT_CHARS / 4).min(chars.len().saturating_sub(EXCERPT_CHARS));
+    let end = (start + EXCERPT_CHARS).min(chars.len());
+    let mut quoted = String::new();
+    if start > 0 {
+        quoted.push('…');
+    }
+    quoted.extend(&chars[start..end]);
+    if end < chars.len() {
+        quoted.push('…');
+    }
+    (quoted, at - start + 1 + usize::from(start > 0))
 }
 
 /// Every diagnostic of one compilation, in file and line order.
@@ -229,5 +259,26 @@ mod tests {
             diagnostic.to_string(),
             "a.yaml:3:5: error[unknown_key]: unknown key `renames`\n  |\n3 |     renames:\n  |     ^^^^^^^\n  = hint: did you mean `rename`?\n"
         );
+    }
+
+    #[test]
+    fn a_long_line_is_quoted_only_around_the_place() {
+        let line = format!("{}SECRET_AT_START x: 1 {}", "a".repeat(5_000), "b".repeat(5_000));
+        let column = 5_000 + 17;
+        let diagnostic = Diagnostic {
+            file: "a.yaml".into(),
+            position: Position { line: 1, column, len: 1 },
+            kind: DiagnosticKind::UnknownKey,
+            message: "unknown key `x`".into(),
+            hint: None,
+            source_line: Some(line),
+        };
+        let shown = diagnostic.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(shown.starts_with(&format!("a.yaml:1:{column}:")), "{shown}");
+        assert!(lines[2].chars().count() <= EXCERPT_CHARS + 8, "{}", lines[2].len());
+        let quoted = lines[2].trim_start_matches("1 | ");
+        let caret = lines[3].find('^').expect("a caret") - "  | ".len();
+        assert_eq!(quoted.chars().nth(caret), Some('x'), "{shown}");
     }
 }
