@@ -265,6 +265,27 @@ impl Http {
         })
     }
 
+    /// Any request: the status, the answer's headers and its body as bytes (as sent: not inflated).
+    pub fn send_bytes(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        self.runtime.block_on(async {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let mut request = self.client.request(method, url).body(body);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.expect("answer");
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            (status, headers, response.bytes().await.expect("body").to_vec())
+        })
+    }
+
     /// GETs a URL and parses JSON.
     pub fn json(&self, url: &str) -> serde_json::Value {
         serde_json::from_str(&self.get(url).1).expect("json")

@@ -31,6 +31,56 @@ pub struct Source {
     pub name: String,
     /// What it sends as the Basic auth username.
     pub write_key: WriteKey,
+    /// Origins answered with credentialed CORS (their own origin, never `*`).
+    pub allowed_origins: Vec<String>,
+    /// The anonymous-id cookie the collector keeps for this source's visitors.
+    pub cookie: Option<AnonymousCookie>,
+    /// Whether a request carrying `Sec-GPC: 1` has its events left unkept.
+    pub honor_gpc: bool,
+}
+
+impl Source {
+    /// A source known by its write key alone, as the built-in defaults make one.
+    pub fn new(name: impl Into<String>, write_key: WriteKey) -> Source {
+        Source { name: name.into(), write_key, allowed_origins: Vec::new(), cookie: None, honor_gpc: false }
+    }
+
+    /// Whether pages at `origin` may send with credentials.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin))
+    }
+}
+
+/// The name of the cookie that keeps a visitor's anonymous id.
+pub const ANONYMOUS_ID_COOKIE: &str = "signal_aid";
+
+/// How a source's anonymous-id cookie is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnonymousCookie {
+    /// `Domain`, when not the collector's host alone.
+    pub domain: Option<String>,
+    /// `Max-Age`.
+    pub max_age: Duration,
+    /// Whether `Secure` is set.
+    pub secure: bool,
+}
+
+impl AnonymousCookie {
+    /// The `Set-Cookie` value that keeps `anonymous_id`.
+    pub fn set_cookie(&self, anonymous_id: &str) -> String {
+        let mut value = format!(
+            "{ANONYMOUS_ID_COOKIE}={anonymous_id}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax",
+            self.max_age.as_secs()
+        );
+        if let Some(domain) = &self.domain {
+            value.push_str("; Domain=");
+            value.push_str(domain);
+        }
+        if self.secure {
+            value.push_str("; Secure");
+        }
+        value
+    }
 }
 
 /// A destination to deliver to.
@@ -131,6 +181,8 @@ pub mod defaults {
     pub const RETENTION_MAX_EVENTS: u64 = 1_000_000;
     /// How long a `message_id` is remembered.
     pub const DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+    /// How long the anonymous-id cookie lasts after the last event: 400 days, the most browsers keep.
+    pub const COOKIE_MAX_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
     /// The largest request body.
     pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
     /// The largest event.
@@ -205,6 +257,17 @@ pub fn looks_like_config(text: &str) -> bool {
     yaml::parse(text).is_ok_and(|document| {
         ["sources", "integrations", "pipelines"].iter().any(|key| document.value.get(key).is_some())
     })
+}
+
+/// `origin` as browsers send it in `Origin` (`scheme://host[:port]`, lower case), or `None` when it
+/// is not one (a path, a query, no scheme).
+fn canonical_origin(origin: &str) -> Option<String> {
+    let origin = origin.trim().trim_end_matches('/');
+    let (scheme, rest) = origin.split_once("://")?;
+    let valid_scheme = matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https");
+    let valid_rest = !rest.is_empty()
+        && rest.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-' | b':' | b'[' | b']'));
+    (valid_scheme && valid_rest).then(|| origin.to_ascii_lowercase())
 }
 
 /// Loads and checks the configuration at `path`, reading `${NAME}`s from the process environment.
@@ -598,7 +661,43 @@ impl Checker {
                     "give each source its own write key, so that events are attributed to the right one",
                 );
             }
-            sources.push(Source { name: name.clone(), write_key: WriteKey::new(source.write_key.clone()) });
+            let at = format!("/sources/{}", escape_pointer_segment(name));
+            let mut allowed_origins = Vec::new();
+            for (index, origin) in source.allowed_origins.iter().flatten().enumerate() {
+                match canonical_origin(origin) {
+                    Some(origin) => allowed_origins.push(origin),
+                    None => self.invalid(
+                        context,
+                        &format!("{at}/allowed_origins/{index}"),
+                        format!("`{origin}` is not an origin"),
+                        "write a page's origin as the browser sends it: scheme, host and port only, e.g. https://www.shop.example",
+                    ),
+                }
+            }
+            let cookie = source.cookie.as_ref().map(|cookie| AnonymousCookie {
+                domain: cookie.domain.clone().filter(|domain| {
+                    let valid = !domain.is_empty()
+                        && domain.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-'));
+                    if !valid {
+                        self.invalid(
+                            context,
+                            &format!("{at}/cookie/domain"),
+                            format!("`{domain}` is not a domain"),
+                            "write the site's domain, e.g. shop.example, or leave `domain` out for the collector's host alone",
+                        );
+                    }
+                    valid
+                }),
+                max_age: self.duration(context, &format!("{at}/cookie/max_age"), cookie.max_age.as_deref(), defaults::COOKIE_MAX_AGE),
+                secure: cookie.secure.unwrap_or(true),
+            });
+            sources.push(Source {
+                name: name.clone(),
+                write_key: WriteKey::new(source.write_key.clone()),
+                allowed_origins,
+                cookie,
+                honor_gpc: source.honor_gpc.unwrap_or(false),
+            });
         }
 
         let mut integrations = Vec::new();
@@ -874,7 +973,7 @@ pub fn embedded(write_key: WriteKey, integration_name: &str, destination: Arc<dy
         concurrency: defaults::CONCURRENCY,
         log_format: LogFormat::Text,
         log_level: LogLevel::Info,
-        sources: vec![Source { name: "default".into(), write_key }],
+        sources: vec![Source::new("default", write_key)],
         integrations: vec![Integration { name: integration_name.to_owned(), destination }],
         pipelines: vec![Pipeline {
             name: "default".into(),

@@ -199,6 +199,33 @@ pub struct SourceConfig {
     /// SDKs do). Use `${NAME}` to take it from the environment.
     #[schemars(length(min = 1))]
     pub write_key: String,
+    /// Origins (`https://www.shop.example`, scheme, host and port only) whose pages may send to
+    /// this source with credentials, so that the anonymous-id cookie travels with their events.
+    /// They are answered with their own origin and `Access-Control-Allow-Credentials: true`; every
+    /// other origin keeps the plain `*` answer, which sends no cookie.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Keep each visitor's anonymous id in a first-party, HttpOnly cookie set by the collector, for
+    /// a collector served on the site's own domain (`collect.shop.example`): it outlasts browsers
+    /// that wipe script-written storage after 7 days. Signal's tag (`/signal.js`) reads it back.
+    pub cookie: Option<CookieConfig>,
+    /// Honour Global Privacy Control: a request with `Sec-GPC: 1` is answered 200 and its events
+    /// are not kept. Default `false`.
+    pub honor_gpc: Option<bool>,
+}
+
+/// The anonymous-id cookie a source's collector sets (`signal_aid`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CookieConfig {
+    /// The cookie's `Domain`: the site's registrable domain (`shop.example`) so that the
+    /// collector's subdomain and the site share it. Default: the collector's host alone.
+    pub domain: Option<String>,
+    /// How long the cookie lasts after the visitor's last event, e.g. `400d` (the default, the
+    /// most browsers keep a cookie).
+    pub max_age: Option<String>,
+    /// Send the cookie over HTTPS only. Default `true`; `false` only for a collector tried on
+    /// plain HTTP.
+    pub secure: Option<bool>,
 }
 
 /// An integration: a destination that pipelines deliver to. `type` names the kind of destination

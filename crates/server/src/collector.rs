@@ -94,7 +94,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Refusal { status, message: message.into(), event_index: None, field: None, close: false }
     }
 
@@ -148,27 +148,61 @@ pub async fn cors<Q: Queue>(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() != Method::OPTIONS {
+    let credentialed = credentialed_origin(&shared, &request);
+    let mut response = if request.method() != Method::OPTIONS {
         let mut response = next.run(request).await;
-        let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
-        return response;
-    }
-    let (class, refusal) = match preflight(&request) {
-        Ok(response) => return response,
-        Err(refused) => refused,
+        response.headers_mut().insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("retry-after"));
+        response
+    } else {
+        match preflight(&request) {
+            Ok(response) => response,
+            Err((class, refusal)) => {
+                shared.refusals.record(&shared.metrics, class, &request, &refusal);
+                refusal.into_response()
+            }
+        }
     };
-    shared.refusals.record(&shared.metrics, class, &request, &refusal);
-    let mut response = refusal.into_response();
-    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    let headers = response.headers_mut();
+    // A handler that answered with credentials itself (the tag's id) keeps its answer.
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        match credentialed {
+            Some(origin) => {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+                headers.append(header::VARY, HeaderValue::from_static("origin"));
+            }
+            None => {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            }
+        }
+    }
     response
+}
+
+/// The request's `Origin` when the source its write key names lists it in `allowed_origins`: such a
+/// page may send with credentials (the anonymous-id cookie), and is answered with its own origin,
+/// never `*`. Only a key outside the body counts: a body is not read for CORS.
+fn credentialed_origin<Q: Queue>(shared: &Shared<Q>, request: &Request) -> Option<HeaderValue> {
+    let origin = request.headers().get(header::ORIGIN)?;
+    let origin_text = origin.to_str().ok()?;
+    let key = match header_write_key(request.headers()) {
+        Ok(Some(key)) => key,
+        _ => query_write_key(request.uri())?,
+    };
+    let config = shared.config();
+    let source = config.sources.iter().find(|source| source.write_key.matches(&key))?;
+    source.allows_origin(origin_text).then(|| origin.clone())
+}
+
+/// The `writeKey` query parameter, where beacons and Signal's tag put the key.
+pub(crate) fn query_write_key(uri: &axum::http::Uri) -> Option<String> {
+    axum::extract::Query::<KeyQuery>::try_from_uri(uri).ok().and_then(|query| query.0.write_key)
 }
 
 /// Answers an `OPTIONS` request, or says why it is refused.
 fn preflight(request: &Request) -> Result<Response, (PathClass, Refusal)> {
     let path = request.uri().path();
-    if endpoint_of(path).is_none() && path != TELEMETRY_PATH {
+    if endpoint_of(path).is_none() && path != TELEMETRY_PATH && path != crate::tag::ID_PATH {
         return Err((PathClass::Unknown, unknown_path()));
     }
     let headers = request.headers();
@@ -195,7 +229,6 @@ fn preflight(request: &Request) -> Result<Response, (PathClass, Refusal)> {
     };
     let mut response = StatusCode::NO_CONTENT.into_response();
     let out = response.headers_mut();
-    out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
     out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed);
     out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
@@ -258,9 +291,9 @@ async fn accept<Q: Queue>(
     // One configuration for the whole request, even if a reload swaps it meanwhile.
     let config = shared.config();
     // A wrong key in the header or the query is refused before the body is read.
-    let query_key = axum::extract::Query::<KeyQuery>::try_from_uri(request.uri())
-        .ok()
-        .and_then(|query| query.0.write_key);
+    let query_key = query_write_key(request.uri());
+    let origin = request.headers().get(header::ORIGIN).and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let global_privacy_control = request.headers().get("sec-gpc").is_some_and(|value| value.as_bytes() == b"1");
     let outside_key = header_write_key(request.headers())?.or(query_key);
     let key_source = outside_key.map(|key| source_of(&config, &key)).transpose()?;
     let header_sent_at = request
@@ -304,6 +337,15 @@ async fn accept<Q: Queue>(
         (None, Some(Some(key))) => source_of(&config, &key)?,
         (None, _) => return Err(no_write_key()),
     };
+    if source.honor_gpc && global_privacy_control {
+        // The visitor asked not to be tracked: nothing is kept, and the sender has nothing to retry.
+        let body = json!({"success": true, "accepted": 0, "duplicates": 0, "rejected": [], "kept": false});
+        return Ok((StatusCode::OK, axum::Json(body)).into_response());
+    }
+    // The anonymous id of the request's last event goes into the source's cookie, for pages it
+    // allows (or its own: a request without an `Origin`).
+    let cookie = source.cookie.as_ref().filter(|_| origin.as_deref().is_none_or(|origin| source.allows_origin(origin)));
+    let source = source.name.as_str();
     // A batch's `sentAt` (Segment, RudderStack) or RudderStack's `SentAt` header dates every event.
     let batch_sent_at = member(&["sentAt", "sent_at"])
         .and_then(|(_, value)| value.as_str())
@@ -338,7 +380,9 @@ async fn accept<Q: Queue>(
         received_at,
         sent_at: batch_sent_at,
         max_event_bytes: config.max_event_bytes,
+        wants_anonymous_id: cookie.is_some(),
     };
+    let mut last_anonymous_id = None;
     let pipelines: Vec<&str> = config
         .pipelines
         .iter()
@@ -355,7 +399,10 @@ async fn accept<Q: Queue>(
     let mut repeated_in_request = 0usize;
     for (index, event) in events.into_iter().enumerate() {
         let (message_id, payload, labels, dropped) = match check_event(index, event.get(), &intake) {
-            Ok((message_id, payload, labels)) => (message_id, payload, labels, None),
+            Ok(Checked { message_id, payload, labels, anonymous_id }) => {
+                last_anonymous_id = anonymous_id.or(last_anonymous_id);
+                (message_id, payload, labels, None)
+            }
             // An event over the size limit is refused alone too, and not kept: it is too large.
             Err(refusal) if judged_one_by_one => {
                 let message = refusal.reason;
@@ -407,7 +454,13 @@ async fn accept<Q: Queue>(
         shared.wake_workers();
     }
     let body = json!({"success": true, "accepted": accepted, "duplicates": duplicates, "rejected": rejected});
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    if let (Some(cookie), Some(id)) = (cookie, last_anonymous_id)
+        && let Ok(value) = HeaderValue::from_str(&cookie.set_cookie(&id))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
 }
 
 /// An event the reader refused, as it is kept for the record: its members without a write key
@@ -435,6 +488,17 @@ struct Intake {
     /// When the SDK sent the request, by its own clock.
     sent_at: Option<jiff::Timestamp>,
     max_event_bytes: usize,
+    /// Whether each event's anonymous id is wanted (for the source's cookie).
+    wants_anonymous_id: bool,
+}
+
+/// An event the reader accepted, ready to queue.
+struct Checked {
+    message_id: String,
+    payload: String,
+    labels: store::Labels,
+    /// Its anonymous id, when it is wanted and fit for a cookie.
+    anonymous_id: Option<String>,
 }
 
 /// How much of a body to read, and how long it may stall.
@@ -509,7 +573,7 @@ fn keyless_refusal(limit: usize) -> Refusal {
     .closing()
 }
 
-fn no_write_key() -> Refusal {
+pub(crate) fn no_write_key() -> Refusal {
     Refusal::new(
         StatusCode::UNAUTHORIZED,
         "no write key: send it as the HTTP Basic username (Authorization: Basic base64(WRITE_KEY:)), or as `writeKey` in the body",
@@ -528,12 +592,11 @@ fn header_write_key(headers: &HeaderMap) -> Result<Option<String>, Refusal> {
 }
 
 /// The source whose write key this is.
-fn source_of<'a>(config: &'a config::Config, key: &str) -> Result<&'a str, Refusal> {
+pub(crate) fn source_of<'a>(config: &'a config::Config, key: &str) -> Result<&'a config::Source, Refusal> {
     config
         .sources
         .iter()
         .find(|source| source.write_key.matches(key))
-        .map(|source| source.name.as_str())
         .ok_or_else(|| {
             Refusal::new(
                 StatusCode::UNAUTHORIZED,
@@ -581,7 +644,7 @@ fn generated_message_id() -> String {
 /// blueprint reads, by the same rules — dates it, and returns its `message_id` and the JSON to
 /// queue: the event as written (numbers exact, camelCase kept), without its write key, with the
 /// `type`, `message_id` and times the collector supplies.
-fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, String, store::Labels), EventRefusal> {
+fn check_event(index: usize, text: &str, intake: &Intake) -> Result<Checked, EventRefusal> {
     let event = Event::read(text, intake.endpoint.implied_type()).map_err(|invalid| EventRefusal {
         status: StatusCode::BAD_REQUEST,
         field: invalid.field,
@@ -639,7 +702,13 @@ fn check_event(index: usize, text: &str, intake: &Intake) -> Result<(String, Str
         event: Some(event.name.clone().into_owned()),
         customer_id: event.field("user_id").and_then(blueprint::user_text),
     };
-    Ok((message_id, payload, labels))
+    let anonymous_id = intake
+        .wants_anonymous_id
+        .then(|| event.field("anonymous_id").and_then(|raw| raw.as_str()))
+        .flatten()
+        .filter(|id| crate::tag::cookie_safe_id(id))
+        .map(std::borrow::Cow::into_owned);
+    Ok(Checked { message_id, payload, labels, anonymous_id })
 }
 
 /// Why one event is refused: a whole request's answer when it stands alone, or a line of a batch's

@@ -9,6 +9,7 @@ mod connection;
 pub mod metrics;
 pub mod leases;
 pub mod refusals;
+pub mod tag;
 pub mod traits;
 pub mod worker;
 
@@ -204,6 +205,9 @@ pub async fn run<Q: Queue + Clone>(
     }
     let collector = collector
         .route(collector::TELEMETRY_PATH, any(collector::telemetry::<Q>))
+        .route(tag::PATH, get(tag::serve_tag))
+        .route(&tag::versioned_path(), get(tag::serve_versioned_tag))
+        .route(tag::ID_PATH, any(tag::anonymous_id::<Q>))
         .fallback(collector::not_found::<Q>)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), collector::cors::<Q>))
         // The collector enforces its own, configured, limit and answers with a JSON 413.
