@@ -209,6 +209,7 @@ fn banner(config: &Config, listeners: &server::Listeners, destination: &Destinat
         }
     }
     println!("  collector  http://{collector}   POST /v1/track, /v1/page, /v1/identify, /v1/batch");
+    println!("  tag        <script src=\"http://{collector}/signal.js\" data-write-key=\"KEY\"></script>   for sites without an SDK");
     println!("  queue      {}", config.storage.describe());
     for source in &config.sources {
         if matches!(destination, Destination::Configured) {

@@ -11,11 +11,13 @@ use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 use crate::files::{FileAccess, FileRefusal, RefusalKind};
-use crate::model::{AttributeSource, BlueprintFile, CustomerMapping, EventMapping, SourceSpec, ValueSource};
+use crate::model::{
+    AttributeSource, BlueprintFile, CustomerMapping, EventMapping, PathList, PlatformSource, SourceSpec, ValueSource,
+};
 use crate::path::{self, FieldPath};
 use crate::schema_check::{FileContext, SchemaCheck, Vocabulary, prune};
 use crate::yaml::{self, Position, SpanIndex, YamlProblemKind, escape_pointer_segment};
-use crate::{Blueprint, CompiledCustomer, CompiledEvent, CompiledSource, Origin, RESERVED_PREFIX};
+use crate::{Blueprint, CompiledApp, CompiledCustomer, CompiledEvent, CompiledSource, Origin, RESERVED_PREFIX};
 
 /// The event key that maps every event not listed by name.
 pub const CATCH_ALL: &str = "*";
@@ -110,7 +112,9 @@ fn set_entries<T>(entries: Entries<T>) -> Vec<(Box<str>, T)> {
 /// One file's contribution, compiled, before merging with what it extends.
 #[derive(Default)]
 struct Layer {
-    platform: Option<String>,
+    platform: Option<CompiledSource>,
+    /// `app_version` and `device_id`.
+    app: Entries<CompiledSource>,
     customer_id: Option<CompiledSource>,
     user_identifiers: Entries<CompiledSource>,
     user_attributes: Entries<CompiledSource>,
@@ -124,7 +128,7 @@ struct Layer {
 struct LayerEvent {
     replace: bool,
     action: Option<Box<str>>,
-    platform: Option<Box<str>>,
+    platform: Option<CompiledSource>,
     pass_through: Option<bool>,
     rename: Entries<Box<str>>,
     exclude: Vec<Box<str>>,
@@ -192,9 +196,9 @@ impl LayerCustomer {
         let attributes = set_entries(self.attributes);
         let mut read = self.exclude;
         // A trait an attribute reads (`u_em: $.traits.email`) is not passed through as well.
-        read.extend(attributes.iter().filter_map(|(_, source)| match &source.origin {
-            Origin::Path(path) => path.trait_name().map(Into::into),
-            Origin::Constant(_) => None,
+        read.extend(attributes.iter().flat_map(|(_, source)| match &source.origin {
+            Origin::Paths(paths) => paths.iter().filter_map(|path| path.trait_name().map(Into::into)).collect(),
+            Origin::Constant(_) => Vec::new(),
         }));
         read.sort_unstable();
         read.dedup();
@@ -426,7 +430,17 @@ impl Compiler {
     /// Translates a schema error to diagnostics; returns the pointers to prune before typing.
     /// Compiles one file's content: paths, constants, and the checks a schema cannot express.
     fn layer(&mut self, context: &FileContext<'_>, file: &BlueprintFile) -> Layer {
-        let mut layer = Layer { platform: file.platform.clone(), merge: file.merge, ..Layer::default() };
+        let mut layer = Layer { merge: file.merge, ..Layer::default() };
+        if let Some(platform) = &file.platform {
+            layer.platform = self.platform(context, "/platform", platform);
+        }
+        if let Some(app) = &file.app {
+            let entries: BTreeMap<String, AttributeSource> = [("app_version", &app.app_version), ("device_id", &app.device_id)]
+                .into_iter()
+                .filter_map(|(name, source)| Some((name.to_owned(), source.clone()?)))
+                .collect();
+            layer.app = self.entries(context, "/app", Some(&entries));
+        }
         if let Some(identity) = &file.identity {
             if let Some(source) = &identity.customer_id {
                 layer.customer_id = self.source(context, "/identity/customer_id", source);
@@ -547,7 +561,7 @@ impl Compiler {
             replace: mapping.replace.unwrap_or(false),
             object_arrays,
             action: mapping.action.clone().map(String::into_boxed_str),
-            platform: mapping.platform.clone().map(String::into_boxed_str),
+            platform: mapping.platform.as_ref().and_then(|platform| self.platform(context, &format!("{pointer}/platform"), platform)),
             pass_through: mapping.pass_through,
             rename,
             exclude: mapping.exclude.iter().flatten().map(|s| s.clone().into_boxed_str()).collect(),
@@ -581,16 +595,41 @@ impl Compiler {
         let spec = match source {
             ValueSource::Path(text) => {
                 return self.path(context, pointer, text).map(|path| CompiledSource {
-                    origin: Origin::Path(path),
+                    origin: Origin::Paths(Box::new([path])),
+                    transform: None,
+                    default: None,
+                });
+            }
+            ValueSource::FirstOf(texts) => {
+                return self.paths(context, pointer, texts).map(|paths| CompiledSource {
+                    origin: Origin::Paths(paths),
                     transform: None,
                     default: None,
                 });
             }
             ValueSource::Spec(spec) => spec,
         };
+        self.spec(context, pointer, spec)
+    }
+
+    /// A platform: a name, sent as it is, or a value source.
+    fn platform(&mut self, context: &FileContext<'_>, pointer: &str, platform: &PlatformSource) -> Option<CompiledSource> {
+        match platform {
+            PlatformSource::Name(name) => {
+                Some(CompiledSource { origin: Origin::Constant(raw(&Value::String(name.clone()))?), transform: None, default: None })
+            }
+            PlatformSource::Source(spec) => self.spec(context, pointer, spec),
+        }
+    }
+
+    /// The long form of a value source.
+    fn spec(&mut self, context: &FileContext<'_>, pointer: &str, spec: &SourceSpec) -> Option<CompiledSource> {
         let SourceSpec { path, value, transform, default } = spec;
         let origin = match (path, value) {
-            (Some(text), None) => Origin::Path(self.path(context, &format!("{pointer}/path"), text)?),
+            (Some(PathList::One(text)), None) => {
+                Origin::Paths(Box::new([self.path(context, &format!("{pointer}/path"), text)?]))
+            }
+            (Some(PathList::Many(texts)), None) => Origin::Paths(self.paths(context, &format!("{pointer}/path"), texts)?),
             (None, Some(constant)) => Origin::Constant(raw(constant)?),
             (Some(_), Some(_)) => {
                 self.diagnostics.push(context.value(
@@ -614,6 +653,22 @@ impl Compiler {
         Some(CompiledSource { origin, transform: *transform, default: default.as_ref().and_then(raw) })
     }
 
+    /// A list of paths, each compiled (every mistake reported); `None` if any is wrong or none is given.
+    fn paths(&mut self, context: &FileContext<'_>, pointer: &str, texts: &[String]) -> Option<Box<[FieldPath]>> {
+        if texts.is_empty() {
+            self.diagnostics.push(context.value(
+                pointer,
+                DiagnosticKind::Schema,
+                "an empty list of paths finds nothing".into(),
+                Some("list the paths to try in order, e.g. `[$.user_id, $.anonymous_id]`".into()),
+            ));
+            return None;
+        }
+        let compiled: Vec<Option<FieldPath>> =
+            texts.iter().enumerate().map(|(index, text)| self.path(context, &format!("{pointer}/{index}"), text)).collect();
+        compiled.into_iter().collect::<Option<Vec<_>>>().map(Vec::into_boxed_slice)
+    }
+
     fn path(&mut self, context: &FileContext<'_>, pointer: &str, text: &str) -> Option<FieldPath> {
         match path::compile(text) {
             Ok(path) => Some(path),
@@ -633,6 +688,7 @@ impl Compiler {
         let mut merged = Layer::default();
         for layer in layers {
             merged.platform = layer.platform.or(merged.platform);
+            merged.app = merge_entries(merged.app, layer.app);
             merged.customer_id = layer.customer_id.or(merged.customer_id);
             merged.merge = layer.merge.or(merged.merge);
             merged.user_identifiers = merge_entries(merged.user_identifiers, layer.user_identifiers);
@@ -670,7 +726,18 @@ impl Compiler {
         let Some(customer_id) = merged.customer_id else {
             return Err(Diagnostics(Vec::new()));
         };
-        let platform: Box<str> = merged.platform.unwrap_or_else(|| "web".into()).into_boxed_str();
+        let platform = merged.platform.unwrap_or_else(|| CompiledSource {
+            origin: Origin::Constant("\"web\"".into()),
+            transform: None,
+            default: None,
+        });
+        let mut app = CompiledApp::default();
+        for (name, source) in set_entries(merged.app) {
+            match &*name {
+                "app_version" => app.app_version = Some(source),
+                _ => app.device_id = Some(source),
+            }
+        }
         let mut events: BTreeMap<String, CompiledEvent> =
             merged.events.into_iter().map(|(name, event)| (name, event.compiled())).collect();
         let catch_all = events.remove(CATCH_ALL);
@@ -679,6 +746,7 @@ impl Compiler {
             warnings: self.warnings,
             files: self.files,
             platform,
+            app,
             customer_id,
             user_identifiers: set_entries(merged.user_identifiers),
             user_attributes: set_entries(merged.user_attributes),
@@ -731,8 +799,11 @@ fn type_hint(pointer: &str, expected: &str, found: &Value) -> Option<String> {
             "write `{event}: {{}}` to send the event as it is, under its own name with its properties"
         ));
     }
-    if expected == "text or a mapping" {
-        return Some("a value is a path such as `$.properties.total`, or a mapping such as `{path: $.traits.phone, transform: e164}` or `{value: 12}`".into());
+    if expected == "text, a list or a mapping" {
+        return Some("a value is a path such as `$.properties.total`, paths tried in order such as `[$.user_id, $.anonymous_id]`, or a mapping such as `{path: $.traits.phone, transform: e164}` or `{value: 12}`".into());
+    }
+    if field == "platform" && expected == "text or a mapping" {
+        return Some("a platform is a name such as `web`, or a mapping such as `{path: $.context.device.type, transform: platform, default: web}`".into());
     }
     let hint = match field {
         "events" => "write each event as `Event Name: {action: ..., rename: {...}}`",

@@ -318,15 +318,27 @@ impl Mapper {
         let mut state = EventState::new(&event, line, self);
         state.recalled = recalled.as_deref();
         let customer_id = state.customer_id(warnings)?;
+        let platform = state.platform(mapping.platform.as_ref().unwrap_or(&blueprint.platform), warnings);
+        // An app's version and device mean something only on an app's call: a web page's
+        // `context.app` is often its SDK's own.
+        let from_app = matches!(platform.json(), "\"ANDROID\"" | "\"iOS\"");
 
         out.extend_from_slice(b"{\"type\":\"event\",\"customer_id\":");
         out.extend_from_slice(customer_id.as_bytes());
+        if from_app && let Some(device_id) = blueprint.app.device_id.as_ref().and_then(|source| state.resolve_text(source, warnings)) {
+            out.extend_from_slice(b",\"device_id\":");
+            write_str(out, &device_id);
+        }
         state.write_group(out, b",\"user_identifiers\":{", &blueprint.user_identifiers, warnings);
         state.write_user_attributes(out, &blueprint.user_attributes, warnings);
         out.extend_from_slice(b",\"actions\":[{\"action\":");
         write_str(out, &action);
         out.extend_from_slice(b",\"platform\":");
-        write_str(out, mapping.platform.as_deref().unwrap_or(&blueprint.platform));
+        platform.write(out);
+        if from_app && let Some(version) = blueprint.app.app_version.as_ref().and_then(|source| state.resolve_text(source, warnings)) {
+            out.extend_from_slice(b",\"app_version\":");
+            write_str(out, &version);
+        }
         out.extend_from_slice(b",\"attributes\":{");
         state.write_action_attributes(out, mapping, warnings);
         out.push(b'}');
@@ -640,8 +652,22 @@ fn customer_id_text(found: &Found<'_>) -> Option<String> {
 
 fn source_text(source: &CompiledSource) -> String {
     match &source.origin {
-        Origin::Path(path) => path.text().to_owned(),
+        Origin::Paths(paths) => paths.iter().map(FieldPath::text).collect::<Vec<_>>().join(" or "),
         Origin::Constant(json) => json.to_string(),
+    }
+}
+
+/// MoEngage's name for a device type or an SDK's channel: `android` → `ANDROID`; `ios`, `ipados`,
+/// `tvos`, `watchos` → `iOS`; anything else → `web`. RudderStack's channels (`android-sdk`) count.
+fn platform_name(text: &str) -> &'static str {
+    let text = text.trim();
+    let family = text.split(['-', '_', ' ']).next().unwrap_or_default();
+    if family.eq_ignore_ascii_case("android") {
+        "\"ANDROID\""
+    } else if ["ios", "ipados", "tvos", "watchos"].iter().any(|name| family.eq_ignore_ascii_case(name)) {
+        "\"iOS\""
+    } else {
+        "\"web\""
     }
 }
 
@@ -694,27 +720,57 @@ impl<'x> EventState<'x> {
         self.resolve_from(source, true, warnings)
     }
 
+    /// A value as text, for a field MoEngage takes as a string (`app_version`, `device_id`): a
+    /// string, or a number as written.
+    fn resolve_text(&self, source: &'x CompiledSource, warnings: &mut Vec<Warning>) -> Option<Cow<'x, str>> {
+        let found = self.resolve(source, warnings)?;
+        match found.kind() {
+            JsonKind::String => found.as_text().map(|text| Cow::<str>::Owned(text.into_owned())).filter(|text| !text.is_empty()),
+            JsonKind::Number => Some(Cow::Owned(found.json().trim().to_owned())),
+            _ => None,
+        }
+    }
+
+    /// The action's platform, as JSON text.
+    fn platform(&self, source: &'x CompiledSource, warnings: &mut Vec<Warning>) -> Found<'x> {
+        match self.resolve(source, warnings) {
+            Some(found) if found.kind() == JsonKind::String => found,
+            Some(found) => found.as_text().map_or(Found::Raw(Raw::trusted("\"web\"")), |text| built_string(&text)),
+            None => Found::Raw(Raw::trusted("\"web\"")),
+        }
+    }
+
     fn resolve_from(
         &self,
         source: &'x CompiledSource,
         identity: bool,
         warnings: &mut Vec<Warning>,
     ) -> Option<Found<'x>> {
-        let mut found = match &source.origin {
-            Origin::Constant(json) => Some(Found::Raw(Raw::trusted(json))),
-            Origin::Path(FieldPath::Direct { root, steps, .. }) => walk(self.event, root, steps),
-            Origin::Path(FieldPath::Query { query, .. }) => self.query(query),
-        }
-        .filter(|found| found.kind() != JsonKind::Null);
+        let mut found = None;
         let mut recalled = false;
-        if found.is_none()
-            && identity
-            && let Origin::Path(FieldPath::Direct { root, steps, .. }) = &source.origin
-            && &**root == "traits"
-            && let Some(remembered) = self.remembered()
-        {
-            found = walk_object(remembered, steps).filter(|found| found.kind() != JsonKind::Null);
-            recalled = found.is_some();
+        match &source.origin {
+            Origin::Constant(json) => found = Some(Found::Raw(Raw::trusted(json))),
+            Origin::Paths(paths) => {
+                for path in paths.iter() {
+                    found = match path {
+                        FieldPath::Direct { root, steps, .. } => walk(self.event, root, steps),
+                        FieldPath::Query { query, .. } => self.query(query),
+                    }
+                    .filter(|found| found.kind() != JsonKind::Null);
+                    if found.is_none()
+                        && identity
+                        && let FieldPath::Direct { root, steps, .. } = path
+                        && &**root == "traits"
+                        && let Some(remembered) = self.remembered()
+                    {
+                        found = walk_object(remembered, steps).filter(|found| found.kind() != JsonKind::Null);
+                        recalled = found.is_some();
+                    }
+                    if found.is_some() {
+                        break;
+                    }
+                }
+            }
         }
         let transformed = match (found, source.transform) {
             // A remembered value that cannot be used is left out quietly: it was warned about on the
@@ -775,6 +831,10 @@ impl<'x> EventState<'x> {
                 JsonKind::Number | JsonKind::Bool => Some(built_string(found.json().trim())),
                 _ => Some(found),
             },
+            Transform::Platform => {
+                let text = found.as_text()?;
+                Some(Found::Raw(Raw::trusted(platform_name(&text))))
+            }
             Transform::Lowercase | Transform::Trim => {
                 if found.kind() != JsonKind::String {
                     return Some(found);

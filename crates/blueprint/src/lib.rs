@@ -40,7 +40,9 @@ pub struct Blueprint {
     files: Vec<String>,
     /// What the compiler noticed that does not stop the blueprint from working.
     warnings: Vec<Diagnostic>,
-    platform: Box<str>,
+    platform: CompiledSource,
+    /// What an app's calls add: `app_version` on the action, `device_id` at the root.
+    app: CompiledApp,
     customer_id: CompiledSource,
     user_identifiers: Vec<(Box<str>, CompiledSource)>,
     user_attributes: Vec<(Box<str>, CompiledSource)>,
@@ -97,7 +99,7 @@ impl Blueprint {
 #[derive(Debug)]
 pub(crate) struct CompiledEvent {
     action: Option<Box<str>>,
-    platform: Option<Box<str>>,
+    platform: Option<CompiledSource>,
     pass_through: bool,
     // Lists rather than hash sets: a handful of names, compared against every property.
     rename: Vec<(Box<str>, Box<str>)>,
@@ -127,7 +129,15 @@ pub(crate) struct CompiledSource {
 
 #[derive(Debug)]
 pub(crate) enum Origin {
-    Path(path::FieldPath),
+    /// Tried in order: the first that finds a value gives it (most sources have one).
+    Paths(Box<[path::FieldPath]>),
     /// Compact JSON text.
     Constant(Box<str>),
+}
+
+/// What an app's calls add to their request, when their platform is an app's.
+#[derive(Debug, Default)]
+pub(crate) struct CompiledApp {
+    app_version: Option<CompiledSource>,
+    device_id: Option<CompiledSource>,
 }

@@ -27,9 +27,14 @@ pub struct BlueprintFile {
     /// What this blueprint is for, in a sentence. Shown by tools; not sent anywhere.
     pub description: Option<String>,
 
-    /// MoEngage `platform` sent with every action, unless an event sets its own. Default: `web`.
-    #[schemars(length(min = 1))]
-    pub platform: Option<String>,
+    /// MoEngage `platform` sent with every action, unless an event sets its own: a name (`web`,
+    /// `ANDROID`, `iOS`), or a value source, e.g. `{path: [$.context.device.type, $.channel],
+    /// transform: platform, default: web}` for apps' calls. Default: `web`.
+    pub platform: Option<PlatformSource>,
+
+    /// What a call from an app adds to its action (only when its `platform` is `ANDROID` or `iOS`:
+    /// a web page's `context.app` is often its SDK's own version, not an app's).
+    pub app: Option<AppMapping>,
 
     /// How the user is identified in MoEngage: `customer_id` (required, usually `$.user_id`), the
     /// reserved `user_identifiers` (`u_em`, `u_mb`) and root user `attributes` (`u_fn`, `u_ln`).
@@ -71,6 +76,28 @@ pub struct CustomerMapping {
     pub exclude: Option<Vec<String>>,
 }
 
+/// What an app's call adds to its MoEngage request.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppMapping {
+    /// The action's `app_version`, e.g. `$.context.app.version`. `null` removes the base's.
+    pub app_version: Option<AttributeSource>,
+
+    /// The request's `device_id`, e.g. `$.context.device.id`. `null` removes the base's.
+    pub device_id: Option<AttributeSource>,
+}
+
+/// A MoEngage platform: a name sent as it is (`web`), or a value source (a mapping) read from the
+/// event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PlatformSource {
+    /// `web`, `ANDROID` or `iOS`, as MoEngage names them.
+    Name(String),
+    /// Read from the event, e.g. `{path: $.context.device.type, transform: platform}`.
+    Source(SourceSpec),
+}
+
 /// Identity fields at the root of every MoEngage request.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -102,9 +129,8 @@ pub struct EventMapping {
     #[schemars(length(min = 1))]
     pub action: Option<String>,
 
-    /// MoEngage `platform` for this action, instead of the blueprint's.
-    #[schemars(length(min = 1))]
-    pub platform: Option<String>,
+    /// MoEngage `platform` for this action, instead of the blueprint's: a name or a value source.
+    pub platform: Option<PlatformSource>,
 
     /// Whether event properties not renamed or excluded are sent as action attributes under their
     /// own names. Default: `true`.
@@ -147,8 +173,49 @@ pub struct AttributeSource(pub Option<ValueSource>);
 pub enum ValueSource {
     /// A JSONPath such as `$.properties.order_id`.
     Path(String),
+    /// JSONPaths tried in order, the first that finds a value giving it:
+    /// `[$.user_id, $.anonymous_id]`.
+    FirstOf(Vec<String>),
     /// The long form.
     Spec(SourceSpec),
+}
+
+/// A `path`: one JSONPath, or a list tried in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PathList {
+    /// One path.
+    One(String),
+    /// Paths tried in order; the first that finds a value gives it.
+    Many(Vec<String>),
+}
+
+impl PathList {
+    /// The paths, in order.
+    pub fn paths(&self) -> &[String] {
+        match self {
+            PathList::One(path) => std::slice::from_ref(path),
+            PathList::Many(paths) => paths,
+        }
+    }
+}
+
+impl JsonSchema for PathList {
+    fn schema_name() -> Cow<'static, str> {
+        "PathList".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({
+            "description": "JSONPath into the event, from its root: `$.properties.order_id`, \
+                `$.context.page.url`, `$.properties.products[*].sku` (a path with wildcards or filters \
+                yields a list). A list of paths is tried in order: the first that finds a value gives it.",
+            "type": ["string", "array"],
+            "pattern": r"^\$",
+            "items": {"type": "string", "pattern": r"^\$"},
+            "minItems": 1,
+        })
+    }
 }
 
 /// The long form of a value source.
@@ -156,9 +223,9 @@ pub enum ValueSource {
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
     /// JSONPath into the event, from its root: `$.properties.order_id`, `$.context.page.url`,
-    /// `$.properties.products[*].sku` (a path with wildcards or filters yields a list).
-    #[schemars(regex(pattern = r"^\$"))]
-    pub path: Option<String>,
+    /// `$.properties.products[*].sku` (a path with wildcards or filters yields a list); or a list
+    /// of them, tried in order: `[$.context.device.type, $.channel]`.
+    pub path: Option<PathList>,
 
     /// A constant sent as is, instead of a `path`.
     pub value: Option<Value>,
@@ -184,11 +251,14 @@ pub enum Transform {
     Lowercase,
     /// Remove white space around a string.
     Trim,
+    /// Name a device type (or an SDK's `channel`) as MoEngage names platforms: `android` →
+    /// `ANDROID`; `ios`, `ipados`, `tvos`, `watchos` → `iOS`; anything else → `web`.
+    Platform,
 }
 
 impl Transform {
     /// The names integrators write, in schema order.
-    pub const NAMES: [&'static str; 4] = ["e164", "string", "lowercase", "trim"];
+    pub const NAMES: [&'static str; 5] = ["e164", "string", "lowercase", "trim", "platform"];
 }
 
 impl JsonSchema for ValueSource {
@@ -202,14 +272,43 @@ impl JsonSchema for ValueSource {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let mut schema = SourceSpec::json_schema(generator);
         let object = schema.ensure_object();
-        object.insert("type".into(), serde_json::json!(["string", "object"]));
+        object.insert("type".into(), serde_json::json!(["string", "array", "object"]));
         object.insert("pattern".into(), Value::String(r"^\$".into()));
+        // `items` only constrains lists of paths, as `pattern` only strings.
+        object.insert("items".into(), serde_json::json!({"type": "string", "pattern": r"^\$"}));
+        object.insert("minItems".into(), serde_json::json!(1));
         object.insert(
             "description".into(),
             Value::String(
                 "Where a value comes from: a JSONPath into the event, written as a string \
-                 (`$.traits.email`), or a mapping with `path` or `value` and optional `transform` \
-                 and `default`."
+                 (`$.traits.email`); a list of paths, the first that finds a value giving it \
+                 (`[$.user_id, $.anonymous_id]`); or a mapping with `path` or `value` and optional \
+                 `transform` and `default`."
+                    .into(),
+            ),
+        );
+        object.remove("title");
+        schema
+    }
+}
+
+impl JsonSchema for PlatformSource {
+    fn schema_name() -> Cow<'static, str> {
+        "PlatformSource".into()
+    }
+
+    // As for a value source: one schema for the name (a string) and the mapping.
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut schema = SourceSpec::json_schema(generator);
+        let object = schema.ensure_object();
+        object.insert("type".into(), serde_json::json!(["string", "object"]));
+        object.insert("minLength".into(), serde_json::json!(1));
+        object.insert(
+            "description".into(),
+            Value::String(
+                "A MoEngage platform: a name sent as it is (`web`, `ANDROID`, `iOS`), or a mapping \
+                 with `path` (or `value`) and optional `transform` and `default`, e.g. \
+                 `{path: [$.context.device.type, $.channel], transform: platform, default: web}`."
                     .into(),
             ),
         );
@@ -226,7 +325,7 @@ impl JsonSchema for AttributeSource {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let mut schema = ValueSource::json_schema(generator);
         let object = schema.ensure_object();
-        object.insert("type".into(), serde_json::json!(["string", "object", "null"]));
+        object.insert("type".into(), serde_json::json!(["string", "array", "object", "null"]));
         object.insert(
             "description".into(),
             Value::String(
@@ -265,8 +364,11 @@ const RESERVED_EVENT_MESSAGE: &str = "An event whose name begins with `moe_` nee
 
 /// Titles in words: editors name an expected object by its title (`Expected "Event mapping"`),
 /// and by the Rust type's name without one.
-const TITLES: [(&str, &str); 6] = [
+const TITLES: [(&str, &str); 9] = [
+    ("AppMapping", "App mapping (calls from apps)"),
     ("AttributeSource", "Value source, or null to remove the base's entry"),
+    ("PathList", "A path, or paths tried in order"),
+    ("PlatformSource", "Platform: a name or a value source"),
     ("CustomerMapping", "Customer mapping (identify calls)"),
     ("EventMapping", "Event mapping"),
     ("IdentityMapping", "Identity mapping"),
@@ -296,9 +398,15 @@ fn for_editors(schema: &mut Value) {
                 def.insert("title".into(), title.into());
             }
         }
+        for paths in ["PathList", "ValueSource", "AttributeSource"] {
+            let Some(def) = defs.get_mut(paths).and_then(Value::as_object_mut) else { continue };
+            def.insert("patternErrorMessage".into(), PATH_MESSAGE.into());
+            if let Some(items) = def.get_mut("items").and_then(Value::as_object_mut) {
+                items.insert("patternErrorMessage".into(), PATH_MESSAGE.into());
+            }
+        }
         for source in ["ValueSource", "AttributeSource"] {
             let Some(def) = defs.get_mut(source).and_then(Value::as_object_mut) else { continue };
-            def.insert("patternErrorMessage".into(), PATH_MESSAGE.into());
             if let Some(path) =
                 def.get_mut("properties").and_then(|p| p.get_mut("path")).and_then(Value::as_object_mut)
             {

@@ -10,7 +10,7 @@ use jsonpath_rust::parser::parse_json_path;
 use crate::diagnostic::did_you_mean;
 
 /// The top-level fields of a Signal event that a path may start from.
-pub const EVENT_FIELDS: [&str; 10] = [
+pub const EVENT_FIELDS: [&str; 11] = [
     "type",
     "event",
     "name",
@@ -21,6 +21,7 @@ pub const EVENT_FIELDS: [&str; 10] = [
     "properties",
     "traits",
     "context",
+    "channel",
 ];
 
 /// One step of a direct path.

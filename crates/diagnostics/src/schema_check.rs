@@ -355,7 +355,10 @@ fn describe_types(types: &Value) -> String {
             _ => "a value",
         })
         .collect();
-    words.join(" or ")
+    match words.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => words.join(""),
+    }
 }
 
 fn describe_value(value: &Value) -> String {
