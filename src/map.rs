@@ -155,6 +155,16 @@ fn map_stream(
                 for warning in &warnings {
                     eprintln!("line {number}: {warning}");
                 }
+                // A device registration is a request of its own, sent once the call is delivered.
+                if let Ok(text) = std::str::from_utf8(&line)
+                    && mapper.registers_device(text)
+                {
+                    let mut registration = Vec::new();
+                    match mapper.map_device_into(text, &mut registration, &mut warnings) {
+                        Ok(()) => eprintln!("line {number}: also registers its device: {}", String::from_utf8_lossy(&registration)),
+                        Err(drop) => eprintln!("line {number}: its device is not registered: {}", drop.reason),
+                    }
+                }
             }
             Err(drop) => output.write_all(drop.to_json().as_bytes())?,
         }

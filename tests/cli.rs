@@ -144,8 +144,8 @@ fn validate_accepts_the_presets() {
     );
     assert!(output.status.success(), "{}", text(&output.stdout));
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("blueprints/moengage/retail.yaml: ok (9 events:"), "{stdout}");
-    assert!(stdout.contains("blueprints/moengage/b2b-saas.yaml: ok (5 events:"), "{stdout}");
+    assert!(stdout.contains("blueprints/moengage/retail.yaml: ok (11 events:"), "{stdout}");
+    assert!(stdout.contains("blueprints/moengage/b2b-saas.yaml: ok (7 events:"), "{stdout}");
 }
 
 #[test]

@@ -12,12 +12,15 @@ use serde_json::Value;
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
 use crate::files::{FileAccess, FileRefusal, RefusalKind};
 use crate::model::{
-    AttributeSource, BlueprintFile, CustomerMapping, EventMapping, PathList, PlatformSource, SourceSpec, ValueSource,
+    AttributeSource, BlueprintFile, CustomerMapping, DeviceMapping, EventMapping, PathList, PlatformSource, SourceSpec,
+    ValueSource,
 };
 use crate::path::{self, FieldPath};
 use crate::schema_check::{FileContext, SchemaCheck, Vocabulary, prune};
 use crate::yaml::{self, Position, SpanIndex, YamlProblemKind, escape_pointer_segment};
-use crate::{Blueprint, CompiledApp, CompiledCustomer, CompiledEvent, CompiledSource, Origin, RESERVED_PREFIX};
+use crate::{
+    Blueprint, CompiledApp, CompiledCustomer, CompiledDevice, CompiledEvent, CompiledSource, Origin, RESERVED_PREFIX,
+};
 
 /// The event key that maps every event not listed by name.
 pub const CATCH_ALL: &str = "*";
@@ -120,7 +123,33 @@ struct Layer {
     user_attributes: Entries<CompiledSource>,
     events: BTreeMap<String, LayerEvent>,
     customer: Option<LayerCustomer>,
+    device: Option<LayerDevice>,
     merge: Option<bool>,
+}
+
+/// One file's `device:` section, before merging with the base's.
+#[derive(Default)]
+struct LayerDevice {
+    on: Option<Vec<Box<str>>>,
+    device_id: Option<CompiledSource>,
+    attributes: Entries<CompiledSource>,
+}
+
+impl LayerDevice {
+    fn merged(self, over: LayerDevice) -> LayerDevice {
+        LayerDevice {
+            on: over.on.or(self.on),
+            device_id: over.device_id.or(self.device_id),
+            attributes: merge_entries(self.attributes, over.attributes),
+        }
+    }
+
+    fn compiled(self) -> CompiledDevice {
+        let mut on = self.on.unwrap_or_default();
+        on.sort_unstable();
+        on.dedup();
+        CompiledDevice { on, device_id: self.device_id, attributes: set_entries(self.attributes) }
+    }
 }
 
 /// One file's mapping of one event, before merging with the base's mapping of it.
@@ -455,6 +484,9 @@ impl Compiler {
         if let Some(customer) = &file.customer {
             layer.customer = Some(self.customer(context, customer));
         }
+        if let Some(device) = &file.device {
+            layer.device = Some(self.device(context, device));
+        }
         for (name, mapping) in file.events.iter().flatten() {
             let pointer = format!("/events/{}", escape_pointer_segment(name));
             if let Some(event) = self.event(context, &pointer, name, mapping) {
@@ -487,6 +519,14 @@ impl Compiler {
             }
         }
         compiled
+    }
+
+    fn device(&mut self, context: &FileContext<'_>, device: &DeviceMapping) -> LayerDevice {
+        LayerDevice {
+            on: device.on.as_ref().map(|names| names.iter().map(|name| name.clone().into_boxed_str()).collect()),
+            device_id: device.device_id.as_ref().and_then(|source| self.source(context, "/device/device_id", source)),
+            attributes: self.entries(context, "/device/attributes", device.attributes.as_ref()),
+        }
     }
 
     fn customer(&mut self, context: &FileContext<'_>, customer: &CustomerMapping) -> LayerCustomer {
@@ -697,6 +737,10 @@ impl Compiler {
                 (Some(base), Some(over)) => Some(base.merged(over)),
                 (base, over) => over.or(base),
             };
+            merged.device = match (merged.device.take(), layer.device) {
+                (Some(base), Some(over)) => Some(base.merged(over)),
+                (base, over) => over.or(base),
+            };
             for (name, over) in layer.events {
                 let event = match merged.events.remove(&name) {
                     Some(base) => base.merged(over),
@@ -753,6 +797,7 @@ impl Compiler {
             events: events.into_iter().map(|(k, v)| (k.into_boxed_str(), v)).collect(),
             catch_all,
             customer: merged.customer.map(LayerCustomer::compiled),
+            device: merged.device.map(LayerDevice::compiled),
             merge: merged.merge.unwrap_or(false),
         })
     }

@@ -380,6 +380,58 @@ impl Mapper {
         Ok(action.into_owned())
     }
 
+    /// Whether the call `line` registers its device, besides what it sends itself: the blueprint
+    /// registers devices on calls of its name, and it carries `context.device.token` and
+    /// `context.device.type`.
+    pub fn registers_device(&self, line: &str) -> bool {
+        let Some(device) = &self.blueprint.device else { return false };
+        // Most calls carry no push token: they are passed over without being read again.
+        if device.on.is_empty() || memchr::memmem::find(line.as_bytes(), b"token").is_none() {
+            return false;
+        }
+        Event::parse(line).is_ok_and(|event| self.blueprint.registers_device_on(&event.name) && device_of(&event).is_some())
+    }
+
+    /// The device registration of the call `line` (one [`Mapper::registers_device`] accepts):
+    /// `{"type":"device","customer_id":...,"device_id":...,"attributes":{...}}`, written into
+    /// `out` (cleared first).
+    pub fn map_device_into(&self, line: &str, out: &mut Vec<u8>, warnings: &mut Vec<Warning>) -> Result<(), Drop> {
+        out.clear();
+        let event = Event::parse(line).map_err(|invalid| Drop::new(DropCode::InvalidEvent, invalid.message))?;
+        let Some(device) = &self.blueprint.device else {
+            return Err(Drop::new(
+                DropCode::NotInBlueprint,
+                "devices are registered through the blueprint's `device:` section, which this blueprint does not have",
+            ));
+        };
+        if device_of(&event).is_none() {
+            return Err(Drop::new(
+                DropCode::InvalidEvent,
+                "a device registration needs the call's `context.device.token` and `context.device.type`",
+            ));
+        }
+        let recalled = self.remember(&event);
+        let mut state = EventState::new(&event, line, self);
+        state.recalled = recalled.as_deref();
+        let customer_id = state.customer_id(warnings)?;
+        out.extend_from_slice(b"{\"type\":\"device\",\"customer_id\":");
+        out.extend_from_slice(customer_id.as_bytes());
+        if let Some(device_id) = device.device_id.as_ref().and_then(|source| state.resolve_text(source, warnings)) {
+            out.extend_from_slice(b",\"device_id\":");
+            write_str(out, &device_id);
+        }
+        out.extend_from_slice(b",\"attributes\":{");
+        let mut attributes = AttributeSet::with_capacity(device.attributes.len());
+        for (name, source) in &device.attributes {
+            if let Some(found) = state.resolve(source, warnings) {
+                state.insert_kept(&mut attributes, &[], Cow::Borrowed(&**name), found, Priority::Declared, warnings);
+            }
+        }
+        write_attributes(out, attributes, warnings);
+        out.extend_from_slice(b"}}");
+        within_body_limit(out)
+    }
+
     /// Whether mapping an event of this call type and name (as recorded at intake; `None` when
     /// not known), whose text is `line`, may read or write remembered traits: if not, a store need
     /// not be asked for its user's. An event carries traits in a member named `traits`; one whose
@@ -539,6 +591,13 @@ impl Mapper {
         within_body_limit(out)?;
         Ok("alias".to_owned())
     }
+}
+
+/// The push token and device type a call carries, when it carries both as text.
+fn device_of<'a>(event: &Event<'a>) -> Option<(Cow<'a, str>, Cow<'a, str>)> {
+    let device = RawObject::parse(event.context.get("device")?).ok()?;
+    let text = |name: &str| device.get(name).and_then(|raw| raw.as_str()).filter(|text| !text.is_empty());
+    Some((text("token")?, text("type")?))
 }
 
 /// Whose traits an event carries: its `user_id`, as text.

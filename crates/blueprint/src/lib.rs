@@ -50,6 +50,8 @@ pub struct Blueprint {
     catch_all: Option<CompiledEvent>,
     /// How identify calls update profiles; `None`: they are not sent.
     customer: Option<CompiledCustomer>,
+    /// How calls register their device; `None`: they do not.
+    device: Option<CompiledDevice>,
     /// Whether alias calls merge users.
     merge: bool,
 }
@@ -81,6 +83,11 @@ impl Blueprint {
     /// Whether alias calls merge users through MoEngage's merge API.
     pub fn merges_users(&self) -> bool {
         self.merge
+    }
+
+    /// Whether calls named `name` (`identify`, `Application Opened`) register their device.
+    pub fn registers_device_on(&self, name: &str) -> bool {
+        self.device.as_ref().is_some_and(|device| device.on.binary_search_by(|on| (**on).cmp(name)).is_ok())
     }
 
     /// Whether it maps `event` (by name or through `"*"`).
@@ -116,6 +123,15 @@ pub(crate) struct CompiledCustomer {
     pass_through: bool,
     /// Traits not passed through: excluded, or read by one of `attributes`. Sorted.
     not_passed: Vec<Box<str>>,
+}
+
+/// How a call registers its device.
+#[derive(Debug)]
+pub(crate) struct CompiledDevice {
+    /// The names of the calls that register it, sorted.
+    on: Vec<Box<str>>,
+    device_id: Option<CompiledSource>,
+    attributes: Vec<(Box<str>, CompiledSource)>,
 }
 
 /// Where a value comes from, compiled.

@@ -51,6 +51,13 @@ pub struct BlueprintFile {
     /// `not_in_blueprint`.
     pub customer: Option<CustomerMapping>,
 
+    /// How a call from an app registers the device it came from (its push token) through
+    /// MoEngage's device API (`POST /v1/device/{workspace_id}`), besides what the call itself
+    /// sends. Only calls named in `on` that carry `context.device.token` and
+    /// `context.device.type` register it. An extending file's section merges with the base's key
+    /// by key.
+    pub device: Option<DeviceMapping>,
+
     /// Whether an `alias` call merges the user it names in `previous_id` into its `user_id`,
     /// through MoEngage's merge API (`POST /v1/customer/merge`). Default: `false`, and alias calls
     /// are dropped with `not_in_blueprint`.
@@ -74,6 +81,25 @@ pub struct CustomerMapping {
 
     /// Traits never passed through, e.g. `[password_hint]`.
     pub exclude: Option<Vec<String>>,
+}
+
+/// How a call registers its device: `{"type":"device","customer_id":...,"device_id":...,
+/// "attributes":{"platform":...,"push_id":...}}`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceMapping {
+    /// The calls that register the device, by the name blueprints match them on: `identify`,
+    /// `screen`, or a track call's event name such as `Application Opened`.
+    pub on: Option<Vec<String>>,
+
+    /// The device's id in MoEngage, e.g. `[$.context.device.id, $.context.device.token]`. Without
+    /// one, MoEngage creates a new device each time.
+    pub device_id: Option<ValueSource>,
+
+    /// Device attributes: MoEngage requires `platform` (`ANDROID`, `iOS` or `web`) and `push_id`
+    /// (the push token), and keeps `model`, `os_version`, `app_version`, `push_preference` and
+    /// others. `null` removes an attribute the base declares.
+    pub attributes: Option<BTreeMap<String, AttributeSource>>,
 }
 
 /// What an app's call adds to its MoEngage request.
@@ -364,8 +390,9 @@ const RESERVED_EVENT_MESSAGE: &str = "An event whose name begins with `moe_` nee
 
 /// Titles in words: editors name an expected object by its title (`Expected "Event mapping"`),
 /// and by the Rust type's name without one.
-const TITLES: [(&str, &str); 9] = [
+const TITLES: [(&str, &str); 10] = [
     ("AppMapping", "App mapping (calls from apps)"),
+    ("DeviceMapping", "Device mapping (push tokens)"),
     ("AttributeSource", "Value source, or null to remove the base's entry"),
     ("PathList", "A path, or paths tried in order"),
     ("PlatformSource", "Platform: a name or a value source"),
@@ -443,6 +470,7 @@ fn for_editors(schema: &mut Value) {
             ("IdentityMapping", "/properties/attributes"),
             ("IdentityMapping", "/properties/user_identifiers"),
             ("CustomerMapping", "/properties/attributes"),
+            ("DeviceMapping", "/properties/attributes"),
         ] {
             if let Some(names) = defs.get_mut(def).and_then(|d| d.pointer_mut(pointer)).and_then(Value::as_object_mut)
             {

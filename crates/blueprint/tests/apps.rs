@@ -137,3 +137,58 @@ fn a_platform_written_as_a_name_is_sent_as_it_is() {
     assert_eq!(outcome(&mapper, &event("Product Added")).expect("mapped")["actions"][0]["platform"], "iOS");
     assert_eq!(outcome(&mapper, &event("Product Viewed")).expect("mapped")["actions"][0]["platform"], "web");
 }
+
+#[test]
+fn a_call_with_a_push_token_registers_its_device_through_the_device_api() {
+    let identify = json!({"type": "identify", "userId": "u1", "traits": {"email": "a@b.test"},
+        "context": {"device": {"id": "d-1", "type": "ios", "token": "apns-9", "model": "iPhone15,2"},
+                    "os": {"name": "iOS", "version": "17.1"}, "app": {"version": "2.3.1"}}});
+    for (name, mapper) in presets() {
+        let line = identify.to_string();
+        assert!(mapper.registers_device(&line), "{name}");
+        let (mut body, mut warnings) = (Vec::new(), Vec::new());
+        mapper.map_device_into(&line, &mut body, &mut warnings).expect("mapped");
+        let registration: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(
+            registration,
+            json!({"type": "device", "customer_id": "u1", "device_id": "d-1",
+                   "attributes": {"app_version": "2.3.1", "model": "iPhone15,2", "os_version": "17.1",
+                                  "platform": "iOS", "push_id": "apns-9"}}),
+            "{name}"
+        );
+        // Not on every call, and not without both the token and the device type.
+        let mut viewed = identify.clone();
+        viewed["type"] = json!("track");
+        viewed["event"] = json!("Product Viewed");
+        assert!(!mapper.registers_device(&viewed.to_string()), "{name}: Product Viewed is not in `on`");
+        let mut opened = viewed.clone();
+        opened["event"] = json!("Application Opened");
+        assert!(mapper.registers_device(&opened.to_string()), "{name}");
+        let mut no_type = identify.clone();
+        no_type["context"]["device"]["type"] = Value::Null;
+        assert!(!mapper.registers_device(&no_type.to_string()), "{name}");
+        // Without a device id, the token names the device (MoEngage would create one per call).
+        let mut no_id = identify.clone();
+        no_id["context"]["device"]["id"] = Value::Null;
+        mapper.map_device_into(&no_id.to_string(), &mut body, &mut warnings).expect("mapped");
+        assert_eq!(serde_json::from_slice::<Value>(&body).expect("JSON")["device_id"], "apns-9", "{name}");
+    }
+}
+
+#[test]
+fn an_extending_file_changes_the_device_section_key_by_key() {
+    let mapper = extending_retail(
+        "extends: retail.yaml\ndevice:\n  on: [Logged In]\n  attributes:\n    model: null\n    push_preference: {value: true}\n",
+    )
+    .expect("compiles");
+    let call = json!({"type": "track", "event": "Logged In", "user_id": "u1",
+        "context": {"device": {"type": "android", "token": "fcm-1", "model": "Pixel"}}});
+    assert!(mapper.registers_device(&call.to_string()));
+    let (mut body, mut warnings) = (Vec::new(), Vec::new());
+    mapper.map_device_into(&call.to_string(), &mut body, &mut warnings).expect("mapped");
+    let body: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(body["attributes"], json!({"platform": "ANDROID", "push_id": "fcm-1", "push_preference": true}));
+    let mut identify = call.clone();
+    identify["type"] = json!("identify");
+    assert!(!mapper.registers_device(&identify.to_string()), "`on` replaced the base's list");
+}

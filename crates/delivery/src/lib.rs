@@ -140,6 +140,21 @@ pub fn map(
     body: &mut Vec<u8>,
     warnings: &mut Vec<Warning>,
 ) -> Result<(), Fate> {
+    mapped_with(line, body, warnings, |body, warnings| mapper.map_into(line, received_at, body, warnings).map(drop))
+}
+
+/// Maps the device registration that a delivered call (one [`Mapper::registers_device`] accepted)
+/// asked for, as [`map`] maps a call.
+pub fn map_device(mapper: &Mapper, line: &str, body: &mut Vec<u8>, warnings: &mut Vec<Warning>) -> Result<(), Fate> {
+    mapped_with(line, body, warnings, |body, warnings| mapper.map_device_into(line, body, warnings))
+}
+
+fn mapped_with(
+    line: &str,
+    body: &mut Vec<u8>,
+    warnings: &mut Vec<Warning>,
+    map: impl FnOnce(&mut Vec<u8>, &mut Vec<Warning>) -> Result<(), blueprint::Drop>,
+) -> Result<(), Fate> {
     body.clear();
     warnings.clear();
     if line.trim().is_empty() {
@@ -150,11 +165,9 @@ pub fn map(
     }
     // A panic while mapping is a bug in Signal (or a library it uses) that one event's data
     // triggered: that event fails with a code saying so, and the worker goes on with the rest.
-    let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        mapper.map_into(line, received_at, body, warnings)
-    }));
+    let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map(body, warnings)));
     match mapped {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(())) => Ok(()),
         Ok(Err(drop)) => Err(Fate::dropped(drop.code.as_str(), drop.reason)),
         Err(_) => {
             body.clear();

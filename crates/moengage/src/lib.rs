@@ -163,6 +163,8 @@ pub enum RequestKind {
     Customer,
     /// The merge API, which merges one user into another: `{"merge_data":[...]}`.
     Merge,
+    /// The device API, which registers a user's device and its push token: `{"type":"device",...}`.
+    Device,
 }
 
 impl RequestKind {
@@ -170,6 +172,8 @@ impl RequestKind {
     pub fn of_body(body: &[u8]) -> RequestKind {
         if body.starts_with(br#"{"type":"customer""#) {
             RequestKind::Customer
+        } else if body.starts_with(br#"{"type":"device""#) {
+            RequestKind::Device
         } else if body.starts_with(br#"{"merge_data""#) {
             RequestKind::Merge
         } else {
@@ -240,6 +244,7 @@ impl Credentials {
             RequestKind::Event => format!("{base}/v1/event/{workspace}"),
             RequestKind::Customer => format!("{base}/v1/customer/{workspace}"),
             RequestKind::Merge => format!("{base}/v1/customer/merge?app_id={workspace}"),
+            RequestKind::Device => format!("{base}/v1/device/{workspace}"),
         }
     }
 
@@ -348,6 +353,7 @@ pub struct MoEngageDestination {
     url: String,
     customer_url: String,
     merge_url: String,
+    device_url: String,
     /// `url` as shown to people: without any `user:password@` a proxy's URL may carry.
     shown_url: String,
     /// The base URL that replaces MoEngage's host (a sandbox, a proxy), when one does; as shown.
@@ -364,6 +370,7 @@ impl MoEngageDestination {
         let url = credentials.url(RequestKind::Event, endpoint_base);
         let customer_url = credentials.url(RequestKind::Customer, endpoint_base);
         let merge_url = credentials.url(RequestKind::Merge, endpoint_base);
+        let device_url = credentials.url(RequestKind::Device, endpoint_base);
         let rate_limit = sender::RateLimit::per_minute(per_minute.clamp(1, EVENTS_PER_MINUTE));
         let shown_url = without_userinfo(&url);
         MoEngageDestination {
@@ -371,6 +378,7 @@ impl MoEngageDestination {
             url,
             customer_url,
             merge_url,
+            device_url,
             shown_url,
             endpoint_base: endpoint_base.map(without_userinfo),
             rate_limit,
@@ -440,6 +448,7 @@ impl sender::Destination for MoEngageDestination {
             RequestKind::Event => &self.url,
             RequestKind::Customer => &self.customer_url,
             RequestKind::Merge => &self.merge_url,
+            RequestKind::Device => &self.device_url,
         };
         let mut request = client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Ok(mut authorization) =

@@ -93,14 +93,17 @@ struct Profile {
     actions: Vec<Value>,
     /// The users merged into this one, oldest first.
     merged_users: Vec<String>,
+    /// Devices registered through the device API, as sent (`device_id` and `attributes`).
+    devices: Vec<Value>,
 }
 
-/// The three APIs the sandbox answers, as MoEngage does; one limit per workspace covers them all.
+/// The APIs the sandbox answers, as MoEngage does; one limit per workspace covers them all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Api {
     Event,
     Customer,
     Merge,
+    Device,
 }
 
 #[derive(Default)]
@@ -123,6 +126,7 @@ struct Shared {
     accepted: AtomicU64,
     accepted_customers: AtomicU64,
     accepted_merges: AtomicU64,
+    accepted_devices: AtomicU64,
     dropped_before_accept: AtomicU64,
     dropped_after_accept: AtomicU64,
     by_status: Mutex<HashMap<u16, u64>>,
@@ -162,6 +166,7 @@ pub fn router(config: SandboxConfig) -> Router {
         accepted: AtomicU64::new(0),
         accepted_customers: AtomicU64::new(0),
         accepted_merges: AtomicU64::new(0),
+        accepted_devices: AtomicU64::new(0),
         dropped_before_accept: AtomicU64::new(0),
         dropped_after_accept: AtomicU64::new(0),
         by_status: Mutex::default(),
@@ -170,6 +175,7 @@ pub fn router(config: SandboxConfig) -> Router {
         .route("/v1/event/{workspace_id}", post(track))
         .route("/v1/customer/merge", post(merge))
         .route("/v1/customer/{workspace_id}", post(customer_update))
+        .route("/v1/device/{workspace_id}", post(device_update))
         .route("/sandbox/workspaces/{workspace_id}/merges", get(merges))
         .route("/sandbox/workspaces/{workspace_id}/customers/{customer_id}", get(customer))
         .route("/sandbox/workspaces/{workspace_id}/customers/{customer_id}/actions", get(actions))
@@ -237,6 +243,15 @@ async fn customer_update(
     body: Bytes,
 ) -> Response {
     counted(&shared, Api::Customer, &workspace_id, &headers, &body).await
+}
+
+async fn device_update(
+    State(shared): State<Arc<Shared>>,
+    Path(workspace_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    counted(&shared, Api::Device, &workspace_id, &headers, &body).await
 }
 
 #[derive(Deserialize)]
@@ -345,6 +360,7 @@ async fn answer(shared: &Shared, api: Api, workspace_id: &str, headers: &HeaderM
         Api::Event => accept_event(shared, workspace_id, body, payload).await,
         Api::Customer => accept_customer(shared, workspace_id, body, payload).await,
         Api::Merge => accept_merge(shared, workspace_id, payload).await,
+        Api::Device => accept_device(shared, workspace_id, payload).await,
     };
     if let Err(refused) = accepted {
         return refused;
@@ -444,6 +460,42 @@ async fn accept_merge(shared: &Shared, workspace_id: &str, payload: Value) -> Re
             profile.merged_users.push(merged);
         }
     }
+    keep_body(shared, workspace_id, payload).await;
+    Ok(())
+}
+
+/// The device API: `{"type":"device","customer_id":...,"device_id":...,"attributes":{"platform":...,
+/// "push_id":...}}` adds or updates a device of an existing customer (MoEngage creates devices for
+/// existing users only); a device with the same `device_id` is updated, one without is new.
+async fn accept_device(shared: &Shared, workspace_id: &str, payload: Value) -> Result<(), Response> {
+    if payload.get("type").and_then(Value::as_str) != Some("device") {
+        return Err(fail(StatusCode::BAD_REQUEST, "ValidationError", "type must be `device` for the device API"));
+    }
+    let customer_id = required_text(&payload, "customer_id")?;
+    let Some(attributes) = payload.get("attributes").and_then(Value::as_object) else {
+        return Err(fail(StatusCode::BAD_REQUEST, "ValidationError", "attributes must be an object"));
+    };
+    let platform = attributes.get("platform").and_then(Value::as_str).unwrap_or_default();
+    if !["ANDROID", "iOS", "web"].contains(&platform) {
+        return Err(fail(StatusCode::BAD_REQUEST, "ValidationError", "attributes.platform must be ANDROID, iOS or web"));
+    }
+    if attributes.get("push_id").and_then(Value::as_str).is_none_or(str::is_empty) {
+        return Err(fail(StatusCode::BAD_REQUEST, "MissingAttributeError", "push_id is not found in the payload"));
+    }
+    within_limit(shared, workspace_id, 1).await?;
+    {
+        let mut store = shared.store.lock().await;
+        let Some(profile) = store.get_mut(&(workspace_id.to_owned(), customer_id)) else {
+            return Err(fail(StatusCode::BAD_REQUEST, "ValidationError", "devices can be created for existing users only"));
+        };
+        let device = json!({"device_id": payload.get("device_id").cloned().unwrap_or(Value::Null), "attributes": attributes});
+        let same = |kept: &Value| !device["device_id"].is_null() && kept["device_id"] == device["device_id"];
+        match profile.devices.iter_mut().find(|kept| same(kept)) {
+            Some(kept) => *kept = device,
+            None => profile.devices.push(device),
+        }
+    }
+    shared.accepted_devices.fetch_add(1, Ordering::Relaxed);
     keep_body(shared, workspace_id, payload).await;
     Ok(())
 }
@@ -561,6 +613,7 @@ async fn customer(
         "attributes": profile.attributes,
         "actions": profile.actions,
         "merged_users": profile.merged_users,
+        "devices": profile.devices,
     }))
     .into_response()
 }
@@ -734,6 +787,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
         "accepted_actions": shared.accepted.load(Ordering::Relaxed),
         "accepted_customer_updates": shared.accepted_customers.load(Ordering::Relaxed),
         "accepted_merges": shared.accepted_merges.load(Ordering::Relaxed),
+        "accepted_devices": shared.accepted_devices.load(Ordering::Relaxed),
         "dropped_before_accept": shared.dropped_before_accept.load(Ordering::Relaxed),
         "dropped_after_accept": shared.dropped_after_accept.load(Ordering::Relaxed),
         "by_status": by_status,

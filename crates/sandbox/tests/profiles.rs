@@ -103,3 +103,50 @@ async fn one_limit_covers_the_three_apis_of_a_workspace() {
     assert_eq!(status, 429, "{answer}");
     assert_eq!(post(&base, "/v1/event/WS1", "WS1", &event("u1", "B")).await.0, 429);
 }
+
+#[tokio::test]
+async fn the_device_api_registers_a_device_of_an_existing_customer() {
+    let base = start(config()).await;
+    let device = |customer: &str, device_id: Option<&str>, attributes: Value| {
+        let mut body = json!({"type": "device", "customer_id": customer, "attributes": attributes});
+        if let Some(id) = device_id {
+            body["device_id"] = json!(id);
+        }
+        body
+    };
+    let android = json!({"platform": "ANDROID", "push_id": "fcm-1", "model": "Pixel 8", "app_version": "2.3.1"});
+    // MoEngage creates devices for existing users only.
+    let (status, answer) = post(&base, "/v1/device/WS1", "WS1", &device("nobody", Some("d1"), android.clone())).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(post(&base, "/v1/event/WS1", "WS1", &event("u1", "Application Installed")).await.0, 200);
+    let (status, answer) = post(&base, "/v1/device/WS1", "WS1", &device("u1", Some("d1"), android.clone())).await;
+    assert_eq!((status, &answer["status"]), (200, &json!("success")), "{answer}");
+    // The same device_id is updated, not added.
+    let mut newer = android.clone();
+    newer["push_id"] = json!("fcm-2");
+    assert_eq!(post(&base, "/v1/device/WS1", "WS1", &device("u1", Some("d1"), newer)).await.0, 200);
+    let ios = json!({"platform": "iOS", "push_id": "apns-1"});
+    assert_eq!(post(&base, "/v1/device/WS1", "WS1", &device("u1", Some("d2"), ios)).await.0, 200);
+    let (_, profile) = get(&base, "/sandbox/workspaces/WS1/customers/u1").await;
+    assert_eq!(
+        profile["devices"],
+        json!([{"device_id": "d1", "attributes": {"platform": "ANDROID", "push_id": "fcm-2", "model": "Pixel 8", "app_version": "2.3.1"}},
+               {"device_id": "d2", "attributes": {"platform": "iOS", "push_id": "apns-1"}}])
+    );
+
+    // MoEngage's 400s: the type, a platform it does not name, no push_id, no attributes.
+    for (body, says) in [
+        (json!({"type": "customer", "customer_id": "u1", "attributes": android}), "type must be `device`"),
+        (device("u1", None, json!({"platform": "android", "push_id": "x"})), "ANDROID, iOS or web"),
+        (device("u1", None, json!({"platform": "web"})), "push_id is not found"),
+        (json!({"type": "device", "customer_id": "u1"}), "attributes must be an object"),
+        (json!({"type": "device", "attributes": {"platform": "web", "push_id": "x"}}), "customer_id is not found"),
+    ] {
+        let (status, answer) = post(&base, "/v1/device/WS1", "WS1", &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"]["message"].as_str().is_some_and(|message| message.contains(says)), "{body}: {answer}");
+    }
+    let (_, stats) = get(&base, "/sandbox/stats").await;
+    assert_eq!(stats["accepted_devices"], 3, "{stats}");
+    assert_eq!(post(&base, "/v1/device/WS1", "nobody", &device("u1", None, json!({"platform": "web", "push_id": "x"}))).await.0, 401);
+}

@@ -10,7 +10,7 @@ use blueprint::Mapper;
 use config::Integration;
 use delivery::Fate;
 use sender::{Destination, HttpSender};
-use store::{AttemptRecord, Claimed, Outcome, Queue, RetryNote, State};
+use store::{AttemptRecord, Claimed, Labels, NewEvent, Outcome, Queue, RetryNote, State};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -23,10 +23,16 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The largest claim: the queue is read in slices, never whole.
 const CLAIM_SLICE: usize = 256;
 
+/// The call type recorded for a device registration that a delivered call asked for: a row of its
+/// own in the queue (and the Event Debugger), mapped by the blueprint's `device:` section.
+pub const DEVICE_REGISTRATION: &str = "device";
+
 /// A pipeline as a worker runs it.
 pub struct PipelineWorker {
     /// Its name.
     pub name: String,
+    /// The source whose events it delivers.
+    pub source: String,
     /// Its blueprint with the pipeline's settings.
     pub mapper: Mapper,
 }
@@ -68,7 +74,7 @@ impl IntegrationWorker {
                     mapper = mapper.with_enabled(enabled.iter().cloned());
                 }
                 mapper.warm_up();
-                PipelineWorker { name: pipeline.name.clone(), mapper }
+                PipelineWorker { name: pipeline.name.clone(), source: pipeline.source.clone(), mapper }
             })
             .collect();
         IntegrationWorker {
@@ -85,6 +91,8 @@ struct InFlight {
     claimed: Claimed,
     body: Vec<u8>,
     warnings: Option<String>,
+    /// Once delivered, the device registration the call asks for, to queue.
+    follow_up: Option<NewEvent>,
 }
 
 /// Runs a worker until `stop` turns true; then lets deliveries in flight finish for up to
@@ -102,6 +110,7 @@ pub async fn run<Q: Queue>(
     let mut in_flight: JoinSet<Fate> = JoinSet::new();
     let mut events: HashMap<tokio::task::Id, InFlight> = HashMap::new();
     let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut follow_ups: Vec<NewEvent> = Vec::new();
     let mut paused = false;
     let mut next_pipeline = 0usize;
     let (mut body, mut warnings) = (Vec::new(), Vec::new());
@@ -136,7 +145,13 @@ pub async fn run<Q: Queue>(
                     let received_at = jiff::Timestamp::from_millisecond(event.received_at_ms)
                         .unwrap_or_else(|_| jiff::Timestamp::now());
                     warnings.clear();
-                    match delivery::map(&pipeline.mapper, &event.payload, received_at, &mut body, &mut warnings) {
+                    let registration = event.call_type.as_deref() == Some(DEVICE_REGISTRATION);
+                    let mapped = if registration {
+                        delivery::map_device(&pipeline.mapper, &event.payload, &mut body, &mut warnings)
+                    } else {
+                        delivery::map(&pipeline.mapper, &event.payload, received_at, &mut body, &mut warnings)
+                    };
+                    match mapped {
                         Err(fate) => {
                             settled_at_once += 1;
                             let state = if fate.state == delivery::State::Dropped {
@@ -179,7 +194,9 @@ pub async fn run<Q: Queue>(
                             let warnings = (!warnings.is_empty()).then(|| {
                                 warnings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
                             });
-                            events.insert(handle.id(), InFlight { claimed: event, body: request, warnings });
+                            let follow_up = (!registration && pipeline.mapper.registers_device(&event.payload))
+                                .then(|| device_registration(&event, &pipeline.source));
+                            events.insert(handle.id(), InFlight { claimed: event, body: request, warnings, follow_up });
                         }
                     }
                 }
@@ -190,11 +207,11 @@ pub async fn run<Q: Queue>(
             }
         }
         while let Some(done) = in_flight.try_join_next_with_id() {
-            outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused));
+            outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused, &mut follow_ups));
         }
         note_retries(&shared, None, &mut retries_noted).await;
         if !outcomes.is_empty() {
-            record(&shared, std::mem::take(&mut outcomes)).await;
+            record(&shared, std::mem::take(&mut outcomes), std::mem::take(&mut follow_ups)).await;
         }
         if settled_at_once > 0 {
             tokio::task::yield_now().await;
@@ -202,10 +219,10 @@ pub async fn run<Q: Queue>(
         }
         tokio::select! {
             Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
-                outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused));
+                outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused, &mut follow_ups));
                 // Collect what else has finished, so that outcomes share a commit.
                 while let Some(done) = in_flight.try_join_next_with_id() {
-                    outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused));
+                    outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused, &mut follow_ups));
                 }
             }
             Some(note) = retries_noted.recv() => note_retries(&shared, Some(note), &mut retries_noted).await,
@@ -218,7 +235,7 @@ pub async fn run<Q: Queue>(
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     while !in_flight.is_empty() {
         match tokio::time::timeout_at(deadline, in_flight.join_next_with_id()).await {
-            Ok(Some(done)) => outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused)),
+            Ok(Some(done)) => outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused, &mut follow_ups)),
             Ok(None) => {}
             Err(_) => {
                 in_flight.abort_all();
@@ -228,7 +245,7 @@ pub async fn run<Q: Queue>(
     }
     note_retries(&shared, None, &mut retries_noted).await;
     if !outcomes.is_empty() {
-        record(&shared, outcomes).await;
+        record(&shared, outcomes, follow_ups).await;
     }
     let unfinished: Vec<i64> = events.values().map(|event| event.claimed.id).collect();
     if !unfinished.is_empty() {
@@ -247,10 +264,34 @@ fn finished<Q: Queue>(
     events: &mut HashMap<tokio::task::Id, InFlight>,
     done: Result<(tokio::task::Id, Fate), tokio::task::JoinError>,
     paused: &mut bool,
+    follow_ups: &mut Vec<NewEvent>,
 ) -> Option<Outcome> {
     let (id, fate) = done.ok()?;
-    let event = events.remove(&id)?;
-    Some(settle(worker, shared, event, fate, paused))
+    let mut event = events.remove(&id)?;
+    let follow_up = event.follow_up.take();
+    let outcome = settle(worker, shared, event, fate, paused);
+    if outcome.state == State::Delivered {
+        follow_ups.extend(follow_up);
+    }
+    Some(outcome)
+}
+
+/// The device registration a call asks for, as a queue row of its own: the call's payload, under
+/// a `message_id` of its own so that a call delivered twice registers its device once.
+fn device_registration(call: &Claimed, source: &str) -> NewEvent {
+    NewEvent {
+        source: source.to_owned(),
+        pipeline: call.pipeline.clone(),
+        message_id: format!("{}:{DEVICE_REGISTRATION}", call.message_id),
+        received_at_ms: now_ms(),
+        payload: call.payload.clone(),
+        labels: Labels {
+            call_type: Some(DEVICE_REGISTRATION.to_owned()),
+            event: Some("device registration".to_owned()),
+            customer_id: call.user_id.clone(),
+        },
+        dropped: None,
+    }
 }
 
 /// Records the retries noted so far: before the outcomes that follow them, so that a later retry
@@ -271,11 +312,24 @@ async fn note_retries<Q: Queue>(
     }
 }
 
-async fn record<Q: Queue>(shared: &Shared<Q>, outcomes: Vec<Outcome>) {
+/// Records outcomes, then queues what the delivered ones asked for (device registrations).
+async fn record<Q: Queue>(shared: &Shared<Q>, outcomes: Vec<Outcome>, follow_ups: Vec<NewEvent>) {
     let count = outcomes.len();
     if let Err(error) = shared.queue.finish(outcomes).await {
-        // The events stay claimed: the next start makes them pending again, so they are retried.
+        // The events stay claimed: the next start makes them pending again, so they are retried
+        // (and ask for their follow-ups again).
         tracing::error!(%error, events = count, "could not record outcomes");
+        return;
+    }
+    if follow_ups.is_empty() {
+        return;
+    }
+    let window = shared.config().dedupe_window;
+    let queued = follow_ups.len();
+    match shared.queue.enqueue(follow_ups, window).await {
+        Ok(_) => shared.wake_workers(),
+        // A registration is asked for again by the device's next call that carries its token.
+        Err(error) => tracing::warn!(%error, registrations = queued, "could not queue device registrations"),
     }
 }
 
