@@ -156,8 +156,11 @@ async fn serve(args: &ServeArgs) -> ExitCode {
             tracing::warn!(source = %source.name, "no pipeline takes this source's events: they are accepted and not delivered");
         }
     }
-    match server::run(config, queue, listeners, stop, Some(reloading)).await {
+    match server::run(config, queue.clone(), listeners, stop, Some(reloading)).await {
         Ok(()) => {
+            if let Err(error) = queue.close().await {
+                tracing::warn!(%error, "the store's write-ahead log was left to be replayed at the next start");
+            }
             tracing::info!("stopped cleanly");
             ExitCode::SUCCESS
         }

@@ -58,6 +58,17 @@ pub async fn open(storage: &Storage) -> Result<(AnyQueue, Recovered), StoreError
     }
 }
 
+impl AnyQueue {
+    /// What a clean stop does to the store: SQLite's write-ahead log is copied into the file and
+    /// emptied; PostgreSQL needs nothing.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.checkpoint().await,
+            AnyQueue::Postgres(_) => Ok(()),
+        }
+    }
+}
+
 impl Queue for AnyQueue {
     async fn enqueue(&self, events: Vec<NewEvent>, dedupe_window: Duration) -> Result<Enqueued, StoreError> {
         match self {

@@ -44,6 +44,8 @@ enum Request {
     ResumePaused { pipelines: Vec<String>, reply: oneshot::Sender<Result<u64, String>> },
     Prune { retention: Retention, step: usize, reply: oneshot::Sender<Result<Pruned, String>> },
     RememberTraits { workspace: String, changes: Vec<TraitChange>, reply: oneshot::Sender<Result<(), String>> },
+    /// Outside any transaction: copies the write-ahead log into the file and empties it.
+    Checkpoint { reply: oneshot::Sender<Result<(), String>> },
 }
 
 /// A read for the debugger, run on the reading connection.
@@ -160,6 +162,14 @@ impl SqliteQueue {
         let gone = || StoreError { doing, cause: "the storage thread has stopped".into() };
         self.requests.send(request(reply)).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?.map_err(|cause| StoreError { doing, cause })
+    }
+}
+
+impl SqliteQueue {
+    /// Copies the write-ahead log into the database file and empties it, as a clean stop should
+    /// leave the file: whole, with nothing beside it to replay.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.ask("checkpointing the database", |reply| Request::Checkpoint { reply }).await
     }
 }
 
@@ -378,13 +388,30 @@ fn serve(
     let mut commits = 0u64;
     // The longest dedupe window asked for: `seen` entries older than it can go.
     let mut longest_window = Duration::ZERO;
-    while let Some(first) = requests.blocking_recv() {
+    let mut next: Option<Request> = None;
+    loop {
+        let first = match next.take() {
+            Some(request) => request,
+            None => match requests.blocking_recv() {
+                Some(request) => request,
+                None => break,
+            },
+        };
+        if let Request::Checkpoint { reply } = first {
+            let done = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(|error| error.to_string());
+            let _ = reply.send(done);
+            continue;
+        }
         if let Request::Enqueue { window, .. } = &first {
             longest_window = longest_window.max(*window);
         }
         let mut group = vec![first];
         while group.len() < GROUP_LIMIT {
             match requests.try_recv() {
+                Ok(request @ Request::Checkpoint { .. }) => {
+                    next = Some(request);
+                    break;
+                }
                 Ok(request) => {
                     if let Request::Enqueue { window, .. } = &request {
                         longest_window = longest_window.max(*window);
@@ -432,9 +459,10 @@ fn unanswered(request: Request) -> Reply {
     match request {
         Request::Enqueue { reply, .. } => Reply::Enqueue(reply, Err(String::new())),
         Request::Claim { reply, .. } => Reply::Claim(reply, Err(String::new())),
-        Request::Finish { reply, .. } | Request::Release { reply, .. } | Request::RememberTraits { reply, .. } => {
-            Reply::Unit(reply, Err(String::new()))
-        }
+        Request::Finish { reply, .. }
+        | Request::Release { reply, .. }
+        | Request::RememberTraits { reply, .. }
+        | Request::Checkpoint { reply } => Reply::Unit(reply, Err(String::new())),
         Request::Depth { reply } => Reply::Depth(reply, Err(String::new())),
         Request::Recent { reply, .. } => Reply::Recent(reply, Err(String::new())),
         Request::NoteRetrying { reply, .. } => Reply::Unit(reply, Err(String::new())),
@@ -527,6 +555,8 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
             Reply::Unit(reply, isolated(transaction, |c| remember_traits(c, &workspace, &changes)))
         }
         Request::Depth { reply } => Reply::Depth(reply, isolated(transaction, depth)),
+        // The writer runs it outside transactions; never grouped into one.
+        Request::Checkpoint { reply } => Reply::Unit(reply, Err("a checkpoint cannot run inside a transaction".into())),
         Request::Recent { limit, reply } => Reply::Recent(reply, isolated(transaction, |c| recent(c, limit))),
     }
 }
