@@ -124,6 +124,7 @@ fn map_stream(
     let mut line = Vec::new();
     let mut body = Vec::new();
     let mut warnings = Vec::new();
+    let mut asks = blueprint::Asks::default();
     let mut number = 0usize;
     loop {
         line.clear();
@@ -142,7 +143,7 @@ fn map_stream(
             Ok(text) => {
                 warnings.clear();
                 let received_at = received_at.unwrap_or_else(jiff::Timestamp::now);
-                mapper.map_into(text, received_at, &mut body, &mut warnings)
+                mapper.map_asking(text, received_at, &mut body, &mut warnings, Some(&mut asks))
             }
             Err(error) => Err(Drop {
                 code: DropCode::InvalidEvent,
@@ -156,8 +157,8 @@ fn map_stream(
                     eprintln!("line {number}: {warning}");
                 }
                 // A device registration is a request of its own, sent once the call is delivered.
-                if let Ok(text) = std::str::from_utf8(&line)
-                    && mapper.registers_device(text)
+                if asks.registers_device
+                    && let Ok(text) = std::str::from_utf8(&line)
                 {
                     let mut registration = Vec::new();
                     match mapper.map_device_into(text, &mut registration, &mut warnings) {

@@ -3,11 +3,13 @@
 //! measured pass's instructions under valgrind, which, unlike time, does not vary with the machine's
 //! load.
 //!
-//! `cargo run --release -p blueprint --example map_corpus -- (map|map-objects|map-remember|baseline) CORPUS [BLUEPRINT]`
+//! `cargo run --release -p blueprint --example map_corpus -- (map|map-objects|map-remember|map-serve|baseline) CORPUS [BLUEPRINT]`
 //!
 //! `map` maps for a workspace without MoEngage's object data type (the default: objects are
 //! flattened), `map-objects` for one with it (objects pass; only the limits are checked),
-//! `map-remember` as `map` with each user's traits remembered, as `signal map` does.
+//! `map-remember` as `map` with each user's traits remembered, as `signal map` does; `map-serve`
+//! as `map` plus what `signal serve`'s worker asks of each delivered event (whether it registers a
+//! device, whether it is a login to merge).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -48,7 +50,7 @@ fn pass(work: &Work, lines: &[&str]) -> usize {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(corpus)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: map_corpus (map|map-objects|map-remember|baseline) CORPUS [BLUEPRINT]");
+        eprintln!("usage: map_corpus (map|map-objects|map-remember|map-serve|baseline) CORPUS [BLUEPRINT]");
         return ExitCode::from(2);
     };
     let text = match std::fs::read_to_string(corpus) {
@@ -66,7 +68,7 @@ fn main() -> ExitCode {
                 let _ = serde_json::to_writer(&mut *sink, &value);
             }
         }),
-        "map" | "map-objects" | "map-remember" => {
+        "map" | "map-objects" | "map-remember" | "map-serve" => {
             let compiled = match blueprint::compile_file(Path::new(blueprint_path)) {
                 Ok(compiled) => compiled,
                 Err(diagnostics) => {
@@ -81,19 +83,25 @@ fn main() -> ExitCode {
                 mapper = mapper.with_memory(Arc::new(blueprint::RunMemory::default()));
             }
             mapper.warm_up();
+            let serving = mode == "map-serve";
             let body = std::cell::RefCell::new(Vec::new());
             let warnings = std::cell::RefCell::new(Vec::new());
             Box::new(move |line, sink| {
                 let (mut body, mut warnings) = (body.borrow_mut(), warnings.borrow_mut());
                 warnings.clear();
-                match mapper.map_into(line, jiff::Timestamp::now(), &mut body, &mut warnings) {
-                    Ok(_) => sink.extend_from_slice(&body),
+                let mut asks = blueprint::Asks::default();
+                let asking = serving.then_some(&mut asks);
+                match mapper.map_asking(line, jiff::Timestamp::now(), &mut body, &mut warnings, asking) {
+                    Ok(_) => {
+                        sink.extend_from_slice(&body);
+                        std::hint::black_box(&asks);
+                    }
                     Err(drop) => sink.extend_from_slice(drop.to_json().as_bytes()),
                 }
             })
         }
         other => {
-            eprintln!("unknown mode {other}: use map, map-objects, map-remember or baseline");
+            eprintln!("unknown mode {other}: use map, map-objects, map-remember, map-serve or baseline");
             return ExitCode::from(2);
         }
     };

@@ -125,6 +125,7 @@ struct Layer {
     customer: Option<LayerCustomer>,
     device: Option<LayerDevice>,
     merge: Option<bool>,
+    merge_anonymous: Option<bool>,
 }
 
 /// One file's `device:` section, before merging with the base's.
@@ -459,7 +460,7 @@ impl Compiler {
     /// Translates a schema error to diagnostics; returns the pointers to prune before typing.
     /// Compiles one file's content: paths, constants, and the checks a schema cannot express.
     fn layer(&mut self, context: &FileContext<'_>, file: &BlueprintFile) -> Layer {
-        let mut layer = Layer { merge: file.merge, ..Layer::default() };
+        let mut layer = Layer { merge: file.merge, merge_anonymous: file.merge_anonymous, ..Layer::default() };
         if let Some(platform) = &file.platform {
             layer.platform = self.platform(context, "/platform", platform);
         }
@@ -731,6 +732,7 @@ impl Compiler {
             merged.app = merge_entries(merged.app, layer.app);
             merged.customer_id = layer.customer_id.or(merged.customer_id);
             merged.merge = layer.merge.or(merged.merge);
+            merged.merge_anonymous = layer.merge_anonymous.or(merged.merge_anonymous);
             merged.user_identifiers = merge_entries(merged.user_identifiers, layer.user_identifiers);
             merged.user_attributes = merge_entries(merged.user_attributes, layer.user_attributes);
             merged.customer = match (merged.customer.take(), layer.customer) {
@@ -770,6 +772,7 @@ impl Compiler {
         let Some(customer_id) = merged.customer_id else {
             return Err(Diagnostics(Vec::new()));
         };
+        let falls_back = falls_back_to_anonymous(&customer_id);
         let platform = merged.platform.unwrap_or_else(|| CompiledSource {
             origin: Origin::Constant("\"web\"".into()),
             transform: None,
@@ -799,7 +802,18 @@ impl Compiler {
             customer: merged.customer.map(LayerCustomer::compiled),
             device: merged.device.map(LayerDevice::compiled),
             merge: merged.merge.unwrap_or(false),
+            merge_anonymous: merged.merge_anonymous.unwrap_or(falls_back),
         })
+    }
+}
+
+/// Whether a `customer_id` source gives the anonymous id when an earlier path finds nothing.
+fn falls_back_to_anonymous(customer_id: &CompiledSource) -> bool {
+    match &customer_id.origin {
+        Origin::Paths(paths) => paths.iter().skip(1).any(|path| {
+            matches!(path, FieldPath::Direct { root, steps, .. } if &**root == "anonymous_id" && steps.is_empty())
+        }),
+        Origin::Constant(_) => false,
     }
 }
 

@@ -275,8 +275,26 @@ impl Mapper {
         out: &mut Vec<u8>,
         warnings: &mut Vec<Warning>,
     ) -> Result<String, Drop> {
+        self.map_asking(line, received_at, out, warnings, None)
+    }
+
+    /// Like [`Mapper::map_into`], also saying in `asks` what the call asks for once it is
+    /// delivered — a device registration, the merge of a login — read from the event as it is
+    /// mapped rather than read again.
+    pub fn map_asking(
+        &self,
+        line: &str,
+        received_at: Timestamp,
+        out: &mut Vec<u8>,
+        warnings: &mut Vec<Warning>,
+        asks: Option<&mut Asks>,
+    ) -> Result<String, Drop> {
         out.clear();
         let event = Event::parse(line).map_err(|invalid| Drop::new(DropCode::InvalidEvent, invalid.message))?;
+        if let Some(asks) = asks {
+            asks.registers_device = self.blueprint.registers_device_on(&event.name) && device_of(&event).is_some();
+            asks.login = self.blueprint.merge_anonymous.then(|| login(&event)).flatten();
+        }
         match event.call {
             CallType::Group => {
                 return Err(Drop::new(
@@ -378,6 +396,36 @@ impl Mapper {
         out.extend_from_slice(b"}]}");
         within_body_limit(out)?;
         Ok(action.into_owned())
+    }
+
+    /// Who a call is, for the automatic merge at login, when the blueprint merges anonymous
+    /// customers and the call carries an `anonymous_id`: that id, and its `user_id` when it has one
+    /// (a login, when the two differ). A call without a `user_id` is delivered under the anonymous
+    /// id.
+    pub fn login_of(&self, line: &str) -> Option<Login> {
+        if !self.blueprint.merge_anonymous {
+            return None;
+        }
+        login(&Event::parse(line).ok()?)
+    }
+
+    /// The merge a login asked for (`line` is the login's call):
+    /// `{"merge_data":[{"merged_user":<anonymous_id>,"retained_user":<user_id>}]}`, into `out`.
+    pub fn map_automatic_merge_into(&self, line: &str, out: &mut Vec<u8>) -> Result<(), Drop> {
+        out.clear();
+        let login = self.login_of(line);
+        let Some(Login { anonymous_id, user_id: Some(user_id) }) = login else {
+            return Err(Drop::new(
+                DropCode::InvalidEvent,
+                "an automatic merge needs a call with both `user_id` and `anonymous_id`, and a blueprint that merges anonymous customers",
+            ));
+        };
+        out.extend_from_slice(b"{\"merge_data\":[{\"merged_user\":");
+        write_str(out, &anonymous_id);
+        out.extend_from_slice(b",\"retained_user\":");
+        write_str(out, &user_id);
+        out.extend_from_slice(b"}]}");
+        Ok(())
     }
 
     /// Whether the call `line` registers its device, besides what it sends itself: the blueprint
@@ -591,6 +639,30 @@ impl Mapper {
         within_body_limit(out)?;
         Ok("alias".to_owned())
     }
+}
+
+/// What a call asks for once it is delivered (see [`Mapper::map_asking`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Asks {
+    /// It carries a push token the blueprint registers as a device.
+    pub registers_device: bool,
+    /// Who it is, when the blueprint merges anonymous customers at login.
+    pub login: Option<Login>,
+}
+
+fn login(event: &Event<'_>) -> Option<Login> {
+    let anonymous_id = event.field("anonymous_id").and_then(user_text).filter(|id| !id.is_empty())?;
+    let user_id = event.field("user_id").and_then(user_text).filter(|id| !id.is_empty() && *id != anonymous_id);
+    Some(Login { anonymous_id, user_id })
+}
+
+/// Who a call is, for the automatic merge at login (see [`Mapper::login_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// Its `anonymous_id`.
+    pub anonymous_id: String,
+    /// Its `user_id`, when it has one other than the anonymous id.
+    pub user_id: Option<String>,
 }
 
 /// The push token and device type a call carries, when it carries both as text.

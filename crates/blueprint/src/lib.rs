@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 pub use compile::{PRESETS, compile_file, compile_file_within, compile_preset, compile_str};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
-pub use interpret::{Drop, DropCode, Mapped, Mapper, Outcome, Warning, WarningCode, user_text};
+pub use interpret::{Asks, Drop, DropCode, Login, Mapped, Mapper, Outcome, Warning, WarningCode, user_text};
 pub use memory::{RunMemory, TraitMemory};
 pub use model::{Transform, blueprint_schema};
 pub use phone::{PhoneNormaliser, PhoneRegion};
@@ -54,6 +54,8 @@ pub struct Blueprint {
     device: Option<CompiledDevice>,
     /// Whether alias calls merge users.
     merge: bool,
+    /// Whether a login merges the anonymous customer it was before.
+    merge_anonymous: bool,
 }
 
 impl Blueprint {
@@ -83,6 +85,11 @@ impl Blueprint {
     /// Whether alias calls merge users through MoEngage's merge API.
     pub fn merges_users(&self) -> bool {
         self.merge
+    }
+
+    /// Whether a login merges the anonymous customer it was before (see [`Mapper::login_of`]).
+    pub fn merges_anonymous(&self) -> bool {
+        self.merge_anonymous
     }
 
     /// Whether calls named `name` (`identify`, `Application Opened`) register their device.

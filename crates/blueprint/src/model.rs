@@ -58,6 +58,12 @@ pub struct BlueprintFile {
     /// by key.
     pub device: Option<DeviceMapping>,
 
+    /// Whether a login — a call that brings a `user_id` together with an `anonymous_id` that was
+    /// delivered as a `customer_id` before — merges that anonymous customer into the user, once per
+    /// pair, through MoEngage's merge API. Default: `true` when `customer_id` can fall back to
+    /// `$.anonymous_id` (`customer_id: [$.user_id, $.anonymous_id]`), else `false`.
+    pub merge_anonymous: Option<bool>,
+
     /// Whether an `alias` call merges the user it names in `previous_id` into its `user_id`,
     /// through MoEngage's merge API (`POST /v1/customer/merge`). Default: `false`, and alias calls
     /// are dropped with `not_in_blueprint`.

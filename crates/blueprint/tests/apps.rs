@@ -192,3 +192,30 @@ fn an_extending_file_changes_the_device_section_key_by_key() {
     identify["type"] = json!("identify");
     assert!(!mapper.registers_device(&identify.to_string()), "`on` replaced the base's list");
 }
+
+#[test]
+fn a_login_is_known_only_where_anonymous_customers_are_merged() {
+    let login = json!({"type": "identify", "userId": "u1", "anonymousId": "anon-1"}).to_string();
+    for (name, mapper) in presets() {
+        assert!(!mapper.blueprint().merges_anonymous(), "{name}: the presets keep user_id alone");
+        assert_eq!(mapper.login_of(&login), None, "{name}");
+    }
+    let fallback = extending_retail("extends: retail.yaml\nidentity:\n  customer_id: [$.user_id, $.anonymous_id]\n").expect("compiles");
+    assert!(fallback.blueprint().merges_anonymous());
+    assert_eq!(
+        fallback.login_of(&login),
+        Some(blueprint::Login { anonymous_id: "anon-1".into(), user_id: Some("u1".into()) })
+    );
+    let visit = json!({"type": "page", "anonymous_id": "anon-1"}).to_string();
+    assert_eq!(fallback.login_of(&visit), Some(blueprint::Login { anonymous_id: "anon-1".into(), user_id: None }));
+    let mut body = Vec::new();
+    fallback.map_automatic_merge_into(&login, &mut body).expect("a merge");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("JSON"),
+        json!({"merge_data": [{"merged_user": "anon-1", "retained_user": "u1"}]})
+    );
+    assert!(fallback.map_automatic_merge_into(&visit, &mut body).is_err(), "a visit is no login");
+    let off = extending_retail("extends: retail.yaml\nidentity:\n  customer_id: [$.user_id, $.anonymous_id]\nmerge_anonymous: false\n")
+        .expect("compiles");
+    assert_eq!(off.login_of(&login), None);
+}

@@ -143,10 +143,31 @@ pub fn map(
     mapped_with(line, body, warnings, |body, warnings| mapper.map_into(line, received_at, body, warnings).map(drop))
 }
 
+/// [`map`], also saying in `asks` what the call asks for once delivered (see
+/// [`Mapper::map_asking`]).
+pub fn map_asking(
+    mapper: &Mapper,
+    line: &str,
+    received_at: jiff::Timestamp,
+    body: &mut Vec<u8>,
+    warnings: &mut Vec<Warning>,
+    asks: &mut blueprint::Asks,
+) -> Result<(), Fate> {
+    *asks = blueprint::Asks::default();
+    mapped_with(line, body, warnings, |body, warnings| {
+        mapper.map_asking(line, received_at, body, warnings, Some(asks)).map(drop)
+    })
+}
+
 /// Maps the device registration that a delivered call (one [`Mapper::registers_device`] accepted)
 /// asked for, as [`map`] maps a call.
 pub fn map_device(mapper: &Mapper, line: &str, body: &mut Vec<u8>, warnings: &mut Vec<Warning>) -> Result<(), Fate> {
     mapped_with(line, body, warnings, |body, warnings| mapper.map_device_into(line, body, warnings))
+}
+
+/// Maps the merge a delivered login asked for (see [`Mapper::login_of`]), as [`map`] maps a call.
+pub fn map_automatic_merge(mapper: &Mapper, line: &str, body: &mut Vec<u8>, warnings: &mut Vec<Warning>) -> Result<(), Fate> {
+    mapped_with(line, body, warnings, |body, _| mapper.map_automatic_merge_into(line, body))
 }
 
 fn mapped_with(

@@ -23,6 +23,7 @@ pub struct Metrics {
     retries: Labelled,
     paused: Labelled,
     warnings: Labelled,
+    automatic_merges: Labelled,
     latency: Histogram,
     queue_pending: AtomicU64,
     queue_claimed: AtomicU64,
@@ -101,6 +102,11 @@ impl Metrics {
         self.warnings.add(vec![("pipeline", pipeline.to_owned()), ("code", code.to_owned())], 1);
     }
 
+    /// A login's merge of the anonymous customer it was before, queued.
+    pub fn automatic_merge(&self, pipeline: &str) {
+        self.automatic_merges.add(vec![("pipeline", pipeline.to_owned())], 1);
+    }
+
     /// An event delivered, `latency` after it was received.
     pub fn delivered(&self, pipeline: &str, latency: Duration) {
         self.delivered.add(vec![("pipeline", pipeline.to_owned())], 1);
@@ -176,6 +182,11 @@ impl Metrics {
             &mut out,
             "signal_event_warnings_total",
             "Warnings on events sent, by code: a part cut to what the destination keeps, or left out.",
+        );
+        self.automatic_merges.write(
+            &mut out,
+            "signal_automatic_merges_total",
+            "Anonymous customers merged into the user a login made them, queued, by pipeline.",
         );
         let _ = writeln!(
             out,

@@ -68,6 +68,11 @@ impl Cache {
 }
 
 impl StoredTraits {
+    /// The workspace whose users these are.
+    pub fn workspace(&self) -> &str {
+        &self.workspace
+    }
+
     /// The remembered traits of `workspace`, with room for `capacity` users in memory.
     pub fn new(workspace: impl Into<String>, capacity: usize) -> Self {
         StoredTraits {

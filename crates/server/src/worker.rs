@@ -27,6 +27,11 @@ const CLAIM_SLICE: usize = 256;
 /// own in the queue (and the Event Debugger), mapped by the blueprint's `device:` section.
 pub const DEVICE_REGISTRATION: &str = "device";
 
+/// The call type recorded for the merge a delivered login asked for (an anonymous customer into
+/// the user it became): a row of its own, sent once that anonymous customer's events in flight are
+/// settled.
+pub const AUTOMATIC_MERGE: &str = "merge";
+
 /// A pipeline as a worker runs it.
 pub struct PipelineWorker {
     /// Its name.
@@ -93,6 +98,25 @@ struct InFlight {
     warnings: Option<String>,
     /// Once delivered, the device registration the call asks for, to queue.
     follow_up: Option<NewEvent>,
+    /// Who the call is, when the pipeline merges anonymous customers at login.
+    login: Option<blueprint::Login>,
+}
+
+/// What delivered calls asked for, queued once their outcomes are recorded.
+#[derive(Default)]
+struct FollowUps {
+    /// Device registrations.
+    registrations: Vec<NewEvent>,
+    /// Anonymous ids delivered as customers, per workspace-wide store.
+    anonymous: Vec<String>,
+    /// Logins: (anonymous id, user id) and the merge row to queue if the store gives the pair.
+    logins: Vec<((String, String), NewEvent)>,
+}
+
+impl FollowUps {
+    fn is_empty(&self) -> bool {
+        self.registrations.is_empty() && self.anonymous.is_empty() && self.logins.is_empty()
+    }
 }
 
 /// Runs a worker until `stop` turns true; then lets deliveries in flight finish for up to
@@ -110,13 +134,29 @@ pub async fn run<Q: Queue>(
     let mut in_flight: JoinSet<Fate> = JoinSet::new();
     let mut events: HashMap<tokio::task::Id, InFlight> = HashMap::new();
     let mut outcomes: Vec<Outcome> = Vec::new();
-    let mut follow_ups: Vec<NewEvent> = Vec::new();
+    let mut follow_ups = FollowUps::default();
+    // Merges waiting for their anonymous customer's events in flight to settle.
+    let mut deferred: Vec<(usize, Claimed)> = Vec::new();
     let mut paused = false;
     let mut next_pipeline = 0usize;
     let (mut body, mut warnings) = (Vec::new(), Vec::new());
+    let mut asks = blueprint::Asks::default();
     loop {
         if *stop.borrow() {
             break;
+        }
+        // A merge whose anonymous customer's events have settled goes back to the queue, to be
+        // claimed and sent.
+        if !deferred.is_empty() {
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut deferred)
+                .into_iter()
+                .partition(|(index, merge)| !merging_waits(&events, &worker.pipelines[*index].mapper, &merge.payload));
+            deferred = waiting;
+            if !ready.is_empty()
+                && let Err(error) = shared.queue.release(ready.iter().map(|(_, merge)| merge.id).collect()).await
+            {
+                tracing::warn!(%error, "could not give merges back to the queue; they are claimed again at the next start");
+            }
         }
         // Events settled without a request (dropped by the blueprint) leave room to claim more at
         // once: waiting for a wake-up after each slice would drain a backlog of them slowly.
@@ -146,10 +186,17 @@ pub async fn run<Q: Queue>(
                         .unwrap_or_else(|_| jiff::Timestamp::now());
                     warnings.clear();
                     let registration = event.call_type.as_deref() == Some(DEVICE_REGISTRATION);
+                    let merge = event.call_type.as_deref() == Some(AUTOMATIC_MERGE);
+                    if merge && merging_waits(&events, &pipeline.mapper, &event.payload) {
+                        deferred.push(((next_pipeline + offset) % worker.pipelines.len(), event));
+                        continue;
+                    }
                     let mapped = if registration {
                         delivery::map_device(&pipeline.mapper, &event.payload, &mut body, &mut warnings)
+                    } else if merge {
+                        delivery::map_automatic_merge(&pipeline.mapper, &event.payload, &mut body, &mut warnings)
                     } else {
-                        delivery::map(&pipeline.mapper, &event.payload, received_at, &mut body, &mut warnings)
+                        delivery::map_asking(&pipeline.mapper, &event.payload, received_at, &mut body, &mut warnings, &mut asks)
                     };
                     match mapped {
                         Err(fate) => {
@@ -194,9 +241,11 @@ pub async fn run<Q: Queue>(
                             let warnings = (!warnings.is_empty()).then(|| {
                                 warnings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
                             });
-                            let follow_up = (!registration && pipeline.mapper.registers_device(&event.payload))
+                            let derived = registration || merge;
+                            let follow_up = (!derived && asks.registers_device)
                                 .then(|| device_registration(&event, &pipeline.source));
-                            events.insert(handle.id(), InFlight { claimed: event, body: request, warnings, follow_up });
+                            let login = if derived { None } else { asks.login.take() };
+                            events.insert(handle.id(), InFlight { claimed: event, body: request, warnings, follow_up, login });
                         }
                     }
                 }
@@ -211,7 +260,7 @@ pub async fn run<Q: Queue>(
         }
         note_retries(&shared, None, &mut retries_noted).await;
         if !outcomes.is_empty() {
-            record(&shared, std::mem::take(&mut outcomes), std::mem::take(&mut follow_ups)).await;
+            record(&worker, &shared, std::mem::take(&mut outcomes), std::mem::take(&mut follow_ups)).await;
         }
         if settled_at_once > 0 {
             tokio::task::yield_now().await;
@@ -245,9 +294,10 @@ pub async fn run<Q: Queue>(
     }
     note_retries(&shared, None, &mut retries_noted).await;
     if !outcomes.is_empty() {
-        record(&shared, outcomes, follow_ups).await;
+        record(&worker, &shared, outcomes, follow_ups).await;
     }
-    let unfinished: Vec<i64> = events.values().map(|event| event.claimed.id).collect();
+    let unfinished: Vec<i64> =
+        events.values().map(|event| event.claimed.id).chain(deferred.iter().map(|(_, merge)| merge.id)).collect();
     if !unfinished.is_empty() {
         tracing::info!(integration = %worker.name, events = unfinished.len(), "stopping: events in flight go back to the queue");
         if let Err(error) = shared.queue.release(unfinished).await {
@@ -264,16 +314,54 @@ fn finished<Q: Queue>(
     events: &mut HashMap<tokio::task::Id, InFlight>,
     done: Result<(tokio::task::Id, Fate), tokio::task::JoinError>,
     paused: &mut bool,
-    follow_ups: &mut Vec<NewEvent>,
+    follow_ups: &mut FollowUps,
 ) -> Option<Outcome> {
     let (id, fate) = done.ok()?;
     let mut event = events.remove(&id)?;
     let follow_up = event.follow_up.take();
+    let login = event.login.take();
+    let merge_row = login.as_ref().and_then(|login| {
+        let user = login.user_id.clone()?;
+        let source = worker.pipelines.iter().find(|pipeline| pipeline.name == event.claimed.pipeline)?.source.clone();
+        Some(((login.anonymous_id.clone(), user), automatic_merge(&event.claimed, &source)))
+    });
     let outcome = settle(worker, shared, event, fate, paused);
     if outcome.state == State::Delivered {
-        follow_ups.extend(follow_up);
+        follow_ups.registrations.extend(follow_up);
+        match (login, merge_row) {
+            (_, Some(merge)) => follow_ups.logins.push(merge),
+            (Some(login), None) => follow_ups.anonymous.push(login.anonymous_id),
+            (None, None) => {}
+        }
     }
     Some(outcome)
+}
+
+/// Whether the merge that `line` (a login) asks for must wait: events of its anonymous customer
+/// are still being delivered (or retried), and MoEngage merges only what it already has.
+fn merging_waits(events: &HashMap<tokio::task::Id, InFlight>, mapper: &Mapper, line: &str) -> bool {
+    let Some(anonymous) = mapper.login_of(line).map(|login| login.anonymous_id) else { return false };
+    events.values().any(|event| {
+        event.login.as_ref().is_some_and(|login| login.user_id.is_none() && login.anonymous_id == anonymous)
+    })
+}
+
+/// The merge a login asks for, as a queue row of its own: the login's payload, under a
+/// `message_id` naming the pair.
+fn automatic_merge(login: &Claimed, source: &str) -> NewEvent {
+    NewEvent {
+        source: source.to_owned(),
+        pipeline: login.pipeline.clone(),
+        message_id: format!("{}:{AUTOMATIC_MERGE}", login.message_id),
+        received_at_ms: now_ms(),
+        payload: login.payload.clone(),
+        labels: Labels {
+            call_type: Some(AUTOMATIC_MERGE.to_owned()),
+            event: Some("automatic merge".to_owned()),
+            customer_id: login.user_id.clone(),
+        },
+        dropped: None,
+    }
 }
 
 /// The device registration a call asks for, as a queue row of its own: the call's payload, under
@@ -312,8 +400,9 @@ async fn note_retries<Q: Queue>(
     }
 }
 
-/// Records outcomes, then queues what the delivered ones asked for (device registrations).
-async fn record<Q: Queue>(shared: &Shared<Q>, outcomes: Vec<Outcome>, follow_ups: Vec<NewEvent>) {
+/// Records outcomes, then queues what the delivered ones asked for: device registrations, and the
+/// merges of logins whose anonymous customer the store knows and never merged.
+async fn record<Q: Queue>(worker: &IntegrationWorker, shared: &Shared<Q>, outcomes: Vec<Outcome>, follow_ups: FollowUps) {
     let count = outcomes.len();
     if let Err(error) = shared.queue.finish(outcomes).await {
         // The events stay claimed: the next start makes them pending again, so they are retried
@@ -324,12 +413,29 @@ async fn record<Q: Queue>(shared: &Shared<Q>, outcomes: Vec<Outcome>, follow_ups
     if follow_ups.is_empty() {
         return;
     }
+    let FollowUps { mut registrations, anonymous, logins } = follow_ups;
+    let pairs: Vec<(String, String)> = logins.iter().map(|(pair, _)| pair.clone()).collect();
+    match shared.queue.take_merges(worker.traits.workspace().to_owned(), anonymous, pairs).await {
+        Ok(taken) => {
+            for (pair, row) in logins {
+                if taken.contains(&pair) {
+                    shared.metrics.automatic_merge(&row.pipeline);
+                    registrations.push(row);
+                }
+            }
+        }
+        // The pair is taken again by the user's next login.
+        Err(error) => tracing::warn!(%error, "could not check logins for automatic merges"),
+    }
+    if registrations.is_empty() {
+        return;
+    }
     let window = shared.config().dedupe_window;
-    let queued = follow_ups.len();
-    match shared.queue.enqueue(follow_ups, window).await {
+    let queued = registrations.len();
+    match shared.queue.enqueue(registrations, window).await {
         Ok(_) => shared.wake_workers(),
         // A registration is asked for again by the device's next call that carries its token.
-        Err(error) => tracing::warn!(%error, registrations = queued, "could not queue device registrations"),
+        Err(error) => tracing::warn!(%error, rows = queued, "could not queue device registrations or merges"),
     }
 }
 

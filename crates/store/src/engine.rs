@@ -175,6 +175,18 @@ impl Queue for AnyQueue {
         }
     }
 
+    async fn take_merges(
+        &self,
+        workspace: String,
+        anonymous: Vec<String>,
+        logins: Vec<(String, String)>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.take_merges(workspace, anonymous, logins).await,
+            AnyQueue::Postgres(queue) => queue.take_merges(workspace, anonymous, logins).await,
+        }
+    }
+
     async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>) -> Result<(), StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.remember_traits(workspace, changes).await,

@@ -332,6 +332,17 @@ pub trait Queue: Send + Sync + 'static {
         changes: Vec<TraitChange>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// For the automatic merge at login: records `anonymous` ids as delivered customers of
+    /// `workspace`, then takes each `(anonymous id, user id)` login whose anonymous id is such a
+    /// customer and that was never merged. Returns the logins taken: each pair is taken once, by
+    /// one caller, whatever the nodes.
+    fn take_merges(
+        &self,
+        workspace: String,
+        anonymous: Vec<String>,
+        logins: Vec<(String, String)>,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+
     /// True when other nodes may use the queue too: then what one node at a time may do is done
     /// under a lease. False for an engine only one process opens (SQLite): every lease is its own.
     fn is_shared(&self) -> bool;

@@ -684,6 +684,35 @@ impl Queue for PostgresQueue {
             .map_err(&fail)
     }
 
+    async fn take_merges(
+        &self,
+        workspace: String,
+        anonymous: Vec<String>,
+        logins: Vec<(String, String)>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if anonymous.is_empty() && logins.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fail = failed("taking automatic merges");
+        let now = now_ms();
+        let mut client = self.client("taking automatic merges").await?;
+        let transaction = client.transaction().await.map_err(&fail)?;
+        let note = transaction.prepare(crate::sql::NOTE_ANONYMOUS).await.map_err(&fail)?;
+        for id in &anonymous {
+            transaction.execute(&note, &[&workspace, id, &now]).await.map_err(&fail)?;
+        }
+        // The primary key decides between nodes taking the same login: one insert wins.
+        let take = transaction.prepare(crate::sql::TAKE_MERGE).await.map_err(&fail)?;
+        let mut taken = Vec::new();
+        for (merged, retained) in logins {
+            if transaction.query_opt(&take, &[&workspace, &merged, &retained, &now]).await.map_err(&fail)?.is_some() {
+                taken.push((merged, retained));
+            }
+        }
+        transaction.commit().await.map_err(&fail)?;
+        Ok(taken)
+    }
+
     async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());

@@ -39,7 +39,34 @@ CREATE TABLE IF NOT EXISTS traits (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (workspace, user_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS anonymous_customers (
+    workspace   TEXT    NOT NULL,
+    customer_id TEXT    NOT NULL,
+    first_at    INTEGER NOT NULL,
+    PRIMARY KEY (workspace, customer_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS automatic_merges (
+    workspace     TEXT    NOT NULL,
+    merged_user   TEXT    NOT NULL,
+    retained_user TEXT    NOT NULL,
+    merged_at     INTEGER NOT NULL,
+    PRIMARY KEY (workspace, merged_user, retained_user)
+) WITHOUT ROWID;
 ";
+
+/// Both engines: an anonymous id delivered as a customer_id to a workspace (the table the
+/// automatic merge at login asks), once.
+pub const NOTE_ANONYMOUS: &str =
+    "INSERT INTO anonymous_customers (workspace, customer_id, first_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+
+/// Both engines: takes a login's merge when its anonymous id was delivered as a customer to the
+/// workspace and the pair was never merged; a row comes back only for the one caller that took it.
+pub const TAKE_MERGE: &str = "
+INSERT INTO automatic_merges (workspace, merged_user, retained_user, merged_at)
+SELECT $1, $2, $3, $4
+WHERE EXISTS (SELECT 1 FROM anonymous_customers WHERE workspace = $1 AND customer_id = $2)
+ON CONFLICT DO NOTHING
+RETURNING merged_user";
 
 /// SQLite: columns added since the first release, for files written before them.
 pub const SQLITE_ADDED_COLUMNS: &[&str] = &["call_type", "event", "customer_id", "customer_key"];
@@ -77,7 +104,8 @@ RETURNING id, pipeline, message_id, received_at, payload, customer_id, call_type
 /// The tables are SQLite's, and three things only several nodes need: `claimed_by` says which node
 /// has an event; `changed`, from a sequence, orders every change so that any node's live feed can
 /// read what others did; `leases` says which node delivers for a workspace, and which nodes live.
-pub const POSTGRES_MIGRATIONS: &[(i32, &str)] = &[(
+pub const POSTGRES_MIGRATIONS: &[(i32, &str)] = &[
+    (
     1,
     "
 CREATE SEQUENCE events_changes;
@@ -129,7 +157,26 @@ CREATE TABLE leases (
     until_ms BIGINT NOT NULL
 );
 ",
-)];
+    ),
+    (
+        2,
+        "
+CREATE TABLE anonymous_customers (
+    workspace   TEXT   NOT NULL,
+    customer_id TEXT   NOT NULL,
+    first_at    BIGINT NOT NULL,
+    PRIMARY KEY (workspace, customer_id)
+);
+CREATE TABLE automatic_merges (
+    workspace     TEXT   NOT NULL,
+    merged_user   TEXT   NOT NULL,
+    retained_user TEXT   NOT NULL,
+    merged_at     BIGINT NOT NULL,
+    PRIMARY KEY (workspace, merged_user, retained_user)
+);
+",
+    ),
+];
 
 /// PostgreSQL: the database's clock, in milliseconds since the epoch. Leases are timed by it, not
 /// by the nodes' clocks, which may disagree.

@@ -44,6 +44,12 @@ enum Request {
     ResumePaused { pipelines: Vec<String>, reply: oneshot::Sender<Result<u64, String>> },
     Prune { retention: Retention, step: usize, reply: oneshot::Sender<Result<Pruned, String>> },
     RememberTraits { workspace: String, changes: Vec<TraitChange>, reply: oneshot::Sender<Result<(), String>> },
+    TakeMerges {
+        workspace: String,
+        anonymous: Vec<String>,
+        logins: Vec<(String, String)>,
+        reply: oneshot::Sender<Result<Vec<(String, String)>, String>>,
+    },
     /// Outside any transaction: copies the write-ahead log into the file and empties it.
     Checkpoint { reply: oneshot::Sender<Result<(), String>> },
 }
@@ -214,6 +220,18 @@ impl Queue for SqliteQueue {
         self.ask("remembering traits", |reply| Request::RememberTraits { workspace, changes, reply }).await
     }
 
+    async fn take_merges(
+        &self,
+        workspace: String,
+        anonymous: Vec<String>,
+        logins: Vec<(String, String)>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if anonymous.is_empty() && logins.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ask("taking automatic merges", |reply| Request::TakeMerges { workspace, anonymous, logins, reply }).await
+    }
+
     async fn release(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         self.ask("releasing events", |reply| Request::Release { ids, reply }).await
     }
@@ -347,6 +365,7 @@ enum Reply {
     Requeue(oneshot::Sender<Result<Requeued, String>>, Result<Requeued, String>),
     Count(oneshot::Sender<Result<u64, String>>, Result<u64, String>),
     Pruned(oneshot::Sender<Result<Pruned, String>>, Result<Pruned, String>),
+    Merges(oneshot::Sender<Result<Vec<(String, String)>, String>>, Result<Vec<(String, String)>, String>),
 }
 
 impl Reply {
@@ -361,6 +380,7 @@ impl Reply {
             Reply::Requeue(to, _) => Reply::Requeue(to, Err(error)),
             Reply::Count(to, _) => Reply::Count(to, Err(error)),
             Reply::Pruned(to, _) => Reply::Pruned(to, Err(error)),
+            Reply::Merges(to, _) => Reply::Merges(to, Err(error)),
         }
     }
 
@@ -375,6 +395,7 @@ impl Reply {
             Reply::Requeue(to, result) => to.send(result).map_err(drop),
             Reply::Count(to, result) => to.send(result).map_err(drop),
             Reply::Pruned(to, result) => to.send(result).map_err(drop),
+            Reply::Merges(to, result) => to.send(result).map_err(drop),
         };
     }
 }
@@ -464,6 +485,7 @@ fn unanswered(request: Request) -> Reply {
         | Request::RememberTraits { reply, .. }
         | Request::Checkpoint { reply } => Reply::Unit(reply, Err(String::new())),
         Request::Depth { reply } => Reply::Depth(reply, Err(String::new())),
+        Request::TakeMerges { reply, .. } => Reply::Merges(reply, Err(String::new())),
         Request::Recent { reply, .. } => Reply::Recent(reply, Err(String::new())),
         Request::NoteRetrying { reply, .. } => Reply::Unit(reply, Err(String::new())),
         Request::Requeue { reply, .. } => Reply::Requeue(reply, Err(String::new())),
@@ -555,10 +577,34 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
             Reply::Unit(reply, isolated(transaction, |c| remember_traits(c, &workspace, &changes)))
         }
         Request::Depth { reply } => Reply::Depth(reply, isolated(transaction, depth)),
+        Request::TakeMerges { workspace, anonymous, logins, reply } => {
+            Reply::Merges(reply, isolated(transaction, |c| take_merges(c, &workspace, &anonymous, &logins)))
+        }
         // The writer runs it outside transactions; never grouped into one.
         Request::Checkpoint { reply } => Reply::Unit(reply, Err("a checkpoint cannot run inside a transaction".into())),
         Request::Recent { limit, reply } => Reply::Recent(reply, isolated(transaction, |c| recent(c, limit))),
     }
+}
+
+fn take_merges(
+    connection: &Connection,
+    workspace: &str,
+    anonymous: &[String],
+    logins: &[(String, String)],
+) -> rusqlite::Result<Vec<(String, String)>> {
+    let now = now_ms();
+    let mut note = connection.prepare_cached(sql::NOTE_ANONYMOUS)?;
+    for id in anonymous {
+        note.execute(params![workspace, id, now])?;
+    }
+    let mut take = connection.prepare_cached(sql::TAKE_MERGE)?;
+    let mut taken = Vec::new();
+    for (merged, retained) in logins {
+        if take.query_row(params![workspace, merged, retained, now], |_| Ok(())).optional()?.is_some() {
+            taken.push((merged.clone(), retained.clone()));
+        }
+    }
+    Ok(taken)
 }
 
 fn remember_traits(connection: &Connection, workspace: &str, changes: &[TraitChange]) -> rusqlite::Result<()> {

@@ -17,6 +17,7 @@ on_both_engines!(
     a_dedupe_window_longer_than_a_week_is_kept_through_purges,
     an_event_refused_at_the_door_is_recorded_dropped_and_never_claimed,
     remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_retained_users,
+    a_login_is_merged_once_and_only_after_its_anonymous_id_was_a_customer,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -385,3 +386,43 @@ async fn postgres_nodes_starting_together_migrate_once_and_a_newer_database_is_r
     let error = store::open(&store.storage).await.err().expect("refused");
     assert!(error.to_string().contains("version 999, made by a newer Signal"), "{error}");
 }
+
+async fn a_login_is_merged_once_and_only_after_its_anonymous_id_was_a_customer(engine: Engine) {
+    let store = Store::new(engine).await;
+    fn pair(a: &str, u: &str) -> (String, String) {
+        (a.to_owned(), u.to_owned())
+    }
+    {
+        let (queue, _) = store.open().await;
+        // An anonymous id never delivered as a customer is not merged.
+        let taken = queue.take_merges("WS1".into(), vec![], vec![pair("anon-1", "u1")]).await.expect("take");
+        assert!(taken.is_empty(), "{taken:?}");
+        // Delivered once as a customer, then a login: merged; another workspace knows nothing of it.
+        let taken = queue.take_merges("WS1".into(), vec!["anon-1".into()], vec![pair("anon-1", "u1")]).await.expect("take");
+        assert_eq!(taken, [pair("anon-1", "u1")]);
+        let elsewhere = queue.take_merges("WS2".into(), vec![], vec![pair("anon-1", "u1")]).await.expect("take");
+        assert!(elsewhere.is_empty());
+        // Once per pair: a second login, or the same in one call twice.
+        let again = queue
+            .take_merges("WS1".into(), vec!["anon-1".into()], vec![pair("anon-1", "u1"), pair("anon-1", "u1")])
+            .await
+            .expect("take");
+        assert!(again.is_empty(), "{again:?}");
+    }
+    // Across a restart (and, on PostgreSQL, nodes): remembered in the store.
+    let (queue, _) = store.open().await;
+    assert!(queue.take_merges("WS1".into(), vec![], vec![pair("anon-1", "u1")]).await.expect("take").is_empty());
+    // Callers racing for one login: exactly one takes it.
+    queue.take_merges("WS1".into(), vec!["anon-2".into()], vec![]).await.expect("note");
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let queue = queue.clone();
+        racers.spawn(async move { queue.take_merges("WS1".into(), vec![], vec![pair("anon-2", "u2")]).await });
+    }
+    let mut taken = 0;
+    while let Some(result) = racers.join_next().await {
+        taken += result.expect("joined").expect("take").len();
+    }
+    assert_eq!(taken, 1, "one merge, not {taken}");
+}
+
