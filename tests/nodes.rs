@@ -196,3 +196,52 @@ fn a_node_started_later_takes_a_workspace_over_and_reloads_on_its_own() {
         arrivals(&sandbox, "WS1").len() == sent && arrivals(&sandbox, "WS2").len() == sent
     });
 }
+
+#[test]
+fn a_login_seen_by_two_nodes_merges_the_anonymous_customer_once() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let presets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("blueprints/moengage");
+    for file in ["base.yaml", "retail.yaml"] {
+        std::fs::copy(presets.join(file), dir.path().join(file)).expect("copy a preset");
+    }
+    std::fs::write(dir.path().join("shop.yaml"), "extends: retail.yaml\nidentity:\n  customer_id: [$.user_id, $.anonymous_id]\n")
+        .expect("write the blueprint");
+    let config = dir.path().join("signal.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage:\n  postgres:\n    url: ${{DATABASE_URL}}\nsources:\n  site:\n    write_key: key-WS1\n\
+             integrations:\n  shop:\n    workspace_id: WS1\n    data_api_key: {KEY}\n    data_center: \"01\"\n    endpoint: {}\n\
+             pipelines:\n  web:\n    source: site\n    integration: shop\n    blueprint: shop.yaml\n",
+            sandbox.base
+        ),
+    )
+    .expect("write the configuration");
+    let config = config.display().to_string();
+    let database = postgres_database();
+    let (first, second) = (node(&config, &database), node(&config, &database));
+    let http = Http::new();
+    let post = |serve: &ServeProcess, events: Value| {
+        let (status, answer) =
+            http.post(&format!("{}/v1/batch", serve.collector), Some("key-WS1"), &[], json!({"batch": events}).to_string().into_bytes());
+        assert_eq!(status, 200, "{answer}");
+    };
+    post(&first, json!([{"type": "track", "event": "Product Viewed", "anonymousId": "anon-n", "properties": {"product_id": "P-1"}}]));
+    eventually(Duration::from_secs(30), "the anonymous visit", || {
+        sandbox.get("/sandbox/workspaces/WS1/customers/anon-n")["actions"].as_array().is_some_and(|actions| !actions.is_empty())
+    });
+    // The login reaches one node and a later call with both ids the other.
+    post(&first, json!([{"type": "identify", "userId": "u-n", "anonymousId": "anon-n", "traits": {"email": "n@example.com"}}]));
+    post(&second, json!([{"type": "track", "event": "Logged In", "userId": "u-n", "anonymousId": "anon-n"}]));
+    eventually(Duration::from_secs(30), "the merge", || {
+        sandbox.get("/sandbox/workspaces/WS1/customers/u-n")["merged_users"] == json!(["anon-n"])
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let merges = sandbox.get("/sandbox/workspaces/WS1/requests")["requests"]
+        .as_array()
+        .map_or(0, |requests| requests.iter().filter(|body| body.get("merge_data").is_some()).count());
+    assert_eq!(merges, 1, "one merge, not two");
+    let total: u64 = [&first, &second].iter().map(|serve| metric(&http, serve, "signal_automatic_merges_total{pipeline=\"web\"}")).sum();
+    assert_eq!(total, 1);
+}

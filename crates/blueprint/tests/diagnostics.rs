@@ -37,7 +37,7 @@ fn valid_blueprints_compile() {
 #[test]
 fn shipped_presets_compile_and_map_the_documented_events() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../blueprints/moengage");
-    let common = ["Logged In", "Signed Up", "page", "screen"];
+    let common = ["Application Installed", "Application Opened", "Logged In", "Signed Up", "page", "screen"];
     let retail = blueprint::compile_file(&root.join("retail.yaml")).expect("retail preset compiles");
     let mut expected: Vec<&str> = common
         .iter()
