@@ -143,6 +143,8 @@
     last = Math.max(now(), last + 1);
     // Stored before returning: a navigation right after cannot lose it.
     set('q:' + String(last).padStart(13, '0') + ':' + event.message_id, str(event));
+    // The probe starts with the first event, so that a page left at once has its answer.
+    ready();
     schedule(trim() >= BATCH ? 0 : 1000);
     return { message_id: event.message_id };
   };
@@ -151,10 +153,14 @@
   let cookie = false;
   let probing = null;
   let minted = null;
+  // Until the probe has answered, a freshly minted id is not sent with credentials: the cookie
+  // may hold the visitor's real id, which it would overwrite.
+  let probed = false;
   const ready = () => probing || (probing = (async () => {
     const mode = parse(get('mode'));
     if (mode && now() - mode.at < 864e5) {
       cookie = mode.cookie === true;
+      probed = true;
       return;
     }
     let t;
@@ -184,6 +190,7 @@
       // No cookie mode on this page.
     } finally {
       clearTimeout(t);
+      probed = true;
     }
   })());
 
@@ -342,16 +349,19 @@
   }));
 
   // Leaving: only synchronous work is sure to run.
+  // The events stay queued: nobody learns whether a beacon arrived (a 503, a collector
+  // restarting), so the next page sends them again and the collector drops what it already has.
   const leave = () => {
     if (off() || !lease()) return;
     const ks = keys('q:').filter((k) => !inflight.has(k));
     for (let items = take(ks); items.length; items = take(ks)) {
       const b = body(items);
       let ok = false;
-      try { ok = N.sendBeacon(url, new Blob([b], { type: 'text/plain' })); } catch (e) { }
+      // A beacon always carries cookies: not before the probe has confirmed a minted id.
+      if (!minted || probed) {
+        try { ok = N.sendBeacon(url, new Blob([b], { type: 'text/plain' })); } catch (e) { }
+      }
       if (!ok) post(b, true).catch(() => {});
-      // A beacon accepted offline may never leave.
-      else if (N.onLine !== false) items.forEach((i) => del(i.k));
     }
     if (!busy) unlease();
   };
@@ -417,7 +427,7 @@
     flush: method(flush),
   };
 
-  // The probe waits for the first send: a page that withholds consent makes no request at all.
+  // The probe waits for the first event: a page that withholds consent makes no request at all.
   if (!off() && !get('aid')) minted = mint();
   install(api);
   // Left by an earlier page, a crash or time offline.
@@ -425,7 +435,9 @@
 
   w.addEventListener('online', () => flush());
   w.addEventListener('pagehide', leave);
+  // A hidden tab may be closed without a pagehide (mobile browsers): send now, the usual way,
+  // so that answers are still read while the page lives.
   d.addEventListener('visibilitychange', () => {
-    if (d.visibilityState === 'hidden') leave();
+    if (d.visibilityState === 'hidden') flush();
   });
 })(window, document);

@@ -17,7 +17,7 @@ use crate::model::{
 };
 use crate::path::{self, FieldPath};
 use crate::schema_check::{FileContext, SchemaCheck, Vocabulary, prune};
-use crate::yaml::{self, Position, SpanIndex, YamlProblemKind, escape_pointer_segment};
+use crate::yaml::{self, SpanIndex, YamlProblemKind, escape_pointer_segment};
 use crate::{
     Blueprint, CompiledApp, CompiledCustomer, CompiledDevice, CompiledEvent, CompiledSource, Origin, RESERVED_PREFIX,
 };
@@ -265,18 +265,7 @@ impl Compiler {
         let text = match read {
             Ok(text) => text,
             Err(refusal) => {
-                let (kind, message) = match &refusal.kind {
-                    RefusalKind::Io(error) => (DiagnosticKind::Io, format!("cannot read the blueprint: {error}")),
-                    _ => (DiagnosticKind::FileRefused, refusal.to_string()),
-                };
-                self.diagnostics.push(Diagnostic {
-                    file: display,
-                    position: Position { line: 1, column: 1, len: 1 },
-                    kind,
-                    message,
-                    hint: Some(refusal.hint().into()),
-                    source_line: None,
-                });
+                self.diagnostics.push(refusal.diagnostic(display, "blueprint", refusal.hint()));
                 return Vec::new();
             }
         };

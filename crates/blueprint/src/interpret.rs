@@ -458,7 +458,9 @@ impl Mapper {
                 "a device registration needs the call's `context.device.token` and `context.device.type`",
             ));
         }
-        let recalled = self.remember(&event);
+        // Read, never written: the call that asked for this registration remembered its traits
+        // when it was delivered, and a later call may have changed them since.
+        let recalled = self.memory.as_ref().zip(user_key(&event)).and_then(|(memory, user)| memory.recall(&user));
         let mut state = EventState::new(&event, line, self);
         state.recalled = recalled.as_deref();
         let customer_id = state.customer_id(warnings)?;
@@ -651,6 +653,10 @@ pub struct Asks {
 }
 
 fn login(event: &Event<'_>) -> Option<Login> {
+    // An alias merges explicitly, through the blueprint's `merge`.
+    if event.call == CallType::Alias {
+        return None;
+    }
     let anonymous_id = event.field("anonymous_id").and_then(user_text).filter(|id| !id.is_empty())?;
     let user_id = event.field("user_id").and_then(user_text).filter(|id| !id.is_empty() && *id != anonymous_id);
     Some(Login { anonymous_id, user_id })

@@ -256,20 +256,9 @@ fn walk(folder: &Path, found: &mut Vec<PathBuf>) {
 /// the files it names are read only where `access` allows.
 pub fn load(path: &Path, access: &FileAccess) -> Result<Suite, Diagnostics> {
     let file = path.display().to_string();
-    let text = access.read(path).map_err(|refusal| {
-        let (kind, message) = match &refusal.kind {
-            RefusalKind::Io(error) => (DiagnosticKind::Io, format!("cannot read the test file: {error}")),
-            _ => (DiagnosticKind::FileRefused, refusal.to_string()),
-        };
-        Diagnostics(vec![Diagnostic {
-            file: file.clone(),
-            position: Position { line: 1, column: 1, len: 1 },
-            kind,
-            message,
-            hint: Some(refusal.hint().into()),
-            source_line: None,
-        }])
-    })?;
+    let text = access
+        .read(path)
+        .map_err(|refusal| Diagnostics(vec![refusal.diagnostic(file.clone(), "test file", refusal.hint())]))?;
     check(&file, text, path.parent().unwrap_or(Path::new("")), access)
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use diagnostics::schema_check::{FileContext, SchemaCheck, Vocabulary};
 use diagnostics::yaml::{self, Position, SpanIndex, escape_pointer_segment};
 use diagnostics::{Diagnostic, DiagnosticKind, Diagnostics, did_you_mean};
-use blueprint::files::{FileAccess, RefusalKind};
+use blueprint::files::FileAccess;
 use blueprint::{Blueprint, PhoneRegion};
 use sender::RetryPolicy;
 use serde_json::Value;
@@ -291,24 +291,11 @@ pub fn load_within(
     let name = path.display().to_string();
     match access.read(path) {
         Ok(text) => check_within(&name, &text, path.parent().unwrap_or(Path::new("")), lookup, access),
-        Err(refusal) => {
-            let (kind, message, hint) = match &refusal.kind {
-                RefusalKind::Io(error) => (
-                    DiagnosticKind::Io,
-                    format!("cannot read the configuration: {error}"),
-                    "check the path, or run `signal serve` without --config for the built-in defaults",
-                ),
-                _ => (DiagnosticKind::FileRefused, refusal.to_string(), refusal.hint()),
-            };
-            Err(Diagnostics(vec![Diagnostic {
-                file: name,
-                position: Position { line: 1, column: 1, len: 1 },
-                kind,
-                message,
-                hint: Some(hint.into()),
-                source_line: None,
-            }]))
-        }
+        Err(refusal) => Err(Diagnostics(vec![refusal.diagnostic(
+            name,
+            "configuration",
+            "check the path, or run `signal serve` without --config for the built-in defaults",
+        )])),
     }
 }
 
@@ -669,7 +656,8 @@ impl Checker {
                     None => self.invalid(
                         context,
                         &format!("{at}/allowed_origins/{index}"),
-                        format!("`{origin}` is not an origin"),
+                        // The value may come from the environment: its place is named, not its text.
+                        "this is not an origin".into(),
                         "write a page's origin as the browser sends it: scheme, host and port only, e.g. https://www.shop.example",
                     ),
                 }
@@ -682,7 +670,7 @@ impl Checker {
                         self.invalid(
                             context,
                             &format!("{at}/cookie/domain"),
-                            format!("`{domain}` is not a domain"),
+                            "this is not a domain".into(),
                             "write the site's domain, e.g. shop.example, or leave `domain` out for the collector's host alone",
                         );
                     }

@@ -67,18 +67,25 @@ impl FileAccess {
     }
 
     /// What a command that was handed `paths` may read: the current folder, each folder named, and
-    /// the folder of each file named (the folder as written, so a named symlink that leads
-    /// elsewhere is still refused). With `allow_outside`, anything.
+    /// the folder of each file named. A folder reached through a symlink (`link/`, `link/.`,
+    /// `link/sub`) adds nothing: what it leads to is read only where it is inside another root,
+    /// so a symlink a pull request plants cannot widen what is read. With `allow_outside`,
+    /// anything.
     pub fn for_command_line(paths: &[PathBuf], allow_outside: bool) -> FileAccess {
         if allow_outside {
             return FileAccess::anywhere();
         }
         let mut roots = vec![PathBuf::from(".")];
         for path in paths {
-            if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir()) {
-                roots.push(path.clone());
+            // `components` drops a trailing `/` and `.`, through which `lstat` would follow a link.
+            let named: PathBuf = path.components().collect();
+            let folder = if std::fs::symlink_metadata(&named).is_ok_and(|meta| meta.is_dir()) {
+                named
             } else {
-                roots.push(folder_of(path).to_path_buf());
+                folder_of(&named).to_path_buf()
+            };
+            if !through_symlink(&folder) {
+                roots.push(folder);
             }
         }
         FileAccess::within(roots)
@@ -129,6 +136,14 @@ impl FileAccess {
     }
 }
 
+/// Whether `folder`, or any folder it is named through, is a symlink.
+fn through_symlink(folder: &Path) -> bool {
+    folder
+        .ancestors()
+        .filter(|ancestor| !ancestor.as_os_str().is_empty())
+        .any(|ancestor| std::fs::symlink_metadata(ancestor).is_ok_and(|meta| meta.file_type().is_symlink()))
+}
+
 /// The folder a file named `path` is in: `.` for a bare name.
 pub fn folder_of(path: &Path) -> &Path {
     match path.parent() {
@@ -150,6 +165,23 @@ fn check_meta(meta: &std::fs::Metadata) -> Result<(), RefusalKind> {
 }
 
 impl FileRefusal {
+    /// The diagnostic for a file that could not be read as a whole (at its 1:1), named `file`:
+    /// `io` with `cannot read the WHAT: …` when the system said no, `file_refused` otherwise.
+    pub fn diagnostic(&self, file: String, what: &str, io_hint: &str) -> crate::Diagnostic {
+        let (kind, message, hint) = match &self.kind {
+            RefusalKind::Io(error) => (crate::DiagnosticKind::Io, format!("cannot read the {what}: {error}"), io_hint),
+            _ => (crate::DiagnosticKind::FileRefused, self.to_string(), self.hint()),
+        };
+        crate::Diagnostic {
+            file,
+            position: crate::yaml::Position { line: 1, column: 1, len: 1 },
+            kind,
+            message,
+            hint: Some(hint.into()),
+            source_line: None,
+        }
+    }
+
     /// Whether the file simply is not there.
     pub fn is_not_found(&self) -> bool {
         matches!(&self.kind, RefusalKind::Io(error) if error.kind() == std::io::ErrorKind::NotFound)
@@ -207,6 +239,25 @@ mod tests {
         assert!(!refusal.to_string().contains("hunter2"));
         assert_eq!(access.read(&tree.join("inside.yaml")).map_err(|e| e.to_string()).as_deref(), Ok("events: {}"));
         assert!(FileAccess::anywhere().read(&tree.join("link.yaml")).is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn a_folder_named_through_a_symlink_widens_nothing() -> std::io::Result<()> {
+        let (tree, outside) = (tempfile::tempdir()?, tempfile::tempdir()?);
+        std::fs::write(outside.path().join("secret.txt"), "TOKEN=hunter2")?;
+        std::os::unix::fs::symlink(outside.path(), tree.path().join("blueprints"))?;
+        let secret = tree.path().join("blueprints/secret.txt");
+        for named in ["blueprints", "blueprints/", "blueprints/.", "blueprints/./"] {
+            let access = FileAccess::for_command_line(&[tree.path().join(named)], false);
+            let refusal = access.read(&secret).expect_err(named);
+            assert!(matches!(refusal.kind, RefusalKind::Outside { .. }), "{named}: {refusal}");
+        }
+        // A real folder named with a trailing slash is a root.
+        std::fs::create_dir(tree.path().join("real"))?;
+        std::fs::write(tree.path().join("real/shop.yaml"), "events: {}")?;
+        let access = FileAccess::for_command_line(&[tree.path().join("real/")], false);
+        assert!(access.read(&tree.path().join("real/shop.yaml")).is_ok());
         Ok(())
     }
 

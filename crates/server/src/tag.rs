@@ -159,7 +159,9 @@ fn read_id<Q: Queue>(shared: &Shared<Q>, request: &Request) -> Result<Response, 
     let key = crate::collector::query_write_key(request.uri()).ok_or_else(crate::collector::no_write_key)?;
     let source = source_of(&config, &key)?;
     let origin = request.headers().get(header::ORIGIN).and_then(|value| value.to_str().ok());
-    let Some(cookie) = source.cookie.as_ref().filter(|_| origin.is_none_or(|origin| source.allows_origin(origin)))
+    let global_privacy_control = request.headers().get("sec-gpc").is_some_and(|value| value.as_bytes() == b"1");
+    let allowed = origin.is_none_or(|origin| source.allows_origin(origin));
+    let Some(cookie) = source.cookie.as_ref().filter(|_| allowed && !(source.honor_gpc && global_privacy_control))
     else {
         return Ok(axum::Json(json!({"cookie": false})).into_response());
     };

@@ -2,8 +2,8 @@
 //! each with the pipeline's compiled blueprint, delivers it with the shared sender, and records the
 //! outcome. Memory stays bounded by the integration's concurrency, however long the queue.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use blueprint::Mapper;
@@ -54,6 +54,28 @@ pub struct IntegrationWorker {
     pub wake: Arc<Notify>,
     /// The traits remembered for the destination's users, shared by its pipelines.
     pub traits: Arc<StoredTraits>,
+    /// What this worker has already asked the store about logins and anonymous customers.
+    merges: Mutex<MergesAsked>,
+}
+
+/// Logins and anonymous customers the store was already asked about: asked once, not on every
+/// delivered call of a logged-in user. Bounded: forgotten whole past [`MergesAsked::LIMIT`], and
+/// asked again.
+#[derive(Default)]
+struct MergesAsked {
+    logins: HashSet<(String, String)>,
+    anonymous: HashSet<String>,
+}
+
+impl MergesAsked {
+    const LIMIT: usize = 100_000;
+
+    fn bounded(&mut self) {
+        if self.logins.len() + self.anonymous.len() > Self::LIMIT {
+            self.logins.clear();
+            self.anonymous.clear();
+        }
+    }
 }
 
 impl IntegrationWorker {
@@ -88,7 +110,12 @@ impl IntegrationWorker {
             pipelines,
             wake,
             traits,
+            merges: Mutex::default(),
         }
+    }
+
+    fn merges(&self) -> std::sync::MutexGuard<'_, MergesAsked> {
+        self.merges.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -135,8 +162,9 @@ pub async fn run<Q: Queue>(
     let mut events: HashMap<tokio::task::Id, InFlight> = HashMap::new();
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut follow_ups = FollowUps::default();
-    // Merges waiting for their anonymous customer's events in flight to settle.
-    let mut deferred: Vec<(usize, Claimed)> = Vec::new();
+    // Merges waiting for their anonymous customer's events in flight to settle: the pipeline's
+    // index, the anonymous id, the row.
+    let mut deferred: Vec<(usize, String, Claimed)> = Vec::new();
     let mut paused = false;
     let mut next_pipeline = 0usize;
     let (mut body, mut warnings) = (Vec::new(), Vec::new());
@@ -148,12 +176,11 @@ pub async fn run<Q: Queue>(
         // A merge whose anonymous customer's events have settled goes back to the queue, to be
         // claimed and sent.
         if !deferred.is_empty() {
-            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut deferred)
-                .into_iter()
-                .partition(|(index, merge)| !merging_waits(&events, &worker.pipelines[*index].mapper, &merge.payload));
+            let (ready, waiting): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut deferred).into_iter().partition(|(_, anonymous, _)| !in_flight_for(&events, anonymous));
             deferred = waiting;
             if !ready.is_empty()
-                && let Err(error) = shared.queue.release(ready.iter().map(|(_, merge)| merge.id).collect()).await
+                && let Err(error) = shared.queue.release(ready.iter().map(|(_, _, merge)| merge.id).collect()).await
             {
                 tracing::warn!(%error, "could not give merges back to the queue; they are claimed again at the next start");
             }
@@ -187,8 +214,11 @@ pub async fn run<Q: Queue>(
                     warnings.clear();
                     let registration = event.call_type.as_deref() == Some(DEVICE_REGISTRATION);
                     let merge = event.call_type.as_deref() == Some(AUTOMATIC_MERGE);
-                    if merge && merging_waits(&events, &pipeline.mapper, &event.payload) {
-                        deferred.push(((next_pipeline + offset) % worker.pipelines.len(), event));
+                    if merge
+                        && let Some(anonymous) = pipeline.mapper.login_of(&event.payload).map(|login| login.anonymous_id)
+                        && in_flight_for(&events, &anonymous)
+                    {
+                        deferred.push(((next_pipeline + offset) % worker.pipelines.len(), anonymous, event));
                         continue;
                     }
                     let mapped = if registration {
@@ -242,8 +272,9 @@ pub async fn run<Q: Queue>(
                                 warnings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
                             });
                             let derived = registration || merge;
-                            let follow_up = (!derived && asks.registers_device)
-                                .then(|| device_registration(&event, &pipeline.source));
+                            let follow_up = (!derived && asks.registers_device).then(|| {
+                                follow_up_row(&event, &pipeline.source, DEVICE_REGISTRATION, "device registration")
+                            });
                             let login = if derived { None } else { asks.login.take() };
                             events.insert(handle.id(), InFlight { claimed: event, body: request, warnings, follow_up, login });
                         }
@@ -297,7 +328,7 @@ pub async fn run<Q: Queue>(
         record(&worker, &shared, outcomes, follow_ups).await;
     }
     let unfinished: Vec<i64> =
-        events.values().map(|event| event.claimed.id).chain(deferred.iter().map(|(_, merge)| merge.id)).collect();
+        events.values().map(|event| event.claimed.id).chain(deferred.iter().map(|(_, _, merge)| merge.id)).collect();
     if !unfinished.is_empty() {
         tracing::info!(integration = %worker.name, events = unfinished.len(), "stopping: events in flight go back to the queue");
         if let Err(error) = shared.queue.release(unfinished).await {
@@ -320,62 +351,56 @@ fn finished<Q: Queue>(
     let mut event = events.remove(&id)?;
     let follow_up = event.follow_up.take();
     let login = event.login.take();
-    let merge_row = login.as_ref().and_then(|login| {
-        let user = login.user_id.clone()?;
-        let source = worker.pipelines.iter().find(|pipeline| pipeline.name == event.claimed.pipeline)?.source.clone();
-        Some(((login.anonymous_id.clone(), user), automatic_merge(&event.claimed, &source)))
-    });
+    // The merge row is made only for a login the store was not asked about yet.
+    let merge_row = match &login {
+        Some(blueprint::Login { anonymous_id, user_id: Some(user) })
+            if !worker.merges().logins.contains(&(anonymous_id.clone(), user.clone())) =>
+        {
+            let source = worker.pipelines.iter().find(|pipeline| pipeline.name == event.claimed.pipeline);
+            source.map(|pipeline| {
+                let row = follow_up_row(&event.claimed, &pipeline.source, AUTOMATIC_MERGE, "automatic merge");
+                ((anonymous_id.clone(), user.clone()), row)
+            })
+        }
+        _ => None,
+    };
     let outcome = settle(worker, shared, event, fate, paused);
     if outcome.state == State::Delivered {
         follow_ups.registrations.extend(follow_up);
         match (login, merge_row) {
             (_, Some(merge)) => follow_ups.logins.push(merge),
-            (Some(login), None) => follow_ups.anonymous.push(login.anonymous_id),
-            (None, None) => {}
+            (Some(blueprint::Login { anonymous_id, user_id: None }), None)
+                if !worker.merges().anonymous.contains(&anonymous_id) =>
+            {
+                follow_ups.anonymous.push(anonymous_id);
+            }
+            _ => {}
         }
     }
     Some(outcome)
 }
 
-/// Whether the merge that `line` (a login) asks for must wait: events of its anonymous customer
-/// are still being delivered (or retried), and MoEngage merges only what it already has.
-fn merging_waits(events: &HashMap<tokio::task::Id, InFlight>, mapper: &Mapper, line: &str) -> bool {
-    let Some(anonymous) = mapper.login_of(line).map(|login| login.anonymous_id) else { return false };
+/// Whether events delivered under the anonymous id `anonymous` are in flight (or being retried)
+/// here: its merge waits for them, since MoEngage merges only what it already has.
+fn in_flight_for(events: &HashMap<tokio::task::Id, InFlight>, anonymous: &str) -> bool {
     events.values().any(|event| {
         event.login.as_ref().is_some_and(|login| login.user_id.is_none() && login.anonymous_id == anonymous)
     })
 }
 
-/// The merge a login asks for, as a queue row of its own: the login's payload, under a
-/// `message_id` naming the pair.
-fn automatic_merge(login: &Claimed, source: &str) -> NewEvent {
-    NewEvent {
-        source: source.to_owned(),
-        pipeline: login.pipeline.clone(),
-        message_id: format!("{}:{AUTOMATIC_MERGE}", login.message_id),
-        received_at_ms: now_ms(),
-        payload: login.payload.clone(),
-        labels: Labels {
-            call_type: Some(AUTOMATIC_MERGE.to_owned()),
-            event: Some("automatic merge".to_owned()),
-            customer_id: login.user_id.clone(),
-        },
-        dropped: None,
-    }
-}
-
-/// The device registration a call asks for, as a queue row of its own: the call's payload, under
-/// a `message_id` of its own so that a call delivered twice registers its device once.
-fn device_registration(call: &Claimed, source: &str) -> NewEvent {
+/// What a delivered call asked for, as a queue row of its own: the call's payload, recorded with
+/// `call_type` (which says how to map it) and the debugger's event name `label`, under a
+/// `message_id` of its own so that a call delivered twice asks once.
+fn follow_up_row(call: &Claimed, source: &str, call_type: &str, label: &str) -> NewEvent {
     NewEvent {
         source: source.to_owned(),
         pipeline: call.pipeline.clone(),
-        message_id: format!("{}:{DEVICE_REGISTRATION}", call.message_id),
+        message_id: format!("{}:{call_type}", call.message_id),
         received_at_ms: now_ms(),
         payload: call.payload.clone(),
         labels: Labels {
-            call_type: Some(DEVICE_REGISTRATION.to_owned()),
-            event: Some("device registration".to_owned()),
+            call_type: Some(call_type.to_owned()),
+            event: Some(label.to_owned()),
             customer_id: call.user_id.clone(),
         },
         dropped: None,
@@ -413,29 +438,55 @@ async fn record<Q: Queue>(worker: &IntegrationWorker, shared: &Shared<Q>, outcom
     if follow_ups.is_empty() {
         return;
     }
-    let FollowUps { mut registrations, anonymous, logins } = follow_ups;
+    let FollowUps { registrations, anonymous, logins } = follow_ups;
+    let workspace = worker.traits.workspace().to_owned();
     let pairs: Vec<(String, String)> = logins.iter().map(|(pair, _)| pair.clone()).collect();
-    match shared.queue.take_merges(worker.traits.workspace().to_owned(), anonymous, pairs).await {
+    let mut merges = Vec::new();
+    match shared.queue.take_merges(workspace.clone(), anonymous.clone(), pairs.clone()).await {
         Ok(taken) => {
-            for (pair, row) in logins {
-                if taken.contains(&pair) {
-                    shared.metrics.automatic_merge(&row.pipeline);
-                    registrations.push(row);
-                }
+            {
+                let mut asked = worker.merges();
+                asked.bounded();
+                asked.anonymous.extend(anonymous);
+                asked.logins.extend(pairs);
             }
+            merges.extend(logins.into_iter().filter(|(pair, _)| taken.contains(pair)));
         }
-        // The pair is taken again by the user's next login.
+        // The pair is asked about again at the user's next call.
         Err(error) => tracing::warn!(%error, "could not check logins for automatic merges"),
     }
-    if registrations.is_empty() {
+    let window = shared.config().dedupe_window;
+    if !registrations.is_empty() {
+        let queued = registrations.len();
+        match shared.queue.enqueue(registrations, window).await {
+            Ok(_) => shared.wake_workers(),
+            // A registration is asked for again by the device's next call that carries its token.
+            Err(error) => tracing::warn!(%error, registrations = queued, "could not queue device registrations"),
+        }
+    }
+    if merges.is_empty() {
         return;
     }
-    let window = shared.config().dedupe_window;
-    let queued = registrations.len();
-    match shared.queue.enqueue(registrations, window).await {
-        Ok(_) => shared.wake_workers(),
-        // A registration is asked for again by the device's next call that carries its token.
-        Err(error) => tracing::warn!(%error, rows = queued, "could not queue device registrations or merges"),
+    let (taken, rows): (Vec<(String, String)>, Vec<NewEvent>) = merges.into_iter().unzip();
+    let pipelines: Vec<String> = rows.iter().map(|row| row.pipeline.clone()).collect();
+    match shared.queue.enqueue(rows, window).await {
+        Ok(_) => {
+            pipelines.iter().for_each(|pipeline| shared.metrics.automatic_merge(pipeline));
+            shared.wake_workers();
+        }
+        Err(error) => {
+            // Given back, so that the user's next call takes the merge again.
+            tracing::warn!(%error, merges = taken.len(), "could not queue automatic merges");
+            {
+                let mut asked = worker.merges();
+                taken.iter().for_each(|pair| {
+                    asked.logins.remove(pair);
+                });
+            }
+            if let Err(error) = shared.queue.forget_merges(workspace, taken).await {
+                tracing::error!(%error, "could not give automatic merges back: these logins' anonymous customers stay unmerged until an alias call merges them");
+            }
+        }
     }
 }
 

@@ -187,6 +187,13 @@ impl Queue for AnyQueue {
         }
     }
 
+    async fn forget_merges(&self, workspace: String, logins: Vec<(String, String)>) -> Result<(), StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.forget_merges(workspace, logins).await,
+            AnyQueue::Postgres(queue) => queue.forget_merges(workspace, logins).await,
+        }
+    }
+
     async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>) -> Result<(), StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.remember_traits(workspace, changes).await,

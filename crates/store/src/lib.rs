@@ -343,6 +343,14 @@ pub trait Queue: Send + Sync + 'static {
         logins: Vec<(String, String)>,
     ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 
+    /// Gives back merges [`Queue::take_merges`] took whose merge could not be queued, so that the
+    /// user's next login takes them again.
+    fn forget_merges(
+        &self,
+        workspace: String,
+        logins: Vec<(String, String)>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// True when other nodes may use the queue too: then what one node at a time may do is done
     /// under a lease. False for an engine only one process opens (SQLite): every lease is its own.
     fn is_shared(&self) -> bool;

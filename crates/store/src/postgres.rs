@@ -713,6 +713,19 @@ impl Queue for PostgresQueue {
         Ok(taken)
     }
 
+    async fn forget_merges(&self, workspace: String, logins: Vec<(String, String)>) -> Result<(), StoreError> {
+        if logins.is_empty() {
+            return Ok(());
+        }
+        let fail = failed("giving merges back");
+        let client = self.client("giving merges back").await?;
+        let forget = client.prepare(crate::sql::FORGET_MERGE).await.map_err(&fail)?;
+        for (merged, retained) in &logins {
+            client.execute(&forget, &[&workspace, merged, retained]).await.map_err(&fail)?;
+        }
+        Ok(())
+    }
+
     async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());

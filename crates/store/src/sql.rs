@@ -54,10 +54,17 @@ CREATE TABLE IF NOT EXISTS automatic_merges (
 ) WITHOUT ROWID;
 ";
 
+// The statements both engines run are written with PostgreSQL's `$N`. SQLite reads `$N` as a named
+// parameter and numbers names by their first appearance, so each `$N` must first appear in order.
+
 /// Both engines: an anonymous id delivered as a customer_id to a workspace (the table the
 /// automatic merge at login asks), once.
 pub const NOTE_ANONYMOUS: &str =
     "INSERT INTO anonymous_customers (workspace, customer_id, first_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+
+/// Both engines: gives a taken merge back (its row could not be queued), for the next login to take.
+pub const FORGET_MERGE: &str =
+    "DELETE FROM automatic_merges WHERE workspace = $1 AND merged_user = $2 AND retained_user = $3";
 
 /// Both engines: takes a login's merge when its anonymous id was delivered as a customer to the
 /// workspace and the pair was never merged; a row comes back only for the one caller that took it.

@@ -50,6 +50,7 @@ enum Request {
         logins: Vec<(String, String)>,
         reply: oneshot::Sender<Result<Vec<(String, String)>, String>>,
     },
+    ForgetMerges { workspace: String, logins: Vec<(String, String)>, reply: oneshot::Sender<Result<(), String>> },
     /// Outside any transaction: copies the write-ahead log into the file and empties it.
     Checkpoint { reply: oneshot::Sender<Result<(), String>> },
 }
@@ -211,6 +212,13 @@ impl Queue for SqliteQueue {
             Ok(found)
         })
         .await
+    }
+
+    async fn forget_merges(&self, workspace: String, logins: Vec<(String, String)>) -> Result<(), StoreError> {
+        if logins.is_empty() {
+            return Ok(());
+        }
+        self.ask("giving merges back", |reply| Request::ForgetMerges { workspace, logins, reply }).await
     }
 
     async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>) -> Result<(), StoreError> {
@@ -419,7 +427,11 @@ fn serve(
             },
         };
         if let Request::Checkpoint { reply } = first {
-            let done = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(|error| error.to_string());
+            // The first column says whether a reader kept the checkpoint from finishing.
+            let done = connection
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0))
+                .map_err(|error| error.to_string())
+                .and_then(|busy| if busy == 0 { Ok(()) } else { Err("a reader held the log open".into()) });
             let _ = reply.send(done);
             continue;
         }
@@ -483,7 +495,8 @@ fn unanswered(request: Request) -> Reply {
         Request::Finish { reply, .. }
         | Request::Release { reply, .. }
         | Request::RememberTraits { reply, .. }
-        | Request::Checkpoint { reply } => Reply::Unit(reply, Err(String::new())),
+        | Request::Checkpoint { reply }
+        | Request::ForgetMerges { reply, .. } => Reply::Unit(reply, Err(String::new())),
         Request::Depth { reply } => Reply::Depth(reply, Err(String::new())),
         Request::TakeMerges { reply, .. } => Reply::Merges(reply, Err(String::new())),
         Request::Recent { reply, .. } => Reply::Recent(reply, Err(String::new())),
@@ -577,6 +590,16 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
             Reply::Unit(reply, isolated(transaction, |c| remember_traits(c, &workspace, &changes)))
         }
         Request::Depth { reply } => Reply::Depth(reply, isolated(transaction, depth)),
+        Request::ForgetMerges { workspace, logins, reply } => Reply::Unit(
+            reply,
+            isolated(transaction, |c| {
+                let mut forget = c.prepare_cached(sql::FORGET_MERGE)?;
+                for (merged, retained) in &logins {
+                    forget.execute(params![workspace, merged, retained])?;
+                }
+                Ok(())
+            }),
+        ),
         Request::TakeMerges { workspace, anonymous, logins, reply } => {
             Reply::Merges(reply, isolated(transaction, |c| take_merges(c, &workspace, &anonymous, &logins)))
         }
