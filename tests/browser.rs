@@ -11,38 +11,16 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Http, SandboxProcess, ServeProcess, eventually, one_pipeline_config};
+use common::{Http, SandboxProcess, ServeProcess, browser_kit, eventually, one_pipeline_config};
 use serde_json::{Value, json};
 
 const WRITE_KEY: &str = "site-write-key";
 const API_KEY: &str = "sandbox-data-key";
-
-/// The folder with the page, the driver and the npm packages, once they are installed.
-fn browser_kit() -> &'static Path {
-    static KIT: OnceLock<PathBuf> = OnceLock::new();
-    KIT.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-        if !dir.join("node_modules/playwright-core/package.json").exists() {
-            let status = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(&dir)
-                .status()
-                .expect("npm runs (Node.js is needed for the browser tests; `bash tests/run` installs it)");
-            assert!(status.success(), "npm ci in tests/browser failed");
-        }
-        let chromium = std::env::var("SIGNAL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-        assert!(
-            Path::new(&chromium).exists(),
-            "{chromium} is missing: install Debian's chromium (`bash tests/run` does), or set SIGNAL_CHROMIUM"
-        );
-        dir
-    })
-}
 
 /// Headless Chromium with pages that load the SDKs; what it saw, as JSON records.
 struct Browser {

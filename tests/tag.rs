@@ -12,32 +12,16 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Http, SandboxProcess, ServeProcess, eventually};
+use common::{Http, SandboxProcess, ServeProcess, browser_kit, eventually};
 use serde_json::{Value, json};
 
 const WRITE_KEY: &str = "shop-write-key";
 const API_KEY: &str = "sandbox-data-key";
-
-fn browser_kit() -> &'static Path {
-    static KIT: OnceLock<PathBuf> = OnceLock::new();
-    KIT.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-        if !dir.join("node_modules/playwright-core/package.json").exists() {
-            let status = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(&dir)
-                .status()
-                .expect("npm runs (Node.js is needed for the browser tests; `bash tests/run` installs it)");
-            assert!(status.success(), "npm ci in tests/browser failed");
-        }
-        dir
-    })
-}
 
 /// Headless Chromium with the shop site, taking commands; what it saw, as JSON records.
 struct Browser {

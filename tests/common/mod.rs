@@ -252,17 +252,8 @@ impl Http {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> (u16, reqwest::header::HeaderMap, String) {
-        self.runtime.block_on(async {
-            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-            let mut request = self.client.request(method, url).body(body);
-            for (name, value) in headers {
-                request = request.header(*name, *value);
-            }
-            let response = request.send().await.expect("answer");
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            (status, headers, response.text().await.expect("text"))
-        })
+        let (status, headers, body) = self.send_bytes(method, url, headers, body);
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
     }
 
     /// Any request: the status, the answer's headers and its body as bytes (as sent: not inflated).
@@ -515,4 +506,27 @@ pub fn stored_bytes(dir: &std::path::Path) -> Vec<u8> {
         stored.extend(std::fs::read(dir.join(file)).unwrap_or_default());
     }
     stored
+}
+
+/// The folder with the browser tests' pages, drivers and npm packages, once they are installed; Chromium
+/// must be there.
+pub fn browser_kit() -> &'static std::path::Path {
+    static KIT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    KIT.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+        if !dir.join("node_modules/playwright-core/package.json").exists() {
+            let status = std::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .status()
+                .expect("npm runs (Node.js is needed for the browser tests; `bash tests/run` installs it)");
+            assert!(status.success(), "npm ci in tests/browser failed");
+        }
+        let chromium = std::env::var("SIGNAL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        assert!(
+            std::path::Path::new(&chromium).exists(),
+            "{chromium} is missing: install Debian's chromium (`bash tests/run` does), or set SIGNAL_CHROMIUM"
+        );
+        dir
+    })
 }
