@@ -174,6 +174,7 @@
       if (off()) return;
       cookie = answer.cookie === true;
       set('mode', str({ cookie, at: now() }));
+      del('fresh');
       const id = answer.anonymous_id;
       // A stored id is kept: the cookie follows the events.
       if (cookie && id && typeof id === 'string' && minted && id !== minted && get('aid') === minted) {
@@ -418,7 +419,7 @@
       }
       set('consent', 'denied');
       keys('q:').forEach(del);
-      ['aid', 'uid', 'mode'].forEach((k) => del(k));
+      ['aid', 'uid', 'mode', 'fresh'].forEach((k) => del(k));
       clearTimeout(timer);
       timer = 0;
       probing = null;
@@ -428,7 +429,13 @@
   };
 
   // The probe waits for the first event: a page that withholds consent makes no request at all.
-  if (!off() && !get('aid')) minted = mint();
+  // A minted id stays unconfirmed, across pages, until the probe has answered.
+  if (!off() && !get('aid')) {
+    minted = mint();
+    set('fresh', '1');
+  } else if (get('fresh')) {
+    minted = get('aid');
+  }
   install(api);
   // Left by an earlier page, a crash or time offline.
   if (keys('q:').length) schedule(0);

@@ -275,6 +275,30 @@ fn an_anonymous_visitor_keeps_one_id_across_loads_and_a_wiped_storage_in_cookie_
 }
 
 #[test]
+fn in_cookie_mode_a_page_left_at_once_after_a_wiped_storage_keeps_the_visitors_id() {
+    let mut browser = Browser::start();
+    let extra = format!("    allowed_origins: [{}]\n    cookie: {{max_age: 30d, secure: false}}\n", browser.origin);
+    let shop = Shop::start(&extra);
+    shop.browser(&mut browser);
+    browser.open(0, "/shop.html");
+    browser.eval(0, "signal.track('Product Viewed', {product_id: 'P-1'}).then(() => signal.flush())");
+    eventually(Duration::from_secs(20), "the first event sent", || !browser.sent_events().is_empty());
+    let first = browser.sent_events()[0]["anonymous_id"].clone();
+    // Storage wiped; the next page tracks and is left at once, before anything else can happen.
+    browser.eval(0, "localStorage.clear()");
+    browser.open(0, "/shop.html");
+    browser.run(json!({"do": "eval", "tab": 0, "js": "signal.track('Product Added', {product_id: 'P-1'}); location.href = '/thanks.html'; true"}));
+    browser.run(json!({"do": "wait_navigation", "tab": 0, "path": "/thanks.html"}));
+    browser.open(0, "/shop.html");
+    browser.eval(0, "signal.track('Checkout Started').then(() => signal.flush())");
+    eventually(Duration::from_secs(20), "the third page's event sent", || {
+        browser.sent_events().iter().any(|event| event["event"] == "Checkout Started")
+    });
+    let last = browser.sent_events().into_iter().rev().find(|event| event["event"] == "Checkout Started").expect("sent");
+    assert_eq!(last["anonymous_id"], first, "the cookie kept the visitor's id: {last}");
+}
+
+#[test]
 fn events_tracked_offline_arrive_once_when_the_network_returns() {
     let shop = Shop::start("");
     let mut browser = Browser::start();
