@@ -483,10 +483,12 @@ fn the_admin_listener_holds_up_to_careless_clients_and_keeps_the_collector_free(
     let http = Http::new();
     let address = serve.admin.trim_start_matches("http://").to_owned();
 
-    // Filters are given once each, a limit is at least 1, and times run forwards.
+    // Filters are given once each, a limit is 1 to 1,000, and times run forwards.
     for (query, said) in [
         ("state=delivered&state=dropped", "given twice"),
         ("limit=0", "1 to 1000"),
+        // Above the bound is refused as below it is, not cut silently.
+        ("limit=1001", "1 to 1000"),
         ("since=2026-11-02T00:00:00Z&until=2026-11-01T00:00:00Z", "`since` is not before `until`"),
     ] {
         let (status, body) = http.get(&format!("{}/api/events?{query}", serve.admin));

@@ -252,10 +252,10 @@ fn listing(parameters: &[(String, String)]) -> Result<Listing, Response> {
     };
     let limit = match number("limit")? {
         None => 100,
-        Some(limit) if limit < 1 => {
+        Some(limit) if limit < 1 || limit > MAX_LIMIT as i64 => {
             return Err(error(StatusCode::BAD_REQUEST, format!("`limit` is {limit}; it is 1 to {MAX_LIMIT}")));
         }
-        Some(limit) => usize::try_from(limit).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
+        Some(limit) => usize::try_from(limit).unwrap_or(MAX_LIMIT),
     };
     let since_ms = given("since").map(|text| parse_time_param("since", text)).transpose()?;
     let until_ms = given("until").map(|text| parse_time_param("until", text)).transpose()?;
