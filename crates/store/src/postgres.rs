@@ -93,8 +93,22 @@ fn pool_failure(doing: &'static str, error: &deadpool_postgres::PoolError) -> St
     StoreError { doing, cause }
 }
 
+/// The URL's `user:password@host` part, when it holds more than one `@`: a password with an
+/// unescaped `@`, which a URL parser splits in the wrong place (and would show the rest of).
+fn unescaped_at(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    (authority.matches('@').count() > 1).then_some(authority)
+}
+
 /// Where a URL points, without its password: `signal@db.internal:5432/signal`.
 pub(crate) fn describe_url(url: &str) -> String {
+    if let Some(authority) = unescaped_at(url) {
+        // Everything before the last `@` but the user's name may be password.
+        let user = authority.split([':', '@']).next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or("", |(_, host)| host);
+        return format!("{user}@{host} (a password with an unescaped `@`)");
+    }
     let Ok(config) = url.parse::<tokio_postgres::Config>() else { return "an unreadable URL".into() };
     let hosts: Vec<String> = config
         .get_hosts()
@@ -116,6 +130,15 @@ impl PostgresQueue {
     /// tables up to this version. Nothing is recovered here: other nodes may be delivering; a
     /// node's events return to the queue when another takes the lease it held.
     pub async fn open(url: &str, max_connections: usize) -> Result<(PostgresQueue, Recovered), StoreError> {
+        if unescaped_at(url).is_some() {
+            return Err(StoreError {
+                doing: "reading `storage.postgres.url`",
+                cause: format!(
+                    "{}: percent-encode `@` in the password as `%40` (and `:` as `%3A`, `/` as `%2F`)",
+                    describe_url(url)
+                ),
+            });
+        }
         let config: tokio_postgres::Config = url.parse().map_err(|error: tokio_postgres::Error| StoreError {
             doing: "reading `storage.postgres.url`",
             cause: format!("{error}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
@@ -1059,5 +1082,18 @@ async fn watch_changes(inner: Weak<Inner>, (newest_change, newest_event): (i64, 
         }
         newest_told = Some(newest);
         told = told.split_off(&newest.saturating_sub(FEED_SLACK));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_described_without_its_password_even_with_an_unescaped_at() {
+        assert_eq!(describe_url("postgres://sig:s3cret@db.internal:5433/signal"), "sig@db.internal:5433/signal");
+        let shown = describe_url("postgres://sig:pz@zq@qx@db.internal:5432/signal?sslmode=disable");
+        assert_eq!(shown, "sig@db.internal:5432 (a password with an unescaped `@`)");
+        assert!(!shown.contains("zq") && !shown.contains("qx"), "{shown}");
     }
 }
