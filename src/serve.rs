@@ -67,12 +67,11 @@ impl ServeArgs {
             postgres: self.postgres.clone(),
         };
         std::sync::Arc::new(move || {
-            let mut config = config::load(&path).map_err(|mut diagnostics| {
-                // Said in the log and in an HTTP answer: without the file's lines, which may hold a key.
-                for diagnostic in &mut diagnostics.0 {
-                    diagnostic.source_line = None;
-                }
-                diagnostics.to_string()
+            let mut config = config::load(&path).map_err(|diagnostics| {
+                // Said in the log and in an HTTP answer: the place and the kind, none of the file's
+                // text, which may hold a key (`signal validate` shows it all).
+                let places: Vec<_> = diagnostics.0.into_iter().map(blueprint::Diagnostic::without_text).collect();
+                blueprint::Diagnostics(places).to_string()
             })?;
             overrides.apply(&mut config);
             Ok(config)

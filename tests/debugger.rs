@@ -185,13 +185,17 @@ fn a_paused_integration_recovers_with_a_key_fix_and_sighup_alone() {
     assert!(paused[0]["hint"].as_str().is_some_and(|hint| hint.contains("Workspace ID or Data API key")));
     assert_eq!(sandbox.get("/sandbox/stats")["accepted_actions"], 0);
 
-    // A broken configuration is refused; the running one is kept, and still takes events.
-    std::fs::write(&config, "sources: [not, a, map]\n").expect("break the configuration");
+    // A broken configuration is refused; the running one is kept, and still takes events. Its
+    // diagnostics name places, not the file's text: here a mistyped key that holds the key.
+    let good = std::fs::read_to_string(&config).expect("read the configuration");
+    std::fs::write(&config, good.replacen("data_api_key:", "data_api_key=topsecret-typo:", 1)).expect("break the configuration");
     hangup(&serve);
     eventually(Duration::from_secs(5), "the broken configuration refused", || {
         serve.logs().contains("the configuration was not reloaded; the running one is kept")
     });
-    assert!(serve.logs().contains("signal.yaml:1:"), "its diagnostics are logged: {}", serve.logs());
+    assert!(serve.logs().contains("signal.yaml:"), "its diagnostics are logged: {}", serve.logs());
+    assert!(serve.logs().contains("error[unknown_key]"), "{}", serve.logs());
+    assert!(!serve.logs().contains("topsecret"), "the file's text in the log: {}", serve.logs());
     track(&http, &serve, order(40));
 
     // The key fixed, a SIGHUP: everything that waited is delivered, once.

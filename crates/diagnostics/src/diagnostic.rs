@@ -91,6 +91,29 @@ impl DiagnosticKind {
         }
     }
 
+    /// What this kind of error is, in words that quote nothing of the file.
+    pub fn summary(self) -> &'static str {
+        match self {
+            DiagnosticKind::Io => "the file cannot be read",
+            DiagnosticKind::FileRefused => "a file was refused without being read",
+            DiagnosticKind::YamlSyntax => "the text is not well-formed YAML here",
+            DiagnosticKind::DuplicateKey => "a key appears twice in one mapping",
+            DiagnosticKind::DuplicateEvent => "an event is mapped twice",
+            DiagnosticKind::UnknownKey => "a key the file does not take",
+            DiagnosticKind::Schema => "a value of the wrong type or shape",
+            DiagnosticKind::UnknownTransform => "a transform that does not exist",
+            DiagnosticKind::InvalidPath => "a field path that is not valid",
+            DiagnosticKind::ReservedPrefix => "a name that begins with moe_",
+            DiagnosticKind::MissingCustomerId => "no customer_id mapping",
+            DiagnosticKind::ExtendsNotFound => "extends names a file that does not exist",
+            DiagnosticKind::ExtendsCycle => "extends leads back to a file already being extended",
+            DiagnosticKind::EnvVarMissing => "an environment variable that is not set",
+            DiagnosticKind::UnknownName => "a name that refers to nothing",
+            DiagnosticKind::InvalidValue => "a value that cannot be used",
+            DiagnosticKind::PeriodInName => "an action name with a `.`",
+        }
+    }
+
     /// Whether it is a warning, which does not stop a file from being used, rather than an error.
     pub fn is_warning(self) -> bool {
         matches!(self, DiagnosticKind::PeriodInName)
@@ -126,6 +149,17 @@ impl Diagnostic {
             self.kind.code(),
             self.message
         )
+    }
+}
+
+impl Diagnostic {
+    /// The same place, kind and hint, with none of the file's text: its message becomes the kind's
+    /// summary and the excerpt goes. For logs and answers a key in the file could reach (a
+    /// mistyped key written as `data_api_key=SECRET` is quoted by its usual message).
+    pub fn without_text(mut self) -> Diagnostic {
+        self.message = format!("{} (its text is not repeated here)", self.kind.summary());
+        self.source_line = None;
+        self
     }
 }
 
