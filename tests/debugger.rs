@@ -417,6 +417,23 @@ fn without_a_token_the_admin_api_answers_only_this_machine_and_only_json_changes
         let (status, _, body) = http.send("GET", &events, &[("host", host)], Vec::new());
         assert_eq!(status, 200, "Host: {host}: {body}");
     }
+    // Written by hand: no Host (HTTP/1.0), two of them, or a request line naming another host.
+    let address = serve.admin.trim_start_matches("http://").to_owned();
+    for request in [
+        "GET /api/events HTTP/1.0\r\n\r\n".to_owned(),
+        "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n".to_owned(),
+        format!("GET http://evil.example/api/events HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
+    ] {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let status = answer.split_whitespace().nth(1).unwrap_or_default();
+        assert!(status == "403" || status == "400", "{request:?} was answered {answer:?}");
+        assert!(!answer.contains("\"events\""), "{request:?} was listed: {answer}");
+    }
     // Another site's page can send text/plain without asking first: changes must be JSON.
     let replay = format!("{}/api/replay", serve.admin);
     let (status, _, body) = http.send("POST", &replay, &[("content-type", "text/plain")], br#"{"state":"failed"}"#.to_vec());

@@ -98,7 +98,7 @@ async fn guard<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: Request,
                 .extensions()
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .is_some_and(|peer| peer.0.ip().is_loopback());
-            if !from_here || !names_this_machine(request.headers()) {
+            if !from_here || !names_this_machine(request.uri(), request.headers()) {
                 return error(
                     StatusCode::FORBIDDEN,
                     "without an `admin_token`, the admin API answers only requests from this machine addressed to it (Host: 127.0.0.1, localhost or [::1])",
@@ -112,11 +112,20 @@ async fn guard<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: Request,
     next.run(request).await
 }
 
-fn names_this_machine(headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|value| value.to_str().ok()) else {
-        // HTTP/1.0 without a Host: no browser sends that.
-        return true;
+/// Whether a request is addressed to this machine: one `Host` that names it, and, when the
+/// request line names a host (`GET http://other/api/events`), that one names it too. A page
+/// elsewhere that a DNS rebinding points at 127.0.0.1 names its own host, and is refused.
+fn names_this_machine(uri: &axum::http::Uri, headers: &HeaderMap) -> bool {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let (Some(host), None) = (hosts.next().and_then(|value| value.to_str().ok()), hosts.next()) else {
+        // None (HTTP/1.0 without a Host), or several: nothing to trust.
+        return false;
     };
+    is_local_name(host) && uri.authority().is_none_or(|authority| is_local_name(authority.as_str()))
+}
+
+fn is_local_name(host: &str) -> bool {
+    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
     let name = match host.strip_prefix('[') {
         Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
