@@ -227,3 +227,30 @@ fn a_second_instance_on_the_same_queue_file_stops_before_touching_it() {
     let http = Http::new();
     assert_eq!(http.get(&format!("{}/readyz", serve.admin)).0, 200, "the first one serves on");
 }
+
+#[test]
+fn health_checks_are_answered_while_idle_connections_fill_the_admin_listener() {
+    let (_dir, _sandbox, serve) = start("");
+    let admin = serve.admin.trim_start_matches("http://").to_owned();
+    // More idle connections than the admin listener serves (256), held open.
+    let flood: Vec<TcpStream> = (0..280).filter_map(|_| TcpStream::connect(&admin).ok()).collect();
+    assert!(flood.len() >= 270, "{} connections", flood.len());
+    std::thread::sleep(Duration::from_millis(300));
+    let ask = |path: &str| {
+        let mut stream = TcpStream::connect(&admin).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("ask");
+        read_to_close(&mut stream)
+    };
+    let healthz = ask("/healthz");
+    assert!(healthz.starts_with("HTTP/1.1 200") && healthz.ends_with("ok\n"), "{healthz:?}");
+    let readyz = ask("/readyz");
+    assert!(readyz.starts_with("HTTP/1.1 200"), "{readyz:?}");
+    // Nothing else is served past the limit: the events stay behind it.
+    let events = ask("/api/events");
+    assert!(events.starts_with("HTTP/1.1 503") && !events.contains("\"events\""), "{events:?}");
+    drop(flood);
+    eventually(Duration::from_secs(15), "the API served again", || {
+        ask("/api/events").starts_with("HTTP/1.1 200")
+    });
+}

@@ -217,10 +217,18 @@ pub async fn run<Q: Queue + Clone>(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<Q>))
         .with_state(shared.clone());
+    // What a connection past the admin listener's limit is served: health, for orchestrators.
+    let health_only = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz::<Q>))
+        .fallback(|| async {
+            (StatusCode::SERVICE_UNAVAILABLE, "the admin listener is at its connection limit; only /healthz and /readyz are answered\n")
+        })
+        .with_state(shared.clone());
 
     let depth_refresh = tokio::spawn(refresh_depth(shared.clone()));
     let pruning = tokio::spawn(prune(shared.clone()));
-    let admin_server = tokio::spawn(serve_admin(listeners.admin, admin, admin_stopping));
+    let admin_server = tokio::spawn(serve_admin(listeners.admin, admin, health_only, admin_stopping));
     shared.ready.store(true, Ordering::Relaxed);
     serve_collector(listeners.collector, collector, &shared, shutdown).await;
     tracing::info!("no longer taking events; finishing deliveries in flight");
@@ -244,15 +252,30 @@ const ADMIN_MAX_CONNECTIONS: usize = 256;
 /// How long an admin client may take over a request's headers, or stay idle between requests.
 const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections kept for health checks once the admin listener is full.
+const HEALTH_RESERVE: usize = 32;
+
+/// How long a health check past the limit may take over its headers.
+const HEALTH_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Serves the admin listener until `stopping` turns true. Each request knows its peer's address
 /// (without a token only this machine is answered), headers must arrive within
 /// [`ADMIN_HEADER_TIMEOUT`], and past [`ADMIN_MAX_CONNECTIONS`] new connections are closed at once.
-async fn serve_admin(listener: TcpListener, router: Router, mut stopping: watch::Receiver<bool>) {
+async fn serve_admin(
+    listener: TcpListener,
+    router: Router,
+    health_only: Router,
+    mut stopping: watch::Receiver<bool>,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(Some(ADMIN_HEADER_TIMEOUT)).keep_alive(true);
+    // Past the limit: one request each, quickly, and only health.
+    let mut health_http = hyper::server::conn::http1::Builder::new();
+    health_http.timer(TokioTimer::new()).header_read_timeout(Some(HEALTH_HEADER_TIMEOUT)).keep_alive(false);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(ADMIN_MAX_CONNECTIONS));
+    let health_permits = Arc::new(tokio::sync::Semaphore::new(HEALTH_RESERVE));
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -267,16 +290,24 @@ async fn serve_admin(listener: TcpListener, router: Router, mut stopping: watch:
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            // Closed unanswered: admin clients are few, and a flood must not hold descriptors.
-            drop(stream);
-            continue;
+        while connections.try_join_next().is_some() {}
+        let (permit, builder, routes) = match permits.clone().try_acquire_owned() {
+            Ok(permit) => (permit, &http, &router),
+            // A flood of idle connections must not cost the orchestrator its health checks: a
+            // reserve answers them, and nothing else, with a short time limit.
+            Err(_) => match health_permits.clone().try_acquire_owned() {
+                Ok(permit) => (permit, &health_http, &health_only),
+                // Closed unanswered: a flood must not hold descriptors.
+                Err(_) => {
+                    drop(stream);
+                    continue;
+                }
+            },
         };
         let service = hyper_util::service::TowerToHyperService::new(
-            router.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+            routes.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))),
         );
-        let served = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        while connections.try_join_next().is_some() {}
+        let served = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
             let _ = served.await;
             drop(permit);
