@@ -417,3 +417,41 @@ fn a_batch_is_judged_event_by_event_and_repeats_inside_it_are_duplicates() {
     assert_eq!(answer["accepted"], 1, "{answer}");
     assert_eq!(answer["rejected"][0]["event_index"], 0, "{answer}");
 }
+
+#[test]
+fn events_moengage_could_never_read_are_refused_one_by_one_at_intake() {
+    let (_dir, sandbox, serve, http) = start();
+    let auth = basic(WRITE_KEY);
+    // Written by hand: a JSON encoder would not produce the first three.
+    let body = r#"{"batch": [
+        {"type": "track", "event": "Order Completed", "userId": "s-good", "properties": {"smile": "\ud83d\ude00", "tiny": 1e-400}},
+        {"type": "track", "event": "Order Completed", "userId": "s-surrogate", "properties": {"note": "a\ud800"}},
+        {"type": "track", "event": "Order Completed", "userId": "s-huge", "properties": {"total": 1e400}},
+        {"type": "track", "event": "Order Completed", "userId": "s-\u0000nul"}
+    ]}"#;
+    let (status, _, answer) =
+        http.send("POST", &format!("{}/v1/batch", serve.collector), &[("authorization", &auth)], body.as_bytes().to_vec());
+    assert_eq!(status, 200, "the readable one is kept: {answer}");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let rejected: Vec<(Value, Value)> = answer["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|entry| (entry["event_index"].clone(), entry["field"].clone()))
+        .collect();
+    assert_eq!(rejected, [(json!(1), Value::Null), (json!(2), Value::Null), (json!(3), json!("user_id"))], "{answer}");
+    // A single call stands alone: refused with 400, not accepted to fail later.
+    let (status, _, answer) = http.send(
+        "POST",
+        &format!("{}/v1/track", serve.collector),
+        &[("authorization", &auth)],
+        br#"{"event": "Order Completed", "userId": "s-single", "properties": {"note": "\udc00"}}"#.to_vec(),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("lone UTF-16 surrogate"), "{answer}");
+    eventually(Duration::from_secs(20), "the readable order delivered", || !sent_to(&sandbox, "s-good").is_empty());
+    for user in ["s-surrogate", "s-huge", "s-single"] {
+        assert!(sent_to(&sandbox, user).is_empty(), "{user} was sent");
+    }
+}

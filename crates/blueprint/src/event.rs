@@ -229,6 +229,7 @@ impl<'a> Event<'a> {
                 InvalidEvent::whole(format!("malformed JSON: {error}"))
             }
         })?;
+        let unreadable = scanned.unreadable;
         let mut top = RawObject::from_members(scanned.members);
         top.normalise(TOP_LEVEL_ALIASES);
         let [properties, traits, context] = scanned.objects;
@@ -281,6 +282,10 @@ impl<'a> Event<'a> {
                 if !matches!(kind, JsonKind::String | JsonKind::Number | JsonKind::Null) {
                     return Err(wrong_type(field, "a string or a number", kind));
                 }
+                // An id becomes MoEngage's customer_id, which cannot hold a NUL.
+                if kind == JsonKind::String && raw.as_str().is_some_and(|id| id.contains('\0')) {
+                    return Err(InvalidEvent::at(field, format!("`{field}` holds a NUL character (\\u0000), which MoEngage refuses in an id")));
+                }
             }
         }
         let mut times = [None; 3];
@@ -297,6 +302,10 @@ impl<'a> Event<'a> {
         let [timestamp, original_timestamp, sent_at] = times;
         let stamped = StampedTimes { timestamp, original_timestamp, sent_at };
         let timestamp = timestamp.or(original_timestamp);
+        // After the fields' own checks, which name the field when it is one of theirs.
+        if let Some(unreadable) = unreadable {
+            return Err(InvalidEvent::whole(unreadable.message().to_owned()));
+        }
         let properties = into_object(properties, "properties")?;
         let mut context = into_object(context, "context")?;
         context.normalise(CONTEXT_ALIASES);

@@ -5,7 +5,9 @@
 //! It accepts what `serde_json` accepts for a borrowed `RawValue` (a property test holds it to that),
 //! except that it refuses nesting deeper than [`MAX_DEPTH`], and member names it must read as text
 //! (the event's top level, `properties`, `traits`, `context`) that are not text: a lone surrogate
-//! escape such as `"\ud800"`, which no Rust or MoEngage string can hold.
+//! escape such as `"\ud800"`, which no Rust or MoEngage string can hold. Values that are valid JSON
+//! but that MoEngage cannot read (a lone surrogate in a value, a number beyond a double) are noted
+//! in [`TopLevel::unreadable`], so that an event is refused alone, never a whole batch.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -250,6 +252,8 @@ pub struct TopLevel<'a, const N: usize> {
     pub objects: [Member<'a>; N],
     /// The named members' values as written, for writing the object back.
     pub spans: [Option<Raw<'a>>; N],
+    /// The first value in the text that MoEngage cannot read, if any.
+    pub unreadable: Option<Unreadable>,
 }
 
 /// A whole JSON text, read one level deep: a request body that is one event or a batch of them.
@@ -292,6 +296,7 @@ pub fn top_level<'a, const N: usize>(
         members: Vec::with_capacity(12),
         objects: std::array::from_fn(|_| Member::Absent),
         spans: [None; N],
+        unreadable: None,
     };
     scanner.whitespace();
     if scanner.peek() != Some(b'{') {
@@ -326,6 +331,7 @@ pub fn top_level<'a, const N: usize>(
         Ok(())
     })?;
     scanner.end()?;
+    top.unreadable = scanner.unreadable;
     Ok(top)
 }
 
@@ -345,11 +351,40 @@ struct Scanner<'a> {
     pos: usize,
     /// Set whenever white space is skipped; containers read it to know whether they are compact.
     spaced: bool,
+    /// The first value found that is valid JSON but that MoEngage cannot read.
+    unreadable: Option<Unreadable>,
+}
+
+/// Valid JSON that no MoEngage request can carry: refused per event, never for a whole body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// A `\uD800`–`\uDFFF` escape without its pair: no text can hold it.
+    LoneSurrogate,
+    /// A number beyond what a double can hold, such as `1e400`.
+    NumberOutOfRange,
+}
+
+impl Unreadable {
+    /// What is wrong, in a sentence.
+    pub fn message(self) -> &'static str {
+        match self {
+            Unreadable::LoneSurrogate => {
+                "a string holds a lone UTF-16 surrogate escape (such as \\ud800), which is not text: MoEngage would refuse the event"
+            }
+            Unreadable::NumberOutOfRange => {
+                "a number is beyond what a double can hold (such as 1e400): MoEngage would refuse the event"
+            }
+        }
+    }
 }
 
 impl<'a> Scanner<'a> {
     fn new(text: &'a str) -> Self {
-        Scanner { text, bytes: text.as_bytes(), pos: 0, spaced: false }
+        Scanner { text, bytes: text.as_bytes(), pos: 0, spaced: false, unreadable: None }
+    }
+
+    fn unreadable(&mut self, what: Unreadable) {
+        self.unreadable.get_or_insert(what);
     }
 
     fn peek(&self) -> Option<u8> {
@@ -523,12 +558,25 @@ impl<'a> Scanner<'a> {
                     match bytes.get(pos + 1) {
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => pos += 2,
                         Some(b'u') => {
-                            let hex = bytes.get(pos + 2..pos + 6).unwrap_or_default();
-                            if hex.len() != 4 || !hex.iter().all(u8::is_ascii_hexdigit) {
+                            let Some(unit) = hex_unit(bytes, pos + 2) else {
                                 self.pos = pos;
                                 return Err(self.error("invalid \\u escape"));
-                            }
+                            };
                             pos += 6;
+                            match unit {
+                                0xD800..=0xDBFF => {
+                                    let low = (bytes.get(pos..pos + 2) == Some(b"\\u".as_slice()))
+                                        .then(|| hex_unit(bytes, pos + 2))
+                                        .flatten()
+                                        .filter(|low| (0xDC00..=0xDFFF).contains(low));
+                                    match low {
+                                        Some(_) => pos += 6,
+                                        None => self.unreadable(Unreadable::LoneSurrogate),
+                                    }
+                                }
+                                0xDC00..=0xDFFF => self.unreadable(Unreadable::LoneSurrogate),
+                                _ => {}
+                            }
                         }
                         _ => {
                             self.pos = pos;
@@ -566,13 +614,15 @@ impl<'a> Scanner<'a> {
     }
 
     fn number(&mut self) -> Result<(), ScanError> {
+        let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
+        let mut whole = 0;
         match self.peek() {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => {
-                self.digits();
+                whole = self.digits();
             }
             _ => return Err(self.error("invalid number")),
         }
@@ -590,9 +640,30 @@ impl<'a> Scanner<'a> {
             if self.digits() == 0 {
                 return Err(self.error("invalid number"));
             }
+            self.out_of_range(start);
+        } else if whole > 308 {
+            self.out_of_range(start);
         }
         Ok(())
     }
+
+    /// Notes the number from `start` to here when no double can hold it. Only numbers with an
+    /// exponent or over 308 digits are read: the others always fit.
+    fn out_of_range(&mut self, start: usize) {
+        let text = self.text.get(start..self.pos).unwrap_or_default();
+        if text.parse::<f64>().is_ok_and(|number| number.is_infinite()) {
+            self.unreadable(Unreadable::NumberOutOfRange);
+        }
+    }
+}
+
+/// The UTF-16 unit of the four hex digits at `at`.
+fn hex_unit(bytes: &[u8], at: usize) -> Option<u32> {
+    let hex = bytes.get(at..at + 4)?;
+    if !hex.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
 }
 
 /// A walk over text already scanned as JSON: it finds where values end without checking them.
@@ -829,6 +900,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn what_moengage_cannot_read_is_noted_not_refused() {
+        for (text, unreadable) in [
+            (r#"{"a":"x\ud800"}"#, Some(Unreadable::LoneSurrogate)),
+            (r#"{"a":"\udc00"}"#, Some(Unreadable::LoneSurrogate)),
+            (r#"{"a":"\ud800\u0041"}"#, Some(Unreadable::LoneSurrogate)),
+            (r#"{"a":{"b":[1e400]}}"#, Some(Unreadable::NumberOutOfRange)),
+            (r#"{"a":-1E+309}"#, Some(Unreadable::NumberOutOfRange)),
+            (r#"{"a":"\ud83d\ude00","b":1e308,"c":1e-400,"d":"\\ud800"}"#, None),
+        ] {
+            assert_eq!(top(text).map(|scanned| scanned.unreadable).map_err(|e| e.message), Ok(unreadable), "{text}");
+            // A whole body holding one is still read: each event is judged on its own.
+            assert!(document(&format!("[{text}]")).is_ok(), "{text}");
+        }
+        let digits = "9".repeat(400);
+        assert_eq!(top(&format!(r#"{{"a":{digits}}}"#)).ok().and_then(|scanned| scanned.unreadable), Some(Unreadable::NumberOutOfRange));
     }
 
     #[test]
