@@ -140,7 +140,16 @@ fn validate(files: &[PathBuf], allow_outside: bool) -> ExitCode {
                     0 => String::new(),
                     _ => format!(", {count} warning{}", if count == 1 { "" } else { "s" }),
                 };
-                (format!("{} events: {}{noted}", events.len(), events.join(", ")), warnings)
+                let mapped = match (events.len(), compiled.maps_every_event()) {
+                    (0, true) => "every event, through \"*\"".to_owned(),
+                    (named, every) => format!(
+                        "{named} event{}: {}{}",
+                        if named == 1 { "" } else { "s" },
+                        events.join(", "),
+                        if every { ", and every other through \"*\"" } else { "" }
+                    ),
+                };
+                (format!("{mapped}{noted}"), warnings)
             })
         };
         match checked {

@@ -241,7 +241,7 @@ fn banner(config: &Config, listeners: &server::Listeners, destination: &Destinat
             "  to MoEngage: set MOENGAGE_WORKSPACE_ID, MOENGAGE_DATA_API_KEY and MOENGAGE_DATA_CENTER, or run with --config signal.yaml (see signal.example.yaml)"
         );
     }
-    println!("  debugger   http://{admin}/debugger   every event's fate; in the terminal: signal events");
+    println!("  debugger   http://{admin}/debugger   every event's fate; in the terminal: signal events (or cargo run --release -- events)");
     println!("  admin      http://{admin}/healthz, /readyz, /metrics");
 }
 

@@ -221,3 +221,17 @@ fn validate_checks_a_configuration_with_the_environment_it_would_run_with() {
         "signal.example.yaml: ok (configuration: 1 sources, 1 integrations, 1 pipelines)\n"
     );
 }
+
+#[test]
+fn validate_says_what_a_catch_all_blueprint_maps() {
+    let dir = tempfile::tempdir().expect("dir");
+    let every = dir.path().join("every.yaml");
+    std::fs::write(&every, "identity: {customer_id: $.user_id}\nevents:\n  \"*\": {}\n").expect("write");
+    let one = dir.path().join("one.yaml");
+    std::fs::write(&one, "identity: {customer_id: $.user_id}\nevents:\n  Signed Up: {}\n  \"*\": {}\n").expect("write");
+    let output = signal(&["validate", &every.display().to_string(), &one.display().to_string()], b"");
+    let said = text(&output.stdout);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("every.yaml: ok (every event, through \"*\")"), "not \"0 events\": {said}");
+    assert!(said.contains("one.yaml: ok (1 event: Signed Up, and every other through \"*\")"), "{said}");
+}

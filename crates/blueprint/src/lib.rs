@@ -97,6 +97,11 @@ impl Blueprint {
         self.device.as_ref().is_some_and(|device| device.on.binary_search_by(|on| (**on).cmp(name)).is_ok())
     }
 
+    /// Whether it maps every event it does not name (`"*"`).
+    pub fn maps_every_event(&self) -> bool {
+        self.catch_all.is_some()
+    }
+
     /// Whether it maps `event` (by name or through `"*"`).
     pub fn maps(&self, event: &str) -> bool {
         self.events.contains_key(event) || self.catch_all.is_some()
