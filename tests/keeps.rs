@@ -138,7 +138,7 @@ fn signal_validate_shows_a_period_in_an_action_name_as_a_warning_and_passes() {
     let output = Command::new(env!("CARGO_BIN_EXE_signal")).arg("validate").arg(&file).output().expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "a warning is not an error: {stdout}");
-    assert!(stdout.contains("ok (1 events: Cart.Viewed, 1 warning)"), "{stdout}");
+    assert!(stdout.contains("ok (1 event: Cart.Viewed, 1 warning)"), "{stdout}");
     assert!(
         stdout.contains("shop.yaml:4:3: warning[period_in_name]: the action name `Cart.Viewed` has a `.`"),
         "{stdout}"
