@@ -292,7 +292,7 @@ impl Mapper {
         out.clear();
         let event = Event::parse(line).map_err(|invalid| Drop::new(DropCode::InvalidEvent, invalid.message))?;
         if let Some(asks) = asks {
-            asks.registers_device = self.blueprint.registers_device_on(&event.name) && device_of(&event).is_some();
+            asks.registers_device = self.asks_device(&event);
             asks.login = self.blueprint.merge_anonymous.then(|| login(&event)).flatten();
         }
         match event.call {
@@ -432,12 +432,12 @@ impl Mapper {
     /// registers devices on calls of its name, and it carries `context.device.token` and
     /// `context.device.type`.
     pub fn registers_device(&self, line: &str) -> bool {
-        let Some(device) = &self.blueprint.device else { return false };
-        // Most calls carry no push token: they are passed over without being read again.
-        if device.on.is_empty() || memchr::memmem::find(line.as_bytes(), b"token").is_none() {
-            return false;
-        }
-        Event::parse(line).is_ok_and(|event| self.blueprint.registers_device_on(&event.name) && device_of(&event).is_some())
+        Event::parse(line).is_ok_and(|event| self.asks_device(&event))
+    }
+
+    /// The rule of [`Mapper::registers_device`], on an event already read.
+    fn asks_device(&self, event: &Event<'_>) -> bool {
+        self.blueprint.registers_device_on(&event.name) && device_of(event).is_some()
     }
 
     /// The device registration of the call `line` (one [`Mapper::registers_device`] accepts):

@@ -162,9 +162,9 @@ pub async fn run<Q: Queue>(
     let mut events: HashMap<tokio::task::Id, InFlight> = HashMap::new();
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut follow_ups = FollowUps::default();
-    // Merges waiting for their anonymous customer's events in flight to settle: the pipeline's
-    // index, the anonymous id, the row.
-    let mut deferred: Vec<(usize, String, Claimed)> = Vec::new();
+    // Merges waiting for their anonymous customer's events in flight to settle: the anonymous id,
+    // the row.
+    let mut deferred: Vec<(String, Claimed)> = Vec::new();
     let mut paused = false;
     let mut next_pipeline = 0usize;
     let (mut body, mut warnings) = (Vec::new(), Vec::new());
@@ -177,10 +177,10 @@ pub async fn run<Q: Queue>(
         // claimed and sent.
         if !deferred.is_empty() {
             let (ready, waiting): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut deferred).into_iter().partition(|(_, anonymous, _)| !in_flight_for(&events, anonymous));
+                std::mem::take(&mut deferred).into_iter().partition(|(anonymous, _)| !in_flight_for(&events, anonymous));
             deferred = waiting;
             if !ready.is_empty()
-                && let Err(error) = shared.queue.release(ready.iter().map(|(_, _, merge)| merge.id).collect()).await
+                && let Err(error) = shared.queue.release(ready.iter().map(|(_, merge)| merge.id).collect()).await
             {
                 tracing::warn!(%error, "could not give merges back to the queue; they are claimed again at the next start");
             }
@@ -218,7 +218,7 @@ pub async fn run<Q: Queue>(
                         && let Some(anonymous) = pipeline.mapper.login_of(&event.payload).map(|login| login.anonymous_id)
                         && in_flight_for(&events, &anonymous)
                     {
-                        deferred.push(((next_pipeline + offset) % worker.pipelines.len(), anonymous, event));
+                        deferred.push((anonymous, event));
                         continue;
                     }
                     let mapped = if registration {
@@ -328,7 +328,7 @@ pub async fn run<Q: Queue>(
         record(&worker, &shared, outcomes, follow_ups).await;
     }
     let unfinished: Vec<i64> =
-        events.values().map(|event| event.claimed.id).chain(deferred.iter().map(|(_, _, merge)| merge.id)).collect();
+        events.values().map(|event| event.claimed.id).chain(deferred.iter().map(|(_, merge)| merge.id)).collect();
     if !unfinished.is_empty() {
         tracing::info!(integration = %worker.name, events = unfinished.len(), "stopping: events in flight go back to the queue");
         if let Err(error) = shared.queue.release(unfinished).await {
