@@ -401,6 +401,9 @@ impl Queue for PostgresQueue {
         if outcomes.is_empty() {
             return Ok(());
         }
+        // Fenced by `claimed_by`: a node whose lease was taken while it delivered may still finish,
+        // and the events are then another node's to record (it delivers them again, as MoEngage's
+        // answer to this node was never written).
         let fail = failed("recording outcomes");
         let mut ids = Vec::new();
         let mut states = Vec::new();
@@ -437,10 +440,10 @@ impl Queue for PostgresQueue {
                              $8::bytea[], $9::bigint[], $10::bigint[], $11::text[])
                      AS o(id, state, code, detail, attempts, http_status, response_body, body_sent, latency_ms,
                           finished_at, attempt_log)
-                 WHERE e.id = o.id").await.map_err(&fail)?,
+                 WHERE e.id = o.id AND e.claimed_by = $12 AND e.state IN ('claimed', 'retrying')").await.map_err(&fail)?,
                 &[
                     &ids, &states, &codes, &details, &attempts, &statuses, &responses, &bodies, &latencies, &finished,
-                    &logs,
+                    &logs, &self.inner.node,
                 ],
             )
             .await
@@ -453,8 +456,8 @@ impl Queue for PostgresQueue {
         client
             .execute(
                 "UPDATE events SET state = 'pending', claimed_by = NULL, changed = nextval('events_changes')
-                 WHERE id = ANY($1) AND state IN ('claimed', 'retrying')",
-                &[&ids],
+                 WHERE id = ANY($1) AND claimed_by = $2 AND state IN ('claimed', 'retrying')",
+                &[&ids, &self.inner.node],
             )
             .await
             .map_err(failed("releasing events"))?;
@@ -541,8 +544,8 @@ impl Queue for PostgresQueue {
                      http_status = n.http_status, detail = n.hint, changed = nextval('events_changes')
                  FROM unnest($1::bigint[], $2::int[], $3::text[], $4::int[], $5::text[])
                      AS n(id, attempts, code, http_status, hint)
-                 WHERE e.id = n.id AND e.state IN ('claimed', 'retrying')").await.map_err(failed("recording retries"))?,
-                &[&ids, &attempts, &codes, &statuses, &hints],
+                 WHERE e.id = n.id AND e.claimed_by = $6 AND e.state IN ('claimed', 'retrying')").await.map_err(failed("recording retries"))?,
+                &[&ids, &attempts, &codes, &statuses, &hints, &self.inner.node],
             )
             .await
             .map_err(failed("recording retries"))?;

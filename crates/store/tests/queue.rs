@@ -332,6 +332,40 @@ async fn postgres_a_lease_is_one_nodes_and_a_dead_nodes_claims_return_with_it() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_whose_lease_was_taken_records_nothing_for_the_events_it_lost() {
+    let (_store, first, second) = two_nodes().await;
+    let ttl = Duration::from_millis(1_000);
+    let lease = || ("workspace:WS1".to_owned(), vec!["p".to_owned()]);
+    first.hold_lease(lease().0, lease().1, ttl).await.expect("lease").expect("free: taken");
+    first.enqueue((0..3).map(|n| event(&format!("m-{n}"), "p")).collect(), DAY).await.expect("enqueue");
+    let lost = first.claim("p".into(), 10).await.expect("claim");
+    assert_eq!(lost.len(), 3);
+    // The first node stalls past its lease (a long pause, a partition); the second takes the
+    // workspace and its events, and is delivering them when the first wakes up.
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    second.hold_lease(lease().0, lease().1, ttl).await.expect("lease").expect("expired: taken");
+    let held = second.claim("p".into(), 10).await.expect("claim");
+    assert_eq!(held.iter().map(|e| e.id).collect::<Vec<_>>(), lost.iter().map(|e| e.id).collect::<Vec<_>>());
+
+    // What the first node then records or gives back changes nothing.
+    let notes = lost
+        .iter()
+        .map(|e| store::RetryNote { id: e.id, attempts: 1, code: "server_error".into(), status: Some(503), hint: None })
+        .collect();
+    first.note_retrying(notes).await.expect("note retrying");
+    first.finish(lost.iter().map(|e| delivered(e.id)).collect()).await.expect("finish");
+    first.release(lost.iter().map(|e| e.id).collect()).await.expect("release");
+    let depth = second.depth().await.expect("depth");
+    assert_eq!((depth.pending, depth.claimed), (0, 3), "still the second node's");
+    assert!(second.recent(10).await.expect("recent").iter().all(|r| r.state == State::Claimed));
+    assert!(second.claim("p".into(), 10).await.expect("claim").is_empty(), "not given back to be claimed again");
+
+    // The second node's own outcomes are recorded.
+    second.finish(held.iter().map(|e| delivered(e.id)).collect()).await.expect("finish");
+    assert!(second.recent(10).await.expect("recent").iter().all(|r| r.state == State::Delivered));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_alive_are_those_renewing_their_own_lease() {
     let (_store, first, second) = two_nodes().await;
     let ttl = Duration::from_millis(1_000);
