@@ -224,3 +224,100 @@ fn a_queue_that_cannot_store_answers_503_stores_nothing_and_takes_the_retry() {
     let kept = sandbox.get("/sandbox/workspaces/WS1/customers/u_503/actions");
     assert_eq!(kept["actions"].as_array().map(Vec::len), Some(1), "{kept}");
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped (also when the test fails).
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(path).expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .is_ok_and(|status| status.success());
+        assert!(mounted, "this test mounts a {size} tmpfs to fill it: run it as root, as tests/run does");
+        SmallDisk { path: path.to_owned() }
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        let mut byte = [0u8; 1];
+        while file.write_all(&byte).is_ok() {
+            byte[0] = byte[0].wrapping_add(1);
+        }
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn a_full_disk_turns_readyz_503_until_it_has_room_and_no_answered_event_is_sent_twice() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}"), "--delay-ms", "2000"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let disk = SmallDisk::mount(&dir.path().join("disk"), "4m");
+    let file = config(dir.path(), "kfull", &sandbox.base, "preset: retail", "");
+    let text = std::fs::read_to_string(&file).expect("config").replace("sqlite: signal.db", "sqlite: disk/signal.db");
+    std::fs::write(&file, text).expect("config");
+    let mut serve = ServeProcess::start(&["--config", &file], &[]);
+    let http = Http::new();
+    let ready = |serve: &ServeProcess| http.get(&format!("{}/readyz", serve.admin));
+    assert_eq!(ready(&serve).0, 200);
+
+    // Five orders accepted; while MoEngage takes its time answering, the disk fills up.
+    for n in 0..5 {
+        let order = format!(r#"{{"type":"track","event":"Order Completed","user_id":"u_full_{n}","messageId":"m-full-{n}","properties":{{"order_id":"ORD-{n}"}}}}"#);
+        let (status, answer) = post(&http, &serve, "kfull", "/v1/track", &order);
+        assert_eq!(status, 200, "{answer}");
+    }
+    // The worker claims them at once and MoEngage answers after two seconds.
+    std::thread::sleep(Duration::from_millis(800));
+    let filler = disk.fill();
+    let actions = |sandbox: &SandboxProcess| {
+        (0..5)
+            .map(|n| {
+                let kept = sandbox.get(&format!("/sandbox/workspaces/WS1/customers/u_full_{n}/actions"));
+                kept["actions"].as_array().map_or(0, Vec::len)
+            })
+            .sum::<usize>()
+    };
+    eventually(Duration::from_secs(20), "MoEngage answered the five orders", || actions(&sandbox) == 5);
+    eventually(Duration::from_secs(10), "the outcomes could not be written", || {
+        serve.logs().contains("could not record outcomes")
+    });
+
+    // Told truthfully: not ready, and intake refused, while the store cannot write.
+    let (status, said) = ready(&serve);
+    assert_eq!(status, 503, "{said}");
+    assert!(said.contains("the store cannot write"), "{said}");
+    let (status, answer) = post(&http, &serve, "kfull", "/v1/track", r#"{"type":"track","event":"Order Completed","user_id":"u_late"}"#);
+    assert_eq!(status, 503, "{answer}");
+
+    // Room again: ready without a restart, and the answers kept meanwhile are written.
+    std::fs::remove_file(filler).expect("free the disk");
+    eventually(Duration::from_secs(10), "ready again", || ready(&serve).0 == 200);
+    eventually(Duration::from_secs(10), "the five outcomes written", || {
+        events(&http, &serve, "&state=delivered").len() == 5
+    });
+
+    // A restart finds them delivered: MoEngage gets none of them a second time.
+    common::terminate(serve.child.id());
+    serve.wait(Duration::from_secs(20));
+    let serve = ServeProcess::start(&["--config", &file], &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(events(&http, &serve, "&state=delivered").len(), 5);
+    assert_eq!(actions(&sandbox), 5, "no order delivered twice");
+    drop(disk);
+}

@@ -435,7 +435,9 @@ async fn accept<Q: Queue>(
             });
         }
     }
-    let enqueued = shared.queue.enqueue(queued, config.dedupe_window).await.map_err(|error| {
+    let enqueued = shared.queue.enqueue(queued, config.dedupe_window).await;
+    shared.store_wrote(&enqueued);
+    let enqueued = enqueued.map_err(|error| {
         tracing::error!(%error, "events could not be stored; the sender should retry");
         Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "the events could not be stored; try again")
     })?;

@@ -85,9 +85,25 @@ pub struct Shared<Q> {
     pub(crate) stopping: watch::Receiver<bool>,
     /// One permit per live stream the debugger may have open: each costs work per event.
     pub(crate) streams: Arc<tokio::sync::Semaphore>,
+    /// Why the store's last write failed, until one succeeds: `/readyz` answers 503 meanwhile.
+    store_failing: std::sync::Mutex<Option<String>>,
 }
 
 impl<Q> Shared<Q> {
+    /// Notes how a write to the store went: a failure makes `/readyz` answer 503 until a write
+    /// (or `/readyz`'s own probe) succeeds.
+    pub(crate) fn store_wrote<T>(&self, result: &Result<T, store::StoreError>) {
+        let mut failing = self.store_failing.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(_) => *failing = None,
+            Err(error) => *failing = Some(error.to_string()),
+        }
+    }
+
+    fn store_failing(&self) -> bool {
+        self.store_failing.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+    }
+
     /// The configuration in force: a request holds one for its whole life, whatever reloads do.
     pub fn config(&self) -> Arc<Config> {
         self.config.read().unwrap_or_else(PoisonError::into_inner).clone()
@@ -180,6 +196,7 @@ pub async fn run<Q: Queue + Clone>(
         admin_address,
         stopping: admin_stopping.clone(),
         streams: Arc::new(tokio::sync::Semaphore::new(admin::MAX_STREAMS)),
+        store_failing: std::sync::Mutex::new(None),
     });
     let (load, hangups) = match reloading {
         Some(Reloading { load, hangups }) => (Some(load), Some(hangups)),
@@ -570,6 +587,13 @@ async fn refresh_depth<Q: Queue>(shared: Arc<Shared<Q>>) {
 async fn readyz<Q: Queue>(State(shared): State<Arc<Shared<Q>>>) -> Response {
     if !shared.ready.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n").into_response();
+    }
+    if shared.store_failing() {
+        let probed = shared.queue.probe_write().await;
+        shared.store_wrote(&probed);
+        if let Err(error) = probed {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("the store cannot write: {error}\n")).into_response();
+        }
     }
     match shared.queue.depth().await {
         Ok(_) => "ready\n".into_response(),

@@ -144,6 +144,12 @@ impl FollowUps {
     fn is_empty(&self) -> bool {
         self.registrations.is_empty() && self.anonymous.is_empty() && self.logins.is_empty()
     }
+
+    fn append(&mut self, other: FollowUps) {
+        self.registrations.extend(other.registrations);
+        self.anonymous.extend(other.anonymous);
+        self.logins.extend(other.logins);
+    }
 }
 
 /// Runs a worker until `stop` turns true; then lets deliveries in flight finish for up to
@@ -290,8 +296,14 @@ pub async fn run<Q: Queue>(
             outcomes.extend(finished(&worker, &shared, &mut events, done, &mut paused, &mut follow_ups));
         }
         note_retries(&shared, None, &mut retries_noted).await;
-        if !outcomes.is_empty() {
-            record(&worker, &shared, std::mem::take(&mut outcomes), std::mem::take(&mut follow_ups)).await;
+        if !outcomes.is_empty()
+            && let Some((kept, kept_follow_ups)) =
+                record(&worker, &shared, std::mem::take(&mut outcomes), std::mem::take(&mut follow_ups)).await
+        {
+            // Written at the next turn (within a second): their events stay claimed meanwhile, so
+            // none whose answer is known is delivered again.
+            outcomes = kept;
+            follow_ups.append(kept_follow_ups);
         }
         if settled_at_once > 0 {
             tokio::task::yield_now().await;
@@ -324,8 +336,10 @@ pub async fn run<Q: Queue>(
         }
     }
     note_retries(&shared, None, &mut retries_noted).await;
-    if !outcomes.is_empty() {
-        record(&worker, &shared, outcomes, follow_ups).await;
+    if !outcomes.is_empty()
+        && let Some((kept, _)) = record(&worker, &shared, outcomes, follow_ups).await
+    {
+        tracing::error!(integration = %worker.name, events = kept.len(), "stopping with outcomes the store could not write: these events are delivered again at the next start");
     }
     let unfinished: Vec<i64> =
         events.values().map(|event| event.claimed.id).chain(deferred.iter().map(|(_, merge)| merge.id)).collect();
@@ -426,17 +440,23 @@ async fn note_retries<Q: Queue>(
 }
 
 /// Records outcomes, then queues what the delivered ones asked for: device registrations, and the
-/// merges of logins whose anonymous customer the store knows and never merged.
-async fn record<Q: Queue>(worker: &IntegrationWorker, shared: &Shared<Q>, outcomes: Vec<Outcome>, follow_ups: FollowUps) {
+/// merges of logins whose anonymous customer the store knows and never merged. Gives the outcomes
+/// and follow-ups back when the store could not write them (a full disk), to be written later.
+async fn record<Q: Queue>(
+    worker: &IntegrationWorker,
+    shared: &Shared<Q>,
+    outcomes: Vec<Outcome>,
+    follow_ups: FollowUps,
+) -> Option<(Vec<Outcome>, FollowUps)> {
     let count = outcomes.len();
-    if let Err(error) = shared.queue.finish(outcomes).await {
-        // The events stay claimed: the next start makes them pending again, so they are retried
-        // (and ask for their follow-ups again).
-        tracing::error!(%error, events = count, "could not record outcomes");
-        return;
+    let finished = shared.queue.finish(outcomes.clone()).await;
+    shared.store_wrote(&finished);
+    if let Err(error) = finished {
+        tracing::error!(%error, events = count, "could not record outcomes; kept, and written again within a second");
+        return Some((outcomes, follow_ups));
     }
     if follow_ups.is_empty() {
-        return;
+        return None;
     }
     let FollowUps { registrations, anonymous, logins } = follow_ups;
     let workspace = worker.traits.workspace().to_owned();
@@ -465,7 +485,7 @@ async fn record<Q: Queue>(worker: &IntegrationWorker, shared: &Shared<Q>, outcom
         }
     }
     if merges.is_empty() {
-        return;
+        return None;
     }
     let (taken, rows): (Vec<(String, String)>, Vec<NewEvent>) = merges.into_iter().unzip();
     let pipelines: Vec<String> = rows.iter().map(|row| row.pipeline.clone()).collect();
@@ -488,6 +508,7 @@ async fn record<Q: Queue>(worker: &IntegrationWorker, shared: &Shared<Q>, outcom
             }
         }
     }
+    None
 }
 
 fn now_ms() -> i64 {

@@ -105,6 +105,13 @@ impl Queue for AnyQueue {
         }
     }
 
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.probe_write().await,
+            AnyQueue::Postgres(queue) => queue.probe_write().await,
+        }
+    }
+
     async fn recent(&self, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.recent(limit).await,

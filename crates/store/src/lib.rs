@@ -290,6 +290,11 @@ pub trait Queue: Send + Sync + 'static {
     /// How many events wait.
     fn depth(&self) -> impl Future<Output = Result<Depth, StoreError>> + Send;
 
+    /// Whether the store takes writes now: SQLite writes a page and commits it (after a write
+    /// failed, say on a full disk, this says when it can again); PostgreSQL, which reports its own
+    /// disk in each write's error, is asked for a connection.
+    fn probe_write(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The most recent events, newest first, with their outcomes.
     fn recent(&self, limit: usize) -> impl Future<Output = Result<Vec<EventRecord>, StoreError>> + Send;
 

@@ -451,6 +451,12 @@ impl Queue for PostgresQueue {
         Ok(())
     }
 
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        let client = self.client("checking the database").await?;
+        client.simple_query("SELECT 1").await.map_err(failed("checking the database"))?;
+        Ok(())
+    }
+
     async fn release(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         let client = self.client("releasing events").await?;
         client

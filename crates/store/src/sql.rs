@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS events (
     latency_ms    INTEGER,
     finished_at   INTEGER
 );
+CREATE TABLE IF NOT EXISTS write_probe (
+    id         INTEGER PRIMARY KEY,
+    written_at INTEGER NOT NULL,
+    page       BLOB
+);
 CREATE TABLE IF NOT EXISTS seen (
     source     TEXT    NOT NULL,
     message_id TEXT    NOT NULL,

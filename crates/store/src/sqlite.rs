@@ -38,6 +38,7 @@ enum Request {
     Finish { outcomes: Vec<Outcome>, reply: oneshot::Sender<Result<(), String>> },
     Release { ids: Vec<i64>, reply: oneshot::Sender<Result<(), String>> },
     Depth { reply: oneshot::Sender<Result<Depth, String>> },
+    ProbeWrite { reply: oneshot::Sender<Result<(), String>> },
     Recent { limit: usize, reply: oneshot::Sender<Result<Vec<EventRecord>, String>> },
     NoteRetrying { notes: Vec<RetryNote>, reply: oneshot::Sender<Result<(), String>> },
     Requeue { requeue: Requeue, reply: oneshot::Sender<Result<Requeued, String>> },
@@ -246,6 +247,10 @@ impl Queue for SqliteQueue {
 
     async fn depth(&self) -> Result<Depth, StoreError> {
         self.ask("counting waiting events", |reply| Request::Depth { reply }).await
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        self.ask("writing to the queue file", |reply| Request::ProbeWrite { reply }).await
     }
 
     async fn recent(&self, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
@@ -496,6 +501,7 @@ fn unanswered(request: Request) -> Reply {
         | Request::Release { reply, .. }
         | Request::RememberTraits { reply, .. }
         | Request::Checkpoint { reply }
+        | Request::ProbeWrite { reply }
         | Request::ForgetMerges { reply, .. } => Reply::Unit(reply, Err(String::new())),
         Request::Depth { reply } => Reply::Depth(reply, Err(String::new())),
         Request::TakeMerges { reply, .. } => Reply::Merges(reply, Err(String::new())),
@@ -590,6 +596,18 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
             Reply::Unit(reply, isolated(transaction, |c| remember_traits(c, &workspace, &changes)))
         }
         Request::Depth { reply } => Reply::Depth(reply, isolated(transaction, depth)),
+        // A page's worth, so that a file that cannot grow says so.
+        Request::ProbeWrite { reply } => Reply::Unit(
+            reply,
+            isolated(transaction, |c| {
+                c.execute(
+                    "INSERT INTO write_probe (id, written_at, page) VALUES (1, ?1, zeroblob(4096))
+                     ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at, page = excluded.page",
+                    params![now_ms()],
+                )
+                .map(|_| ())
+            }),
+        ),
         Request::ForgetMerges { workspace, logins, reply } => Reply::Unit(
             reply,
             isolated(transaction, |c| {
