@@ -217,15 +217,16 @@ fn the_official_python_sdks_identify_track_page_alias_and_group_through_signal_s
 
 #[test]
 fn the_readme_example_shows_the_customer_the_event_carrying_its_traits_and_the_merge() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
-    let block = readme
+    let guide = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/guides/sites-and-apps.md"))
+        .expect("docs/guides/sites-and-apps.md");
+    let block = guide
         .split("```sh\n")
         .skip(1)
         .filter_map(|rest| rest.split("```").next())
         .find(|block| block.contains(r#""type": "alias""#))
-        .expect("the README's identity example");
+        .expect("the guide's identity example");
     let batch = block.split("--data '").nth(1).and_then(|rest| rest.split('\'').next()).expect("the batch");
-    let batch: Value = serde_json::from_str(batch).expect("the README's batch is JSON");
+    let batch: Value = serde_json::from_str(batch).expect("the guide's batch is JSON");
     let dir = tempfile::tempdir().expect("dir");
     let database = dir.path().join("signal.db");
     let serve = ServeProcess::start(&["--database", &database.display().to_string()], &[]);

@@ -1,7 +1,8 @@
-//! README promises about `signal serve`'s configuration that no other test holds to, each run as an
-//! operator would meet it: `delivery.timeout`, the collector's size limits, `log.level`, `$${` for a
-//! literal `${`, a pipeline with its own `blueprint:` file (and `transform: trim`),
-//! `events_per_minute`, and every metric the README lists. See tests/README.md for the whole map.
+//! Promises of the documents about `signal serve`'s configuration that no other test holds to, each
+//! run as an operator would meet it: `delivery.timeout`, the collector's size limits, `log.level`,
+//! `$${` for a literal `${`, a pipeline with its own `blueprint:` file (and `transform: trim`),
+//! `events_per_minute`, and every metric docs/reference/metrics.md lists. See tests/README.md for the
+//! whole map.
 
 mod common;
 

@@ -233,12 +233,13 @@ fn the_schema_of_test_files_is_the_committed_one() {
 
 #[test]
 fn the_readmes_example_test_file_is_a_valid_one() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
-    let example = readme
+    let guide = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/guides/blueprints.md"))
+        .expect("docs/guides/blueprints.md");
+    let example = guide
         .split("```yaml\n")
         .filter_map(|rest| rest.split("```").next())
         .find(|block| block.starts_with("# yaml-language-server: $schema=../../schemas/blueprint-tests.schema.json"))
-        .expect("the README shows a test file");
+        .expect("the blueprints guide shows a test file");
     let dir = shop();
     std::fs::write(dir.path().join("shop.tests.yaml"), example).expect("write");
     std::fs::write(dir.path().join("last-week.ndjson"), "{\"type\":\"track\",\"event\":\"Signed Up\",\"user_id\":\"u_5\"}\n")

@@ -1,4 +1,4 @@
-// Compiled (not run) by tests/tag.rs: the tag's declarations describe the README's calls.
+// Compiled (not run) by tests/tag.rs: the tag's declarations describe the calls of docs/guides/sites-and-apps.md.
 import type { SignalTag } from '../../tag/signal';
 
 declare const datafly: SignalTag;

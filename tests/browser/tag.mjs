@@ -21,7 +21,7 @@ let collector = 'http://collector.invalid';
 
 const escape = (text) => String(text).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 
-// The async snippet, as the README gives it.
+// The async snippet, as docs/guides/sites-and-apps.md gives it.
 const snippet = (global) =>
   `!function(w,g){var s=w[g]=w[g]||{};if(s.q)return;s.q=[];["track","page","identify","alias","reset","consent","flush"].forEach(function(m){s[m]=function(){var a=[].slice.call(arguments);return new Promise(function(r){s.q.push([m,a,r])})}})}(window,${JSON.stringify(global)});`;
 

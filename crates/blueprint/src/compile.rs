@@ -42,7 +42,7 @@ fn schema() -> &'static Value {
 
 static WORDS: Vocabulary = Vocabulary {
     whole: "the blueprint",
-    reference: "see the blueprint reference in the README",
+    reference: "see docs/reference/blueprint.md",
     place: describe_schema,
     type_hint,
     pattern: |text| {

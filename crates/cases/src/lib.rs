@@ -144,7 +144,7 @@ fn said(text: impl Into<String>) -> ReportLine {
 
 static WORDS: Vocabulary = Vocabulary {
     whole: "the test file",
-    reference: "see \"Testing a blueprint\" in the README",
+    reference: "see \"Test: `signal test`\" in docs/guides/blueprints.md",
     place: describe_place,
     type_hint: |_, _, _| None,
     pattern: |_| None,
@@ -212,7 +212,7 @@ pub fn discover(paths: &[PathBuf], access: &FileAccess) -> Result<Vec<PathBuf>, 
                 found.push(beside);
             } else {
                 problems.push(format!(
-                    "{shown} has no test file: write its cases in {} (see \"Testing a blueprint\" in the README)",
+                    "{shown} has no test file: write its cases in {} (see \"Test: `signal test`\" in docs/guides/blueprints.md)",
                     beside.display()
                 ));
             }

@@ -209,7 +209,7 @@ pub mod defaults {
 
 static WORDS: Vocabulary = Vocabulary {
     whole: "the configuration",
-    reference: "see the configuration reference in the README",
+    reference: "see docs/reference/configuration.md",
     place: describe_place,
     type_hint: |_, _, _| None,
     pattern: |_| None,

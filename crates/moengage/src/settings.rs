@@ -81,7 +81,7 @@ impl DestinationKind for MoEngage {
             vec![SettingError {
                 field: "",
                 message: format!("the MoEngage settings cannot be read: {error}"),
-                hint: "see the configuration reference in the README".into(),
+                hint: "see docs/reference/configuration.md".into(),
             }]
         })?;
         let mut errors = Vec::new();
