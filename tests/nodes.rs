@@ -245,3 +245,103 @@ fn a_login_seen_by_two_nodes_merges_the_anonymous_customer_once() {
     let total: u64 = [&first, &second].iter().map(|serve| metric(&http, serve, "signal_automatic_merges_total{pipeline=\"web\"}")).sum();
     assert_eq!(total, 1);
 }
+
+/// A PostgreSQL that takes TLS connections only, with a certificate for `localhost` signed by a CA
+/// made for the test; stopped when dropped.
+struct TlsPostgres {
+    dir: tempfile::TempDir,
+    /// `postgres://signal@localhost:PORT`
+    server: String,
+    ca: String,
+}
+
+impl TlsPostgres {
+    fn start() -> TlsPostgres {
+        let dir = tempfile::tempdir().expect("dir");
+        let openssl = |args: &[&str]| {
+            let output = std::process::Command::new("openssl").args(args).current_dir(dir.path()).output().expect("openssl runs");
+            assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        };
+        openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=Signal test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+        openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+        std::fs::write(dir.path().join("server.ext"), "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n").expect("extensions");
+        openssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt",
+            "-days", "2", "-extfile", "server.ext"]);
+        let cluster = dir.path().join("cluster");
+        std::fs::create_dir(&cluster).expect("cluster dir");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/postgres");
+        let output = std::process::Command::new("bash")
+            .arg(&script)
+            .args(["start"])
+            .arg(&cluster)
+            .arg("--ssl")
+            .args([dir.path().join("server.crt"), dir.path().join("server.key")])
+            .output()
+            .expect("tests/postgres runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let url = String::from_utf8_lossy(&output.stdout).trim().replace("127.0.0.1", "localhost");
+        let ca = dir.path().join("ca.crt").display().to_string();
+        TlsPostgres { dir, server: url, ca }
+    }
+}
+
+impl Drop for TlsPostgres {
+    fn drop(&mut self) {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/postgres");
+        let _ = std::process::Command::new("bash").arg(script).arg("stop").arg(self.dir.path().join("cluster")).status();
+    }
+}
+
+#[test]
+fn postgres_over_tls_is_checked_as_each_sslmode_says() {
+    let tls = TlsPostgres::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let open = |url: String| runtime.block_on(async move { store::PostgresQueue::open(&url, 2).await.map(|_| ()) });
+    let at_ip = tls.server.replace("localhost", "127.0.0.1");
+    let ca = &tls.ca;
+
+    // The certificate names the host and is signed by the CA named: verify-full connects.
+    open(format!("{}/postgres?sslmode=verify-full&sslrootcert={ca}", tls.server)).expect("verify-full");
+    // The same server by its address, which the certificate does not name: verify-full refuses,
+    // verify-ca (the chain alone) connects.
+    let refused = open(format!("{at_ip}/postgres?sslmode=verify-full&sslrootcert={ca}")).expect_err("wrong name");
+    assert!(refused.to_string().contains("not valid for name"), "{refused}");
+    open(format!("{at_ip}/postgres?sslmode=verify-ca&sslrootcert={ca}")).expect("verify-ca");
+    // The system's roots do not know the test's CA.
+    let refused = open(format!("{}/postgres?sslmode=verify-full", tls.server)).expect_err("unknown issuer");
+    assert!(refused.to_string().contains("UnknownIssuer"), "{refused}");
+    // require and prefer (the default) encrypt without checking, as libpq does.
+    open(format!("{}/postgres?sslmode=require", tls.server)).expect("require");
+    open(format!("{}/postgres", tls.server)).expect("prefer");
+    // The server takes nothing else.
+    let refused = open(format!("{}/postgres?sslmode=disable", tls.server)).expect_err("no TLS");
+    assert!(refused.to_string().contains("no encryption"), "{refused}");
+    let refused = open(format!("{}/postgres?sslmode=verify-full&sslrootcert=/nowhere/ca.pem", tls.server)).expect_err("no file");
+    assert!(refused.to_string().contains("cannot read `sslrootcert` /nowhere/ca.pem"), "{refused}");
+}
+
+#[test]
+fn signal_serve_on_a_postgres_that_requires_tls_delivers_the_readme_example() {
+    let tls = TlsPostgres::start();
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = shared_config(dir.path(), &sandbox.base, &["WS1"], 6000);
+    let url = format!("{}/postgres?sslmode=verify-full&sslrootcert={}", tls.server, tls.ca);
+    let serve = node(&config, &url);
+    let http = Http::new();
+    let (status, answer) = http.post(
+        &format!("{}/v1/track", serve.collector),
+        Some("key-WS1"),
+        &[],
+        common::document_event().to_string().into_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    eventually(Duration::from_secs(20), "the document's example delivered", || {
+        arrivals(&sandbox, "WS1").get("u_8842") == Some(&1)
+    });
+    let requests = sandbox.get("/sandbox/workspaces/WS1/requests");
+    let sent = requests["requests"].as_array().and_then(|all| all.first()).cloned().unwrap_or_default();
+    assert_eq!(sent, common::document_payload(), "the document's payload, exactly");
+    assert!(serve.banner.contains("PostgreSQL"), "{}", serve.banner);
+}

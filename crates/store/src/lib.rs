@@ -17,6 +17,7 @@ mod private;
 mod records;
 pub mod sql;
 mod sqlite;
+mod tls;
 mod traits;
 
 use std::fmt;

@@ -15,7 +15,9 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::broadcast;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
+
+use crate::tls;
 
 use crate::sqlite::{
     FEED_CAPACITY, FEED_PER_COMMIT, PURGE_EVERY, SUMMARY_COLUMNS, TIME_SLACK_MS, decode_attempts, encode_attempts,
@@ -109,6 +111,7 @@ pub(crate) fn describe_url(url: &str) -> String {
         let host = authority.rsplit_once('@').map_or("", |(_, host)| host);
         return format!("{user}@{host} (a password with an unescaped `@`)");
     }
+    let Ok((url, _)) = tls::split_url(url) else { return "an unreadable URL".into() };
     let Ok(config) = url.parse::<tokio_postgres::Config>() else { return "an unreadable URL".into() };
     let hosts: Vec<String> = config
         .get_hosts()
@@ -139,11 +142,16 @@ impl PostgresQueue {
                 ),
             });
         }
-        let config: tokio_postgres::Config = url.parse().map_err(|error: tokio_postgres::Error| StoreError {
+        let (plain, settings) =
+            tls::split_url(url).map_err(|cause| StoreError { doing: "reading `storage.postgres.url`", cause })?;
+        let mut config: tokio_postgres::Config = plain.parse().map_err(|error: tokio_postgres::Error| StoreError {
             doing: "reading `storage.postgres.url`",
             cause: format!("{error}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
         })?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        config.ssl_mode(settings.verify.ssl_mode());
+        let connector = tls::connector(&settings)
+            .map_err(|cause| StoreError { doing: "setting up TLS for PostgreSQL", cause })?;
+        let manager = Manager::from_config(config, connector, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(2))
             .runtime(Runtime::Tokio1)
