@@ -175,6 +175,13 @@ impl Queue for AnyQueue {
         }
     }
 
+    fn queued_anywhere(&self) -> Option<tokio::sync::broadcast::Receiver<()>> {
+        match self {
+            AnyQueue::Sqlite(queue) => queue.queued_anywhere(),
+            AnyQueue::Postgres(queue) => queue.queued_anywhere(),
+        }
+    }
+
     async fn recall_traits(&self, workspace: String, users: Vec<String>) -> Result<Vec<(String, String)>, StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.recall_traits(workspace, users).await,

@@ -324,6 +324,10 @@ pub trait Queue: Send + Sync + 'static {
     /// falls behind misses lines (and is told so), and never slows the queue.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
 
+    /// Told when any node sharing the store queued events, for workers to claim them at once;
+    /// `None` where only this process queues (SQLite: its collector wakes the workers itself).
+    fn queued_anywhere(&self) -> Option<tokio::sync::broadcast::Receiver<()>>;
+
     /// The traits remembered for those of `users` that `workspace` knows: (user, traits).
     fn recall_traits(
         &self,

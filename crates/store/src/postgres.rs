@@ -52,9 +52,20 @@ struct Inner {
     /// This node's name in `claimed_by` and `leases`: unique to this process.
     node: String,
     feed: broadcast::Sender<Change>,
+    /// Told when any node queued events (PostgreSQL's NOTIFY, heard on a connection of its own).
+    queued: broadcast::Sender<()>,
+    /// Told when this node queued events: [`announce_queued`] NOTIFYs the others.
+    announce: Arc<tokio::sync::Notify>,
     /// The longest dedupe window asked for, in ms: `seen` entries older than it can go.
     longest_window_ms: AtomicI64,
     enqueues: AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Lets the announcing task see that the queue is gone, and end.
+        self.announce.notify_one();
+    }
 }
 
 type Parameter = Box<dyn ToSql + Sync + Send>;
@@ -151,6 +162,7 @@ impl PostgresQueue {
         config.ssl_mode(settings.verify.ssl_mode());
         let connector = tls::connector(&settings)
             .map_err(|cause| StoreError { doing: "setting up TLS for PostgreSQL", cause })?;
+        let (listening, listening_connector) = (config.clone(), connector.clone());
         let manager = Manager::from_config(config, connector, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(2))
@@ -175,14 +187,19 @@ impl PostgresQueue {
             .map_err(failed("reading the newest change"))?;
         drop(client);
         let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        let (queued, _) = broadcast::channel(16);
         let inner = Arc::new(Inner {
             pool,
             node: node_name(),
             feed,
+            queued,
+            announce: Arc::new(tokio::sync::Notify::new()),
             longest_window_ms: AtomicI64::new(0),
             enqueues: AtomicU64::new(0),
         });
         tokio::spawn(watch_changes(Arc::downgrade(&inner), newest));
+        tokio::spawn(listen_for_queued(Arc::downgrade(&inner), listening, listening_connector));
+        tokio::spawn(announce_queued(Arc::downgrade(&inner), inner.announce.clone()));
         Ok((PostgresQueue { inner }, Recovered { made_private: Vec::new(), claimed: 0, paused: 0 }))
     }
 
@@ -370,6 +387,9 @@ impl Queue for PostgresQueue {
             // Entries older than the longest window in use can no longer match; a failure here
             // leaves them for the next purge.
             let _ = client.execute("DELETE FROM seen WHERE seen_at < $1", &[&now.saturating_sub(longest)]).await;
+        }
+        if queued > 0 {
+            self.inner.announce.notify_one();
         }
         Ok(Enqueued { queued, duplicates: waiting.saturating_sub(queued), recorded })
     }
@@ -711,6 +731,10 @@ impl Queue for PostgresQueue {
         self.inner.feed.subscribe()
     }
 
+    fn queued_anywhere(&self) -> Option<broadcast::Receiver<()>> {
+        Some(self.inner.queued.subscribe())
+    }
+
     async fn recall_traits(&self, workspace: String, users: Vec<String>) -> Result<Vec<(String, String)>, StoreError> {
         let fail = failed("reading remembered traits");
         let client = self.client("reading remembered traits").await?;
@@ -1014,6 +1038,55 @@ fn requeue_conditions(requeue: &Requeue) -> Conditions {
 
 /// Tells the live feed every change any node makes, while someone watches: changes are numbered
 /// by a sequence, and read in order of their numbers.
+/// NOTIFYs the nodes (this one included) that events were queued, in a statement of its own: a
+/// NOTIFY inside the queuing transaction would hold PostgreSQL's notification lock through its
+/// commit and so commit the nodes' requests one at a time. Requests queued while one is sent are
+/// told by the next, one for all.
+async fn announce_queued(inner: Weak<Inner>, announce: Arc<tokio::sync::Notify>) {
+    loop {
+        announce.notified().await;
+        let Some(strong) = inner.upgrade() else { return };
+        // Without it, the workers of other nodes find the events at their next poll (a second).
+        if let Ok(client) = strong.pool.get().await {
+            let _ = client.batch_execute("NOTIFY signal_queued").await;
+        }
+    }
+}
+
+/// Holds a connection of its own that LISTENs for `signal_queued` (a pooled one is shared, and its
+/// session with it), telling `queued` each time; connects again a second after losing it, while
+/// the workers' one-second poll covers the gap.
+async fn listen_for_queued(inner: Weak<Inner>, config: tokio_postgres::Config, connector: tls::RustlsConnect) {
+    use futures_util::StreamExt as _;
+    loop {
+        if let Ok((client, mut connection)) = config.connect(connector.clone()).await {
+            let (heard, mut hearing) = tokio::sync::mpsc::unbounded_channel();
+            let driver = tokio::spawn(async move {
+                let mut messages = futures_util::stream::poll_fn(move |context| connection.poll_message(context));
+                while let Some(Ok(message)) = messages.next().await {
+                    if matches!(message, tokio_postgres::AsyncMessage::Notification(_)) && heard.send(()).is_err() {
+                        return;
+                    }
+                }
+            });
+            if client.batch_execute("LISTEN signal_queued").await.is_ok() {
+                while hearing.recv().await.is_some() {
+                    let Some(inner) = inner.upgrade() else {
+                        driver.abort();
+                        return;
+                    };
+                    let _ = inner.queued.send(());
+                }
+            }
+            driver.abort();
+        }
+        if inner.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 async fn watch_changes(inner: Weak<Inner>, (newest_change, newest_event): (i64, i64)) {
     let mut newest_told = Some(newest_change);
     // The newest change when watching began: what came before is in the listings, not the feed.

@@ -289,6 +289,10 @@ impl Queue for SqliteQueue {
         self.feed.subscribe()
     }
 
+    fn queued_anywhere(&self) -> Option<broadcast::Receiver<()>> {
+        None
+    }
+
     fn is_shared(&self) -> bool {
         false
     }

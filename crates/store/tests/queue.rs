@@ -366,6 +366,32 @@ async fn postgres_a_node_whose_lease_was_taken_records_nothing_for_the_events_it
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_hears_of_events_another_node_queued() {
+    let (_store, first, second) = two_nodes().await;
+    let mut heard = first.queued_anywhere().expect("a shared store tells of events queued");
+    // The listening connection comes up beside the pool: queue until it has heard once.
+    let mut told = false;
+    for n in 0..50 {
+        second.enqueue(vec![event(&format!("m-{n}"), "p")], DAY).await.expect("enqueue");
+        if tokio::time::timeout(Duration::from_millis(200), heard.recv()).await.is_ok() {
+            told = true;
+            break;
+        }
+    }
+    assert!(told, "the first node was never told of the second node's events");
+    // Told again for the next commit; a request of nothing but duplicates tells nothing.
+    second.enqueue(vec![event("m-new", "p")], DAY).await.expect("enqueue");
+    let next = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await;
+    assert!(matches!(next, Ok(Ok(()))), "{next:?}");
+    while heard.try_recv().is_ok() {}
+    second.enqueue(vec![event("m-new", "p")], DAY).await.expect("enqueue");
+    assert!(tokio::time::timeout(Duration::from_millis(500), heard.recv()).await.is_err(), "nothing new, nothing told");
+    let dir = tempfile::tempdir().expect("dir");
+    let (alone, _) = SqliteQueue::open(&dir.path().join("q.db")).expect("open");
+    assert!(alone.queued_anywhere().is_none(), "one process: its collector wakes its workers itself");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_alive_are_those_renewing_their_own_lease() {
     let (_store, first, second) = two_nodes().await;
     let ttl = Duration::from_millis(1_000);
