@@ -244,6 +244,7 @@ pub async fn run<Q: Queue + Clone>(
         .with_state(shared.clone());
 
     let depth_refresh = tokio::spawn(refresh_depth(shared.clone()));
+    let waking = shared.queue.queued_anywhere().map(|queued| tokio::spawn(wake_on_queued(shared.clone(), queued)));
     let pruning = tokio::spawn(prune(shared.clone()));
     let admin_server = tokio::spawn(serve_admin(listeners.admin, admin, health_only, admin_stopping));
     shared.ready.store(true, Ordering::Relaxed);
@@ -252,6 +253,9 @@ pub async fn run<Q: Queue + Clone>(
     let _ = stop_workers.send(true);
     let _ = supervisor.await;
     depth_refresh.abort();
+    if let Some(waking) = waking {
+        waking.abort();
+    }
     pruning.abort();
     let _ = stop_admin.send(true);
     // Live streams end when told; a client still sending a request gets the same bounded wait.
@@ -572,6 +576,18 @@ async fn serve_collector<Q: Queue>(
     if tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await.is_err() {
         connections.abort_all();
         tracing::warn!(grace = ?config.shutdown_grace, "requests still in progress when the grace ran out were cut; their clients were not answered and will send again");
+    }
+}
+
+/// Wakes the workers when any node queued events, so that the node holding their workspace's lease
+/// claims them at once rather than at its next poll.
+async fn wake_on_queued<Q: Queue>(shared: Arc<Shared<Q>>, mut queued: tokio::sync::broadcast::Receiver<()>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match queued.recv().await {
+            Ok(()) | Err(RecvError::Lagged(_)) => shared.wake_workers(),
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 
