@@ -147,9 +147,38 @@ impl Diagnostic {
             self.position.column,
             if self.kind.is_warning() { "warning" } else { "error" },
             self.kind.code(),
-            self.message
+            printable(&self.message)
         )
     }
+}
+
+/// The most characters of a message or hint printed: a key or path quoted whole could be
+/// megabytes long.
+pub const MESSAGE_CHARS: usize = 300;
+
+/// `text` on one line and at most [`MESSAGE_CHARS`] long: control characters (a newline, an
+/// escape) are written as escapes, so that what a file holds cannot begin a line of its own in a
+/// terminal or a CI log (`::error ...`), and a cut end is marked with `…`.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let fits = text.len() <= MESSAGE_CHARS;
+    if fits && !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len().min(MESSAGE_CHARS + 8));
+    for (count, c) in text.chars().enumerate() {
+        if count == MESSAGE_CHARS {
+            shown.push('…');
+            break;
+        }
+        match c {
+            '\n' => shown.push_str("\\n"),
+            '\r' => shown.push_str("\\r"),
+            '\t' => shown.push_str("\\t"),
+            c if c.is_control() => shown.extend(c.escape_unicode()),
+            c => shown.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(shown)
 }
 
 impl Diagnostic {
@@ -178,7 +207,7 @@ impl fmt::Display for Diagnostic {
             writeln!(f, "{gutter} | {}{underline}", " ".repeat(column - 1))?;
         }
         if let Some(hint) = &self.hint {
-            writeln!(f, "  = hint: {hint}")?;
+            writeln!(f, "  = hint: {}", printable(hint))?;
         }
         Ok(())
     }
@@ -191,7 +220,15 @@ pub const EXCERPT_CHARS: usize = 200;
 /// At most [`EXCERPT_CHARS`] of `line` around the 1-based `column`, tabs as spaces, and the
 /// column within what is quoted. Cut ends are marked with `…`.
 fn excerpt(line: &str, column: usize) -> (String, usize) {
-    let chars: Vec<char> = line.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
+    // One character each, so that the underline stays under its place.
+    let chars: Vec<char> = line
+        .chars()
+        .map(|c| match c {
+            '\t' => ' ',
+            c if c.is_control() => '\u{fffd}',
+            c => c,
+        })
+        .collect();
     if chars.len() <= EXCERPT_CHARS {
         return (chars.into_iter().collect(), column.max(1));
     }
@@ -271,6 +308,24 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_quoting_the_file_stays_on_one_short_line() {
+        let diagnostic = Diagnostic {
+            file: "a.yaml".into(),
+            position: Position { line: 1, column: 1, len: 1 },
+            kind: DiagnosticKind::UnknownKey,
+            message: format!("unknown key `x\n::error file=ci.yml::pwned\u{1b}[2J{}` in a mapping", "k".repeat(1_000_000)),
+            hint: Some("did you mean\n::warning::`y`?".into()),
+            source_line: Some("x\u{1b}[2J: 1".into()),
+        };
+        let shown = diagnostic.to_string();
+        assert!(shown.lines().all(|line| !line.starts_with("::")), "{shown}");
+        assert!(shown.starts_with("a.yaml:1:1: error[unknown_key]: unknown key `x\\n::error file=ci.yml::pwned\\u{1b}[2Jkkk"), "{shown}");
+        assert!(!shown.contains('\u{1b}'));
+        assert!(shown.len() < 2 * (MESSAGE_CHARS + EXCERPT_CHARS), "{} bytes", shown.len());
+        assert!(shown.lines().next().is_some_and(|headline| headline.ends_with('…')));
+    }
 
     #[test]
     fn suggests_close_names_only() {
