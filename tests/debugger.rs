@@ -445,6 +445,13 @@ fn without_a_token_the_admin_api_answers_only_this_machine_and_only_json_changes
         http.send("POST", &replay, &[("content-type", "application/json")], br#"{"state":"lost"}"#.to_vec());
     assert_eq!(status, 400);
     assert!(body.contains("`failed` or `paused`"), "{body}");
+    // A step's `limit` is 1 to 1,000, as a listing's is.
+    for limit in [0, 1001, 5000] {
+        let request = format!(r#"{{"state":"failed","limit":{limit}}}"#);
+        let (status, _, body) = http.send("POST", &replay, &[("content-type", "application/json")], request.into_bytes());
+        assert_eq!(status, 400, "{limit}: {body}");
+        assert!(body.contains("it is 1 to 1000"), "{body}");
+    }
 }
 
 #[test]

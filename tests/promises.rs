@@ -322,3 +322,27 @@ fn a_full_disk_turns_readyz_503_until_it_has_room_and_no_answered_event_is_sent_
     assert_eq!(actions(&sandbox), 5, "no order delivered twice");
     drop(disk);
 }
+
+#[test]
+fn an_idle_service_on_a_full_disk_is_not_ready_and_is_again_once_there_is_room() {
+    let sandbox = SandboxProcess::start(&["--workspace", &format!("WS1:{API_KEY}")]);
+    let dir = tempfile::tempdir().expect("dir");
+    let disk = SmallDisk::mount(&dir.path().join("disk"), "4m");
+    let file = config(dir.path(), "kidle", &sandbox.base, "preset: retail", "");
+    let text = std::fs::read_to_string(&file).expect("config").replace("sqlite: signal.db", "sqlite: disk/signal.db");
+    std::fs::write(&file, text).expect("config");
+    let serve = ServeProcess::start(&["--config", &file], &[]);
+    let http = Http::new();
+    let ready = || http.get(&format!("{}/readyz", serve.admin));
+    assert_eq!(ready().0, 200);
+
+    // No event comes: `/readyz` itself finds that nothing can be written.
+    let filler = disk.fill();
+    eventually(Duration::from_secs(10), "not ready on a full disk", || {
+        let (status, said) = ready();
+        status == 503 && said.contains("the store cannot write")
+    });
+    std::fs::remove_file(filler).expect("free the disk");
+    eventually(Duration::from_secs(10), "ready again", || ready().0 == 200);
+    drop(disk);
+}

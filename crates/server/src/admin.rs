@@ -101,7 +101,7 @@ async fn guard<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: Request,
             if !from_here || !names_this_machine(request.uri(), request.headers()) {
                 return error(
                     StatusCode::FORBIDDEN,
-                    "without an `admin_token`, the admin API answers only requests from this machine addressed to it (Host: 127.0.0.1, localhost or [::1])",
+                    "without an `admin_token`, the admin API answers only requests from this machine addressed to it (Host: localhost or a loopback address such as 127.0.0.1 or [::1])",
                 );
             }
         }
@@ -438,7 +438,15 @@ async fn replay<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: Request
     if let Err(refused) = backwards(since_ms, until_ms) {
         return refused;
     }
-    let at_most = request.limit.map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
+    let at_most = match request.limit {
+        Some(limit) if limit < 1 || limit > MAX_LIMIT as u64 => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("`limit` is {limit}; it is 1 to {MAX_LIMIT}, or left out to replay every matching event"),
+            );
+        }
+        limit => limit.map(|limit| usize::try_from(limit).unwrap_or(MAX_LIMIT)),
+    };
     let mut requeue =
         Requeue { state, pipeline: request.pipeline.clone(), since_ms, until_ms, after_id: request.after, limit: 0 };
     let matching = match shared.queue.count_requeue(requeue.clone()).await {

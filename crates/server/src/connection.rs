@@ -71,6 +71,15 @@ impl Activity {
         self.in_request.store(false, Ordering::Relaxed);
     }
 
+    /// When the connection came to rest, while it is at rest: no request is being handled (or its
+    /// answer still streamed), whether or not the next request's headers have begun.
+    fn resting_since(&self) -> Option<Instant> {
+        if self.in_request.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(self.started + Duration::from_millis(self.rested_at.load(Ordering::Relaxed)))
+    }
+
     /// Whether the connection has overstayed a limit.
     fn overstayed(&self, limits: Limits) -> bool {
         if self.in_request.load(Ordering::Relaxed) {
@@ -150,6 +159,151 @@ where
     }
 }
 
+/// The admin router, holding each request as in progress until its answer's body is done: a live
+/// stream is busy for as long as it streams, and is never taken for an idle connection.
+pub struct WatchedToTheEnd {
+    inner: hyper_util::service::TowerToHyperService<Router>,
+    activity: Arc<Activity>,
+}
+
+impl WatchedToTheEnd {
+    /// The router, noting when each request begins and when its answer has been sent.
+    pub fn service(router: Router, activity: Arc<Activity>) -> Self {
+        WatchedToTheEnd { inner: hyper_util::service::TowerToHyperService::new(router), activity }
+    }
+}
+
+impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for WatchedToTheEnd {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        self.activity.request_began();
+        let ended = RequestEnds(self.activity.clone());
+        let answered = self.inner.call(request);
+        Box::pin(async move {
+            let answer = answered.await?;
+            Ok(answer.map(|body| axum::body::Body::new(UntilSent { body, _ended: ended })))
+        })
+    }
+}
+
+/// Ends its connection's request when dropped: with the answer's body once sent, or with the
+/// request if the connection goes first.
+struct RequestEnds(Arc<Activity>);
+
+impl Drop for RequestEnds {
+    fn drop(&mut self) {
+        self.0.request_ended();
+    }
+}
+
+/// An answer's body, with what ends its request when it is done.
+struct UntilSent {
+    body: axum::body::Body,
+    _ended: RequestEnds,
+}
+
+impl hyper::body::Body for UntilSent {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The admin listener's open connections, so that a new one can take the place of the one at rest
+/// the longest when all are taken: a flood of idle or half-sent connections then costs nothing
+/// but its own connections, and a health check, which asks at once, is answered.
+#[derive(Default)]
+pub struct Evictable {
+    open: std::sync::Mutex<Vec<Open>>,
+    next_id: AtomicU64,
+}
+
+struct Open {
+    id: u64,
+    activity: Arc<Activity>,
+    /// Set once its task is spawned.
+    abort: Option<tokio::task::AbortHandle>,
+}
+
+/// One connection's place among the open ones, given up when dropped.
+pub struct Place {
+    id: u64,
+    connections: Arc<Evictable>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.connections.lock().retain(|open| open.id != self.id);
+    }
+}
+
+impl Place {
+    /// What lets the place be taken back, once the task serving it is spawned (the place itself
+    /// moves into that task).
+    pub fn closer(&self) -> Closer {
+        Closer { id: self.id, connections: self.connections.clone() }
+    }
+}
+
+/// Names the task serving a [`Place`], so that it can be closed for a newcomer.
+pub struct Closer {
+    id: u64,
+    connections: Arc<Evictable>,
+}
+
+impl Closer {
+    /// The place is served by `task`; a task that has ended already has given its place up.
+    pub fn served_by(self, task: tokio::task::AbortHandle) {
+        if let Some(open) = self.connections.lock().iter_mut().find(|open| open.id == self.id) {
+            open.abort = Some(task);
+        }
+    }
+}
+
+impl Evictable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Open>> {
+        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A place for a new connection among at most `limit`: a free one, or the place of the
+    /// connection at rest the longest, which is closed. `None` when every connection is busy.
+    pub fn admit(self: &Arc<Self>, activity: Arc<Activity>, limit: usize) -> Option<Place> {
+        let mut open = self.lock();
+        if open.len() >= limit {
+            let longest_at_rest = open
+                .iter()
+                .enumerate()
+                .filter(|(_, connection)| connection.abort.is_some())
+                .filter_map(|(index, connection)| connection.activity.resting_since().map(|since| (since, index)))
+                .min()?
+                .1;
+            let evicted = open.swap_remove(longest_at_rest);
+            if let Some(task) = evicted.abort {
+                task.abort();
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        open.push(Open { id, activity, abort: None });
+        Some(Place { id, connections: self.clone() })
+    }
+}
+
 impl AsyncRead for Watched<TcpStream> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
@@ -190,6 +344,41 @@ impl AsyncWrite for Watched<TcpStream> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_listener_closes_the_connection_at_rest_the_longest_never_a_busy_one() {
+        let connections = Arc::new(Evictable::default());
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut admit = |activity: &Arc<Activity>| {
+            let place = connections.admit(activity.clone(), 3)?;
+            let task = tasks.spawn(std::future::pending::<()>());
+            place.closer().served_by(task.clone());
+            Some((place, task))
+        };
+        let busy = Arc::new(Activity::new());
+        busy.request_began();
+        let (_busy_place, busy_task) = admit(&busy).expect("a free place");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let oldest = Arc::new(Activity::new());
+        let (_oldest_place, oldest_task) = admit(&oldest).expect("a free place");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let newer = Arc::new(Activity::new());
+        let (_newer_place, newer_task) = admit(&newer).expect("a free place");
+
+        let newest = Arc::new(Activity::new());
+        let (newest_place, _) = admit(&newest).expect("the oldest at rest makes room");
+        tokio::task::yield_now().await;
+        assert!(oldest_task.is_finished(), "the connection at rest the longest was closed");
+        assert!(!busy_task.is_finished() && !newer_task.is_finished());
+
+        // Every place is busy: nothing is closed, and the newcomer is told so.
+        newer.request_began();
+        newest.request_began();
+        assert!(admit(&Arc::new(Activity::new())).is_none());
+        // A place given up is free again.
+        drop(newest_place);
+        assert!(admit(&Arc::new(Activity::new())).is_some());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn headers_and_idleness_have_their_own_clocks() {

@@ -87,6 +87,8 @@ pub struct Shared<Q> {
     pub(crate) streams: Arc<tokio::sync::Semaphore>,
     /// Why the store's last write failed, until one succeeds: `/readyz` answers 503 meanwhile.
     store_failing: std::sync::Mutex<Option<String>>,
+    /// When `/readyz` last found the store taking writes: it asks again at most once a second.
+    store_probed: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl<Q> Shared<Q> {
@@ -154,7 +156,7 @@ impl Listeners {
     /// Binds both addresses of `config`.
     pub async fn bind(config: &Config) -> Result<Listeners, ServerError> {
         let bind = |address, what: &'static str, option: &'static str| async move {
-            TcpListener::bind(address).await.map_err(|error| ServerError {
+            listen(address).map_err(|error| ServerError {
                 kind: ServerErrorKind::Listen,
                 message: format!(
                     "cannot listen on {address} for {what}: {error}; set `{option}` in the configuration"
@@ -166,6 +168,19 @@ impl Listeners {
             admin: bind(config.admin_listen, "health and metrics", "admin_listen").await?,
         })
     }
+}
+
+/// Connections the kernel completes for a listener before it accepts them: a burst of senders (or a
+/// flood the admin listener sheds) must not overflow the queue, which would leave a client waiting
+/// a second for its handshake to be tried again. The system's `somaxconn` caps it.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As `TcpListener::bind` does: a restart binds while the last run's connections wait out TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Runs the service until `shutdown` completes: then stops taking events (requests in progress
@@ -195,6 +210,7 @@ pub async fn run<Q: Queue + Clone>(
         reloads: reloads.clone(),
         admin_address,
         stopping: admin_stopping.clone(),
+        store_probed: tokio::sync::Mutex::new(None),
         streams: Arc::new(tokio::sync::Semaphore::new(admin::MAX_STREAMS)),
         store_failing: std::sync::Mutex::new(None),
     });
@@ -273,7 +289,7 @@ const ADMIN_MAX_CONNECTIONS: usize = 256;
 /// How long an admin client may take over a request's headers, or stay idle between requests.
 const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections kept for health checks once the admin listener is full.
+/// Connections kept for health checks once every admin connection is busy with a request.
 const HEALTH_RESERVE: usize = 32;
 
 /// How long a health check past the limit may take over its headers.
@@ -281,7 +297,8 @@ const HEALTH_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Serves the admin listener until `stopping` turns true. Each request knows its peer's address
 /// (without a token only this machine is answered), headers must arrive within
-/// [`ADMIN_HEADER_TIMEOUT`], and past [`ADMIN_MAX_CONNECTIONS`] new connections are closed at once.
+/// [`ADMIN_HEADER_TIMEOUT`], and past [`ADMIN_MAX_CONNECTIONS`] a new connection takes the place
+/// of the one at rest the longest; when every one is busy, a small reserve answers health only.
 async fn serve_admin(
     listener: TcpListener,
     router: Router,
@@ -295,7 +312,7 @@ async fn serve_admin(
     let mut health_http = hyper::server::conn::http1::Builder::new();
     health_http.timer(TokioTimer::new()).header_read_timeout(Some(HEALTH_HEADER_TIMEOUT)).keep_alive(false);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let permits = Arc::new(tokio::sync::Semaphore::new(ADMIN_MAX_CONNECTIONS));
+    let open = Arc::new(connection::Evictable::default());
     let health_permits = Arc::new(tokio::sync::Semaphore::new(HEALTH_RESERVE));
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -312,23 +329,31 @@ async fn serve_admin(
             }
         };
         while connections.try_join_next().is_some() {}
-        let (permit, builder, routes) = match permits.clone().try_acquire_owned() {
-            Ok(permit) => (permit, &http, &router),
-            // A flood of idle connections must not cost the orchestrator its health checks: a
-            // reserve answers them, and nothing else, with a short time limit.
-            Err(_) => match health_permits.clone().try_acquire_owned() {
-                Ok(permit) => (permit, &health_http, &health_only),
-                // Closed unanswered: a flood must not hold descriptors.
-                Err(_) => {
-                    drop(stream);
-                    continue;
-                }
-            },
+        let activity = Arc::new(connection::Activity::new());
+        if let Some(place) = open.admit(activity.clone(), ADMIN_MAX_CONNECTIONS) {
+            let service = connection::WatchedToTheEnd::service(
+                router.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+                activity,
+            );
+            let served = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            let closer = place.closer();
+            let task = connections.spawn(async move {
+                let _ = served.await;
+                drop(place);
+            });
+            closer.served_by(task);
+            continue;
+        }
+        // Every connection is busy with a request: a reserve answers health checks, and nothing
+        // else, with a short time limit; past it a connection is closed unanswered.
+        let Ok(permit) = health_permits.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
         };
         let service = hyper_util::service::TowerToHyperService::new(
-            routes.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+            health_only.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))),
         );
-        let served = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let served = graceful.watch(health_http.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
             let _ = served.await;
             drop(permit);
@@ -600,17 +625,25 @@ async fn refresh_depth<Q: Queue>(shared: Arc<Shared<Q>>) {
     }
 }
 
+/// How long `/readyz` trusts a write that succeeded: probes cost a small commit each.
+const STORE_PROBE_PERIOD: Duration = Duration::from_secs(1);
+
 async fn readyz<Q: Queue>(State(shared): State<Arc<Shared<Q>>>) -> Response {
     if !shared.ready.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting or stopping\n").into_response();
     }
-    if shared.store_failing() {
+    // An idle service learns of a full disk here, not at the next event it would refuse.
+    let mut probed_at = shared.store_probed.lock().await;
+    let fresh = probed_at.is_some_and(|at| at.elapsed() < STORE_PROBE_PERIOD);
+    if shared.store_failing() || !fresh {
         let probed = shared.queue.probe_write().await;
         shared.store_wrote(&probed);
+        *probed_at = probed.is_ok().then(tokio::time::Instant::now);
         if let Err(error) = probed {
             return (StatusCode::SERVICE_UNAVAILABLE, format!("the store cannot write: {error}\n")).into_response();
         }
     }
+    drop(probed_at);
     match shared.queue.depth().await {
         Ok(_) => "ready\n".into_response(),
         Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("{error}\n")).into_response(),
