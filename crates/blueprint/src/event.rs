@@ -211,9 +211,17 @@ pub struct Event<'a> {
     pub stamped: StampedTimes,
     /// `properties`, `traits` and `context` as written.
     spans: [Option<Raw<'a>>; 3],
+    /// The members of the object items of their arrays, as the scan found them.
+    item_members: Vec<scan::ItemMember<'a>>,
 }
 
 impl<'a> Event<'a> {
+    /// The members of the object items of arrays in `properties`, `traits` and `context`, for
+    /// [`Raw::item_members`].
+    pub fn item_members(&self) -> &[scan::ItemMember<'a>] {
+        &self.item_members
+    }
+
     /// Scans and checks one event.
     pub fn parse(text: &'a str) -> Result<Event<'a>, InvalidEvent> {
         Event::read(text, None)
@@ -320,7 +328,18 @@ impl<'a> Event<'a> {
         let mut traits = into_object(traits, "traits")?;
         traits.normalise(TRAIT_ALIASES);
         let traits = context_traits.overlaid(traits);
-        Ok(Event { call, name, top, properties, traits, context, timestamp, stamped, spans: scanned.spans })
+        Ok(Event {
+            call,
+            name,
+            top,
+            properties,
+            traits,
+            context,
+            timestamp,
+            stamped,
+            spans: scanned.spans,
+            item_members: scanned.item_members,
+        })
     }
 
     /// Writes the event back as compact JSON, each member as it was written (camelCase names

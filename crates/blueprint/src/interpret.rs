@@ -1098,9 +1098,9 @@ impl<'x> EventState<'x> {
                 }
                 keep::Shape::Nested => {
                     let taken = object_arrays.iter().find(|(array, _)| **array == *name).map(|(_, taken)| &taken[..]);
-                    let leaves: Vec<(String, Found<'x>)> = match &found {
-                        Found::Raw(raw) => keep::flattened(&name, *raw, taken, warnings),
-                        Found::Built(text) => keep::flattened(&name, Raw::trusted(text), taken, warnings)
+                    let leaves: Vec<(Cow<'x, str>, Found<'x>)> = match &found {
+                        Found::Raw(raw) => keep::flattened(&name, *raw, self.event.item_members(), taken, warnings),
+                        Found::Built(text) => keep::flattened(&name, Raw::trusted(text), &[], taken, warnings)
                             .into_iter()
                             .map(|(leaf, value)| (leaf, value.into_owned()))
                             .collect(),
@@ -1110,7 +1110,7 @@ impl<'x> EventState<'x> {
                             warnings.push(reserved_attribute(&leaf));
                             continue;
                         }
-                        attributes.insert(keep::kept_name(Cow::Owned(leaf), "attribute", warnings), value, priority);
+                        attributes.insert(keep::kept_name(leaf, "attribute", warnings), value, priority);
                     }
                     return;
                 }
@@ -1220,7 +1220,7 @@ fn walk_steps<'x>(mut current: Raw<'x>, steps: &[Step]) -> Option<Found<'x>> {
                 if current.kind() != JsonKind::Object {
                     return None;
                 }
-                RawObject::parse(current).ok()?.get(key)?
+                current.member(key)?
             }
             Step::Index(index) => {
                 if current.kind() != JsonKind::Array {

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use moengage::{MAX_ARRAY_ITEMS, MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_VALUE_CHARS, is_url};
 
 use crate::event::{JsonKind, Raw, write_str};
-use crate::scan::ItemSummary;
+use crate::scan::{ItemMember, ItemSummary};
 use crate::interpret::{Found, Warning, WarningCode};
 
 /// The longest JSON text of a string that is surely within MoEngage's limit: escapes only lengthen
@@ -156,15 +156,19 @@ fn kept_array<'x>(name: &str, found: Found<'x>, warnings: &mut Vec<Warning>) -> 
         return Some(found);
     }
     let Ok(items) = raw.items() else { return Some(found) };
-    kept_items(name, &items, warnings).map(Found::built)
+    kept_items(name, items.iter(), warnings).map(Found::built)
 }
 
 /// An array of these items as MoEngage keeps it, as JSON text: nulls left out, the first 50,
 /// strings cut; `None` (with a warning) when they are not all of one kind of value.
-fn kept_items(name: &str, items: &[Raw<'_>], warnings: &mut Vec<Warning>) -> Option<Vec<u8>> {
+fn kept_items<'r, 'v: 'r>(
+    name: &str,
+    items: impl Iterator<Item = &'r Raw<'v>> + Clone,
+    warnings: &mut Vec<Warning>,
+) -> Option<Vec<u8>> {
     let mut summary = ItemSummary::default();
     let mut length = 2;
-    for item in items {
+    for item in items.clone() {
         summary.add(item);
         length += item.get().len() + 1;
     }
@@ -175,7 +179,7 @@ fn kept_items(name: &str, items: &[Raw<'_>], warnings: &mut Vec<Warning>) -> Opt
     }
     let (mut out, mut kept, mut cut, mut urls, mut count) = (Vec::with_capacity(length), 0usize, 0usize, 0usize, 0);
     out.push(b'[');
-    for item in items.iter().filter(|item| item.kind() != JsonKind::Null) {
+    for item in items.filter(|item| item.kind() != JsonKind::Null) {
         let long = if summary.longest_string as usize > SURELY_KEPT_STRING_JSON { long_string(*item) } else { None };
         if let Some(LongString::Url(_)) = long {
             urls += 1;
@@ -229,7 +233,7 @@ fn kept_items(name: &str, items: &[Raw<'_>], warnings: &mut Vec<Warning>) -> Opt
         });
     }
     // Only nulls, or URLs MoEngage refuses: nothing is left to send.
-    (kept > 0 || items.is_empty()).then_some(out)
+    (kept > 0 || summary.count == 0).then_some(out)
 }
 
 /// How a value must be sent to a workspace without object data.
@@ -264,41 +268,71 @@ pub(crate) fn mixed_warning(name: &str, found: &Found<'_>) -> Warning {
     mixed(name, item_kinds(found.raw()))
 }
 
-struct Leaf<'t> {
-    name: String,
-    values: Vec<Raw<'t>>,
+/// A flattened attribute being gathered: its values are in [`Leaves::values`].
+struct Leaf<'n> {
+    name: Cow<'n, str>,
     /// Whether it is reached through an array, so sent as one.
     listed: bool,
     /// The array item its last value came from, when taken from an array of objects.
     item: Option<usize>,
 }
 
-/// Adds a scalar value to the leaf named `path`; a new leaf has room for `expected` values.
-fn push_leaf<'t>(
-    leaves: &mut Vec<Leaf<'t>>,
-    path: &str,
-    raw: Raw<'t>,
-    listed: bool,
-    item: Option<usize>,
-    expected: usize,
-) {
-    match leaves.iter_mut().find(|leaf| leaf.name == path) {
-        // A repeated member of one object: the later wins, as JSON parsers read it.
-        Some(leaf) if (!listed && !leaf.listed) || (item.is_some() && leaf.item == item) => {
-            if let Some(last) = leaf.values.last_mut() {
-                *last = raw;
+/// The attributes a flattening gathers, and every value they hold in the order found, each with
+/// its leaf's index: one list for all, rather than one per attribute.
+struct Leaves<'n, 't> {
+    leaves: Vec<Leaf<'n>>,
+    values: Vec<(usize, Raw<'t>)>,
+}
+
+impl<'n, 't> Leaves<'n, 't> {
+    /// Adds a scalar value to the leaf named `path` (`name` makes the name of a new one); the
+    /// leaf's index.
+    fn push(&mut self, path: &str, name: impl FnOnce() -> Cow<'n, str>, raw: Raw<'t>, listed: bool, item: Option<usize>) -> usize {
+        match self.leaves.iter().position(|leaf| leaf.name == path) {
+            Some(index) => {
+                self.push_at(index, raw, listed, item);
+                index
+            }
+            None => {
+                self.leaves.push(Leaf { name: name(), listed, item });
+                self.values.push((self.leaves.len() - 1, raw));
+                self.leaves.len() - 1
             }
         }
-        Some(leaf) => {
+    }
+
+    /// Adds a scalar value to the leaf at `index`.
+    fn push_at(&mut self, index: usize, raw: Raw<'t>, listed: bool, item: Option<usize>) {
+        let Some(leaf) = self.leaves.get_mut(index) else { return };
+        // A repeated member of one object: the later wins, as JSON parsers read it.
+        if (!listed && !leaf.listed) || (item.is_some() && leaf.item == item) {
+            if let Some((_, last)) = self.values.iter_mut().rev().find(|(of, _)| *of == index) {
+                *last = raw;
+            }
+        } else {
             leaf.listed = true;
             leaf.item = item;
-            leaf.values.push(raw);
+            self.values.push((index, raw));
         }
-        None => {
-            let mut values = Vec::with_capacity(expected.max(1));
-            values.push(raw);
-            leaves.push(Leaf { name: path.to_owned(), values, listed, item });
+    }
+
+    /// The values of the leaf at `index`, in order.
+    fn of(&self, index: usize) -> impl Iterator<Item = &Raw<'t>> + Clone {
+        self.values.iter().filter(move |(of, _)| *of == index).map(|(_, raw)| raw)
+    }
+}
+
+/// Calls `member` with each member of each object item of the array `raw` (see
+/// [`Raw::each_item_member`]): from the members its scan listed in `scanned` when it did, else by
+/// walking its text.
+fn each_item_member<'t>(raw: Raw<'t>, scanned: &[ItemMember<'t>], mut member: impl FnMut(usize, Option<&str>, Raw<'t>)) {
+    match raw.item_members(scanned) {
+        Some(listed) => {
+            for listed in listed {
+                member(listed.item as usize, Some(&listed.name), listed.value);
+            }
         }
+        None => raw.each_item_member(member),
     }
 }
 
@@ -307,11 +341,12 @@ fn push_leaf<'t>(
 /// flattening), so that a member repeated within one item replaces its value.
 fn gather<'t>(
     raw: Raw<'t>,
+    scanned: &[ItemMember<'t>],
     path: &mut String,
     listed: bool,
     item: Option<usize>,
     items: &mut usize,
-    leaves: &mut Vec<Leaf<'t>>,
+    leaves: &mut Leaves<'_, 't>,
 ) {
     match raw.kind() {
         JsonKind::Null => {}
@@ -320,14 +355,14 @@ fn gather<'t>(
             for (key, value) in raw.members().unwrap_or_default() {
                 path.push('_');
                 path.push_str(&key);
-                gather(value, path, listed, item, items, leaves);
+                gather(value, scanned, path, listed, item, items, leaves);
                 path.truncate(base);
             }
         }
         JsonKind::Array => {
             let base = path.len();
             let mut current: Option<(usize, usize)> = None;
-            raw.each_item_member(|index, key, value| {
+            each_item_member(raw, scanned, |index, key, value| {
                 let id = match current {
                     Some((seen, id)) if seen == index => id,
                     _ => {
@@ -341,11 +376,13 @@ fn gather<'t>(
                     path.push('_');
                     path.push_str(key);
                 }
-                gather(value, path, true, Some(id), items, leaves);
+                gather(value, scanned, path, true, Some(id), items, leaves);
                 path.truncate(base);
             });
         }
-        _ => push_leaf(leaves, path, raw, listed, item, 4),
+        _ => {
+            leaves.push(path, || Cow::Owned(path.clone()), raw, listed, item);
+        }
     }
 }
 
@@ -353,49 +390,65 @@ fn gather<'t>(
 /// held to MoEngage's limits: one per field, named by its path joined with `_` (`address_city`);
 /// fields reached through an array become arrays, one per field (`products_sku: ["SKU-1",
 /// "SKU-2"]`). `taken` lists the fields the blueprint takes from an array of objects, and the
-/// names they are sent under.
-pub(crate) fn flattened<'t>(
+/// names they are sent under. `scanned`: the event's [`ItemMember`]s, when `raw` is the event's.
+pub(crate) fn flattened<'n, 't>(
     name: &str,
     raw: Raw<'t>,
-    taken: Option<&[(Box<str>, Box<str>)]>,
+    scanned: &[ItemMember<'t>],
+    taken: Option<&'n [(Box<str>, Box<str>)]>,
     warnings: &mut Vec<Warning>,
-) -> Vec<(String, Found<'t>)> {
-    let mut leaves: Vec<Leaf<'t>> = Vec::with_capacity(taken.map_or(8, <[_]>::len));
-    let mut path = String::with_capacity(name.len() + 32);
+) -> Vec<(Cow<'n, str>, Found<'t>)> {
+    let mut leaves = Leaves {
+        leaves: Vec::with_capacity(taken.map_or(8, <[_]>::len)),
+        values: Vec::with_capacity(raw.item_members(scanned).map_or(16, <[_]>::len)),
+    };
+    let mut path = String::new();
     match (taken, raw.kind()) {
         (Some(taken), JsonKind::Array) => {
-            let items = raw.item_summary().map_or(4, |summary| summary.count as usize);
-            raw.each_item_member(|index, key, value| {
-                let Some((_, sent)) = key.and_then(|key| taken.iter().find(|(field, _)| **field == *key)) else {
+            // The leaf each taken field's scalars go to, once it has one: no name to compare.
+            let mut slots = [usize::MAX; 16];
+            each_item_member(raw, scanned, |index, key, value| {
+                let Some(field) = key.and_then(|key| taken.iter().position(|(field, _)| **field == *key)) else {
                     return;
                 };
-                if matches!(value.kind(), JsonKind::Object | JsonKind::Array) {
-                    path.clear();
-                    path.push_str(sent);
-                    let mut items = usize::MAX / 2;
-                    gather(value, &mut path, true, Some(index), &mut items, &mut leaves);
-                } else if value.kind() != JsonKind::Null {
-                    push_leaf(&mut leaves, sent, value, true, Some(index), items);
+                let sent = &*taken[field].1;
+                match value.kind() {
+                    JsonKind::Object | JsonKind::Array => {
+                        path.clear();
+                        path.push_str(sent);
+                        let mut items = usize::MAX / 2;
+                        gather(value, scanned, &mut path, true, Some(index), &mut items, &mut leaves);
+                    }
+                    JsonKind::Null => {}
+                    _ => match slots.get(field).copied().filter(|slot| *slot != usize::MAX) {
+                        Some(slot) => leaves.push_at(slot, value, true, Some(index)),
+                        None => {
+                            let slot = leaves.push(sent, || Cow::Borrowed(sent), value, true, Some(index));
+                            if let Some(cached) = slots.get_mut(field) {
+                                *cached = slot;
+                            }
+                        }
+                    },
                 }
             });
         }
         _ => {
             path.push_str(name);
-            gather(raw, &mut path, false, None, &mut 0, &mut leaves);
+            gather(raw, scanned, &mut path, false, None, &mut 0, &mut leaves);
         }
     }
-    leaves
-        .into_iter()
-        .filter_map(|leaf| {
-            let value = if leaf.listed {
-                let out = kept_items(&leaf.name, &leaf.values, warnings)?;
-                Found::built(out)
-            } else {
-                kept_value(&leaf.name, Found::Raw(*leaf.values.last()?), warnings)?
-            };
-            Some((leaf.name, value))
-        })
-        .collect()
+    let mut kept = Vec::with_capacity(leaves.leaves.len());
+    for (index, leaf) in leaves.leaves.iter().enumerate() {
+        let value = if leaf.listed {
+            kept_items(&leaf.name, leaves.of(index), warnings).map(Found::built)
+        } else {
+            leaves.of(index).last().and_then(|last| kept_value(&leaf.name, Found::Raw(*last), warnings))
+        };
+        if let Some(value) = value {
+            kept.push((leaf.name.clone(), value));
+        }
+    }
+    kept
 }
 
 /// The warning for attributes past MoEngage's 100, which are left out.

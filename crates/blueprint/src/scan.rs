@@ -61,6 +61,21 @@ pub struct ItemSummary {
     pub kinds: u8,
     /// The JSON length, quotes included, of the longest string item.
     pub longest_string: u32,
+    /// For an array of objects that is a member of an event's `properties`, `traits` or `context`:
+    /// where its items' members are in the event's [`ItemMember`] list (from, to).
+    pub members: Option<(u32, u32)>,
+}
+
+/// One member of an object in an array, as the event's scan found it: the array's flattening
+/// reads these rather than walking the array's text again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemMember<'a> {
+    /// The item's index in the array.
+    pub item: u32,
+    /// The member's name.
+    pub name: Cow<'a, str>,
+    /// The member's value.
+    pub value: Raw<'a>,
 }
 
 impl ItemSummary {
@@ -98,12 +113,26 @@ impl<'a> Raw<'a> {
         self.items
     }
 
+    /// The members of this array's object items, from `scanned` (the [`ItemMember`] list of the
+    /// event it was scanned in); `None` when the scan did not list them, or `scanned` is another's.
+    pub fn item_members<'t>(&self, scanned: &'t [ItemMember<'a>]) -> Option<&'t [ItemMember<'a>]> {
+        let (from, to) = self.items?.members?;
+        let listed = scanned.get(usize::try_from(from).ok()?..usize::try_from(to).ok()?)?;
+        // Each value lies inside this array's text, or the list is another event's.
+        let inside = |member: &ItemMember<'a>| {
+            let (outer, inner) = (self.json.as_bytes().as_ptr_range(), member.value.json.as_bytes().as_ptr_range());
+            outer.start <= inner.start && inner.end <= outer.end
+        };
+        (listed.first().is_none_or(inside) && listed.last().is_none_or(inside)).then_some(listed)
+    }
+
     /// The JSON text.
     pub fn get(&self) -> &'a str {
         self.json
     }
 
     /// Its kind, from the first byte.
+    #[inline]
     pub fn kind(&self) -> JsonKind {
         match self.json.as_bytes().first() {
             Some(b'"') => JsonKind::String,
@@ -116,6 +145,7 @@ impl<'a> Raw<'a> {
     }
 
     /// The string's text, borrowed when it has no escapes; `None` for other kinds.
+    #[inline]
     pub fn as_str(&self) -> Option<Cow<'a, str>> {
         if self.kind() != JsonKind::String {
             return None;
@@ -202,6 +232,46 @@ impl<'a> Raw<'a> {
         }
     }
 
+    /// The value of member `name` of an object value (the last, when the name is repeated, as JSON
+    /// parsers read it); `None` for other kinds. Like [`Raw::each_item_member`], it walks text
+    /// already checked, with nothing allocated.
+    pub fn member(&self, name: &str) -> Option<Raw<'a>> {
+        let (text, bytes) = (self.json, self.json.as_bytes());
+        let mut walk = Walk { bytes, pos: 0 };
+        walk.blank();
+        if !walk.eat(b'{') {
+            return None;
+        }
+        let mut found = None;
+        loop {
+            walk.blank();
+            if walk.peek() != Some(b'"') {
+                return found;
+            }
+            let key_start = walk.pos;
+            let key_escaped = walk.skip_string();
+            let key = text.get(key_start..walk.pos)?;
+            walk.blank();
+            if !walk.eat(b':') {
+                return found;
+            }
+            walk.blank();
+            let value = walk.value(text)?;
+            let named = if key_escaped {
+                Raw { json: key, compact: true, escaped: true, items: None }.as_str().is_some_and(|key| key == name)
+            } else {
+                key.get(1..key.len().saturating_sub(1)) == Some(name)
+            };
+            if named {
+                found = Some(value);
+            }
+            walk.blank();
+            if !walk.eat(b',') {
+                return found;
+            }
+        }
+    }
+
     /// The items of an array value.
     pub fn items(&self) -> Result<Vec<Raw<'a>>, ScanError> {
         let mut scanner = Scanner::new(self.json);
@@ -254,6 +324,9 @@ pub struct TopLevel<'a, const N: usize> {
     pub spans: [Option<Raw<'a>>; N],
     /// The first value in the text that MoEngage cannot read, if any.
     pub unreadable: Option<Unreadable>,
+    /// The members of the object items of arrays in the named objects (see
+    /// [`ItemSummary::members`]).
+    pub item_members: Vec<ItemMember<'a>>,
 }
 
 /// A whole JSON text, read one level deep: a request body that is one event or a batch of them.
@@ -297,6 +370,7 @@ pub fn top_level<'a, const N: usize>(
         objects: std::array::from_fn(|_| Member::Absent),
         spans: [None; N],
         unreadable: None,
+        item_members: Vec::new(),
     };
     scanner.whitespace();
     if scanner.peek() != Some(b'{') {
@@ -312,7 +386,9 @@ pub fn top_level<'a, const N: usize>(
             Some(slot) if scanner.peek() == Some(b'{') => {
                 let start = scanner.pos;
                 let outer_spaced = std::mem::replace(&mut scanner.spaced, false);
+                scanner.list_item_members = true;
                 top.objects[slot] = Member::Object(scanner.object_members(1)?);
+                scanner.list_item_members = false;
                 let compact = !scanner.spaced;
                 scanner.spaced = outer_spaced || !compact;
                 let json = scanner.text.get(start..scanner.pos).unwrap_or_default();
@@ -332,6 +408,7 @@ pub fn top_level<'a, const N: usize>(
     })?;
     scanner.end()?;
     top.unreadable = scanner.unreadable;
+    top.item_members = scanner.item_members;
     Ok(top)
 }
 
@@ -353,6 +430,10 @@ struct Scanner<'a> {
     spaced: bool,
     /// The first value found that is valid JSON but that MoEngage cannot read.
     unreadable: Option<Unreadable>,
+    /// Whether the members of a named object are being scanned: the object items of arrays
+    /// among them have their members listed in `item_members`.
+    list_item_members: bool,
+    item_members: Vec<ItemMember<'a>>,
 }
 
 /// Valid JSON that no MoEngage request can carry: refused per event, never for a whole body.
@@ -380,7 +461,15 @@ impl Unreadable {
 
 impl<'a> Scanner<'a> {
     fn new(text: &'a str) -> Self {
-        Scanner { text, bytes: text.as_bytes(), pos: 0, spaced: false, unreadable: None }
+        Scanner {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            spaced: false,
+            unreadable: None,
+            list_item_members: false,
+            item_members: Vec::new(),
+        }
     }
 
     fn unreadable(&mut self, what: Unreadable) {
@@ -525,11 +614,56 @@ impl<'a> Scanner<'a> {
             return Err(self.error("nested deeper than 128 levels"));
         }
         let mut summary = ItemSummary::default();
+        // A member of a named object (depth 2): the array a blueprint flattens.
+        if self.list_item_members && depth == 2 {
+            if self.item_members.capacity() == 0 {
+                // An order's products: a few items of ten or so members each.
+                self.item_members.reserve(64);
+            }
+            let from = self.item_members.len();
+            let mut index = 0u32;
+            self.items(|scanner| {
+                let item = match scanner.peek() {
+                    Some(b'{') => scanner.listed_object(depth + 1, index)?,
+                    _ => scanner.value(depth + 1)?,
+                };
+                summary.add(&item);
+                index = index.saturating_add(1);
+                Ok(())
+            })?;
+            let listed = (u32::try_from(from), u32::try_from(self.item_members.len()));
+            match listed {
+                (Ok(from), Ok(to)) if summary.kinds == JsonKind::Object.bit() => summary.members = Some((from, to)),
+                _ => self.item_members.truncate(from),
+            }
+            return Ok(summary);
+        }
         self.items(|scanner| {
             summary.add(&scanner.value(depth + 1)?);
             Ok(())
         })?;
         Ok(summary)
+    }
+
+    /// Scans an object item of an array, as [`Scanner::value`] would, listing its members.
+    fn listed_object(&mut self, depth: usize, item: u32) -> Result<Raw<'a>, ScanError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.error("nested deeper than 128 levels"));
+        }
+        let start = self.pos;
+        let outer_spaced = std::mem::replace(&mut self.spaced, false);
+        self.members(|scanner, key| {
+            let value = scanner.value(depth + 1)?;
+            // A name that is not text is passed over, as a walk of the text does.
+            if let Some(name) = key.as_str() {
+                scanner.item_members.push(ItemMember { item, name, value });
+            }
+            Ok(())
+        })?;
+        let compact = !self.spaced;
+        self.spaced = outer_spaced || !compact;
+        let json = self.text.get(start..self.pos).unwrap_or_default();
+        Ok(Raw { json, compact, escaped: false, items: None })
     }
 
     fn object(&mut self, depth: usize) -> Result<(), ScanError> {
@@ -918,6 +1052,20 @@ mod tests {
         }
         let digits = "9".repeat(400);
         assert_eq!(top(&format!(r#"{{"a":{digits}}}"#)).ok().and_then(|scanned| scanned.unreadable), Some(Unreadable::NumberOutOfRange));
+    }
+
+    #[test]
+    fn a_member_is_found_by_name_as_a_parser_would_read_it() {
+        let object = Raw::trusted(r#"{ "a" : 1, "b":{"c":[1, 2]}, "\u0061":"x", "d" : null }"#);
+        assert_eq!(object.member("a").map(|raw| raw.get()), Some(r#""x""#), "the later of two spellings");
+        assert_eq!(object.member("b").map(|raw| raw.get()), Some(r#"{"c":[1, 2]}"#));
+        assert_eq!(object.member("b").and_then(|raw| raw.member("c")).map(|raw| raw.get()), Some("[1, 2]"));
+        assert_eq!(object.member("d").map(|raw| raw.get()), Some("null"));
+        assert_eq!(object.member("e"), None);
+        assert_eq!(Raw::trusted("[1]").member("a"), None);
+        assert_eq!(Raw::trusted("{}").member("a"), None);
+        // Cut short: what was found before the cut.
+        assert_eq!(Raw::trusted(r#"{"a":1,"b""#).member("a").map(|raw| raw.get()), Some("1"));
     }
 
     #[test]
