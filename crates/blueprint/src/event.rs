@@ -483,15 +483,18 @@ fn wrong_type(field: &'static str, expected: &str, found: JsonKind) -> InvalidEv
 
 /// Writes `text` as a JSON string.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
-    out.push(b'"');
     let bytes = text.as_bytes();
-    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+    let plain = scan::plain_prefix(bytes);
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    if plain == bytes.len() {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
     }
-    let mut start = 0;
-    for (index, &byte) in bytes.iter().enumerate() {
+    out.extend_from_slice(&bytes[..plain]);
+    let mut start = plain;
+    for (index, &byte) in bytes.iter().enumerate().skip(plain) {
         let escape: &[u8] = match byte {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",

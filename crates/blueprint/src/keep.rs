@@ -268,20 +268,24 @@ pub(crate) fn mixed_warning(name: &str, found: &Found<'_>) -> Warning {
     mixed(name, item_kinds(found.raw()))
 }
 
-/// A flattened attribute being gathered: its values are in [`Leaves::values`].
+/// A flattened attribute being gathered: its values are a list through [`Leaves::values`].
 struct Leaf<'n> {
     name: Cow<'n, str>,
     /// Whether it is reached through an array, so sent as one.
     listed: bool,
     /// The array item its last value came from, when taken from an array of objects.
     item: Option<usize>,
+    /// Where its first and last values are in [`Leaves::values`].
+    first: usize,
+    last: usize,
 }
 
-/// The attributes a flattening gathers, and every value they hold in the order found, each with
-/// its leaf's index: one list for all, rather than one per attribute.
+/// The attributes a flattening gathers, and every value they hold: one list for all, each value
+/// linked to its leaf's next, rather than a list per attribute.
 struct Leaves<'n, 't> {
     leaves: Vec<Leaf<'n>>,
-    values: Vec<(usize, Raw<'t>)>,
+    /// Each value, and where its leaf's next value is (`usize::MAX` after its last).
+    values: Vec<(Raw<'t>, usize)>,
 }
 
 impl<'n, 't> Leaves<'n, 't> {
@@ -294,8 +298,9 @@ impl<'n, 't> Leaves<'n, 't> {
                 index
             }
             None => {
-                self.leaves.push(Leaf { name: name(), listed, item });
-                self.values.push((self.leaves.len() - 1, raw));
+                let value = self.values.len();
+                self.values.push((raw, usize::MAX));
+                self.leaves.push(Leaf { name: name(), listed, item, first: value, last: value });
                 self.leaves.len() - 1
             }
         }
@@ -306,19 +311,29 @@ impl<'n, 't> Leaves<'n, 't> {
         let Some(leaf) = self.leaves.get_mut(index) else { return };
         // A repeated member of one object: the later wins, as JSON parsers read it.
         if (!listed && !leaf.listed) || (item.is_some() && leaf.item == item) {
-            if let Some((_, last)) = self.values.iter_mut().rev().find(|(of, _)| *of == index) {
+            if let Some((last, _)) = self.values.get_mut(leaf.last) {
                 *last = raw;
             }
         } else {
             leaf.listed = true;
             leaf.item = item;
-            self.values.push((index, raw));
+            let value = self.values.len();
+            self.values.push((raw, usize::MAX));
+            if let Some((_, next)) = self.values.get_mut(leaf.last) {
+                *next = value;
+            }
+            leaf.last = value;
         }
     }
 
-    /// The values of the leaf at `index`, in order.
-    fn of(&self, index: usize) -> impl Iterator<Item = &Raw<'t>> + Clone {
-        self.values.iter().filter(move |(of, _)| *of == index).map(|(_, raw)| raw)
+    /// The values of `leaf`, in order.
+    fn of<'l>(&'l self, leaf: &Leaf<'_>) -> impl Iterator<Item = &'l Raw<'t>> + Clone {
+        let mut at = leaf.first;
+        std::iter::from_fn(move || {
+            let (raw, next) = self.values.get(at)?;
+            at = *next;
+            Some(raw)
+        })
     }
 }
 
@@ -438,11 +453,11 @@ pub(crate) fn flattened<'n, 't>(
         }
     }
     let mut kept = Vec::with_capacity(leaves.leaves.len());
-    for (index, leaf) in leaves.leaves.iter().enumerate() {
+    for leaf in &leaves.leaves {
         let value = if leaf.listed {
-            kept_items(&leaf.name, leaves.of(index), warnings).map(Found::built)
+            kept_items(&leaf.name, leaves.of(leaf), warnings).map(Found::built)
         } else {
-            leaves.of(index).last().and_then(|last| kept_value(&leaf.name, Found::Raw(*last), warnings))
+            leaves.values.get(leaf.last).and_then(|(last, _)| kept_value(&leaf.name, Found::Raw(*last), warnings))
         };
         if let Some(value) = value {
             kept.push((leaf.name.clone(), value));

@@ -588,9 +588,15 @@ mod tests {
         assert_eq!(normaliser.normalise("+33 1 23 45 67 89", None).as_deref(), Some("+33123456789"));
         let loaded = LOADED.read().unwrap_or_else(PoisonError::into_inner);
         let loaded = loaded.as_ref().expect("loaded");
-        // Other tests of this module run in this process and load their own codes; none loads all.
+        // Other tests run in this process and load their own codes: after enough partial builds
+        // everything is loaded at once, by design; until then, never all.
         assert!(loaded.codes.contains(&33), "{:?}", loaded.codes);
-        assert!(loaded.codes.len() < CATALOGUE.by_code.len() / 2, "{:?}", loaded.codes);
+        assert!(
+            loaded.builds >= PARTIAL_BUILDS || loaded.codes.len() < CATALOGUE.by_code.len() / 2,
+            "{} builds: {:?}",
+            loaded.builds,
+            loaded.codes
+        );
     }
 
     fn region(code: &str) -> Option<PhoneRegion> {

@@ -900,9 +900,18 @@ static STRING_SPECIAL: [bool; 256] = {
 };
 
 /// The position of the first byte at or after `pos` that is special inside a string (or the end).
-/// Eight bytes are tested at a time (string content is most of an event's bytes); the tail of the
-/// input, byte by byte.
+/// Sixteen bytes are tested at a time where the processor can (string content is most of an
+/// event's bytes), then eight; the tail of the input, byte by byte.
 fn skip_plain_string_bytes(bytes: &[u8], mut pos: usize) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while let Some(chunk) = bytes.get(pos..pos + 16) {
+        let Ok(chunk) = <&[u8; 16]>::try_from(chunk) else { break };
+        let special = special_of_sixteen(chunk);
+        if special != 0 {
+            return pos + special.trailing_zeros() as usize;
+        }
+        pos += 16;
+    }
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGH;
@@ -926,6 +935,28 @@ fn skip_plain_string_bytes(bytes: &[u8], mut pos: usize) -> usize {
         pos += 1;
     }
     pos
+}
+
+/// How many bytes `bytes` begins with that a JSON string holds as they are: up to the first `"`,
+/// `\\` or control character.
+pub(crate) fn plain_prefix(bytes: &[u8]) -> usize {
+    skip_plain_string_bytes(bytes, 0)
+}
+
+/// One bit per byte of `chunk` that is special inside a string: `"`, `\\` or a control character.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline]
+fn special_of_sixteen(chunk: &[u8; 16]) -> u32 {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, min_u8_m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+    };
+    let bytes = load_unaligned_m128i(chunk);
+    let splat = |byte: u8| set_splat_i8_m128i(i8::from_ne_bytes([byte]));
+    let quote = cmp_eq_mask_i8_m128i(bytes, splat(b'"'));
+    let backslash = cmp_eq_mask_i8_m128i(bytes, splat(b'\\'));
+    // Unsigned: a byte is at most 0x1f when the smaller of it and 0x1f is itself.
+    let control = cmp_eq_mask_i8_m128i(min_u8_m128i(bytes, splat(0x1f)), bytes);
+    u32::from_ne_bytes(move_mask_i8_m128i(bitor_m128i(bitor_m128i(quote, backslash), control)).to_ne_bytes())
 }
 
 /// Copies JSON without the white space outside strings.
@@ -1013,9 +1044,9 @@ mod tests {
     }
 
     #[test]
-    fn special_bytes_are_found_at_every_offset_of_the_eight_byte_scan() {
-        for filler in ["a", "é", "\u{7f}", "!", "#"] {
-            for offset in 0..24 {
+    fn special_bytes_are_found_at_every_offset_of_the_wide_scans() {
+        for filler in ["a", "é", "\u{7f}", "!", "#", "\u{ff}"] {
+            for offset in 0..40 {
                 let before = filler.repeat(offset);
                 for (inside, valid) in
                     [("", true), ("\\n", true), ("\\\"", true), ("\u{1f}", false), ("\u{1}", false)]
