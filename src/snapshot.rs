@@ -7,6 +7,7 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use blueprint::diagnostic::printable;
 use blueprint::files::FileAccess;
 use cases::{CaseResult, Mark, Suite, Verdict};
 
@@ -99,18 +100,24 @@ pub fn run(args: &TestArgs) -> ExitCode {
             if let Err(diagnostics) = cases::check(&suite.file, text.clone(), base, &access) {
                 eprintln!(
                     "error: {} was not updated: written in, it would not read back ({}); write `expect:` under each case by hand, in block style",
-                    suite.file,
+                    printable(&suite.file),
                     diagnostics.iter().next().map_or_else(String::new, |first| first.headline())
                 );
                 return ExitCode::FAILURE;
             }
             if let Err(error) = std::fs::write(&suite.file, &text) {
-                eprintln!("error: cannot write {}: {error}", suite.file);
+                eprintln!("error: cannot write {}: {error}", printable(&suite.file));
                 return ExitCode::FAILURE;
             }
             for case in cases {
                 let kind = if matches!(case.verdict, Verdict::New(_)) { "new" } else { "changed" };
-                written.push(format!("{}:{}:{}: {} ({kind})", suite.file, case.position.line, case.position.column, case.name));
+                written.push(format!(
+                    "{}:{}:{}: {} ({kind})",
+                    printable(&suite.file),
+                    case.position.line,
+                    case.position.column,
+                    printable(&case.name)
+                ));
             }
             // Written results pass: they are what came out.
             for result in results.iter_mut().filter(|result| result.can_update()) {
@@ -161,7 +168,16 @@ fn report(out: &mut String, suite: &Suite, result: &CaseResult, colours: &Colour
         Verdict::Failed(lines) => (colours.paint("31;1", "FAIL"), lines),
         Verdict::New(lines) => (colours.paint("33;1", "NEW "), lines),
     };
-    let _ = writeln!(out, "{label} {}:{}:{}: {}", suite.file, result.position.line, result.position.column, result.name);
+    // A file's or a case's name is the file's text: on one short line, so that it cannot forge a
+    // line of its own (a CI log's `::error`).
+    let _ = writeln!(
+        out,
+        "{label} {}:{}:{}: {}",
+        printable(&suite.file),
+        result.position.line,
+        result.position.column,
+        printable(&result.name)
+    );
     for line in lines {
         let text = match line.mark {
             Mark::Expected => colours.paint("31", &format!("  - {}", line.text)),
@@ -183,7 +199,8 @@ fn xml(text: &str) -> String {
             '>' => "&gt;".to_owned(),
             '"' => "&quot;".to_owned(),
             '\'' => "&apos;".to_owned(),
-            c if c.is_control() && c != '\n' && c != '\t' => format!("&#x{:x};", u32::from(c)),
+            // XML 1.0 cannot hold other control characters, even as references: written as escapes.
+            c if c.is_control() && c != '\n' && c != '\t' => c.escape_unicode().to_string(),
             c => c.to_string(),
         })
         .collect()
@@ -196,16 +213,16 @@ fn junit(runs: &[(Suite, Vec<CaseResult>)]) -> String {
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">",
-            xml(&suite.file),
+            xml(&printable(&suite.file)),
             results.len()
         );
         for result in results {
             let _ = write!(
                 out,
                 "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\" line=\"{}\"",
-                xml(&suite.file),
-                xml(&result.name),
-                xml(&suite.file),
+                xml(&printable(&suite.file)),
+                xml(&printable(&result.name)),
+                xml(&printable(&suite.file)),
                 result.position.line
             );
             let lines = match &result.verdict {

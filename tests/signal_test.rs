@@ -224,6 +224,32 @@ fn junit_for_ci_systems() {
 }
 
 #[test]
+fn a_case_or_file_name_cannot_forge_a_line_of_a_ci_log() {
+    let dir = shop();
+    let long = "n".repeat(100_000);
+    let cases = format!(
+        "blueprint: shop.yaml\ncases:\n  - name: \"x\\n::error file=ci.yml::forged\\e[2J\"\n    event: {{type: track, event: Wishlist Viewed, user_id: u_1}}\n    expect:\n      contains: {{customer_id: someone_else}}\n  - name: {long}\n    event: {{type: track, event: Wishlist Viewed, user_id: u_1}}\n    expect:\n      contains: {{customer_id: someone_else}}\n"
+    );
+    // A file found by a folder walk is named by whoever wrote the pull request.
+    std::fs::write(dir.path().join("::error file=ci.yml::named.tests.yaml"), &cases).expect("write the cases");
+    for format in ["text", "junit"] {
+        let output = signal(dir.path(), &["test", "--format", format]);
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        let shown = format!("{}{}", stdout(&output), stderr(&output));
+        assert!(shown.lines().all(|line| !line.trim_start().starts_with("::")), "{format}: {shown}");
+        assert!(!shown.contains('\u{1b}') && !shown.contains("&#x1b;"), "{format}: {shown}");
+        assert!(shown.contains("x\\n::error file=ci.yml::forged\\u{1b}[2J"), "{format}: {shown}");
+        assert!(shown.len() < 20_000, "{format}: the long name is cut ({} bytes)", shown.len());
+    }
+    // A diagnostic begins its line with the file's name.
+    std::fs::write(dir.path().join("::warning::broken.tests.yaml"), "cases: [").expect("write a broken file");
+    let output = signal(dir.path(), &["test"]);
+    let shown = stderr(&output);
+    assert!(shown.contains("./::warning::broken.tests.yaml:2:1: error[yaml_syntax]"), "{shown}");
+    assert!(shown.lines().all(|line| !line.starts_with("::")), "{shown}");
+}
+
+#[test]
 fn the_schema_of_test_files_is_the_committed_one() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = signal(root, &["schema", "tests"]);

@@ -31,7 +31,7 @@ impl<'a> RawObject<'a> {
     pub fn get(&self, name: &str) -> Option<Raw<'a>> {
         let mut alias = None;
         for (index, (key, value)) in self.members.iter().enumerate().rev() {
-            if key == name {
+            if scan::same_name(key, name) {
                 if !self.aliases.contains(&index) {
                     return Some(*value);
                 }
@@ -80,7 +80,7 @@ impl<'a> RawObject<'a> {
     /// they were aliases.
     pub fn normalise(&mut self, aliases: &[(&str, &'static str)]) {
         for (index, (key, _)) in self.members.iter_mut().enumerate() {
-            if let Some((_, canonical)) = aliases.iter().find(|(alias, _)| key == alias) {
+            if let Some((_, canonical)) = aliases.iter().find(|(alias, _)| scan::same_name(key, alias)) {
                 *key = Cow::Borrowed(canonical);
                 self.aliases.push(index);
             }
@@ -255,7 +255,7 @@ impl<'a> Event<'a> {
             }
         };
         let call = match string_field("type")?.as_deref() {
-            Some(kind) => match CALL_TYPES.iter().find(|(name, _)| *name == kind) {
+            Some(kind) => match CALL_TYPES.iter().find(|(name, _)| scan::same_name(name, kind)) {
                 Some((_, call)) => *call,
                 None => {
                     return Err(InvalidEvent::at(

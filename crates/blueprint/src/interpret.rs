@@ -1053,10 +1053,10 @@ impl<'x> EventState<'x> {
         let mut attributes =
             AttributeSet::with_capacity(self.event.properties.members.len() + mapping.attributes.len());
         for (key, value) in &self.event.properties.members {
-            if mapping.exclude.iter().any(|excluded| **excluded == **key) {
+            if mapping.exclude.iter().any(|excluded| crate::scan::same_name(excluded, key)) {
                 continue;
             }
-            let renamed = mapping.rename.iter().find(|(from, _)| **from == **key);
+            let renamed = mapping.rename.iter().find(|(from, _)| crate::scan::same_name(from, key));
             let (name, priority) = match renamed {
                 Some((_, to)) => (Cow::Borrowed(&**to), Priority::Renamed),
                 None if mapping.pass_through => (Cow::Borrowed(&**key), Priority::PassedThrough),
@@ -1097,7 +1097,7 @@ impl<'x> EventState<'x> {
                     return;
                 }
                 keep::Shape::Nested => {
-                    let taken = object_arrays.iter().find(|(array, _)| **array == *name).map(|(_, taken)| &taken[..]);
+                    let taken = object_arrays.iter().find(|(array, _)| crate::scan::same_name(array, &name)).map(|(_, taken)| &taken[..]);
                     let leaves: Vec<(Cow<'x, str>, Found<'x>)> = match &found {
                         Found::Raw(raw) => keep::flattened(&name, *raw, self.event.item_members(), taken, warnings),
                         Found::Built(text) => keep::flattened(&name, Raw::trusted(text), &[], taken, warnings)
@@ -1174,7 +1174,7 @@ impl<'x> AttributeSet<'x> {
     fn insert(&mut self, name: Cow<'x, str>, found: Found<'x>, priority: Priority) {
         let existing = match &self.index {
             Some(index) => index.get(&name).copied(),
-            None => self.entries.iter().position(|(n, _, _)| *n == name),
+            None => self.entries.iter().position(|(n, _, _)| crate::scan::same_name(n, &name)),
         };
         if let Some(position) = existing {
             if let Some(entry) = self.entries.get_mut(position)

@@ -292,7 +292,7 @@ impl<'n, 't> Leaves<'n, 't> {
     /// Adds a scalar value to the leaf named `path` (`name` makes the name of a new one); the
     /// leaf's index.
     fn push(&mut self, path: &str, name: impl FnOnce() -> Cow<'n, str>, raw: Raw<'t>, listed: bool, item: Option<usize>) -> usize {
-        match self.leaves.iter().position(|leaf| leaf.name == path) {
+        match self.leaves.iter().position(|leaf| crate::scan::same_name(&leaf.name, path)) {
             Some(index) => {
                 self.push_at(index, raw, listed, item);
                 index
@@ -423,7 +423,7 @@ pub(crate) fn flattened<'n, 't>(
             // The leaf each taken field's scalars go to, once it has one: no name to compare.
             let mut slots = [usize::MAX; 16];
             each_item_member(raw, scanned, |index, key, value| {
-                let Some(field) = key.and_then(|key| taken.iter().position(|(field, _)| **field == *key)) else {
+                let Some(field) = key.and_then(|key| taken.iter().position(|(field, _)| crate::scan::same_name(field, key))) else {
                     return;
                 };
                 let sent = &*taken[field].1;

@@ -145,7 +145,7 @@ impl<'a> Raw<'a> {
     }
 
     /// The string's text, borrowed when it has no escapes; `None` for other kinds.
-    #[inline]
+    #[inline(always)]
     pub fn as_str(&self) -> Option<Cow<'a, str>> {
         if self.kind() != JsonKind::String {
             return None;
@@ -382,7 +382,7 @@ pub fn top_level<'a, const N: usize>(
     scanner.members(|scanner, key| {
         let key = scanner.decode_key(key)?;
         // Later duplicates replace earlier ones, as JSON parsers do.
-        match objects.iter().position(|name| *name == key) {
+        match objects.iter().position(|name| same_name(name, &key)) {
             Some(slot) if scanner.peek() == Some(b'{') => {
                 let start = scanner.pos;
                 let outer_spaced = std::mem::replace(&mut scanner.spaced, false);
@@ -935,6 +935,13 @@ fn skip_plain_string_bytes(bytes: &[u8], mut pos: usize) -> usize {
         pos += 1;
     }
     pos
+}
+
+/// Whether two names are the same: compared in place, as names are short and a call to the
+/// library's `memcmp` costs more than the comparison.
+#[inline]
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 /// How many bytes `bytes` begins with that a JSON string holds as they are: up to the first `"`,

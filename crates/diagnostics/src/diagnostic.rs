@@ -142,13 +142,22 @@ impl Diagnostic {
     pub fn headline(&self) -> String {
         format!(
             "{}:{}:{}: {}[{}]: {}",
-            self.file,
+            printable_path(&self.file),
             self.position.line,
             self.position.column,
             if self.kind.is_warning() { "warning" } else { "error" },
             self.kind.code(),
             printable(&self.message)
         )
+    }
+}
+
+/// A file's name as the start of a line: [`printable`], and a name beginning with `::` (a CI log's
+/// command, such as `::error`) written as `./::…`, the same file.
+pub fn printable_path(file: &str) -> std::borrow::Cow<'_, str> {
+    match printable(file) {
+        shown if shown.starts_with("::") => std::borrow::Cow::Owned(format!("./{shown}")),
+        shown => shown,
     }
 }
 
