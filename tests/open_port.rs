@@ -283,9 +283,13 @@ fn health_checks_are_answered_while_idle_connections_fill_the_admin_listener() {
     flooding.store(false, std::sync::atomic::Ordering::Relaxed);
     let opened = flood.join().expect("the flood");
     assert!(opened > 300, "the listener closed idle connections to make room ({opened} opened)");
+    // The operator sees it: counted, and said once in the log.
+    let http = Http::new();
+    let evicted = common::metric(&http, &serve, "signal_admin_connections_shed_total{reason=\"evicted\"}");
+    assert!(evicted >= 40, "{evicted} evictions counted");
+    assert_eq!(serve.logs().matches("the admin listener is full").count(), 1, "{}", serve.logs());
 
     // The live feed was never closed: an event sent now reaches it.
-    let http = Http::new();
     let (status, _) = http.post(
         &format!("{}/v1/track", serve.collector),
         Some(WRITE_KEY),

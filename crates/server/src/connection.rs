@@ -241,6 +241,14 @@ struct Open {
     abort: Option<tokio::task::AbortHandle>,
 }
 
+/// A connection let in, and whether another was closed to make room.
+pub struct Admitted {
+    /// Its place.
+    pub place: Place,
+    /// Whether the connection at rest the longest was closed for it.
+    pub evicted: bool,
+}
+
 /// One connection's place among the open ones, given up when dropped.
 pub struct Place {
     id: u64,
@@ -282,10 +290,12 @@ impl Evictable {
     }
 
     /// A place for a new connection among at most `limit`: a free one, or the place of the
-    /// connection at rest the longest, which is closed. `None` when every connection is busy.
-    pub fn admit(self: &Arc<Self>, activity: Arc<Activity>, limit: usize) -> Option<Place> {
+    /// connection at rest the longest, which is closed (then `evicted` is true). `None` when every
+    /// connection is busy.
+    pub fn admit(self: &Arc<Self>, activity: Arc<Activity>, limit: usize) -> Option<Admitted> {
         let mut open = self.lock();
-        if open.len() >= limit {
+        let evicted = open.len() >= limit;
+        if evicted {
             let longest_at_rest = open
                 .iter()
                 .enumerate()
@@ -300,7 +310,7 @@ impl Evictable {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         open.push(Open { id, activity, abort: None });
-        Some(Place { id, connections: self.clone() })
+        Some(Admitted { place: Place { id, connections: self.clone() }, evicted })
     }
 }
 
@@ -350,7 +360,7 @@ mod tests {
         let connections = Arc::new(Evictable::default());
         let mut tasks = tokio::task::JoinSet::new();
         let mut admit = |activity: &Arc<Activity>| {
-            let place = connections.admit(activity.clone(), 3)?;
+            let place = connections.admit(activity.clone(), 3)?.place;
             let task = tasks.spawn(std::future::pending::<()>());
             place.closer().served_by(task.clone());
             Some((place, task))

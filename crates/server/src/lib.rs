@@ -262,7 +262,7 @@ pub async fn run<Q: Queue + Clone>(
     let depth_refresh = tokio::spawn(refresh_depth(shared.clone()));
     let waking = shared.queue.queued_anywhere().map(|queued| tokio::spawn(wake_on_queued(shared.clone(), queued)));
     let pruning = tokio::spawn(prune(shared.clone()));
-    let admin_server = tokio::spawn(serve_admin(listeners.admin, admin, health_only, admin_stopping));
+    let admin_server = tokio::spawn(serve_admin(shared.clone(), listeners.admin, admin, health_only, admin_stopping));
     shared.ready.store(true, Ordering::Relaxed);
     serve_collector(listeners.collector, collector, &shared, shutdown).await;
     tracing::info!("no longer taking events; finishing deliveries in flight");
@@ -299,7 +299,8 @@ const HEALTH_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// (without a token only this machine is answered), headers must arrive within
 /// [`ADMIN_HEADER_TIMEOUT`], and past [`ADMIN_MAX_CONNECTIONS`] a new connection takes the place
 /// of the one at rest the longest; when every one is busy, a small reserve answers health only.
-async fn serve_admin(
+async fn serve_admin<Q: Queue>(
+    shared: Arc<Shared<Q>>,
     listener: TcpListener,
     router: Router,
     health_only: Router,
@@ -315,6 +316,8 @@ async fn serve_admin(
     let open = Arc::new(connection::Evictable::default());
     let health_permits = Arc::new(tokio::sync::Semaphore::new(HEALTH_RESERVE));
     let mut connections = tokio::task::JoinSet::new();
+    let mut shed_since_warning = 0u64;
+    let mut warned_at: Option<tokio::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -330,7 +333,26 @@ async fn serve_admin(
         };
         while connections.try_join_next().is_some() {}
         let activity = Arc::new(connection::Activity::new());
-        if let Some(place) = open.admit(activity.clone(), ADMIN_MAX_CONNECTIONS) {
+        let admitted = open.admit(activity.clone(), ADMIN_MAX_CONNECTIONS);
+        let shed = match &admitted {
+            Some(admitted) => admitted.evicted.then_some("evicted"),
+            None => health_permits.available_permits().eq(&0).then_some("refused"),
+        };
+        if let Some(reason) = shed {
+            shared.metrics.admin_shed(reason);
+            shed_since_warning += 1;
+            // Once a minute at most: a flood must not flood the log too.
+            if warned_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                tracing::warn!(
+                    connections = ADMIN_MAX_CONNECTIONS,
+                    shed = shed_since_warning,
+                    "the admin listener is full: connections at rest are closed for newcomers (see signal_admin_connections_shed_total); a client is holding many connections open"
+                );
+                warned_at = Some(tokio::time::Instant::now());
+                shed_since_warning = 0;
+            }
+        }
+        if let Some(connection::Admitted { place, .. }) = admitted {
             let service = connection::WatchedToTheEnd::service(
                 router.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))),
                 activity,

@@ -24,6 +24,7 @@ pub struct Metrics {
     paused: Labelled,
     warnings: Labelled,
     automatic_merges: Labelled,
+    admin_shed: Labelled,
     latency: Histogram,
     queue_pending: AtomicU64,
     queue_claimed: AtomicU64,
@@ -67,6 +68,13 @@ fn render_labels(labels: &[(&'static str, String)]) -> String {
 }
 
 impl Metrics {
+    /// Admin connections closed to make room, or refused, when the admin listener was full: by
+    /// reason (`evicted`: at rest the longest, closed for a newcomer; `refused`: every connection
+    /// busy and the health reserve full).
+    pub fn admin_shed(&self, reason: &'static str) {
+        self.admin_shed.add(vec![("reason", reason.to_owned())], 1);
+    }
+
     /// Events accepted from a source.
     pub fn received(&self, source: &str, count: u64) {
         self.received.add(vec![("source", source.to_owned())], count);
@@ -150,6 +158,11 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         self.received.write(&mut out, "signal_events_received_total", "Events accepted by the collector.");
+        self.admin_shed.write(
+            &mut out,
+            "signal_admin_connections_shed_total",
+            "Admin connections closed for a newcomer (evicted) or refused (refused) while the admin listener was full.",
+        );
         self.duplicates.write(
             &mut out,
             "signal_events_duplicate_total",
