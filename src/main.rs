@@ -5,7 +5,7 @@ mod map;
 mod sandbox;
 mod send;
 mod serve;
-mod snapshot;
+mod test_cases;
 mod stop;
 
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ enum Command {
     Map(map::MapArgs),
     /// Run the mapping cases beside blueprints (`shop.tests.yaml` beside `shop.yaml`): each an event
     /// and the body (or drop) it must map to; `--update` writes results for review.
-    Test(snapshot::TestArgs),
+    Test(test_cases::TestArgs),
     /// Map a file of events with a blueprint and deliver them to MoEngage (a backfill, or a test
     /// against `signal sandbox`).
     Send(send::SendArgs),
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files, allow_outside } => validate(&files, allow_outside),
         Command::Map(args) => map::run(&args),
-        Command::Test(args) => snapshot::run(&args),
+        Command::Test(args) => test_cases::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Sandbox(args) => sandbox::run(&args),

@@ -15,7 +15,9 @@ use serde_json::Value;
 use crate::event::{CallType, Event, JsonKind, Raw, RawObject, time_zone, write_str};
 use crate::path::{FieldPath, Step};
 use crate::phone::{PhoneNormaliser, PhoneRegion};
+use crate::found::{Found, built_string};
 use crate::keep;
+pub use crate::warning::{Warning, WarningCode};
 use crate::memory::{TraitMemory, object_json, remembered_json};
 use crate::{Blueprint, CompiledEvent, CompiledSource, MAX_BODY_BYTES, Origin, RESERVED_PREFIX, Transform};
 use moengage::MAX_ATTRIBUTES;
@@ -94,83 +96,6 @@ impl Drop {
         write_str(&mut out, &self.reason);
         out.extend_from_slice(b"}}");
         String::from_utf8(out).unwrap_or_default()
-    }
-}
-
-/// Kinds of warning: the event is still sent, without the part warned about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WarningCode {
-    /// An attribute whose name begins with `moe_` was removed.
-    ReservedAttribute,
-    /// A phone number could not be normalised to E.164 and was left out.
-    InvalidPhone,
-    /// `context.timezone` is not an IANA time zone; no offset was sent.
-    InvalidTimezone,
-    /// A `timestamp` in the future was replaced by the time Signal received the event.
-    FutureTimestamp,
-    /// A string value over MoEngage's 512 characters was cut to 512, as MoEngage would cut it.
-    ValueTruncated,
-    /// A URL over 512 characters was left out: MoEngage refuses it rather than cut it.
-    UrlTooLong,
-    /// An action or attribute name over MoEngage's 200 characters was cut to 200.
-    NameTruncated,
-    /// An array over MoEngage's 50 elements was cut to its first 50.
-    ArrayTruncated,
-    /// An array of values of different kinds (or of arrays) was left out: MoEngage keeps arrays of
-    /// one kind only, and making it one would change values.
-    MixedArray,
-    /// Attributes past MoEngage's 100 per event were left out.
-    TooManyAttributes,
-    /// A `.` in the action name was sent as a space, as MoEngage stores it.
-    PeriodInName,
-}
-
-impl WarningCode {
-    /// The stable code.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WarningCode::ReservedAttribute => "reserved_attribute",
-            WarningCode::InvalidPhone => "invalid_phone",
-            WarningCode::InvalidTimezone => "invalid_timezone",
-            WarningCode::FutureTimestamp => "future_timestamp",
-            WarningCode::ValueTruncated => "value_truncated",
-            WarningCode::UrlTooLong => "url_too_long",
-            WarningCode::NameTruncated => "name_truncated",
-            WarningCode::ArrayTruncated => "array_truncated",
-            WarningCode::MixedArray => "mixed_array",
-            WarningCode::TooManyAttributes => "too_many_attributes",
-            WarningCode::PeriodInName => "period_in_name",
-        }
-    }
-
-    /// Every code, in documentation order.
-    pub const ALL: [WarningCode; 11] = [
-        WarningCode::ReservedAttribute,
-        WarningCode::InvalidPhone,
-        WarningCode::InvalidTimezone,
-        WarningCode::FutureTimestamp,
-        WarningCode::ValueTruncated,
-        WarningCode::UrlTooLong,
-        WarningCode::NameTruncated,
-        WarningCode::ArrayTruncated,
-        WarningCode::MixedArray,
-        WarningCode::TooManyAttributes,
-        WarningCode::PeriodInName,
-    ];
-}
-
-/// Something left out of a delivered event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warning {
-    /// The kind.
-    pub code: WarningCode,
-    /// What was left out, and why.
-    pub message: String,
-}
-
-impl fmt::Display for Warning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "warning[{}]: {}", self.code.as_str(), self.message)
     }
 }
 
@@ -704,74 +629,6 @@ fn within_body_limit(out: &mut Vec<u8>) -> Result<(), Drop> {
         DropCode::PayloadTooLarge,
         format!("the MoEngage request would be {size} bytes; MoEngage accepts at most {MAX_BODY_BYTES} (128 KB)"),
     ))
-}
-
-/// A value found for a source: JSON text borrowed from the event or blueprint, or built for it.
-pub(crate) enum Found<'x> {
-    Raw(Raw<'x>),
-    Built(String),
-}
-
-impl Found<'_> {
-    /// The value's text, scanned as the event's own values are.
-    pub(crate) fn raw(&self) -> Raw<'_> {
-        match self {
-            Found::Raw(raw) => *raw,
-            Found::Built(text) => Raw::trusted(text),
-        }
-    }
-
-    /// A value built as JSON text.
-    pub(crate) fn built(json: Vec<u8>) -> Found<'static> {
-        Found::Built(String::from_utf8(json).unwrap_or_default())
-    }
-
-    /// The same value, owning its text.
-    pub(crate) fn into_owned(self) -> Found<'static> {
-        match self {
-            Found::Raw(raw) => {
-                let mut out = Vec::with_capacity(raw.get().len());
-                raw.write_compact(&mut out);
-                Found::built(out)
-            }
-            Found::Built(text) => Found::Built(text),
-        }
-    }
-
-    fn json(&self) -> &str {
-        match self {
-            Found::Raw(raw) => raw.get(),
-            Found::Built(text) => text,
-        }
-    }
-
-    pub(crate) fn kind(&self) -> JsonKind {
-        match self {
-            Found::Raw(raw) => raw.kind(),
-            Found::Built(text) => Raw::trusted(text).kind(),
-        }
-    }
-
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Found::Raw(raw) => raw.write_compact(out),
-            Found::Built(text) => out.extend_from_slice(text.as_bytes()),
-        }
-    }
-
-    fn as_text(&self) -> Option<Cow<'_, str>> {
-        match self.kind() {
-            JsonKind::String => Raw::trusted(self.json()).as_str(),
-            JsonKind::Number | JsonKind::Bool => Some(Cow::Borrowed(self.json())),
-            _ => None,
-        }
-    }
-}
-
-pub(crate) fn built_string(text: &str) -> Found<'static> {
-    let mut out = Vec::with_capacity(text.len() + 2);
-    write_str(&mut out, text);
-    Found::built(out)
 }
 
 /// A customer id as JSON string text: strings as they are, numbers quoted.

@@ -9,7 +9,8 @@ use moengage::{MAX_ARRAY_ITEMS, MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_VALUE_CHARS,
 
 use crate::event::{JsonKind, Raw, write_str};
 use crate::scan::{ItemMember, ItemSummary};
-use crate::interpret::{Found, Warning, WarningCode};
+use crate::found::{Found, built_string};
+use crate::warning::{Warning, WarningCode};
 
 /// The longest JSON text of a string that is surely within MoEngage's limit: escapes only lengthen
 /// the text, so a string whose JSON (quotes included) is no longer has at most 512 characters.
@@ -112,7 +113,7 @@ fn kept_string<'x>(name: &str, found: Found<'x>, warnings: &mut Vec<Warning>) ->
                     shown(name)
                 ),
             });
-            Some(crate::interpret::built_string(&cut))
+            Some(built_string(&cut))
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod compile;
 pub mod event;
+mod found;
 pub mod interpret;
 mod keep;
 pub mod memory;
@@ -13,6 +14,7 @@ pub mod model;
 pub mod path;
 pub mod phone;
 pub mod scan;
+pub mod warning;
 
 // The YAML and diagnostics toolkit is shared with the configuration; blueprints' own modules and
 // callers reach it by the names it had when it lived here.
@@ -22,7 +24,8 @@ use std::collections::HashMap;
 
 pub use compile::{PRESETS, compile_file, compile_file_within, compile_preset, compile_str};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
-pub use interpret::{Asks, Drop, DropCode, Login, Mapped, Mapper, Outcome, Warning, WarningCode, user_text};
+pub use interpret::{Asks, Drop, DropCode, Login, Mapped, Mapper, Outcome, user_text};
+pub use warning::{Warning, WarningCode};
 pub use memory::{RunMemory, TraitMemory};
 pub use model::{Transform, blueprint_schema};
 pub use phone::{PhoneNormaliser, PhoneRegion};

@@ -311,118 +311,14 @@ pub fn check(file: &str, text: String, base: &Path, access: &FileAccess) -> Resu
         diagnostics.push(context.value(pointer, kind, message, Some(hint.to_owned())));
     };
 
-    let blueprint = match &parsed.blueprint {
-        Some(named) => base.join(named),
-        None => match file.strip_suffix(SUFFIX) {
-            Some(_) => {
-                let name = Path::new(file).file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-                base.join(format!("{}.yaml", name.trim_end_matches(SUFFIX)))
-            }
-            None => {
-                invalid(
-                    "",
-                    DiagnosticKind::InvalidValue,
-                    format!("this file is not named NAME{SUFFIX}, so it does not say which blueprint it tests"),
-                    "add `blueprint: shop.yaml` (relative to this file), or name it after its blueprint",
-                );
-                PathBuf::new()
-            }
-        },
-    };
-    if parsed.blueprint.is_some()
-        && let Err(refusal) = access.check(&blueprint)
-        && !refusal.is_not_found()
-    {
-        invalid("/blueprint", DiagnosticKind::FileRefused, refusal.to_string(), refusal.hint());
-    }
-    let received_at = match parsed.received_at.as_deref() {
-        None => DEFAULT_RECEIVED_AT.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-        Some(text) => blueprint::event::parse_time(text).unwrap_or_else(|| {
-            invalid(
-                "/received_at",
-                DiagnosticKind::InvalidValue,
-                format!("`{text}` is not an RFC 3339 time"),
-                "write e.g. 2030-01-01T00:00:00Z",
-            );
-            jiff::Timestamp::UNIX_EPOCH
-        }),
-    };
-    let default_region = parsed.default_region.as_deref().and_then(|code| {
-        let region = PhoneRegion::parse(code);
-        if region.is_none() {
-            invalid(
-                "/default_region",
-                DiagnosticKind::InvalidValue,
-                format!("`{code}` is not a region code"),
-                "use an ISO 3166 two-letter code such as GB or US",
-            );
-        }
-        region
-    });
-
+    let blueprint = blueprint_path(&parsed, file, base, access, &mut invalid);
+    let received_at = received_at(&parsed, &mut invalid);
+    let default_region = default_region(&parsed, &mut invalid);
     let mut cases = Vec::new();
     for (index, case) in parsed.cases.iter().enumerate() {
         let at = format!("/cases/{index}");
-        let inputs = match (&case.event, &case.events) {
-            (Some(event), None) => Some((vec![event.to_string()], false)),
-            (None, Some(named)) => match access.read(&base.join(named)) {
-                Ok(lines) => {
-                    let lines: Vec<String> =
-                        lines.lines().filter(|line| !line.trim().is_empty()).map(str::to_owned).collect();
-                    if lines.is_empty() {
-                        invalid(
-                            &format!("{at}/events"),
-                            DiagnosticKind::InvalidValue,
-                            format!("`{named}` has no events"),
-                            "write one JSON event per line",
-                        );
-                    }
-                    Some((lines, true))
-                }
-                Err(refusal) => {
-                    match &refusal.kind {
-                        RefusalKind::Io(error) => invalid(
-                            &format!("{at}/events"),
-                            DiagnosticKind::Io,
-                            format!("cannot read `{named}`: {error}"),
-                            "the path is relative to this test file",
-                        ),
-                        _ => invalid(&format!("{at}/events"), DiagnosticKind::FileRefused, refusal.to_string(), refusal.hint()),
-                    }
-                    None
-                }
-            },
-            (Some(_), Some(_)) => {
-                invalid(
-                    &format!("{at}/events"),
-                    DiagnosticKind::InvalidValue,
-                    "a case has `event` or `events`, not both".into(),
-                    "split it into two cases",
-                );
-                None
-            }
-            (None, None) => {
-                invalid(
-                    &at,
-                    DiagnosticKind::InvalidValue,
-                    format!("case `{}` has no input", case.name),
-                    "give `event: {...}` (one event) or `events: FILE.ndjson` (one per line)",
-                );
-                None
-            }
-        };
-        let mut ignore = Vec::new();
-        for (position, path) in case.ignore.iter().flatten().enumerate() {
-            match IgnorePath::parse(path) {
-                Ok(parsed) => ignore.push(parsed),
-                Err(problem) => invalid(
-                    &format!("{at}/ignore/{position}"),
-                    DiagnosticKind::InvalidPath,
-                    problem,
-                    "write a path such as `actions[0].current_time`, with `*` for any member or element",
-                ),
-            }
-        }
+        let inputs = case_inputs(case, &at, base, access, &mut invalid);
+        let ignore = ignore_paths(case, &at, &mut invalid);
         let from_file = case.events.is_some();
         let expect = case.expect.as_ref().and_then(|expectation| {
             expectation_of(expectation, from_file, &format!("{at}/expect"), &mut invalid)
@@ -477,6 +373,147 @@ fn drop_code(code: &str, pointer: &str, invalid: &mut impl FnMut(&str, Diagnosti
         &format!("{close}the drop codes are {}", names.join(", ")),
     );
     false
+}
+
+/// The blueprint a test file tests: the one it names, or the one named after it
+/// (`shop.tests.yaml` tests `shop.yaml`).
+fn blueprint_path(
+    parsed: &CaseFile,
+    file: &str,
+    base: &Path,
+    access: &FileAccess,
+    invalid: &mut impl FnMut(&str, DiagnosticKind, String, &str),
+) -> PathBuf {
+    let blueprint = match &parsed.blueprint {
+        Some(named) => base.join(named),
+        None => match file.strip_suffix(SUFFIX) {
+            Some(_) => {
+                let name = Path::new(file).file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+                base.join(format!("{}.yaml", name.trim_end_matches(SUFFIX)))
+            }
+            None => {
+                invalid(
+                    "",
+                    DiagnosticKind::InvalidValue,
+                    format!("this file is not named NAME{SUFFIX}, so it does not say which blueprint it tests"),
+                    "add `blueprint: shop.yaml` (relative to this file), or name it after its blueprint",
+                );
+                PathBuf::new()
+            }
+        },
+    };
+    if parsed.blueprint.is_some()
+        && let Err(refusal) = access.check(&blueprint)
+        && !refusal.is_not_found()
+    {
+        invalid("/blueprint", DiagnosticKind::FileRefused, refusal.to_string(), refusal.hint());
+    }
+    blueprint
+}
+
+/// When the file's events are taken to have been received.
+fn received_at(parsed: &CaseFile, invalid: &mut impl FnMut(&str, DiagnosticKind, String, &str)) -> jiff::Timestamp {
+    match parsed.received_at.as_deref() {
+        None => DEFAULT_RECEIVED_AT.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+        Some(text) => blueprint::event::parse_time(text).unwrap_or_else(|| {
+            invalid(
+                "/received_at",
+                DiagnosticKind::InvalidValue,
+                format!("`{text}` is not an RFC 3339 time"),
+                "write e.g. 2030-01-01T00:00:00Z",
+            );
+            jiff::Timestamp::UNIX_EPOCH
+        }),
+    }
+}
+
+fn default_region(parsed: &CaseFile, invalid: &mut impl FnMut(&str, DiagnosticKind, String, &str)) -> Option<PhoneRegion> {
+    parsed.default_region.as_deref().and_then(|code| {
+        let region = PhoneRegion::parse(code);
+        if region.is_none() {
+            invalid(
+                "/default_region",
+                DiagnosticKind::InvalidValue,
+                format!("`{code}` is not a region code"),
+                "use an ISO 3166 two-letter code such as GB or US",
+            );
+        }
+        region
+    })
+}
+
+/// A case's input lines, and whether they came from a file; `None` when it has none to run.
+fn case_inputs(
+    case: &model::Case,
+    at: &str,
+    base: &Path,
+    access: &FileAccess,
+    invalid: &mut impl FnMut(&str, DiagnosticKind, String, &str),
+) -> Option<(Vec<String>, bool)> {
+    match (&case.event, &case.events) {
+        (Some(event), None) => Some((vec![event.to_string()], false)),
+        (None, Some(named)) => match access.read(&base.join(named)) {
+            Ok(lines) => {
+                let lines: Vec<String> = lines.lines().filter(|line| !line.trim().is_empty()).map(str::to_owned).collect();
+                if lines.is_empty() {
+                    invalid(
+                        &format!("{at}/events"),
+                        DiagnosticKind::InvalidValue,
+                        format!("`{named}` has no events"),
+                        "write one JSON event per line",
+                    );
+                }
+                Some((lines, true))
+            }
+            Err(refusal) => {
+                match &refusal.kind {
+                    RefusalKind::Io(error) => invalid(
+                        &format!("{at}/events"),
+                        DiagnosticKind::Io,
+                        format!("cannot read `{named}`: {error}"),
+                        "the path is relative to this test file",
+                    ),
+                    _ => invalid(&format!("{at}/events"), DiagnosticKind::FileRefused, refusal.to_string(), refusal.hint()),
+                }
+                None
+            }
+        },
+        (Some(_), Some(_)) => {
+            invalid(
+                &format!("{at}/events"),
+                DiagnosticKind::InvalidValue,
+                "a case has `event` or `events`, not both".into(),
+                "split it into two cases",
+            );
+            None
+        }
+        (None, None) => {
+            invalid(
+                at,
+                DiagnosticKind::InvalidValue,
+                format!("case `{}` has no input", case.name),
+                "give `event: {...}` (one event) or `events: FILE.ndjson` (one per line)",
+            );
+            None
+        }
+    }
+}
+
+/// A case's `ignore` paths, each parsed once.
+fn ignore_paths(case: &model::Case, at: &str, invalid: &mut impl FnMut(&str, DiagnosticKind, String, &str)) -> Vec<IgnorePath> {
+    let mut ignore = Vec::new();
+    for (position, path) in case.ignore.iter().flatten().enumerate() {
+        match IgnorePath::parse(path) {
+            Ok(parsed) => ignore.push(parsed),
+            Err(problem) => invalid(
+                &format!("{at}/ignore/{position}"),
+                DiagnosticKind::InvalidPath,
+                problem,
+                "write a path such as `actions[0].current_time`, with `*` for any member or element",
+            ),
+        }
+    }
+    ignore
 }
 
 fn expectation_of(

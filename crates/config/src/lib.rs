@@ -552,71 +552,8 @@ impl Checker {
         let listen = self.address(context, "/listen", file.listen.as_deref(), defaults::LISTEN);
         let admin_listen =
             self.address(context, "/admin_listen", file.admin_listen.as_deref(), defaults::ADMIN_LISTEN);
-        let storage = file.storage.clone().unwrap_or_default();
-        let sqlite_path = base_dir.join(storage.sqlite.as_deref().unwrap_or(defaults::SQLITE));
-        let storage_engine = match &storage.postgres {
-            None => store::Storage::Sqlite(sqlite_path),
-            Some(postgres) => {
-                if storage.sqlite.is_some() {
-                    self.invalid(
-                        context,
-                        "/storage/postgres",
-                        "`storage` names both an SQLite file and a PostgreSQL database".to_owned(),
-                        "keep one: `sqlite` for one node, `postgres` for several",
-                    );
-                }
-                if !postgres.url.starts_with("postgres://") && !postgres.url.starts_with("postgresql://") {
-                    self.invalid(
-                        context,
-                        "/storage/postgres/url",
-                        "the PostgreSQL URL does not start with `postgres://`".to_owned(),
-                        "write postgres://USER:PASSWORD@HOST:PORT/DATABASE, or `${DATABASE_URL}` to take it from the environment",
-                    );
-                }
-                store::Storage::Postgres {
-                    url: secret::Secret::new(postgres.url.clone()),
-                    max_connections: postgres.max_connections.map_or(defaults::POSTGRES_CONNECTIONS, |n| n as usize),
-                }
-            }
-        };
-        let dedupe_window = self.duration(
-            context,
-            "/storage/dedupe_window",
-            storage.dedupe_window.as_deref(),
-            defaults::DEDUPE_WINDOW,
-        );
-        let retention = storage.retention.clone().unwrap_or_default();
-        let retention = store::Retention {
-            max_age: Some(self.duration(
-                context,
-                "/storage/retention/max_age",
-                retention.max_age.as_deref(),
-                defaults::RETENTION_MAX_AGE,
-            )),
-            max_events: Some(retention.max_events.unwrap_or(defaults::RETENTION_MAX_EVENTS)),
-        };
-        if let Some(token) = &file.admin_token
-            && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
-        {
-            self.invalid(
-                context,
-                "/admin_token",
-                format!(
-                    "`admin_token` is {} characters long; it needs at least {MIN_ADMIN_TOKEN_CHARS}",
-                    token.chars().count()
-                ),
-                "use a long random token, e.g. from `openssl rand -hex 16`, kept in the environment: `admin_token: ${SIGNAL_ADMIN_TOKEN}`",
-            );
-        }
-        let admin_token = file.admin_token.clone().map(secret::Secret::new);
-        if admin_token.is_none() && !admin_listen.ip().is_loopback() {
-            self.invalid(
-                context,
-                "/admin_listen",
-                format!("`admin_listen` is {admin_listen}, not a loopback address, and there is no `admin_token`"),
-                "the Event Debugger shows events with emails and phone numbers: set `admin_token: ${SIGNAL_ADMIN_TOKEN}` (at least 16 characters), or listen on 127.0.0.1",
-            );
-        }
+        let (storage_engine, dedupe_window, retention) = self.storage(context, file, base_dir);
+        let admin_token = self.admin_token(context, file, admin_listen);
         let collector = file.collector.clone().unwrap_or_default();
         let [header_timeout, idle_timeout, body_timeout, shutdown_grace] = [
             ("header_timeout", &collector.header_timeout, defaults::HEADER_TIMEOUT),
@@ -636,57 +573,7 @@ impl Checker {
             self.duration(context, "/delivery/timeout", delivery.timeout.as_deref(), defaults::TIMEOUT);
         let log = file.log.clone().unwrap_or_default();
 
-        let mut sources = Vec::new();
-        let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
-        for (name, source) in &file.sources {
-            let pointer = format!("/sources/{}/write_key", escape_pointer_segment(name));
-            if let Some(other) = keys.insert(source.write_key.as_str(), name) {
-                self.invalid(
-                    context,
-                    &pointer,
-                    format!("source `{name}` has the same write key as source `{other}`"),
-                    "give each source its own write key, so that events are attributed to the right one",
-                );
-            }
-            let at = format!("/sources/{}", escape_pointer_segment(name));
-            let mut allowed_origins = Vec::new();
-            for (index, origin) in source.allowed_origins.iter().flatten().enumerate() {
-                match canonical_origin(origin) {
-                    Some(origin) => allowed_origins.push(origin),
-                    None => self.invalid(
-                        context,
-                        &format!("{at}/allowed_origins/{index}"),
-                        // The value may come from the environment: its place is named, not its text.
-                        "this is not an origin".into(),
-                        "write a page's origin as the browser sends it: scheme, host and port only, e.g. https://www.shop.example",
-                    ),
-                }
-            }
-            let cookie = source.cookie.as_ref().map(|cookie| AnonymousCookie {
-                domain: cookie.domain.clone().filter(|domain| {
-                    let valid = !domain.is_empty()
-                        && domain.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-'));
-                    if !valid {
-                        self.invalid(
-                            context,
-                            &format!("{at}/cookie/domain"),
-                            "this is not a domain".into(),
-                            "write the site's domain, e.g. shop.example, or leave `domain` out for the collector's host alone",
-                        );
-                    }
-                    valid
-                }),
-                max_age: self.duration(context, &format!("{at}/cookie/max_age"), cookie.max_age.as_deref(), defaults::COOKIE_MAX_AGE),
-                secure: cookie.secure.unwrap_or(true),
-            });
-            sources.push(Source {
-                name: name.clone(),
-                write_key: WriteKey::new(source.write_key.clone()),
-                allowed_origins,
-                cookie,
-                honor_gpc: source.honor_gpc.unwrap_or(false),
-            });
-        }
+        let sources = self.sources(context, file);
 
         let mut integrations = Vec::new();
         for (name, integration) in &file.integrations {
@@ -739,6 +626,147 @@ impl Checker {
             integrations,
             pipelines,
         })
+    }
+
+    /// Where events are kept, how long a `message_id` is remembered, and how long records are.
+    fn storage(
+        &mut self,
+        context: &FileContext<'_>,
+        file: &ConfigFile,
+        base_dir: &Path,
+    ) -> (store::Storage, Duration, store::Retention) {
+        let storage = file.storage.clone().unwrap_or_default();
+        let sqlite_path = base_dir.join(storage.sqlite.as_deref().unwrap_or(defaults::SQLITE));
+        let storage_engine = match &storage.postgres {
+            None => store::Storage::Sqlite(sqlite_path),
+            Some(postgres) => {
+                if storage.sqlite.is_some() {
+                    self.invalid(
+                        context,
+                        "/storage/postgres",
+                        "`storage` names both an SQLite file and a PostgreSQL database".to_owned(),
+                        "keep one: `sqlite` for one node, `postgres` for several",
+                    );
+                }
+                if !postgres.url.starts_with("postgres://") && !postgres.url.starts_with("postgresql://") {
+                    self.invalid(
+                        context,
+                        "/storage/postgres/url",
+                        "the PostgreSQL URL does not start with `postgres://`".to_owned(),
+                        "write postgres://USER:PASSWORD@HOST:PORT/DATABASE, or `${DATABASE_URL}` to take it from the environment",
+                    );
+                }
+                store::Storage::Postgres {
+                    url: secret::Secret::new(postgres.url.clone()),
+                    max_connections: postgres.max_connections.map_or(defaults::POSTGRES_CONNECTIONS, |n| n as usize),
+                }
+            }
+        };
+        let dedupe_window = self.duration(
+            context,
+            "/storage/dedupe_window",
+            storage.dedupe_window.as_deref(),
+            defaults::DEDUPE_WINDOW,
+        );
+        let retention = storage.retention.clone().unwrap_or_default();
+        let retention = store::Retention {
+            max_age: Some(self.duration(
+                context,
+                "/storage/retention/max_age",
+                retention.max_age.as_deref(),
+                defaults::RETENTION_MAX_AGE,
+            )),
+            max_events: Some(retention.max_events.unwrap_or(defaults::RETENTION_MAX_EVENTS)),
+        };
+        (storage_engine, dedupe_window, retention)
+    }
+
+    /// The admin token, checked: long enough, and present when the admin listener is not on loopback.
+    fn admin_token(
+        &mut self,
+        context: &FileContext<'_>,
+        file: &ConfigFile,
+        admin_listen: std::net::SocketAddr,
+    ) -> Option<secret::Secret> {
+        if let Some(token) = &file.admin_token
+            && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
+        {
+            self.invalid(
+                context,
+                "/admin_token",
+                format!(
+                    "`admin_token` is {} characters long; it needs at least {MIN_ADMIN_TOKEN_CHARS}",
+                    token.chars().count()
+                ),
+                "use a long random token, e.g. from `openssl rand -hex 16`, kept in the environment: `admin_token: ${SIGNAL_ADMIN_TOKEN}`",
+            );
+        }
+        let admin_token = file.admin_token.clone().map(secret::Secret::new);
+        if admin_token.is_none() && !admin_listen.ip().is_loopback() {
+            self.invalid(
+                context,
+                "/admin_listen",
+                format!("`admin_listen` is {admin_listen}, not a loopback address, and there is no `admin_token`"),
+                "the Event Debugger shows events with emails and phone numbers: set `admin_token: ${SIGNAL_ADMIN_TOKEN}` (at least 16 characters), or listen on 127.0.0.1",
+            );
+        }
+        admin_token
+    }
+
+    /// The sources: each write key its own, origins and cookie domains checked.
+    fn sources(&mut self, context: &FileContext<'_>, file: &ConfigFile) -> Vec<Source> {
+        let mut sources = Vec::new();
+        let mut keys: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, source) in &file.sources {
+            let pointer = format!("/sources/{}/write_key", escape_pointer_segment(name));
+            if let Some(other) = keys.insert(source.write_key.as_str(), name) {
+                self.invalid(
+                    context,
+                    &pointer,
+                    format!("source `{name}` has the same write key as source `{other}`"),
+                    "give each source its own write key, so that events are attributed to the right one",
+                );
+            }
+            let at = format!("/sources/{}", escape_pointer_segment(name));
+            let mut allowed_origins = Vec::new();
+            for (index, origin) in source.allowed_origins.iter().flatten().enumerate() {
+                match canonical_origin(origin) {
+                    Some(origin) => allowed_origins.push(origin),
+                    None => self.invalid(
+                        context,
+                        &format!("{at}/allowed_origins/{index}"),
+                        // The value may come from the environment: its place is named, not its text.
+                        "this is not an origin".into(),
+                        "write a page's origin as the browser sends it: scheme, host and port only, e.g. https://www.shop.example",
+                    ),
+                }
+            }
+            let cookie = source.cookie.as_ref().map(|cookie| AnonymousCookie {
+                domain: cookie.domain.clone().filter(|domain| {
+                    let valid = !domain.is_empty()
+                        && domain.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'-'));
+                    if !valid {
+                        self.invalid(
+                            context,
+                            &format!("{at}/cookie/domain"),
+                            "this is not a domain".into(),
+                            "write the site's domain, e.g. shop.example, or leave `domain` out for the collector's host alone",
+                        );
+                    }
+                    valid
+                }),
+                max_age: self.duration(context, &format!("{at}/cookie/max_age"), cookie.max_age.as_deref(), defaults::COOKIE_MAX_AGE),
+                secure: cookie.secure.unwrap_or(true),
+            });
+            sources.push(Source {
+                name: name.clone(),
+                write_key: WriteKey::new(source.write_key.clone()),
+                allowed_origins,
+                cookie,
+                honor_gpc: source.honor_gpc.unwrap_or(false),
+            });
+        }
+        sources
     }
 
     fn integration(

@@ -15,7 +15,7 @@ pub const INTERNAL_ERROR: &str = "internal_error";
 
 /// What became of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub enum Settled {
     /// The destination accepted it.
     Delivered,
     /// Not sent, on purpose: the blueprint or the pipeline drops it (see its code).
@@ -26,14 +26,14 @@ pub enum State {
     Paused,
 }
 
-impl State {
+impl Settled {
     /// The state's name, as in records and summaries.
     pub fn as_str(self) -> &'static str {
         match self {
-            State::Delivered => "delivered",
-            State::Dropped => "dropped",
-            State::Failed => "failed",
-            State::Paused => "paused",
+            Settled::Delivered => "delivered",
+            Settled::Dropped => "dropped",
+            Settled::Failed => "failed",
+            Settled::Paused => "paused",
         }
     }
 }
@@ -42,7 +42,7 @@ impl State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fate {
     /// What became of it.
-    pub state: State,
+    pub state: Settled,
     /// Its code: the drop code (`not_in_blueprint`, ...), the HTTP status (`"200"`, `"401"`), or
     /// `"timeout"` / `"connection"` when no answer came.
     pub code: String,
@@ -70,7 +70,7 @@ impl Fate {
     /// An event dropped before sending.
     pub fn dropped(code: &str, reason: String) -> Fate {
         Fate {
-            state: State::Dropped,
+            state: Settled::Dropped,
             code: code.to_owned(),
             status: None,
             error_type: None,
@@ -86,7 +86,7 @@ impl Fate {
 
     /// An event Signal itself could not handle: failed, with the code `internal_error`.
     pub fn internal_error(what: &str) -> Fate {
-        Fate { state: State::Failed, code: INTERNAL_ERROR.to_owned(), ..Fate::dropped("", what.to_owned()) }
+        Fate { state: Settled::Failed, code: INTERNAL_ERROR.to_owned(), ..Fate::dropped("", what.to_owned()) }
     }
 
     /// The fate of a request the sender delivered, or tried to.
@@ -94,9 +94,9 @@ impl Fate {
         let Sent { delivery, attempt_log, classification } = sent;
         let answer = delivery.last.ok();
         let state = match delivery.ending {
-            Ending::Delivered => State::Delivered,
-            _ if classification.pause => State::Paused,
-            _ => State::Failed,
+            Ending::Delivered => Settled::Delivered,
+            _ if classification.pause => Settled::Paused,
+            _ => Settled::Failed,
         };
         Fate {
             state,
@@ -255,7 +255,7 @@ mod tests {
 
         for (line, code) in [("   ", "invalid_event"), ("{", "invalid_event"), (r#"{"type":"group","userId":"u"}"#, "unsupported_type")] {
             let fate = map(&mapper, line, now, &mut body, &mut warnings).expect_err("dropped");
-            assert_eq!((fate.state, fate.code.as_str()), (State::Dropped, code), "{line}");
+            assert_eq!((fate.state, fate.code.as_str()), (Settled::Dropped, code), "{line}");
             assert!(body.is_empty(), "no body for a dropped event");
         }
     }
@@ -268,6 +268,6 @@ mod tests {
         fate.gave_up = true;
         assert!(fate.detail().is_some_and(|detail| detail.ends_with(", retry window closed")));
         let internal = Fate::internal_error("a bug");
-        assert_eq!((internal.state, internal.code.as_str()), (State::Failed, INTERNAL_ERROR));
+        assert_eq!((internal.state, internal.code.as_str()), (Settled::Failed, INTERNAL_ERROR));
     }
 }

@@ -10,7 +10,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use serde::Deserialize;
-pub use sender::{Classification, Verdict};
+pub use sender::{Classification, Disposition};
 
 mod settings;
 pub use settings::{
@@ -321,11 +321,11 @@ pub fn likely_cause(status: u16) -> Option<&'static str> {
 /// troubleshooting table, and MoEngage's error body.
 pub fn classify(status: u16, body: &[u8]) -> Classification {
     let verdict = match status {
-        200..=299 => Verdict::Delivered,
-        408 | 429 | 500..=599 => Verdict::Retry,
-        _ => Verdict::Permanent,
+        200..=299 => Disposition::Delivered,
+        408 | 429 | 500..=599 => Disposition::Retry,
+        _ => Disposition::Permanent,
     };
-    let error = if verdict == Verdict::Delivered {
+    let error = if verdict == Disposition::Delivered {
         None
     } else {
         serde_json::from_slice::<ErrorEnvelope>(body).ok().map(|envelope| envelope.error)
@@ -335,7 +335,7 @@ pub fn classify(status: u16, body: &[u8]) -> Classification {
         None => (None, None),
     };
     Classification {
-        verdict,
+        disposition: verdict,
         pause: matches!(status, 401 | 403),
         code: status.to_string(),
         hint: likely_cause(status).map(str::to_owned),
@@ -474,7 +474,7 @@ impl sender::Destination for MoEngageDestination {
                 read
             }
             Err(NoAnswer::Timeout) => Classification {
-                verdict: sender::Verdict::Retry,
+                disposition: sender::Disposition::Retry,
                 pause: false,
                 code: "timeout".into(),
                 hint: Some(format!(
@@ -485,7 +485,7 @@ impl sender::Destination for MoEngageDestination {
                 said: None,
             },
             Err(NoAnswer::Connection(text)) => Classification {
-                verdict: sender::Verdict::Retry,
+                disposition: sender::Disposition::Retry,
                 pause: false,
                 code: "connection".into(),
                 hint: Some(self.unreachable_hint()),
@@ -493,7 +493,7 @@ impl sender::Destination for MoEngageDestination {
                 said: Some(text.clone()),
             },
             Err(NoAnswer::TooLarge { bytes, limit }) => Classification {
-                verdict: sender::Verdict::Permanent,
+                disposition: sender::Disposition::Permanent,
                 pause: false,
                 code: "413".into(),
                 hint: likely_cause(413).map(str::to_owned),
@@ -604,20 +604,20 @@ mod tests {
     #[test]
     fn every_troubleshooting_row_has_its_verdict_and_cause() {
         let cases = [
-            (200, Verdict::Delivered, None, false),
-            (400, Verdict::Permanent, Some("Missing customer_id"), false),
-            (401, Verdict::Permanent, Some("Wrong Workspace ID or Data API key"), true),
-            (403, Verdict::Permanent, Some("Account suspended or blocked"), true),
-            (404, Verdict::Permanent, Some("Wrong data center"), false),
-            (413, Verdict::Permanent, Some("Event exceeds 128 KB"), false),
-            (415, Verdict::Permanent, Some("application/json"), false),
-            (429, Verdict::Retry, Some("Over 30,000 events/minute"), false),
-            (500, Verdict::Retry, Some("Signal retries"), false),
-            (503, Verdict::Retry, Some("Signal retries"), false),
+            (200, Disposition::Delivered, None, false),
+            (400, Disposition::Permanent, Some("Missing customer_id"), false),
+            (401, Disposition::Permanent, Some("Wrong Workspace ID or Data API key"), true),
+            (403, Disposition::Permanent, Some("Account suspended or blocked"), true),
+            (404, Disposition::Permanent, Some("Wrong data center"), false),
+            (413, Disposition::Permanent, Some("Event exceeds 128 KB"), false),
+            (415, Disposition::Permanent, Some("application/json"), false),
+            (429, Disposition::Retry, Some("Over 30,000 events/minute"), false),
+            (500, Disposition::Retry, Some("Signal retries"), false),
+            (503, Disposition::Retry, Some("Signal retries"), false),
         ];
         for (status, verdict, hint, pauses) in cases {
             let classification = classify(status, b"");
-            assert_eq!(classification.verdict, verdict, "{status}");
+            assert_eq!(classification.disposition, verdict, "{status}");
             assert_eq!(classification.pause, pauses, "{status}");
             match hint {
                 Some(hint) => assert!(classification.hint.is_some_and(|h| h.contains(hint)), "{status}"),
@@ -633,6 +633,6 @@ mod tests {
         assert_eq!(classification.said.as_deref(), Some("customer_id is not found in the payload"));
         assert_eq!(classification.error_type.as_deref(), Some("MissingAttributeError"));
         assert_eq!(classify(502, b"<html>Bad Gateway</html>").said, None);
-        assert_eq!(classify(502, b"<html>Bad Gateway</html>").verdict, Verdict::Retry);
+        assert_eq!(classify(502, b"<html>Bad Gateway</html>").disposition, Disposition::Retry);
     }
 }

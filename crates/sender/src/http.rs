@@ -52,7 +52,7 @@ pub type Response = Result<Answer, NoAnswer>;
 
 /// Whether an answer is delivered, worth retrying, or permanent: the destination's call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Disposition {
     /// Accepted.
     Delivered,
     /// Try again later.
@@ -67,7 +67,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classification {
     /// Delivered, retry or permanent.
-    pub verdict: Verdict,
+    pub disposition: Disposition,
     /// The credentials or the account are refused (a wrong key, a suspended account): the
     /// integration's other events would be refused too, so they should wait instead.
     pub pause: bool,
@@ -258,12 +258,12 @@ impl HttpSender {
                     u32::try_from(log.len()).unwrap_or(u32::MAX)
                 };
                 let classification = destination.classify(&response);
-                let verdict = classification.verdict;
+                let verdict = classification.disposition;
                 if status.is_some() {
                     self.watch.answered.store(true, Ordering::Relaxed);
                 }
-                retrying.mark(verdict == Verdict::Retry);
-                if verdict == Verdict::Retry {
+                retrying.mark(verdict == Disposition::Retry);
+                if verdict == Disposition::Retry {
                     // The innermost cause of a failed connection says the most in the fewest words.
                     let why = match (&classification.said, status) {
                         (Some(said), None) => {
@@ -276,14 +276,14 @@ impl HttpSender {
                 }
                 *last_classification.lock().unwrap_or_else(PoisonError::into_inner) = Some(classification);
                 let retry_after = response.as_ref().ok().and_then(|answer| answer.retry_after);
-                if status == Some(429) && verdict == Verdict::Retry {
+                if status == Some(429) && verdict == Disposition::Retry {
                     let pause = retry_after.unwrap_or(Duration::from_secs(1));
                     limiter.lock().unwrap_or_else(PoisonError::into_inner).slow_down(Instant::now(), pause);
                 }
                 match verdict {
-                    Verdict::Delivered => Attempt::Delivered(response),
-                    Verdict::Permanent => Attempt::Permanent(response),
-                    Verdict::Retry => Attempt::Retry { outcome: response, retry_after },
+                    Disposition::Delivered => Attempt::Delivered(response),
+                    Disposition::Permanent => Attempt::Permanent(response),
+                    Disposition::Retry => Attempt::Retry { outcome: response, retry_after },
                 }
             }
         })

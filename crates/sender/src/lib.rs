@@ -16,7 +16,7 @@ use std::time::Duration;
 pub use backoff::{Jitter, Next, RetryPolicy};
 pub use http::{
     Answer, AttemptLog, Classification, Destination, HttpSender, InProgress, KEPT_BODY_BYTES, NoAnswer, Response, Sent,
-    Verdict,
+    Disposition,
 };
 pub use kind::{DestinationKind, SettingError};
 pub use rate::{RateLimit, RateLimiter};

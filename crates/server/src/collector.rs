@@ -18,11 +18,11 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use blueprint::event::{CallType, Event};
 use blueprint::scan::{self, Document, Raw};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use store::{NewEvent, Queue};
 
 use crate::Shared;
-use crate::refusals::PathClass;
+use crate::refusals::{PathClass, Refusal};
 
 /// Which endpoint a request came to: it gives events without a `type` their type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,60 +81,6 @@ pub const EVENT_PATHS: &[(&str, Endpoint)] = &[
 
 /// analytics.js posts its own delivery metrics here; they are answered and not kept.
 pub const TELEMETRY_PATH: &str = "/v1/m";
-
-/// A refused request: its status and the JSON error body.
-#[derive(Debug)]
-pub struct Refusal {
-    status: StatusCode,
-    message: String,
-    event_index: Option<usize>,
-    field: Option<&'static str>,
-    /// The connection is closed after the answer: the rest of the body is not worth reading.
-    close: bool,
-}
-
-impl Refusal {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Refusal { status, message: message.into(), event_index: None, field: None, close: false }
-    }
-
-    fn at(status: StatusCode, index: usize, field: Option<&'static str>, message: impl Into<String>) -> Self {
-        Refusal { status, message: message.into(), event_index: Some(index), field, close: false }
-    }
-
-    fn closing(mut self) -> Self {
-        self.close = true;
-        self
-    }
-
-    /// The HTTP status it is answered with.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// What it says to the client.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let mut error = Map::new();
-        error.insert("message".into(), Value::String(self.message));
-        if let Some(index) = self.event_index {
-            error.insert("event_index".into(), json!(index));
-        }
-        if let Some(field) = self.field {
-            error.insert("field".into(), json!(field));
-        }
-        let mut response = (self.status, axum::Json(json!({"success": false, "error": error}))).into_response();
-        if self.close {
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
-    }
-}
 
 /// The headers a preflight allows when the browser names none.
 const DEFAULT_ALLOWED_HEADERS: &str = "authorization, content-type, content-encoding";
@@ -290,35 +236,9 @@ async fn accept<Q: Queue>(
     }
     // One configuration for the whole request, even if a reload swaps it meanwhile.
     let config = shared.config();
-    // A wrong key in the header or the query is refused before the body is read.
-    let query_key = query_write_key(request.uri());
-    let origin = request.headers().get(header::ORIGIN).and_then(|value| value.to_str().ok()).map(str::to_owned);
-    let global_privacy_control = request.headers().get("sec-gpc").is_some_and(|value| value.as_bytes() == b"1");
-    let outside_key = header_write_key(request.headers())?.or(query_key);
-    let key_source = outside_key.map(|key| source_of(&config, &key)).transpose()?;
-    let header_sent_at = request
-        .headers()
-        .get("sentat")
-        .and_then(|value| value.to_str().ok())
-        .and_then(blueprint::event::parse_time);
-    let gzip = content_encoding(request.headers())?;
-    let limit = config.max_request_bytes;
-    let reading = Reading {
-        limit,
-        stall: config.body_timeout,
-        // Without a key outside the body, only a beacon-sized body is read looking for one: an
-        // unauthenticated flood costs little memory.
-        keyless_limit: (key_source.is_none()).then_some(KEYLESS_BODY_BYTES.min(limit)),
-    };
-    let body = read_body(request.into_body(), &reading).await?;
-    let text = match (gzip, reading.keyless_limit) {
-        (false, _) => body.to_vec(),
-        (true, None) => gunzip(&body, limit)?,
-        // Without a key outside the body, the key must be in its first 64 KB once inflated too.
-        (true, Some(keyless)) => gunzip(&body, keyless).map_err(|refusal| {
-            if refusal.status == StatusCode::PAYLOAD_TOO_LARGE { keyless_refusal(keyless) } else { refusal }
-        })?,
-    };
+    let (parts, body) = request.into_parts();
+    let outside = outside_the_body(&config, &parts)?;
+    let text = read_text(body, &config, &outside).await?;
     let text = std::str::from_utf8(&text).map_err(|error| {
         Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: it is not UTF-8 text ({error})"))
     })?;
@@ -332,28 +252,132 @@ async fn accept<Q: Queue>(
     let member = |names: &[&str]| members.iter().rev().find(|(name, _)| names.contains(&name.as_ref()));
     // Browsers sending with `navigator.sendBeacon` cannot set headers: the key may be in the body.
     let body_key = member(&["writeKey", "write_key"]).map(|(_, value)| value.as_str());
-    let source = match (key_source, body_key) {
+    let source = match (outside.key_source, body_key) {
         (Some(source), _) => source,
         (None, Some(Some(key))) => source_of(&config, &key)?,
         (None, _) => return Err(no_write_key()),
     };
-    if source.honor_gpc && global_privacy_control {
+    if source.honor_gpc && outside.global_privacy_control {
         // The visitor asked not to be tracked: nothing is kept, and the sender has nothing to retry.
         let body = json!({"success": true, "accepted": 0, "duplicates": 0, "rejected": [], "kept": false});
         return Ok((StatusCode::OK, axum::Json(body)).into_response());
     }
     // The anonymous id of the request's last event goes into the source's cookie, for pages it
     // allows (or its own: a request without an `Origin`).
-    let cookie = source.cookie.as_ref().filter(|_| origin.as_deref().is_none_or(|origin| source.allows_origin(origin)));
+    let cookie =
+        source.cookie.as_ref().filter(|_| outside.origin.as_deref().is_none_or(|origin| source.allows_origin(origin)));
     let source = source.name.as_str();
-    // A batch's `sentAt` (Segment, RudderStack) or RudderStack's `SentAt` header dates every event.
-    let batch_sent_at = member(&["sentAt", "sent_at"])
-        .and_then(|(_, value)| value.as_str())
-        .and_then(|text| blueprint::event::parse_time(&text))
-        .or(header_sent_at);
+    let events = events_of(endpoint, &document, text, member(&["batch"]), config.max_batch_events)?;
+    let intake = Intake {
+        endpoint,
+        received_at: jiff::Timestamp::now(),
+        // A batch's `sentAt` (Segment, RudderStack) or RudderStack's `SentAt` header dates every event.
+        sent_at: member(&["sentAt", "sent_at"])
+            .and_then(|(_, value)| value.as_str())
+            .and_then(|text| blueprint::event::parse_time(&text))
+            .or(outside.header_sent_at),
+        max_event_bytes: config.max_event_bytes,
+        wants_anonymous_id: cookie.is_some(),
+    };
+    let pipelines: Vec<&str> = config
+        .pipelines
+        .iter()
+        .filter(|pipeline| pipeline.source == source)
+        .map(|pipeline| pipeline.name.as_str())
+        .collect();
+    let count = events.len();
+    let judged = judge(events, &intake, source, &pipelines)?;
+    let enqueued = shared.queue.enqueue(judged.queued, config.dedupe_window).await;
+    shared.store_wrote(&enqueued);
+    let enqueued = enqueued.map_err(|error| {
+        tracing::error!(%error, "events could not be stored; the sender should retry");
+        Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "the events could not be stored; try again")
+    })?;
+    // Counted once they are committed: a 503 records nothing. One row per event and pipeline.
+    let recorded_per_pipeline = (enqueued.recorded / pipelines.len().max(1)) as u64;
+    for pipeline in &pipelines {
+        shared.metrics.dropped(pipeline, blueprint::DropCode::InvalidEvent.as_str(), recorded_per_pipeline);
+    }
+    // The queue counts rows, one per event and pipeline.
+    let duplicates = enqueued.duplicates / pipelines.len().max(1) + judged.repeated_in_request;
+    let accepted = count - judged.rejected.len();
+    shared.metrics.received(source, accepted as u64);
+    shared.metrics.duplicates(source, duplicates as u64);
+    shared.metrics.invalid(source, judged.rejected.len() as u64);
+    if enqueued.queued > 0 {
+        shared.wake_workers();
+    }
+    let body = json!({"success": true, "accepted": accepted, "duplicates": duplicates, "rejected": judged.rejected});
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    if let (Some(cookie), Some(id)) = (cookie, judged.last_anonymous_id)
+        && let Ok(value) = HeaderValue::from_str(&cookie.set_cookie(&id))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// What a request says outside its body.
+struct Outside<'c> {
+    /// The source a write key in a header or the query names: a wrong one is refused before the
+    /// body is read.
+    key_source: Option<&'c config::Source>,
+    origin: Option<String>,
+    /// `Sec-GPC: 1`: the visitor asks not to be tracked.
+    global_privacy_control: bool,
+    /// RudderStack's `SentAt` header.
+    header_sent_at: Option<jiff::Timestamp>,
+    gzip: bool,
+}
+
+fn outside_the_body<'c>(config: &'c config::Config, parts: &axum::http::request::Parts) -> Result<Outside<'c>, Refusal> {
+    let headers = &parts.headers;
+    let query_key = query_write_key(&parts.uri);
+    let outside_key = header_write_key(headers)?.or(query_key);
+    Ok(Outside {
+        key_source: outside_key.map(|key| source_of(config, &key)).transpose()?,
+        origin: headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()).map(str::to_owned),
+        global_privacy_control: headers.get("sec-gpc").is_some_and(|value| value.as_bytes() == b"1"),
+        header_sent_at: headers
+            .get("sentat")
+            .and_then(|value| value.to_str().ok())
+            .and_then(blueprint::event::parse_time),
+        gzip: content_encoding(headers)?,
+    })
+}
+
+/// The body, inflated when it is gzip: at most `max_request_bytes`, or, without a key outside the
+/// body, only a beacon's worth looking for one (an unauthenticated flood costs little memory).
+async fn read_text(body: axum::body::Body, config: &config::Config, outside: &Outside<'_>) -> Result<Vec<u8>, Refusal> {
+    let limit = config.max_request_bytes;
+    let reading = Reading {
+        limit,
+        stall: config.body_timeout,
+        keyless_limit: (outside.key_source.is_none()).then_some(KEYLESS_BODY_BYTES.min(limit)),
+    };
+    let body = read_body(body, &reading).await?;
+    match (outside.gzip, reading.keyless_limit) {
+        (false, _) => Ok(body.to_vec()),
+        (true, None) => gunzip(&body, limit),
+        // Without a key outside the body, the key must be in its first 64 KB once inflated too.
+        (true, Some(keyless)) => gunzip(&body, keyless).map_err(|refusal| {
+            if refusal.status() == StatusCode::PAYLOAD_TOO_LARGE { keyless_refusal(keyless) } else { refusal }
+        }),
+    }
+}
+
+/// The events a request holds: a batch's list (`{"batch": [...]}` or a bare array) for the batch
+/// endpoint, else the body as one event. `batch` is the body's `batch` member, if any.
+fn events_of<'t>(
+    endpoint: Endpoint,
+    document: &Document<'t>,
+    text: &'t str,
+    batch: Option<&(std::borrow::Cow<'t, str>, Raw<'t>)>,
+    max_batch_events: usize,
+) -> Result<Vec<Raw<'t>>, Refusal> {
     let not_a_batch = || Refusal::new(StatusCode::BAD_REQUEST, "a batch is `{\"batch\": [event, ...]}`");
-    let events: Vec<Raw<'_>> = match (endpoint, &document) {
-        (Endpoint::Batch, Document::Object(_)) => match member(&["batch"]) {
+    let events: Vec<Raw<'t>> = match (endpoint, document) {
+        (Endpoint::Batch, Document::Object(_)) => match batch {
             Some((_, list)) if list.kind() == scan::JsonKind::Array => list.items().map_err(|error| {
                 Refusal::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {error}"))
             })?,
@@ -364,49 +388,48 @@ async fn accept<Q: Queue>(
         (Endpoint::Batch, Document::Other(_)) => return Err(not_a_batch()),
         (_, _) => vec![Raw::trusted(text.trim())],
     };
-    if events.len() > config.max_batch_events {
+    if events.len() > max_batch_events {
         return Err(Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} events in one batch; at most {} are accepted",
-                events.len(),
-                config.max_batch_events
-            ),
+            format!("{} events in one batch; at most {max_batch_events} are accepted", events.len()),
         ));
     }
-    let received_at = jiff::Timestamp::now();
-    let intake = Intake {
-        endpoint,
-        received_at,
-        sent_at: batch_sent_at,
-        max_event_bytes: config.max_event_bytes,
-        wants_anonymous_id: cookie.is_some(),
+    Ok(events)
+}
+
+/// A request's events judged: what to queue, for each of the source's pipelines, and what was
+/// refused.
+struct Judged {
+    queued: Vec<NewEvent>,
+    /// The batch's events refused one by one, as the answer lists them.
+    rejected: Vec<Value>,
+    /// Events whose `message_id` came earlier in the same request.
+    repeated_in_request: usize,
+    /// The anonymous id of the last event that had one (for the source's cookie).
+    last_anonymous_id: Option<String>,
+}
+
+/// Reads each event: a batch is judged event by event (SDKs do not retry a 400, so one bad event
+/// must not cost the good ones); a single call stands or falls alone.
+fn judge(events: Vec<Raw<'_>>, intake: &Intake, source: &str, pipelines: &[&str]) -> Result<Judged, Refusal> {
+    let judged_one_by_one = intake.endpoint == Endpoint::Batch;
+    let mut judged = Judged {
+        queued: Vec::with_capacity(events.len() * pipelines.len().max(1)),
+        rejected: Vec::new(),
+        repeated_in_request: 0,
+        last_anonymous_id: None,
     };
-    let mut last_anonymous_id = None;
-    let pipelines: Vec<&str> = config
-        .pipelines
-        .iter()
-        .filter(|pipeline| pipeline.source == source)
-        .map(|pipeline| pipeline.name.as_str())
-        .collect();
-    let mut queued = Vec::with_capacity(events.len() * pipelines.len().max(1));
-    let count = events.len();
-    // A batch is judged event by event: SDKs do not retry a 400, so one bad event must not cost the
-    // good ones. A single call stands or falls alone.
-    let judged_one_by_one = endpoint == Endpoint::Batch;
-    let mut rejected = Vec::new();
-    let mut seen_in_request: HashSet<String> = HashSet::with_capacity(count);
-    let mut repeated_in_request = 0usize;
+    let mut seen_in_request: HashSet<String> = HashSet::with_capacity(events.len());
     for (index, event) in events.into_iter().enumerate() {
-        let (message_id, payload, labels, dropped) = match check_event(index, event.get(), &intake) {
+        let (message_id, payload, labels, dropped) = match check_event(index, event.get(), intake) {
             Ok(Checked { message_id, payload, labels, anonymous_id }) => {
-                last_anonymous_id = anonymous_id.or(last_anonymous_id);
+                judged.last_anonymous_id = anonymous_id.or(judged.last_anonymous_id);
                 (message_id, payload, labels, None)
             }
             // An event over the size limit is refused alone too, and not kept: it is too large.
             Err(refusal) if judged_one_by_one => {
                 let message = refusal.reason;
-                rejected.push(json!({"event_index": index, "field": refusal.field, "message": message}));
+                judged.rejected.push(json!({"event_index": index, "field": refusal.field, "message": message}));
                 // Recorded (without its write key) as dropped with `invalid_event` and the reader's
                 // words, beside the others' fates — never queued, so a flood of them delays nothing.
                 let payload = without_write_key(event);
@@ -420,49 +443,22 @@ async fn accept<Q: Queue>(
             Err(refusal) => return Err(Refusal::at(refusal.status, index, refusal.field, refusal.answer)),
         };
         if !seen_in_request.insert(message_id.clone()) {
-            repeated_in_request += 1;
+            judged.repeated_in_request += 1;
             continue;
         }
-        for pipeline in &pipelines {
-            queued.push(NewEvent {
+        for pipeline in pipelines {
+            judged.queued.push(NewEvent {
                 source: source.to_owned(),
                 pipeline: (*pipeline).to_owned(),
                 message_id: message_id.clone(),
-                received_at_ms: received_at.as_millisecond(),
+                received_at_ms: intake.received_at.as_millisecond(),
                 payload: payload.clone(),
                 labels: labels.clone(),
                 dropped: dropped.clone(),
             });
         }
     }
-    let enqueued = shared.queue.enqueue(queued, config.dedupe_window).await;
-    shared.store_wrote(&enqueued);
-    let enqueued = enqueued.map_err(|error| {
-        tracing::error!(%error, "events could not be stored; the sender should retry");
-        Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "the events could not be stored; try again")
-    })?;
-    // Counted once they are committed: a 503 records nothing. One row per event and pipeline.
-    let recorded_per_pipeline = (enqueued.recorded / pipelines.len().max(1)) as u64;
-    for pipeline in &pipelines {
-        shared.metrics.dropped(pipeline, blueprint::DropCode::InvalidEvent.as_str(), recorded_per_pipeline);
-    }
-    // The queue counts rows, one per event and pipeline.
-    let duplicates = enqueued.duplicates / pipelines.len().max(1) + repeated_in_request;
-    let accepted = count - rejected.len();
-    shared.metrics.received(source, accepted as u64);
-    shared.metrics.duplicates(source, duplicates as u64);
-    shared.metrics.invalid(source, rejected.len() as u64);
-    if enqueued.queued > 0 {
-        shared.wake_workers();
-    }
-    let body = json!({"success": true, "accepted": accepted, "duplicates": duplicates, "rejected": rejected});
-    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
-    if let (Some(cookie), Some(id)) = (cookie, last_anonymous_id)
-        && let Ok(value) = HeaderValue::from_str(&cookie.set_cookie(&id))
-    {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    Ok(response)
+    Ok(judged)
 }
 
 /// An event the reader refused, as it is kept for the record: its members without a write key

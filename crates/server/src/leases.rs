@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::Shared;
-use crate::traits::StoredTraits;
+use crate::remembered::StoredTraits;
 use crate::worker::{self, IntegrationWorker};
 
 /// How long a lease lasts unless renewed: a dead node's workspaces wait at most this long.

@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod leases;
 pub mod refusals;
 pub mod tag;
-pub mod traits;
+pub mod remembered;
 pub mod worker;
 
 use std::future::Future;
@@ -429,7 +429,7 @@ async fn supervise<Q: Queue + Clone>(
                         account: account.to_owned(),
                         integrations: Vec::new(),
                         pipelines: Vec::new(),
-                        traits: Arc::new(traits::StoredTraits::new(account, traits::CACHED_USERS)),
+                        traits: Arc::new(remembered::StoredTraits::new(account, remembered::CACHED_USERS)),
                         wakes: Vec::new(),
                     });
                     workspaces.len() - 1

@@ -1,16 +1,72 @@
-//! Refused collector requests, counted by path class and status and logged at most once per class
-//! and status every ten seconds, with a count of those not logged: a site sending to a wrong path or
-//! with a wrong key shows up at once without one log line per request.
+//! Refused collector requests: the answer ([`Refusal`]), and each refusal counted by path class and
+//! status and logged at most once per class and status every ten seconds, with a count of those
+//! not logged: a site sending to a wrong path or with a wrong key shows up at once without one log
+//! line per request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
-use axum::http::{Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
 
-use crate::collector::Refusal;
 use crate::metrics::Metrics;
+
+/// A refused request: its status and the JSON error body.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    message: String,
+    event_index: Option<usize>,
+    field: Option<&'static str>,
+    /// The connection is closed after the answer: the rest of the body is not worth reading.
+    close: bool,
+}
+
+impl Refusal {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Refusal { status, message: message.into(), event_index: None, field: None, close: false }
+    }
+
+    pub(crate) fn at(status: StatusCode, index: usize, field: Option<&'static str>, message: impl Into<String>) -> Self {
+        Refusal { status, message: message.into(), event_index: Some(index), field, close: false }
+    }
+
+    pub(crate) fn closing(mut self) -> Self {
+        self.close = true;
+        self
+    }
+
+    /// The HTTP status it is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What it says to the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut error = Map::new();
+        error.insert("message".into(), Value::String(self.message));
+        if let Some(index) = self.event_index {
+            error.insert("event_index".into(), json!(index));
+        }
+        if let Some(field) = self.field {
+            error.insert("field".into(), json!(field));
+        }
+        let mut response = (self.status, axum::Json(json!({"success": false, "error": error}))).into_response();
+        if self.close {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
 
 /// How often one kind of refusal is logged.
 const LOG_EVERY: Duration = Duration::from_secs(10);

@@ -16,7 +16,8 @@ use serde_json::json;
 use store::Queue;
 
 use crate::Shared;
-use crate::collector::{Refusal, source_of};
+use crate::collector::source_of;
+use crate::refusals::Refusal;
 use crate::refusals::PathClass;
 
 /// The tag's source, as it is in the repository.

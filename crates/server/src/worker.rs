@@ -10,12 +10,12 @@ use blueprint::Mapper;
 use config::Integration;
 use delivery::Fate;
 use sender::{Destination, HttpSender};
-use store::{AttemptRecord, Claimed, Labels, NewEvent, Outcome, Queue, RetryNote, State};
+use store::{AttemptRecord, Claimed, Labels, NewEvent, Settlement, Queue, RetryNote, State};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::Shared;
-use crate::traits::StoredTraits;
+use crate::remembered::StoredTraits;
 
 /// How long a stopping worker lets deliveries in flight finish before giving them back to the queue.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -166,7 +166,7 @@ pub async fn run<Q: Queue>(
     let (retry_notes, mut retries_noted) = mpsc::unbounded_channel::<RetryNote>();
     let mut in_flight: JoinSet<Fate> = JoinSet::new();
     let mut events: HashMap<tokio::task::Id, InFlight> = HashMap::new();
-    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut outcomes: Vec<Settlement> = Vec::new();
     let mut follow_ups = FollowUps::default();
     // Merges waiting for their anonymous customer's events in flight to settle: the anonymous id,
     // the row.
@@ -237,7 +237,7 @@ pub async fn run<Q: Queue>(
                     match mapped {
                         Err(fate) => {
                             settled_at_once += 1;
-                            let state = if fate.state == delivery::State::Dropped {
+                            let state = if fate.state == delivery::Settled::Dropped {
                                 shared.metrics.dropped(&pipeline.name, &fate.code, 1);
                                 tracing::debug!(pipeline = %pipeline.name, message_id = %event.message_id, code = %fate.code, "dropped");
                                 State::Dropped
@@ -246,7 +246,7 @@ pub async fn run<Q: Queue>(
                                 tracing::error!(pipeline = %pipeline.name, message_id = %event.message_id, code = %fate.code, "an event could not be mapped: {}", fate.said.as_deref().unwrap_or_default());
                                 State::Failed
                             };
-                            outcomes.push(Outcome {
+                            outcomes.push(Settlement {
                                 state,
                                 detail: fate.said,
                                 code: Some(fate.code),
@@ -360,7 +360,7 @@ fn finished<Q: Queue>(
     done: Result<(tokio::task::Id, Fate), tokio::task::JoinError>,
     paused: &mut bool,
     follow_ups: &mut FollowUps,
-) -> Option<Outcome> {
+) -> Option<Settlement> {
     let (id, fate) = done.ok()?;
     let mut event = events.remove(&id)?;
     let follow_up = event.follow_up.take();
@@ -445,9 +445,9 @@ async fn note_retries<Q: Queue>(
 async fn record<Q: Queue>(
     worker: &IntegrationWorker,
     shared: &Shared<Q>,
-    outcomes: Vec<Outcome>,
+    outcomes: Vec<Settlement>,
     follow_ups: FollowUps,
-) -> Option<(Vec<Outcome>, FollowUps)> {
+) -> Option<(Vec<Settlement>, FollowUps)> {
     let count = outcomes.len();
     let finished = shared.queue.finish(outcomes.clone()).await;
     shared.store_wrote(&finished);
@@ -515,8 +515,8 @@ fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-fn outcome_for(event: &Claimed) -> Outcome {
-    Outcome {
+fn outcome_for(event: &Claimed) -> Settlement {
+    Settlement {
         id: event.id,
         state: State::Pending,
         code: None,
@@ -538,11 +538,11 @@ fn settle<Q: Queue>(
     event: InFlight,
     fate: Fate,
     paused: &mut bool,
-) -> Outcome {
+) -> Settlement {
     let pipeline = &event.claimed.pipeline;
     let since_receipt = u64::try_from(now_ms().saturating_sub(event.claimed.received_at_ms)).unwrap_or(0);
     shared.metrics.retries(pipeline, u64::from(fate.attempts.saturating_sub(1)));
-    let mut outcome = Outcome {
+    let mut outcome = Settlement {
         attempts: fate.attempts,
         attempt_log: fate
             .attempt_log
@@ -561,11 +561,11 @@ fn settle<Q: Queue>(
         ..outcome_for(&event.claimed)
     };
     match fate.state {
-        delivery::State::Delivered => {
+        delivery::Settled::Delivered => {
             outcome.state = State::Delivered;
             shared.metrics.delivered(pipeline, Duration::from_millis(since_receipt));
         }
-        delivery::State::Paused => {
+        delivery::Settled::Paused => {
             outcome.state = State::Paused;
             outcome.detail = fate.hint.clone();
             shared.metrics.paused(&worker.name);
@@ -579,13 +579,13 @@ fn settle<Q: Queue>(
                 );
             }
         }
-        delivery::State::Dropped => {
+        delivery::Settled::Dropped => {
             // The engine drops events only before sending; kept apart so a record never mislabels one.
             outcome.state = State::Dropped;
             outcome.detail = fate.said.clone();
             shared.metrics.dropped(pipeline, &fate.code, 1);
         }
-        delivery::State::Failed => {
+        delivery::Settled::Failed => {
             outcome.state = State::Failed;
             outcome.detail = fate.detail();
             shared.metrics.failed(pipeline, &fate.code);

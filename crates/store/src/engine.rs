@@ -8,7 +8,7 @@ use std::time::Duration;
 use secret::Secret;
 
 use crate::{
-    Claimed, Depth, Detail, Enqueued, EventRecord, Held, Listing, NewEvent, Outcome, PostgresQueue, Pruned, Queue,
+    Claimed, Depth, Detail, Enqueued, EventRecord, Held, Listing, NewEvent, Settlement, PostgresQueue, Pruned, Queue,
     Recovered, Requeue, Requeued, Retention, RetryNote, SqliteQueue, StoreError, Summary, TraitChange,
 };
 
@@ -84,7 +84,7 @@ impl Queue for AnyQueue {
         }
     }
 
-    async fn finish(&self, outcomes: Vec<Outcome>) -> Result<(), StoreError> {
+    async fn finish(&self, outcomes: Vec<Settlement>) -> Result<(), StoreError> {
         match self {
             AnyQueue::Sqlite(queue) => queue.finish(outcomes).await,
             AnyQueue::Postgres(queue) => queue.finish(outcomes).await,

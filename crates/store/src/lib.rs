@@ -11,14 +11,15 @@
 //! when it is free is done in one transaction (group commit): concurrent collectors share a commit
 //! instead of each paying for one. An event is acknowledged only after its commit.
 
+mod common;
 mod engine;
 mod postgres;
-mod private;
+mod permissions;
 mod records;
+mod remembered;
 pub mod sql;
 mod sqlite;
 mod tls;
-mod traits;
 
 use std::fmt;
 use std::time::Duration;
@@ -182,7 +183,7 @@ pub struct AttemptRecord {
 
 /// The fate of one claimed event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Settlement {
     /// The queue's id.
     pub id: i64,
     /// Delivered, dropped, failed or paused.
@@ -221,7 +222,7 @@ pub struct EventRecord {
     /// Where it is.
     pub state: State,
     /// The outcome, once there is one.
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<Settlement>,
 }
 
 /// Counts of events by state.
@@ -282,7 +283,7 @@ pub trait Queue: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Claimed>, StoreError>> + Send;
 
     /// Records the fates of claimed events.
-    fn finish(&self, outcomes: Vec<Outcome>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn finish(&self, outcomes: Vec<Settlement>) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Gives claimed events back, to be claimed again (a clean shutdown, a paused integration that
     /// resumes).

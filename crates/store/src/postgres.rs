@@ -19,12 +19,12 @@ use tokio_postgres::Row;
 
 use crate::tls;
 
-use crate::sqlite::{
+use crate::common::{
     FEED_CAPACITY, FEED_PER_COMMIT, PURGE_EVERY, SUMMARY_COLUMNS, TIME_SLACK_MS, decode_attempts, encode_attempts,
     now_ms,
 };
 use crate::{
-    Change, Claimed, Depth, Detail, Enqueued, EventRecord, Held, Labels, Listing, NewEvent, Outcome, Pruned, Queue,
+    Change, Claimed, Depth, Detail, Enqueued, EventRecord, Held, Labels, Listing, NewEvent, Settlement, Pruned, Queue,
     Recovered, Requeue, Requeued, Retention, RetryNote, State, StoreError, Summary, TraitChange, sql,
 };
 
@@ -425,7 +425,7 @@ impl Queue for PostgresQueue {
         Ok(claimed)
     }
 
-    async fn finish(&self, outcomes: Vec<Outcome>) -> Result<(), StoreError> {
+    async fn finish(&self, outcomes: Vec<Settlement>) -> Result<(), StoreError> {
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -534,7 +534,7 @@ impl Queue for PostgresQueue {
                 let id: i64 = column(row, 0)?;
                 let state = State::parse(&column::<String>(row, 4)?).unwrap_or(State::Pending);
                 let outcome = match column::<Option<i64>>(row, 12)? {
-                    Some(finished_at_ms) => Some(Outcome {
+                    Some(finished_at_ms) => Some(Settlement {
                         id,
                         state,
                         code: column(row, 5)?,
@@ -819,13 +819,13 @@ impl Queue for PostgresQueue {
             // Laid on what is stored, name by name, as the SQLite engine does.
             let (user, traits) = match change {
                 TraitChange::Set { user, traits } => match stored(user).await.map_err(&fail)? {
-                    Some(old) => (user, crate::traits::overlaid(&old, traits)),
+                    Some(old) => (user, crate::remembered::overlaid(&old, traits)),
                     None => (user, traits.clone()),
                 },
                 TraitChange::Merge { merged, retained } => {
                     let Some(moved) = stored(merged).await.map_err(&fail)? else { continue };
                     match stored(retained).await.map_err(&fail)? {
-                        Some(own) => (retained, crate::traits::overlaid(&moved, &own)),
+                        Some(own) => (retained, crate::remembered::overlaid(&moved, &own)),
                         None => (retained, moved),
                     }
                 }

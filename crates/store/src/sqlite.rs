@@ -6,14 +6,15 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::private;
+use crate::common::{
+    FEED_CAPACITY, FEED_PER_COMMIT, PURGE_EVERY, SUMMARY_COLUMNS, TIME_SLACK_MS, decode_attempts, encode_attempts,
+    now_ms,
+};
+use crate::permissions;
 use crate::{
-    AttemptRecord, Change, Claimed, Depth, Detail, Enqueued, EventRecord, Labels, Listing, NewEvent, Outcome, Pruned, Queue,
+    Change, Claimed, Depth, Detail, Enqueued, EventRecord, Labels, Listing, NewEvent, Settlement, Pruned, Queue,
     Requeue, Requeued, Retention, RetryNote, State, StoreError, Summary, TraitChange, sql,
 };
-
-/// Dedupe entries past every window are purged once every this many commits.
-pub(crate) const PURGE_EVERY: u64 = 1000;
 
 /// At most this many users' remembered traits are read by one statement.
 const TRAITS_PER_READ: usize = 256;
@@ -21,21 +22,10 @@ const TRAITS_PER_READ: usize = 256;
 /// At most this many requests share one commit.
 const GROUP_LIMIT: usize = 1024;
 
-/// Lines the live feed holds for a watcher that is slow to read them.
-pub(crate) const FEED_CAPACITY: usize = 4096;
-
-/// At most this many changed events of one commit are told to the live feed: a replay of a million
-/// is news, not a million lines.
-pub(crate) const FEED_PER_COMMIT: usize = 2048;
-
-/// Columns of a [`Summary`], in the order [`summary_of`] reads them.
-pub(crate) const SUMMARY_COLUMNS: &str = "id, received_at, source, pipeline, message_id, call_type, event, customer_id, \
-     state, code, http_status, attempts, detail";
-
 enum Request {
     Enqueue { events: Vec<NewEvent>, window: Duration, reply: oneshot::Sender<Result<Enqueued, String>> },
     Claim { pipeline: String, limit: usize, reply: oneshot::Sender<Result<Vec<Claimed>, String>> },
-    Finish { outcomes: Vec<Outcome>, reply: oneshot::Sender<Result<(), String>> },
+    Finish { outcomes: Vec<Settlement>, reply: oneshot::Sender<Result<(), String>> },
     Release { ids: Vec<i64>, reply: oneshot::Sender<Result<(), String>> },
     Depth { reply: oneshot::Sender<Result<Depth, String>> },
     ProbeWrite { reply: oneshot::Sender<Result<(), String>> },
@@ -87,7 +77,7 @@ impl SqliteQueue {
         let failed = |doing: &'static str| {
             move |error: rusqlite::Error| StoreError { doing, cause: error.to_string() }
         };
-        let made_private = private::prepare(path)?;
+        let made_private = permissions::prepare(path)?;
         let lock = lock_exclusively(path)?;
         let connection = Connection::open(path).map_err(|error| StoreError {
             doing: "opening the database",
@@ -190,7 +180,7 @@ impl Queue for SqliteQueue {
         self.ask("claiming events", |reply| Request::Claim { pipeline, limit, reply }).await
     }
 
-    async fn finish(&self, outcomes: Vec<Outcome>) -> Result<(), StoreError> {
+    async fn finish(&self, outcomes: Vec<Settlement>) -> Result<(), StoreError> {
         self.ask("recording outcomes", |reply| Request::Finish { outcomes, reply }).await
     }
 
@@ -364,12 +354,6 @@ fn lock_exclusively(path: &Path) -> Result<std::fs::File, StoreError> {
             Err(StoreError { doing: "locking the database", cause: format!("{}: {error}", lock_path.display()) })
         }
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A reply, sent only after the commit that made it true.
@@ -667,13 +651,13 @@ fn remember_traits(connection: &Connection, workspace: &str, changes: &[TraitCha
         // user (evicted, merged by the store, a read that failed) never loses traits it did not see.
         let (user, traits) = match change {
             TraitChange::Set { user, traits } => match stored(user)? {
-                Some(old) => (user, crate::traits::overlaid(&old, traits)),
+                Some(old) => (user, crate::remembered::overlaid(&old, traits)),
                 None => (user, traits.clone()),
             },
             TraitChange::Merge { merged, retained } => {
                 let Some(moved) = stored(merged)? else { continue };
                 match stored(retained)? {
-                    Some(own) => (retained, crate::traits::overlaid(&moved, &own)),
+                    Some(own) => (retained, crate::remembered::overlaid(&moved, &own)),
                     None => (retained, moved),
                 }
             }
@@ -776,7 +760,7 @@ fn claim(connection: &Connection, pipeline: &str, limit: usize) -> rusqlite::Res
     Ok(claimed)
 }
 
-fn finish(connection: &Connection, outcomes: &[Outcome]) -> rusqlite::Result<()> {
+fn finish(connection: &Connection, outcomes: &[Settlement]) -> rusqlite::Result<()> {
     let mut update = connection.prepare_cached(
         "UPDATE events SET state = ?2, code = ?3, detail = ?4, attempts = ?5, http_status = ?6,
              response_body = ?7, body_sent = ?8, latency_ms = ?9, finished_at = ?10, attempt_log = ?11,
@@ -799,27 +783,6 @@ fn finish(connection: &Connection, outcomes: &[Outcome]) -> rusqlite::Result<()>
         ])?;
     }
     Ok(())
-}
-
-/// `200:12 500:31 -:5000`: status (or `-` for no answer) and milliseconds, per attempt.
-pub(crate) fn encode_attempts(attempts: &[AttemptRecord]) -> String {
-    let parts: Vec<String> = attempts
-        .iter()
-        .map(|attempt| {
-            let status = attempt.status.map_or_else(|| "-".to_owned(), |status| status.to_string());
-            format!("{status}:{}", attempt.latency_ms)
-        })
-        .collect();
-    parts.join(" ")
-}
-
-pub(crate) fn decode_attempts(text: &str) -> Vec<AttemptRecord> {
-    text.split_whitespace()
-        .filter_map(|part| {
-            let (status, latency) = part.split_once(':')?;
-            Some(AttemptRecord { status: status.parse().ok(), latency_ms: latency.parse().ok()? })
-        })
-        .collect()
 }
 
 fn release(connection: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
@@ -855,8 +818,8 @@ fn recent(connection: &Connection, limit: usize) -> rusqlite::Result<Vec<EventRe
         let id: i64 = row.get(0)?;
         let state = State::parse(&row.get::<_, String>(4)?).unwrap_or(State::Pending);
         let finished_at: Option<i64> = row.get(12)?;
-        let outcome = finished_at.map(|finished_at_ms| -> rusqlite::Result<Outcome> {
-            Ok(Outcome {
+        let outcome = finished_at.map(|finished_at_ms| -> rusqlite::Result<Settlement> {
+            Ok(Settlement {
                 id,
                 state,
                 code: row.get(5)?,
@@ -1007,10 +970,6 @@ fn list_where(
     let rows = statement.query_map(params_from_iter(conditions.values.iter()), summary_of)?;
     rows.collect()
 }
-
-/// How far out of order two events' receipt times can be: they are stamped on receipt and queued
-/// moments later, so a later id was received at most this much earlier.
-pub(crate) const TIME_SLACK_MS: i64 = 60_000;
 
 /// The first id received at or after `time_ms`, found by bisecting the ids (receipt times grow with
 /// them, give or take [`TIME_SLACK_MS`]): some twenty lookups by id, however many events there are.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{Engine, Store};
 
 use store::{
-    Labels, Listing, NewEvent, Outcome, Queue, Requeue, Retention, RetryNote, Shown, SqliteQueue, State,
+    Labels, Listing, NewEvent, Settlement, Queue, Requeue, Retention, RetryNote, Shown, SqliteQueue, State,
 };
 
 on_both_engines!(
@@ -45,8 +45,8 @@ fn event(n: usize, name: &str, customer: &str, received_at_ms: i64) -> NewEvent 
     }
 }
 
-fn settled(id: i64, state: State, status: Option<u16>) -> Outcome {
-    Outcome {
+fn settled(id: i64, state: State, status: Option<u16>) -> Settlement {
+    Settlement {
         id,
         state,
         code: status.map(|status| status.to_string()),
@@ -81,7 +81,7 @@ async fn listings_filter_and_page_newest_first(engine: Engine) {
     queue.enqueue(events, DAY).await.expect("enqueue");
     let claimed = claim_all(&queue).await;
     // The first ten delivered, the next five failed with 401; the rest wait.
-    let mut outcomes: Vec<Outcome> = claimed[..10].iter().map(|e| settled(e.id, State::Delivered, Some(200))).collect();
+    let mut outcomes: Vec<Settlement> = claimed[..10].iter().map(|e| settled(e.id, State::Delivered, Some(200))).collect();
     outcomes.extend(claimed[10..15].iter().map(|e| settled(e.id, State::Failed, Some(401))));
     queue.finish(outcomes).await.expect("finish");
     queue.release(claimed[15..].iter().map(|e| e.id).collect()).await.expect("release");
@@ -188,7 +188,7 @@ async fn failed_events_are_replayed_in_steps_and_paused_ones_resumed(engine: Eng
         .await
         .expect("enqueue");
     let claimed = claim_all(&queue).await;
-    let mut outcomes: Vec<Outcome> = claimed[..9].iter().map(|e| settled(e.id, State::Failed, None)).collect();
+    let mut outcomes: Vec<Settlement> = claimed[..9].iter().map(|e| settled(e.id, State::Failed, None)).collect();
     outcomes.extend(claimed[9..].iter().map(|e| settled(e.id, State::Paused, Some(401))));
     queue.finish(outcomes).await.expect("finish");
 
@@ -331,7 +331,7 @@ async fn failed_events_wait_for_a_replay_whatever_the_count_and_go_only_by_age(e
     queue.enqueue((4..20).map(|n| event(n, "Signed Up", "u_1", now)).collect(), DAY).await.expect("enqueue");
     let claimed = claim_all(&queue).await;
     // The four old ones and four recent ones failed; the rest were delivered.
-    let mut outcomes: Vec<Outcome> = claimed[..8].iter().map(|e| settled(e.id, State::Failed, Some(400))).collect();
+    let mut outcomes: Vec<Settlement> = claimed[..8].iter().map(|e| settled(e.id, State::Failed, Some(400))).collect();
     outcomes.extend(claimed[8..].iter().map(|e| settled(e.id, State::Delivered, Some(200))));
     queue.finish(outcomes).await.expect("finish");
 

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Engine, Store};
-use store::{NewEvent, Outcome, Queue, SqliteQueue, State};
+use store::{NewEvent, Settlement, Queue, SqliteQueue, State};
 
 on_both_engines!(
     events_are_claimed_once_in_order_and_their_outcomes_kept,
@@ -34,8 +34,8 @@ fn event(message_id: &str, pipeline: &str) -> NewEvent {
     }
 }
 
-fn delivered(id: i64) -> Outcome {
-    Outcome {
+fn delivered(id: i64) -> Settlement {
+    Settlement {
         id,
         state: State::Delivered,
         code: None,

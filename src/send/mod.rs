@@ -1,16 +1,16 @@
 //! `signal send`: maps a file of events with a blueprint and delivers them to MoEngage — a backfill,
 //! or the integration document's "Testing" steps against `signal sandbox`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal as _, Write as _};
+use std::io::{self, BufRead, BufReader, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use blueprint::Mapper;
-use delivery::{Fate, State};
+use delivery::{Fate, Settled};
 use moengage::{ApiKey, Credentials, DataCenter, MoEngageDestination};
 use sender::{Destination, HttpSender, RetryPolicy};
 use tokio::sync::mpsc;
@@ -18,6 +18,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::map::MappingArgs;
+
+mod progress;
+mod report;
+
+use progress::Progress;
+use report::Report;
 
 /// Options of `signal send`.
 #[derive(Debug, clap::Args)]
@@ -267,7 +273,7 @@ struct Run {
 
 /// Why sending stopped before the end of the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Stop {
+pub(super) enum Stop {
     Interrupted,
     /// Nothing has answered since sending began, and attempts keep failing: waiting out the retry
     /// window would only delay the same verdict.
@@ -328,10 +334,10 @@ impl Run {
                     Ok((id, fate)) => {
                         let Some((number, line)) = in_flight_lines.remove(&id) else { continue };
                         report.record(&fate, number);
-                        if fate.state == State::Paused {
+                        if fate.state == Settled::Paused {
                             stop.get_or_insert(Stop::Paused { code: fate.code.clone() });
                         }
-                        if fate.state != State::Delivered {
+                        if fate.state != Settled::Delivered {
                             self.keep_unsent(&line)?;
                         }
                     }
@@ -413,399 +419,13 @@ impl Run {
     }
 }
 
-/// How the summary names a fate that is not a delivery: `401 MissingAttributeError`,
-/// `connection error, still failing when the retry window closed`.
-fn failure_name(fate: &Fate) -> String {
-    let what = match fate.code.as_str() {
-        "connection" => "connection error".to_owned(),
-        "timeout" => "no answer within the timeout".to_owned(),
-        // Refused by the size guard before any request.
-        "413" if fate.status.is_none() => "not sent: over the size limit".to_owned(),
-        code => match &fate.error_type {
-            Some(kind) => format!("{code} {kind}"),
-            None => code.to_owned(),
-        },
-    };
-    let retried = if fate.gave_up { ", still failing when the retry window closed" } else { "" };
-    format!("{what}{retried}")
-}
-
 /// How long a destination may stay silent — no answer at all while attempts fail — before
 /// `signal send` stops instead of waiting out the retry window.
-const UNREACHABLE_AFTER: Duration = Duration::from_secs(20);
-
-/// Events with the same fate, and the first few of their line numbers.
-#[derive(Debug)]
-struct Group {
-    count: u64,
-    detail: Option<String>,
-    hint: Option<String>,
-    lines: Vec<u64>,
-}
-
-const LINES_SHOWN: usize = 5;
-
-impl Group {
-    /// Counts line `number`, keeping the lowest few in order: events finish out of order.
-    fn add(&mut self, number: u64) {
-        self.count += 1;
-        let at = self.lines.partition_point(|&line| line < number);
-        if at < LINES_SHOWN {
-            self.lines.insert(at, number);
-            self.lines.truncate(LINES_SHOWN);
-        }
-    }
-}
-
-/// The tally of a run, printed at the end.
-#[derive(Debug)]
-struct Report {
-    total: Option<u64>,
-    /// (outcome order, outcome, what) → the events.
-    groups: BTreeMap<(u8, &'static str, String), Group>,
-    warnings: BTreeMap<&'static str, Group>,
-    delivered: u64,
-    failed: u64,
-    dropped: u64,
-    /// Lines that are not events (`invalid_event`): the input needs fixing.
-    invalid: u64,
-    interrupted: u64,
-    not_sent: u64,
-    last_line: u64,
-    stopped: Option<Stop>,
-    elapsed: Duration,
-}
-
-impl Report {
-    fn new(total: Option<u64>) -> Self {
-        Report {
-            total,
-            groups: BTreeMap::new(),
-            warnings: BTreeMap::new(),
-            delivered: 0,
-            failed: 0,
-            dropped: 0,
-            invalid: 0,
-            interrupted: 0,
-            not_sent: 0,
-            last_line: 0,
-            stopped: None,
-            elapsed: Duration::ZERO,
-        }
-    }
-
-    fn settled(&self) -> u64 {
-        self.delivered + self.failed + self.dropped + self.interrupted
-    }
-
-    /// Records what became of the event on line `number`.
-    fn record(&mut self, fate: &Fate, number: u64) {
-        let (order, outcome, what, detail) = match fate.state {
-            State::Delivered => {
-                self.delivered += 1;
-                (0, "delivered", fate.code.clone(), None)
-            }
-            State::Failed | State::Paused => {
-                self.failed += 1;
-                (1, "failed", failure_name(fate), fate.said.clone())
-            }
-            State::Dropped => {
-                self.dropped += 1;
-                if fate.code == blueprint::DropCode::InvalidEvent.as_str() {
-                    self.invalid += 1;
-                }
-                (2, "dropped", fate.code.clone(), fate.said.clone())
-            }
-        };
-        let hint = match (fate.code.as_str(), &fate.hint) {
-            ("timeout", Some(hint)) => Some(format!("{hint} Raise --timeout if it is only slow.")),
-            (_, hint) => hint.clone(),
-        };
-        self.add(order, outcome, what, detail, hint, number);
-    }
-
-    /// Records an event that was in flight when sending was interrupted: it may have arrived.
-    fn record_interrupted(&mut self, number: u64) {
-        self.interrupted += 1;
-        let what = "in flight when interrupted; it may have arrived".to_owned();
-        self.add(3, "interrupted", what, None, None, number);
-    }
-
-    fn add(
-        &mut self,
-        order: u8,
-        outcome: &'static str,
-        what: String,
-        detail: Option<String>,
-        hint: Option<String>,
-        number: u64,
-    ) {
-        self.last_line = self.last_line.max(number);
-        self.groups
-            .entry((order, outcome, what))
-            .or_insert_with(|| Group { count: 0, detail, hint, lines: Vec::new() })
-            .add(number);
-    }
-
-    fn warn(&mut self, code: &'static str, message: &str, number: u64) {
-        self.warnings
-            .entry(code)
-            .or_insert_with(|| Group {
-                count: 0,
-                detail: Some(message.to_owned()),
-                hint: None,
-                lines: Vec::new(),
-            })
-            .add(number);
-    }
-
-    fn exit_code(&self) -> ExitCode {
-        match self.stopped {
-            Some(Stop::Interrupted) => ExitCode::from(130),
-            _ if self.failed > 0 || self.not_sent > 0 || self.invalid > 0 || self.stopped.is_some() => {
-                ExitCode::FAILURE
-            }
-            _ => ExitCode::SUCCESS,
-        }
-    }
-
-    fn summary(&self, target: &str, unsent: Option<&Path>) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::new();
-        let seconds = self.elapsed.as_secs_f64();
-        let rate = if seconds > 0.0 { (self.delivered as f64 / seconds).round() as u64 } else { 0 };
-        let _ = writeln!(
-            out,
-            "{} of {} events delivered to {target} in {seconds:.1} s ({}/s)",
-            thousands(self.delivered),
-            thousands(self.settled() + self.not_sent),
-            thousands(rate),
-        );
-        let row = |out: &mut String, outcome: &str, what: &str, group: &Group| {
-            let _ = writeln!(out, "  {outcome:<11} {:>9}  {what}", thousands(group.count));
-            let indent = " ".repeat(25);
-            if let Some(detail) = &group.detail {
-                let _ = writeln!(out, "{indent}{detail}");
-            }
-            if let Some(hint) = &group.hint {
-                let _ = writeln!(out, "{indent}likely cause: {hint}");
-            }
-            if outcome != "delivered" {
-                let mut shown: Vec<String> = group.lines.iter().map(u64::to_string).collect();
-                if group.count > group.lines.len() as u64 {
-                    shown.push("…".into());
-                }
-                let _ = writeln!(
-                    out,
-                    "{indent}line{} {}",
-                    if group.count == 1 { "" } else { "s" },
-                    shown.join(", ")
-                );
-            }
-        };
-        for ((_, outcome, what), group) in &self.groups {
-            row(&mut out, outcome, what, group);
-        }
-        if self.not_sent > 0 || (self.stopped.is_some() && self.total.is_none()) {
-            let why = match &self.stopped {
-                Some(Stop::Interrupted) => "interrupted (Ctrl-C) before these were sent".to_owned(),
-                Some(Stop::Paused { code }) => format!(
-                    "sending paused after MoEngage answered {code}: fix the Workspace ID or Data API key, then send these again"
-                ),
-                Some(Stop::Unreachable { why }) => format!(
-                    "stopped: nothing answered in {} s ({why}); check --endpoint or the data center, then send these again",
-                    UNREACHABLE_AFTER.as_secs()
-                ),
-                None => String::new(),
-            };
-            let _ = writeln!(out, "  {:<11} {:>9}  {why}", "not sent", thousands(self.not_sent));
-            if self.total.is_none() {
-                let _ = writeln!(
-                    out,
-                    "{}standard input was not read past line {}",
-                    " ".repeat(25),
-                    self.last_line
-                );
-            }
-        }
-        // Stopped with nothing left unread: the reason still belongs in the summary.
-        if let Some(Stop::Unreachable { why }) = &self.stopped
-            && self.not_sent == 0
-        {
-            let _ = writeln!(
-                out,
-                "  stopped: nothing answered in {} s ({why}); check --endpoint or the data center",
-                UNREACHABLE_AFTER.as_secs()
-            );
-        }
-        for (code, group) in &self.warnings {
-            row(&mut out, "warning", code, group);
-        }
-        let undelivered = self.failed + self.interrupted + self.not_sent;
-        if undelivered > 0 {
-            match unsent {
-                Some(path) => {
-                    let _ = writeln!(
-                        out,
-                        "the {} events not delivered are in {}: fix the cause, then send that file with --events",
-                        thousands(undelivered),
-                        path.display()
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "add --unsent FILE to keep the events not delivered in a file you can send again"
-                    );
-                }
-            }
-        }
-        out
-    }
-}
-
-/// `1234567` → `1,234,567`.
-fn thousands(number: u64) -> String {
-    let digits = number.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-/// How far along, how fast, and how long to go: "1,200/5,000 events (24%), 490/s, ETA 8s".
-fn progress_line(settled: u64, total: Option<u64>, elapsed: Duration) -> String {
-    let seconds = elapsed.as_secs_f64();
-    let rate = if seconds > 0.0 { settled as f64 / seconds } else { 0.0 };
-    match total {
-        Some(total) => {
-            let percent = settled.saturating_mul(100).checked_div(total).unwrap_or(100);
-            let eta = if rate > 0.0 {
-                let remaining = total.saturating_sub(settled) as f64 / rate;
-                format!("ETA {}", short_duration(Duration::from_secs_f64(remaining.min(1e9))))
-            } else {
-                "ETA unknown".into()
-            };
-            format!(
-                "{}/{} events ({percent}%), {}/s, {eta}",
-                thousands(settled),
-                thousands(total),
-                thousands(rate.round() as u64)
-            )
-        }
-        None => format!("{} events, {}/s", thousands(settled), thousands(rate.round() as u64)),
-    }
-}
-
-/// `75 s` → `1m15s`.
-fn short_duration(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    match seconds {
-        0..60 => format!("{seconds}s"),
-        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
-        _ => format!("{}h{:02}m", seconds / 3600, seconds % 3600 / 60),
-    }
-}
-
-/// A bar on a terminal; on anything else (a log, CI) a plain line every ten seconds.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    total: Option<u64>,
-    started: Instant,
-    last_line: Instant,
-}
-
-const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(10);
-
-impl Progress {
-    fn new(total: Option<u64>) -> Self {
-        let bar = io::stderr().is_terminal().then(|| {
-            let bar = match total {
-                Some(total) => indicatif::ProgressBar::new(total),
-                None => indicatif::ProgressBar::new_spinner(),
-            };
-            let template = if total.is_some() { "{bar:20} {msg}" } else { "{spinner} {msg}" };
-            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
-                bar.set_style(style);
-            }
-            bar
-        });
-        let now = Instant::now();
-        Progress { bar, total, started: now, last_line: now }
-    }
-
-    fn show(&mut self, report: &Report, in_flight: usize, sending: &sender::InProgress) {
-        let elapsed = self.started.elapsed();
-        let mut line = format!(
-            "{}; {} delivered, {} failed, {} dropped, {in_flight} in flight",
-            progress_line(report.settled(), self.total, elapsed),
-            thousands(report.delivered),
-            thousands(report.failed),
-            thousands(report.dropped),
-        );
-        if sending.retrying > 0 {
-            let why = sending.latest_failure.as_deref().unwrap_or("failing");
-            line.push_str(&format!("; {} retrying: {why}", thousands(sending.retrying)));
-        }
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(report.settled());
-                bar.set_message(line);
-            }
-            None if self.last_line.elapsed() >= PLAIN_PROGRESS_EVERY => {
-                self.last_line = Instant::now();
-                eprintln!("progress: {line}");
-            }
-            None => {}
-        }
-    }
-
-    fn finish(&self, _report: &Report) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
+pub(super) const UNREACHABLE_AFTER: Duration = Duration::from_secs(20);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn progress_says_how_far_how_fast_and_how_long_to_go() {
-        assert_eq!(
-            progress_line(1_200, Some(5_000), Duration::from_secs(2)),
-            "1,200/5,000 events (24%), 600/s, ETA 6s"
-        );
-        assert_eq!(
-            progress_line(500, Some(60_500), Duration::from_secs(1)),
-            "500/60,500 events (0%), 500/s, ETA 2m00s"
-        );
-        assert_eq!(progress_line(0, Some(10), Duration::ZERO), "0/10 events (0%), 0/s, ETA unknown");
-        assert_eq!(progress_line(42, None, Duration::from_secs(2)), "42 events, 21/s");
-        assert_eq!(short_duration(Duration::from_secs(7_500)), "2h05m");
-    }
-
-    #[test]
-    fn a_group_shows_its_lowest_lines_in_order() {
-        let mut group = Group { count: 0, detail: None, hint: None, lines: Vec::new() };
-        for line in [9, 3, 7, 1, 12, 5, 2] {
-            group.add(line);
-        }
-        assert_eq!((group.count, group.lines.as_slice()), (7, &[1, 2, 3, 5, 7][..]));
-    }
-
-    #[test]
-    fn numbers_are_grouped_by_thousands() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1_000), "1,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-    }
 
     #[test]
     fn durations_read_as_people_write_them() {
