@@ -4,7 +4,7 @@
 //! itself — once, after the anonymous customer's events, across a restart — and the sandbox's
 //! profile holds the whole journey. Run on SQLite and, in `tests/run`'s second pass, on PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! each push token registered as a device of its customer through the device API — once the call
 //! that carried it was delivered.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

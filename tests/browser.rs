@@ -7,7 +7,7 @@
 //! Needs Chromium and Node.js: `bash tests/run` installs both and the npm packages; this file installs
 //! the npm packages itself (`npm ci` in `tests/browser`) when they are missing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::Write as _;

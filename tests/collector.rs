@@ -3,7 +3,7 @@
 //! a beacon's query, event time corrected for the sender's clock, and refusals that an operator can
 //! see in the metrics and the log without the log filling up.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

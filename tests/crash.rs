@@ -2,7 +2,7 @@
 //! being delivered; after a restart every one of them reaches the sandbox. Events that were
 //! delivered but whose outcome was not yet recorded are delivered again: the test counts them.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! replayed with `signal replay` once the destination is back; retention under load; the admin
 //! token; and the keys absent from the API, the page and the database.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,7 +2,7 @@
 //! table's rows end as they should, permanent answers are never retried, faults are retried until
 //! every event is in the sandbox's store, a burst stays under the limit, and the key never shows.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

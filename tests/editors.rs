@@ -5,7 +5,7 @@
 //! the compiler's own tests: they refuse what the schema can tell, on the lines `signal validate`
 //! names, in words a person reads.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

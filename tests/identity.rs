@@ -5,7 +5,7 @@
 //! pinned in tests/sdk/requirements.txt, installed into a virtual environment by this file) are the
 //! clients of the last test.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

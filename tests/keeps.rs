@@ -3,7 +3,7 @@
 //! what was sent equals what was kept; each cut is a warning in the Event Debugger, the metrics and
 //! `signal send`'s summary.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

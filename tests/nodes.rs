@@ -3,7 +3,7 @@
 //! later taking a share, the workspace's limit held over all of them, and any node's Event
 //! Debugger showing every event. The database is a fresh one on the test server.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

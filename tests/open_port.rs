@@ -3,7 +3,7 @@
 //! connections do not starve others, the connection limit holds, unauthenticated bodies are read
 //! only as far as a beacon's, and SIGTERM ends the process whatever the clients do.
 
-mod common;
+use crate::common;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;

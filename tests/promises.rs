@@ -4,7 +4,7 @@
 //! `events_per_minute`, and every metric docs/reference/metrics.md lists. See tests/README.md for the
 //! whole map.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;
@@ -275,7 +275,8 @@ fn a_full_disk_turns_readyz_503_until_it_has_room_and_no_answered_event_is_sent_
     let mut serve = ServeProcess::start(&["--config", &file], &[]);
     let http = Http::new();
     let ready = |serve: &ServeProcess| http.get(&format!("{}/readyz", serve.admin));
-    assert_eq!(ready(&serve).0, 200);
+    // Ready once started (the banner comes first).
+    eventually(Duration::from_secs(10), "ready", || ready(&serve).0 == 200);
 
     // Five orders accepted; while MoEngage takes its time answering, the disk fills up.
     for n in 0..5 {
@@ -334,7 +335,7 @@ fn an_idle_service_on_a_full_disk_is_not_ready_and_is_again_once_there_is_room()
     let serve = ServeProcess::start(&["--config", &file], &[]);
     let http = Http::new();
     let ready = || http.get(&format!("{}/readyz", serve.admin));
-    assert_eq!(ready().0, 200);
+    eventually(Duration::from_secs(10), "ready", || ready().0 == 200);
 
     // No event comes: `/readyz` itself finds that nothing can be written.
     let filler = disk.fill();

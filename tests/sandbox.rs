@@ -5,7 +5,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-mod common;
+use crate::common;
 
 #[test]
 fn sandbox_accepts_the_documents_payload_and_shows_it_under_the_customer() {

@@ -2,7 +2,7 @@
 //! example arrives under `u_8842`, a wrong key pauses sending and never shows, faults are retried,
 //! and Ctrl-C stops cleanly, saying what was and was not sent.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! error and the server keeps serving; a replayed `message_id` is delivered once; a clean stop
 //! loses nothing.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::path::Path;

@@ -8,7 +8,7 @@
 //!
 //! Needs Chromium and Node.js, as tests/browser.rs does.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
