@@ -23,7 +23,7 @@ mod progress;
 mod report;
 
 use progress::Progress;
-use report::Report;
+use report::{Report, Stop, UNREACHABLE_AFTER};
 
 /// Options of `signal send`.
 #[derive(Debug, clap::Args)]
@@ -271,21 +271,6 @@ struct Run {
     unsent: Option<BufWriter<File>>,
 }
 
-/// Why sending stopped before the end of the input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Stop {
-    Interrupted,
-    /// Nothing has answered since sending began, and attempts keep failing: waiting out the retry
-    /// window would only delay the same verdict.
-    Unreachable {
-        why: String,
-    },
-    /// MoEngage refused the credentials (401/403): the rest would only be refused too.
-    Paused {
-        code: String,
-    },
-}
-
 impl Run {
     async fn send_all(mut self, input: Input, interrupt: impl Future<Output = ()>) -> io::Result<Report> {
         let from_file = input.total.is_some();
@@ -419,9 +404,6 @@ impl Run {
     }
 }
 
-/// How long a destination may stay silent — no answer at all while attempts fail — before
-/// `signal send` stops instead of waiting out the retry window.
-pub(super) const UNREACHABLE_AFTER: Duration = Duration::from_secs(20);
 
 #[cfg(test)]
 mod tests {

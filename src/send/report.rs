@@ -7,7 +7,24 @@ use std::time::Duration;
 
 use delivery::{Fate, Settled};
 
-use super::{Stop, UNREACHABLE_AFTER};
+/// How long a destination may stay silent — no answer at all while attempts fail — before
+/// `signal send` stops instead of waiting out the retry window.
+pub(super) const UNREACHABLE_AFTER: Duration = Duration::from_secs(20);
+
+/// Why sending stopped before the end of the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Stop {
+    Interrupted,
+    /// Nothing has answered since sending began, and attempts keep failing: waiting out the retry
+    /// window would only delay the same verdict.
+    Unreachable {
+        why: String,
+    },
+    /// MoEngage refused the credentials (401/403): the rest would only be refused too.
+    Paused {
+        code: String,
+    },
+}
 
 /// How the summary names a fate that is not a delivery: `401 MissingAttributeError`,
 /// `connection error, still failing when the retry window closed`.

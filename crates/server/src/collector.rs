@@ -15,7 +15,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use blueprint::event::{CallType, Event};
 use blueprint::scan::{self, Document, Raw};
 use serde_json::{Value, json};
@@ -23,6 +22,7 @@ use store::{NewEvent, Queue};
 
 use crate::Shared;
 use crate::refusals::{PathClass, Refusal};
+use crate::write_key::{header_write_key, no_write_key, query_write_key, source_of};
 
 /// Which endpoint a request came to: it gives events without a `type` their type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,11 +140,6 @@ fn credentialed_origin<Q: Queue>(shared: &Shared<Q>, request: &Request) -> Optio
     source.allows_origin(origin_text).then(|| origin.clone())
 }
 
-/// The `writeKey` query parameter, where beacons and Signal's tag put the key.
-pub(crate) fn query_write_key(uri: &axum::http::Uri) -> Option<String> {
-    axum::extract::Query::<KeyQuery>::try_from_uri(uri).ok().and_then(|query| query.0.write_key)
-}
-
 /// Answers an `OPTIONS` request, or says why it is refused.
 fn preflight(request: &Request) -> Result<Response, (PathClass, Refusal)> {
     let path = request.uri().path();
@@ -216,14 +211,6 @@ pub async fn telemetry<Q: Queue>(State(shared): State<Arc<Shared<Q>>>, request: 
         return refusal.into_response();
     }
     (StatusCode::OK, axum::Json(json!({"success": true}))).into_response()
-}
-
-/// Where the write key can be, besides the `Authorization` header: RudderStack's beacons put it in
-/// the query, since `navigator.sendBeacon` cannot set headers.
-#[derive(Debug, serde::Deserialize)]
-struct KeyQuery {
-    #[serde(rename = "writeKey")]
-    write_key: Option<String>,
 }
 
 async fn accept<Q: Queue>(
@@ -569,38 +556,6 @@ fn keyless_refusal(limit: usize) -> Refusal {
         ),
     )
     .closing()
-}
-
-pub(crate) fn no_write_key() -> Refusal {
-    Refusal::new(
-        StatusCode::UNAUTHORIZED,
-        "no write key: send it as the HTTP Basic username (Authorization: Basic base64(WRITE_KEY:)), or as `writeKey` in the body",
-    )
-}
-
-/// The Basic username, when there is an `Authorization` header.
-fn header_write_key(headers: &HeaderMap) -> Result<Option<String>, Refusal> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let encoded =
-        value.to_str().ok().and_then(|value| value.strip_prefix("Basic ")).ok_or_else(no_write_key)?;
-    let decoded =
-        base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| no_write_key())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| no_write_key())?;
-    Ok(Some(decoded.split_once(':').map_or(decoded.as_str(), |(user, _)| user).to_owned()))
-}
-
-/// The source whose write key this is.
-pub(crate) fn source_of<'a>(config: &'a config::Config, key: &str) -> Result<&'a config::Source, Refusal> {
-    config
-        .sources
-        .iter()
-        .find(|source| source.write_key.matches(key))
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::UNAUTHORIZED,
-                "unknown write key: check the source's write key in Signal's configuration",
-            )
-        })
 }
 
 fn content_encoding(headers: &HeaderMap) -> Result<bool, Refusal> {

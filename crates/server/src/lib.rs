@@ -12,6 +12,7 @@ pub mod refusals;
 pub mod tag;
 pub mod remembered;
 pub mod worker;
+mod write_key;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

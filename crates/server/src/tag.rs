@@ -16,7 +16,7 @@ use serde_json::json;
 use store::Queue;
 
 use crate::Shared;
-use crate::collector::source_of;
+use crate::write_key::{no_write_key, query_write_key, source_of};
 use crate::refusals::Refusal;
 use crate::refusals::PathClass;
 
@@ -157,7 +157,7 @@ fn read_id<Q: Queue>(shared: &Shared<Q>, request: &Request) -> Result<Response, 
         return Err(Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "the anonymous id is read with GET"));
     }
     let config = shared.config();
-    let key = crate::collector::query_write_key(request.uri()).ok_or_else(crate::collector::no_write_key)?;
+    let key = query_write_key(request.uri()).ok_or_else(no_write_key)?;
     let source = source_of(&config, &key)?;
     let origin = request.headers().get(header::ORIGIN).and_then(|value| value.to_str().ok());
     let global_privacy_control = request.headers().get("sec-gpc").is_some_and(|value| value.as_bytes() == b"1");
