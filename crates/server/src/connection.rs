@@ -36,6 +36,8 @@ pub struct Activity {
     served: AtomicBool,
     /// When the first byte after that rest arrived; `u64::MAX` while none has.
     head_started_at: AtomicU64,
+    /// Whether its socket has been read at all: until then, whether it is idle is not known.
+    read_at_all: AtomicBool,
 }
 
 impl Activity {
@@ -47,6 +49,7 @@ impl Activity {
             rested_at: AtomicU64::new(0),
             served: AtomicBool::new(false),
             head_started_at: AtomicU64::new(u64::MAX),
+            read_at_all: AtomicBool::new(false),
         }
     }
 
@@ -73,8 +76,10 @@ impl Activity {
 
     /// When the connection came to rest, while it is at rest: no request is being handled (or its
     /// answer still streamed), whether or not the next request's headers have begun.
+    /// A connection whose socket has not yet been read is not known to be at rest: a health check
+    /// accepted in a flood has sent its request already, and waits only for its turn to be read.
     fn resting_since(&self) -> Option<Instant> {
-        if self.in_request.load(Ordering::Relaxed) {
+        if self.in_request.load(Ordering::Relaxed) || !self.read_at_all.load(Ordering::Relaxed) {
             return None;
         }
         Some(self.started + Duration::from_millis(self.rested_at.load(Ordering::Relaxed)))
@@ -316,6 +321,7 @@ impl Evictable {
 
 impl AsyncRead for Watched<TcpStream> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        self.activity.read_at_all.store(true, Ordering::Relaxed);
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -360,28 +366,35 @@ mod tests {
         let connections = Arc::new(Evictable::default());
         let mut tasks = tokio::task::JoinSet::new();
         let mut admit = |activity: &Arc<Activity>| {
-            let place = connections.admit(activity.clone(), 3)?.place;
+            let place = connections.admit(activity.clone(), 4)?.place;
             let task = tasks.spawn(std::future::pending::<()>());
             place.closer().served_by(task.clone());
             Some((place, task))
         };
-        let busy = Arc::new(Activity::new());
+        let at_rest = |activity: Activity| {
+            activity.read_at_all.store(true, Ordering::Relaxed);
+            Arc::new(activity)
+        };
+        let busy = at_rest(Activity::new());
         busy.request_began();
         let (_busy_place, busy_task) = admit(&busy).expect("a free place");
         tokio::time::advance(Duration::from_secs(1)).await;
-        let oldest = Arc::new(Activity::new());
+        let oldest = at_rest(Activity::new());
         let (_oldest_place, oldest_task) = admit(&oldest).expect("a free place");
         tokio::time::advance(Duration::from_secs(1)).await;
-        let newer = Arc::new(Activity::new());
+        // Accepted, never read: not known to be idle, so not closed for a newcomer.
+        let unread = Arc::new(Activity::new());
+        let (_unread_place, unread_task) = admit(&unread).expect("a free place");
+        let newer = at_rest(Activity::new());
         let (_newer_place, newer_task) = admit(&newer).expect("a free place");
 
         let newest = Arc::new(Activity::new());
         let (newest_place, _) = admit(&newest).expect("the oldest at rest makes room");
         tokio::task::yield_now().await;
         assert!(oldest_task.is_finished(), "the connection at rest the longest was closed");
-        assert!(!busy_task.is_finished() && !newer_task.is_finished());
+        assert!(!busy_task.is_finished() && !newer_task.is_finished() && !unread_task.is_finished());
 
-        // Every place is busy: nothing is closed, and the newcomer is told so.
+        // Every place is busy (or not yet read): nothing is closed, and the newcomer is told so.
         newer.request_began();
         newest.request_began();
         assert!(admit(&Arc::new(Activity::new())).is_none());

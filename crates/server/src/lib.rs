@@ -335,9 +335,17 @@ async fn serve_admin<Q: Queue>(
         while connections.try_join_next().is_some() {}
         let activity = Arc::new(connection::Activity::new());
         let admitted = open.admit(activity.clone(), ADMIN_MAX_CONNECTIONS);
-        let shed = match &admitted {
-            Some(admitted) => admitted.evicted.then_some("evicted"),
-            None => health_permits.available_permits().eq(&0).then_some("refused"),
+        // Every connection is busy with a request (or not yet read): a small reserve answers
+        // health checks, and nothing else, with a short time limit; past it a connection is
+        // closed unanswered.
+        let reserved = match &admitted {
+            Some(_) => None,
+            None => health_permits.clone().try_acquire_owned().ok(),
+        };
+        let shed = match (&admitted, &reserved) {
+            (Some(admitted), _) => admitted.evicted.then_some("evicted"),
+            (None, Some(_)) => None,
+            (None, None) => Some("refused"),
         };
         if let Some(reason) = shed {
             shared.metrics.admin_shed(reason);
@@ -353,37 +361,51 @@ async fn serve_admin<Q: Queue>(
                 shed_since_warning = 0;
             }
         }
-        if let Some(connection::Admitted { place, .. }) = admitted {
-            let service = connection::WatchedToTheEnd::service(
-                router.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))),
-                activity,
-            );
-            let served = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-            let closer = place.closer();
-            let task = connections.spawn(async move {
-                let _ = served.await;
-                drop(place);
-            });
-            closer.served_by(task);
-            continue;
-        }
-        // Every connection is busy with a request: a reserve answers health checks, and nothing
-        // else, with a short time limit; past it a connection is closed unanswered.
-        let Ok(permit) = health_permits.clone().try_acquire_owned() else {
-            drop(stream);
-            continue;
+        // What the connection holds while it lasts: its place among the open ones, or a permit of
+        // the reserve.
+        let (held, builder, routes) = match (admitted, reserved) {
+            (Some(admitted), _) => {
+                let closer = admitted.place.closer();
+                (Held::Place(admitted.place, closer), &http, &router)
+            }
+            (None, Some(permit)) => (Held::Reserve(permit), &health_http, &health_only),
+            (None, None) => {
+                drop(stream);
+                continue;
+            }
         };
-        let service = hyper_util::service::TowerToHyperService::new(
-            health_only.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        let service = connection::WatchedToTheEnd::service(
+            routes.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+            activity.clone(),
         );
-        let served = graceful.watch(health_http.serve_connection(TokioIo::new(stream), service));
-        connections.spawn(async move {
-            let _ = served.await;
-            drop(permit);
-        });
+        let io = TokioIo::new(connection::Watched::stream(stream, activity));
+        let served = graceful.watch(builder.serve_connection(io, service));
+        match held {
+            Held::Place(place, closer) => {
+                let task = connections.spawn(async move {
+                    let _ = served.await;
+                    drop(place);
+                });
+                closer.served_by(task);
+            }
+            Held::Reserve(permit) => {
+                connections.spawn(async move {
+                    let _ = served.await;
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// What an admin connection holds while it lasts.
+enum Held {
+    /// A place among the open connections, and what closes it for a newcomer.
+    Place(connection::Place, connection::Closer),
+    /// One of the reserve's permits: health only.
+    Reserve(tokio::sync::OwnedSemaphorePermit),
 }
 
 /// Why the admin listener at `address` may not run as `config` has it: reachable from other
