@@ -190,32 +190,12 @@ impl<'a> Raw<'a> {
             match walk.peek() {
                 Some(b']') | None => return,
                 Some(b'{') => {
-                    walk.pos += 1;
-                    loop {
-                        walk.blank();
-                        if walk.peek() != Some(b'"') {
-                            break;
-                        }
-                        let key_start = walk.pos;
-                        let key_escaped = walk.skip_string();
-                        let Some(key_text) = text.get(key_start..walk.pos) else { return };
-                        let key = Raw { json: key_text, compact: true, escaped: key_escaped, items: None };
-                        walk.blank();
-                        if !walk.eat(b':') {
-                            return;
-                        }
-                        walk.blank();
-                        let Some(value) = walk.value(text) else { return };
+                    let whole = walk.members(text, |key, value| {
                         if let Some(name) = key.as_str() {
                             member(index, Some(&name), value);
                         }
-                        walk.blank();
-                        if !walk.eat(b',') {
-                            break;
-                        }
-                    }
-                    walk.blank();
-                    if !walk.eat(b'}') {
+                    });
+                    if !whole {
                         return;
                     }
                 }
@@ -236,40 +216,23 @@ impl<'a> Raw<'a> {
     /// parsers read it); `None` for other kinds. Like [`Raw::each_item_member`], it walks text
     /// already checked, with nothing allocated.
     pub fn member(&self, name: &str) -> Option<Raw<'a>> {
-        let (text, bytes) = (self.json, self.json.as_bytes());
-        let mut walk = Walk { bytes, pos: 0 };
+        let mut walk = Walk { bytes: self.json.as_bytes(), pos: 0 };
         walk.blank();
-        if !walk.eat(b'{') {
+        if walk.peek() != Some(b'{') {
             return None;
         }
         let mut found = None;
-        loop {
-            walk.blank();
-            if walk.peek() != Some(b'"') {
-                return found;
-            }
-            let key_start = walk.pos;
-            let key_escaped = walk.skip_string();
-            let key = text.get(key_start..walk.pos)?;
-            walk.blank();
-            if !walk.eat(b':') {
-                return found;
-            }
-            walk.blank();
-            let value = walk.value(text)?;
-            let named = if key_escaped {
-                Raw { json: key, compact: true, escaped: true, items: None }.as_str().is_some_and(|key| key == name)
+        walk.members(self.json, |key, value| {
+            let named = if key.escaped {
+                key.as_str().is_some_and(|key| key == name)
             } else {
-                key.get(1..key.len().saturating_sub(1)) == Some(name)
+                key.json.get(1..key.json.len().saturating_sub(1)) == Some(name)
             };
             if named {
                 found = Some(value);
             }
-            walk.blank();
-            if !walk.eat(b',') {
-                return found;
-            }
-        }
+        });
+        found
     }
 
     /// The items of an array value.
@@ -842,6 +805,34 @@ impl Walk<'_> {
                 None => return escaped,
             }
         }
+    }
+
+    /// Past the object whose `{` is the current byte, calling `member` with each name (as
+    /// written) and value; whether it reached the object's `}` (text cut short ends the walk).
+    fn members<'t>(&mut self, text: &'t str, mut member: impl FnMut(Raw<'t>, Raw<'t>)) -> bool {
+        self.pos += 1;
+        loop {
+            self.blank();
+            if self.peek() != Some(b'"') {
+                break;
+            }
+            let key_start = self.pos;
+            let escaped = self.skip_string();
+            let Some(json) = text.get(key_start..self.pos) else { return false };
+            self.blank();
+            if !self.eat(b':') {
+                return false;
+            }
+            self.blank();
+            let Some(value) = self.value(text) else { return false };
+            member(Raw { json, compact: true, escaped, items: None }, value);
+            self.blank();
+            if !self.eat(b',') {
+                break;
+            }
+        }
+        self.blank();
+        self.eat(b'}')
     }
 
     /// The value at the current byte, and the walk past it.
