@@ -224,9 +224,9 @@ impl<'a> Raw<'a> {
         let mut found = None;
         walk.members(self.json, |key, value| {
             let named = if key.escaped {
-                key.as_str().is_some_and(|key| key == name)
+                key.as_str().is_some_and(|key| same_name(&key, name))
             } else {
-                key.json.get(1..key.json.len().saturating_sub(1)) == Some(name)
+                key.json.get(1..key.json.len().saturating_sub(1)).is_some_and(|key| same_name(key, name))
             };
             if named {
                 found = Some(value);

@@ -76,6 +76,7 @@ impl Activity {
 
     /// When the connection came to rest, while it is at rest: no request is being handled (or its
     /// answer still streamed), whether or not the next request's headers have begun.
+    ///
     /// A connection whose socket has not yet been read is not known to be at rest: a health check
     /// accepted in a flood has sent its request already, and waits only for its turn to be read.
     fn resting_since(&self) -> Option<Instant> {
