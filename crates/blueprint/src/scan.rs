@@ -551,7 +551,15 @@ impl<'a> Scanner<'a> {
     }
 
     /// Scans one value starting at the current byte (no leading white space).
+    // Most values are strings: theirs is the path kept in the caller, without a call.
+    #[inline(always)]
     fn value(&mut self, depth: usize) -> Result<Raw<'a>, ScanError> {
+        if self.peek() == Some(b'"') { self.string() } else { self.other_value(depth) }
+    }
+
+    /// [`Scanner::value`] for a value that is not a string.
+    #[inline(never)]
+    fn other_value(&mut self, depth: usize) -> Result<Raw<'a>, ScanError> {
         let start = self.pos;
         let outer_spaced = std::mem::replace(&mut self.spaced, false);
         let mut items = None;
@@ -637,13 +645,27 @@ impl<'a> Scanner<'a> {
     }
 
     /// Scans a string whose opening quote is the current byte.
+    // Inlined for its common case, a string without escapes: the call cost more than the scan.
+    #[inline(always)]
     fn string(&mut self) -> Result<Raw<'a>, ScanError> {
-        let bytes = self.bytes;
         let start = self.pos;
-        let mut pos = start + 1;
+        let end = skip_plain_string_bytes(self.bytes, start + 1);
+        if self.bytes.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            let json = self.text.get(start..end + 1).unwrap_or_default();
+            return Ok(Raw { json, compact: true, escaped: false, items: None });
+        }
+        self.string_from(start, end)
+    }
+
+    /// The rest of a string that began at `start` and has a special byte at `pos`: an escape, the
+    /// end of the input or a control character.
+    #[cold]
+    #[inline(never)]
+    fn string_from(&mut self, start: usize, mut pos: usize) -> Result<Raw<'a>, ScanError> {
+        let bytes = self.bytes;
         let mut escaped = false;
         loop {
-            pos = skip_plain_string_bytes(bytes, pos);
             match bytes.get(pos) {
                 Some(b'"') => {
                     self.pos = pos + 1;
@@ -680,6 +702,7 @@ impl<'a> Scanner<'a> {
                             return Err(self.error("invalid escape"));
                         }
                     }
+                    pos = skip_plain_string_bytes(bytes, pos);
                 }
                 Some(_) => {
                     self.pos = pos;
@@ -893,6 +916,7 @@ static STRING_SPECIAL: [bool; 256] = {
 /// The position of the first byte at or after `pos` that is special inside a string (or the end).
 /// Sixteen bytes are tested at a time where the processor can (string content is most of an
 /// event's bytes), then eight; the tail of the input, byte by byte.
+#[inline(always)]
 fn skip_plain_string_bytes(bytes: &[u8], mut pos: usize) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     while let Some(chunk) = bytes.get(pos..pos + 16) {
