@@ -52,7 +52,17 @@ pub(crate) fn kept_action<'a>(action: &'a str, warnings: &mut Vec<Warning>) -> C
 }
 
 /// `name` cut to MoEngage's 200 characters, with a warning when it was.
+// Inlined for the common case, a name of at most 200 bytes, which is kept as it is.
+#[inline(always)]
 pub(crate) fn kept_name<'n>(name: Cow<'n, str>, what: &str, warnings: &mut Vec<Warning>) -> Cow<'n, str> {
+    if name.len() <= MAX_NAME_CHARS {
+        return name;
+    }
+    cut_name(name, what, warnings)
+}
+
+#[inline(never)]
+fn cut_name<'n>(name: Cow<'n, str>, what: &str, warnings: &mut Vec<Warning>) -> Cow<'n, str> {
     let Some(cut) = cut_chars(&name, MAX_NAME_CHARS) else { return name };
     warnings.push(Warning {
         code: WarningCode::NameTruncated,
