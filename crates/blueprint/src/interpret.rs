@@ -907,8 +907,10 @@ impl<'x> EventState<'x> {
         mapping: &'x CompiledEvent,
         warnings: &mut Vec<Warning>,
     ) {
+        // An array of objects the blueprint takes fields from becomes one attribute per field.
+        let taken: usize = mapping.object_arrays.iter().map(|(_, fields)| fields.len()).sum();
         let mut attributes =
-            AttributeSet::with_capacity(self.event.properties.members.len() + mapping.attributes.len());
+            AttributeSet::with_capacity(self.event.properties.members.len() + mapping.attributes.len() + taken);
         for (key, value) in &self.event.properties.members {
             if mapping.exclude.iter().any(|excluded| crate::scan::same_name(excluded, key)) {
                 continue;
