@@ -73,11 +73,18 @@ impl TraitMemory for RunMemory {
 /// `over` laid on `base`, name by name (a `null` hides nothing): both compact JSON objects, as
 /// remembered. An unreadable side counts as empty.
 pub fn overlaid_json(base: &str, over: &str) -> Arc<str> {
+    overlaid_text(base, over).into()
+}
+
+/// [`overlaid_json`] as a `String`: the one rule by which remembered traits are laid on each other,
+/// in a node's memory and in the store (`store::TraitOverlay`) alike. Each of `over`'s members
+/// replaces `base`'s of that name whole (nested objects included), as an event's traits do.
+pub fn overlaid_text(base: &str, over: &str) -> String {
     fn parse(text: &str) -> RawObject<'_> {
         RawObject::parse(Raw::trusted(text)).unwrap_or_default()
     }
     let (base_object, over_object) = (parse(base), parse(over));
-    remembered_json(&base_object.overlaid(over_object)).into()
+    remembered_json(&base_object.overlaid(over_object))
 }
 
 /// An object written as compact JSON, the last of duplicate names kept.
@@ -125,6 +132,13 @@ mod tests {
         assert_eq!(memory.recall("u1").as_deref(), Some(r#"{"email":"old@x.y","plan":"pro"}"#));
         memory.merge("anon", "u2");
         assert_eq!(memory.recall("u2").as_deref(), Some(r#"{"email":"old@x.y","plan":"free"}"#));
+    }
+
+    #[test]
+    fn a_member_is_replaced_whole_and_the_rest_kept() {
+        let base = r#"{"address":{"city":"Leeds","street":"Park Row"},"email":"a@b.test"}"#;
+        let over = r#"{"address":{"city":"York"},"plan":"pro"}"#;
+        assert_eq!(overlaid_text(base, over), r#"{"email":"a@b.test","address":{"city":"York"},"plan":"pro"}"#);
     }
 
     #[test]

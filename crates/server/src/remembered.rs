@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use blueprint::TraitMemory;
-use blueprint::memory::overlaid_json;
+use blueprint::memory::{overlaid_json, overlaid_text};
 use store::{Claimed, Queue, TraitChange};
 
 /// Users whose traits (or the fact that none are remembered) are kept in memory per workspace.
@@ -138,7 +138,7 @@ impl StoredTraits {
         if changes.is_empty() {
             return Ok(());
         }
-        let result = queue.remember_traits(self.workspace.clone(), changes.clone()).await;
+        let result = queue.remember_traits(self.workspace.clone(), changes.clone(), overlaid_text).await;
         if result.is_err() {
             // Kept, before anything mapped since, for the next flush.
             let mut inner = self.inner();

@@ -9,7 +9,7 @@ use secret::Secret;
 
 use crate::{
     Claimed, Depth, Detail, Enqueued, EventRecord, Held, Listing, NewEvent, Settlement, PostgresQueue, Pruned, Queue,
-    Recovered, Requeue, Requeued, Retention, RetryNote, SqliteQueue, StoreError, Summary, TraitChange,
+    Recovered, Requeue, Requeued, Retention, RetryNote, SqliteQueue, StoreError, Summary, TraitChange, TraitOverlay,
 };
 
 /// Where accepted events are kept.
@@ -208,10 +208,10 @@ impl Queue for AnyQueue {
         }
     }
 
-    async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>) -> Result<(), StoreError> {
+    async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>, overlay: TraitOverlay) -> Result<(), StoreError> {
         match self {
-            AnyQueue::Sqlite(queue) => queue.remember_traits(workspace, changes).await,
-            AnyQueue::Postgres(queue) => queue.remember_traits(workspace, changes).await,
+            AnyQueue::Sqlite(queue) => queue.remember_traits(workspace, changes, overlay).await,
+            AnyQueue::Postgres(queue) => queue.remember_traits(workspace, changes, overlay).await,
         }
     }
 

@@ -16,7 +16,6 @@ mod engine;
 mod postgres;
 mod permissions;
 mod records;
-mod remembered;
 pub mod sql;
 mod sqlite;
 mod tls;
@@ -90,6 +89,12 @@ pub struct Claimed {
     /// What blueprints match it on (a track call's name, else its type), as recorded at intake.
     pub event: Option<String>,
 }
+
+/// How one user's remembered traits are laid on another's: `(under, over)`, both compact JSON
+/// objects, to the traits remembered after. The rule is the interpreter's
+/// (`blueprint::memory::overlaid_text`), handed to the store with each change so that what a node
+/// remembers and what the store keeps are laid on by one rule; the store only reads and writes.
+pub type TraitOverlay = fn(under: &str, over: &str) -> String;
 
 /// A change to the traits remembered for a workspace's users.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -336,11 +341,13 @@ pub trait Queue: Send + Sync + 'static {
         users: Vec<String>,
     ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 
-    /// Applies changes to the traits remembered for `workspace`'s users, in order, in one commit.
+    /// Applies changes to the traits remembered for `workspace`'s users, in order, in one commit:
+    /// each laid with `overlay` on what is stored, never replacing it.
     fn remember_traits(
         &self,
         workspace: String,
         changes: Vec<TraitChange>,
+        overlay: TraitOverlay,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// For the automatic merge at login: records `anonymous` ids as delivered customers of

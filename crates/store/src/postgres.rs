@@ -25,7 +25,7 @@ use crate::common::{
 };
 use crate::{
     Change, Claimed, Depth, Detail, Enqueued, EventRecord, Held, Labels, Listing, NewEvent, Settlement, Pruned, Queue,
-    Recovered, Requeue, Requeued, Retention, RetryNote, State, StoreError, Summary, TraitChange, sql,
+    Recovered, Requeue, Requeued, Retention, RetryNote, State, StoreError, Summary, TraitChange, TraitOverlay, sql,
 };
 
 /// How often the live feed looks for changes while someone watches it.
@@ -790,7 +790,7 @@ impl Queue for PostgresQueue {
         Ok(())
     }
 
-    async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>) -> Result<(), StoreError> {
+    async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>, overlay: TraitOverlay) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -819,13 +819,13 @@ impl Queue for PostgresQueue {
             // Laid on what is stored, name by name, as the SQLite engine does.
             let (user, traits) = match change {
                 TraitChange::Set { user, traits } => match stored(user).await.map_err(&fail)? {
-                    Some(old) => (user, crate::remembered::overlaid(&old, traits)),
+                    Some(old) => (user, overlay(&old, traits)),
                     None => (user, traits.clone()),
                 },
                 TraitChange::Merge { merged, retained } => {
                     let Some(moved) = stored(merged).await.map_err(&fail)? else { continue };
                     match stored(retained).await.map_err(&fail)? {
-                        Some(own) => (retained, crate::remembered::overlaid(&moved, &own)),
+                        Some(own) => (retained, overlay(&moved, &own)),
                         None => (retained, moved),
                     }
                 }

@@ -13,7 +13,7 @@ use crate::common::{
 use crate::permissions;
 use crate::{
     Change, Claimed, Depth, Detail, Enqueued, EventRecord, Labels, Listing, NewEvent, Settlement, Pruned, Queue,
-    Requeue, Requeued, Retention, RetryNote, State, StoreError, Summary, TraitChange, sql,
+    Requeue, Requeued, Retention, RetryNote, State, StoreError, Summary, TraitChange, TraitOverlay, sql,
 };
 
 /// At most this many users' remembered traits are read by one statement.
@@ -34,7 +34,12 @@ enum Request {
     Requeue { requeue: Requeue, reply: oneshot::Sender<Result<Requeued, String>> },
     ResumePaused { pipelines: Vec<String>, reply: oneshot::Sender<Result<u64, String>> },
     Prune { retention: Retention, step: usize, reply: oneshot::Sender<Result<Pruned, String>> },
-    RememberTraits { workspace: String, changes: Vec<TraitChange>, reply: oneshot::Sender<Result<(), String>> },
+    RememberTraits {
+        workspace: String,
+        changes: Vec<TraitChange>,
+        overlay: TraitOverlay,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     TakeMerges {
         workspace: String,
         anonymous: Vec<String>,
@@ -212,11 +217,11 @@ impl Queue for SqliteQueue {
         self.ask("giving merges back", |reply| Request::ForgetMerges { workspace, logins, reply }).await
     }
 
-    async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>) -> Result<(), StoreError> {
+    async fn remember_traits(&self, workspace: String, changes: Vec<TraitChange>, overlay: TraitOverlay) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
-        self.ask("remembering traits", |reply| Request::RememberTraits { workspace, changes, reply }).await
+        self.ask("remembering traits", |reply| Request::RememberTraits { workspace, changes, overlay, reply }).await
     }
 
     async fn take_merges(
@@ -580,8 +585,8 @@ fn run(transaction: &mut rusqlite::Transaction<'_>, request: Request, changed: O
             note(result.is_ok(), &mut ids.iter().copied());
             Reply::Unit(reply, result)
         }
-        Request::RememberTraits { workspace, changes, reply } => {
-            Reply::Unit(reply, isolated(transaction, |c| remember_traits(c, &workspace, &changes)))
+        Request::RememberTraits { workspace, changes, overlay, reply } => {
+            Reply::Unit(reply, isolated(transaction, |c| remember_traits(c, &workspace, &changes, overlay)))
         }
         Request::Depth { reply } => Reply::Depth(reply, isolated(transaction, depth)),
         // A page's worth, so that a file that cannot grow says so.
@@ -636,7 +641,12 @@ fn take_merges(
     Ok(taken)
 }
 
-fn remember_traits(connection: &Connection, workspace: &str, changes: &[TraitChange]) -> rusqlite::Result<()> {
+fn remember_traits(
+    connection: &Connection,
+    workspace: &str,
+    changes: &[TraitChange],
+    overlay: TraitOverlay,
+) -> rusqlite::Result<()> {
     let now = now_ms();
     let mut read = connection.prepare_cached("SELECT traits FROM traits WHERE workspace = ?1 AND user_id = ?2")?;
     let mut write = connection.prepare_cached(
@@ -651,13 +661,13 @@ fn remember_traits(connection: &Connection, workspace: &str, changes: &[TraitCha
         // user (evicted, merged by the store, a read that failed) never loses traits it did not see.
         let (user, traits) = match change {
             TraitChange::Set { user, traits } => match stored(user)? {
-                Some(old) => (user, crate::remembered::overlaid(&old, traits)),
+                Some(old) => (user, overlay(&old, traits)),
                 None => (user, traits.clone()),
             },
             TraitChange::Merge { merged, retained } => {
                 let Some(moved) = stored(merged)? else { continue };
                 match stored(retained)? {
-                    Some(own) => (retained, crate::remembered::overlaid(&moved, &own)),
+                    Some(own) => (retained, overlay(&moved, &own)),
                     None => (retained, moved),
                 }
             }

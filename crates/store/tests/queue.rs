@@ -256,11 +256,16 @@ async fn remembered_traits_survive_a_restart_and_a_merge_lays_them_under_the_ret
                     TraitChange::Set { user: "u4".into(), traits: r#"{"address":{"city":"Leeds","street":"Park Row"}}"#.into() },
                     TraitChange::Set { user: "u4".into(), traits: r#"{"address":{"city":"York"}}"#.into() },
                 ],
+                blueprint::memory::overlaid_text,
             )
             .await
             .expect("remember");
         queue
-            .remember_traits("WS2".into(), vec![TraitChange::Set { user: "u1".into(), traits: r#"{"email":"ws2@b.test"}"#.into() }])
+            .remember_traits(
+                "WS2".into(),
+                vec![TraitChange::Set { user: "u1".into(), traits: r#"{"email":"ws2@b.test"}"#.into() }],
+                blueprint::memory::overlaid_text,
+            )
             .await
             .expect("remember");
     }
