@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use moengage::{ApiKey, Credentials, MoEngageDestination};
+use moengage::{ApiKey, Credentials, MoEngageDestination, RequestKind};
 use sender::{Destination as _, Ending, HttpSender, RetryPolicy};
 
 const KEY: &str = "bench-key";
@@ -116,7 +116,7 @@ fn sustained(seconds: u64) {
         let delivered = spread(events, move |_| {
             let (sender, destination, attempts) = (sender.clone(), destination.clone(), counted.clone());
             async move {
-                let delivery = sender.send(&*destination, BODY.as_bytes().to_vec()).await;
+                let delivery = sender.send(&*destination, RequestKind::Event.request(BODY.as_bytes().to_vec())).await;
                 attempts.fetch_add(delivery.attempts as usize, Ordering::Relaxed);
                 delivery.ending == Ending::Delivered
             }
@@ -223,7 +223,7 @@ async fn sender_run(destinations: Arc<Vec<MoEngageDestination>>, requests: usize
         let (sender, destinations) = (sender.clone(), destinations.clone());
         async move {
             let destination = &destinations[index % destinations.len()];
-            sender.send(destination, BODY.as_bytes().to_vec()).await.ending == Ending::Delivered
+            sender.send(destination, RequestKind::Event.request(BODY.as_bytes().to_vec())).await.ending == Ending::Delivered
         }
     })
     .await
@@ -240,7 +240,7 @@ async fn bare_run(destinations: Arc<Vec<MoEngageDestination>>, requests: usize) 
         async move {
             let destination = &destinations[index % destinations.len()];
             let body = bytes::Bytes::from(BODY.as_bytes().to_vec());
-            let Ok(response) = destination.request(&client, body).send().await else { return false };
+            let Ok(response) = destination.request(&client, RequestKind::Event.api(), body).send().await else { return false };
             let ok = response.status().is_success();
             response.bytes().await.is_ok() && ok
         }

@@ -162,7 +162,7 @@ fn map_stream(
                 {
                     let mut registration = Vec::new();
                     match mapper.map_device_into(text, &mut registration, &mut warnings) {
-                        Ok(()) => eprintln!("line {number}: also registers its device: {}", String::from_utf8_lossy(&registration)),
+                        Ok(_) => eprintln!("line {number}: also registers its device: {}", String::from_utf8_lossy(&registration)),
                         Err(drop) => eprintln!("line {number}: its device is not registered: {}", drop.reason),
                     }
                 }

@@ -7,9 +7,9 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moengage::{ApiKey, Credentials, MoEngageDestination};
+use moengage::{ApiKey, Credentials, MoEngageDestination, RequestKind};
 use sandbox::{Faults, SandboxConfig};
-use sender::{Ending, HttpSender, NoAnswer, RateLimit, RetryPolicy};
+use sender::{Ending, HttpSender, NoAnswer, RateLimit, Request, RetryPolicy};
 use serde_json::{Value, json};
 
 const KEY: &str = "sup3r-s3cret-data-key";
@@ -45,13 +45,13 @@ async fn sandbox_stats(base: &str) -> Value {
     reqwest::get(format!("{base}/sandbox/stats")).await.expect("stats").json().await.expect("json")
 }
 
-fn body(customer: &str, order: usize) -> Vec<u8> {
-    json!({
+/// A request for the Track Event API: an order for `customer`.
+fn body(customer: &str, order: usize) -> Request {
+    let body = json!({
         "type": "event", "customer_id": customer,
         "actions": [{"action": "Order Completed", "platform": "web", "attributes": {"order_id": order}}]
-    })
-    .to_string()
-    .into_bytes()
+    });
+    RequestKind::Event.request(body.to_string().into_bytes())
 }
 
 async fn stored(base: &str, customer: &str) -> Vec<Value> {
@@ -84,13 +84,13 @@ async fn each_troubleshooting_row_ends_as_documented_and_permanent_errors_are_tr
     assert_eq!(delivered.last.as_ref().map(|answer| answer.status), Ok(200));
     assert_eq!(stored(&base, "u_8842").await.len(), 1);
 
-    let permanent: [(MoEngageDestination, Vec<u8>, u16, &str); 4] = [
+    let permanent: [(MoEngageDestination, Request, u16, &str); 4] = [
         (destination(&base, "wrong-key"), body("u_1", 1), 401, "Wrong Workspace ID or Data API key"),
         (destination_of("WS_SUSPENDED", &base, KEY), body("u_1", 1), 403, "Account suspended or blocked"),
         (destination(&format!("{base}/not-moengage"), KEY), body("u_1", 1), 404, "answered 404"),
         (
             destination(&base, KEY),
-            b"{\"type\":\"event\",\"actions\":[]}".to_vec(),
+            RequestKind::Event.request(b"{\"type\":\"event\",\"actions\":[]}".to_vec()),
             400,
             "Missing customer_id",
         ),
@@ -151,10 +151,10 @@ async fn a_body_over_128_kb_is_refused_before_sending_with_the_413_cause() {
     assert_eq!(sandbox_stats(&base).await["requests"], 0, "nothing was sent");
     // Exactly 128 KB is still sent.
     let mut at_limit = body("u_limit", 1);
-    let padding = 131_072 - at_limit.len();
-    let attributes = at_limit.iter().rposition(|b| *b == b'}').expect("end") - 2;
-    at_limit.splice(attributes..attributes, std::iter::repeat_n(b' ', padding));
-    assert_eq!(at_limit.len(), 131_072);
+    let padding = 131_072 - at_limit.body.len();
+    let attributes = at_limit.body.iter().rposition(|b| *b == b'}').expect("end") - 2;
+    at_limit.body.splice(attributes..attributes, std::iter::repeat_n(b' ', padding));
+    assert_eq!(at_limit.body.len(), 131_072);
     let delivery = sender.send(&destination(&base, KEY), at_limit).await;
     assert_eq!((delivery.ending, delivery.attempts), (Ending::Delivered, 1), "{:?}", delivery.last);
 }

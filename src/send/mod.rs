@@ -106,8 +106,7 @@ impl Target {
                 ));
             }
         };
-        let destination = MoEngageDestination::new(credentials, endpoint, args.per_minute)
-            .with_object_data(args.mapping.object_data);
+        let destination = MoEngageDestination::new(credentials, endpoint, args.per_minute);
         let shown_as = destination.shown_as();
         Ok(Target { destination: Arc::new(destination), shown_as })
     }
@@ -296,10 +295,10 @@ impl Run {
                 }
                 match mapped {
                     Err(fate) => report.record(&fate, number),
-                    Ok(()) => {
+                    Ok(kind) => {
                         first_sent.get_or_insert_with(Instant::now);
                         let (sender, destination) = (self.sender.clone(), self.destination.clone());
-                        let request = std::mem::take(&mut body);
+                        let request = kind.request(std::mem::take(&mut body));
                         let handle = in_flight
                             .spawn(async move { delivery::send(&sender, &*destination, request).await });
                         in_flight_lines.insert(handle.id(), (number, line));
@@ -391,7 +390,7 @@ impl Run {
         line: &str,
         body: &mut Vec<u8>,
         warnings: &mut Vec<blueprint::Warning>,
-    ) -> Result<(), Fate> {
+    ) -> Result<blueprint::RequestKind, Fate> {
         delivery::map(&self.mapper, line, jiff::Timestamp::now(), body, warnings)
     }
 

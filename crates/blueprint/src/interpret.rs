@@ -20,7 +20,7 @@ use crate::keep;
 pub use crate::warning::{Warning, WarningCode};
 use crate::memory::{TraitMemory, object_json, remembered_json};
 use crate::{Blueprint, CompiledEvent, CompiledSource, MAX_BODY_BYTES, Origin, RESERVED_PREFIX, Transform};
-use moengage::MAX_ATTRIBUTES;
+use moengage::{MAX_ATTRIBUTES, RequestKind};
 
 /// Why an event was not delivered. Each dropped event has exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,9 +99,21 @@ impl Drop {
     }
 }
 
+/// What a call was mapped to, its body written to the caller's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The MoEngage API the body is for: the sender sends it there, and never reads the body to
+    /// find out.
+    pub kind: RequestKind,
+    /// The MoEngage action name of an event; `identify` or `alias` for a profile or a merge.
+    pub action: String,
+}
+
 /// A mapped event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapped {
+    /// The MoEngage API the body is for.
+    pub kind: RequestKind,
     /// The MoEngage action name.
     pub action: String,
     /// The request body: compact JSON, at most [`MAX_BODY_BYTES`].
@@ -186,20 +198,20 @@ impl Mapper {
         let mut body = Vec::with_capacity(line.len() + 128);
         let mut warnings = Vec::new();
         match self.map_into(line, received_at, &mut body, &mut warnings) {
-            Ok(action) => Outcome::Mapped(Mapped { action, body, warnings }),
+            Ok(Written { kind, action }) => Outcome::Mapped(Mapped { kind, action, body, warnings }),
             Err(drop) => Outcome::Dropped(drop),
         }
     }
 
     /// Like [`Mapper::map`], writing the body into `out` (cleared first) so a caller can reuse the
-    /// buffer. Returns the action name.
+    /// buffer. Returns the API the body is for and the action name.
     pub fn map_into(
         &self,
         line: &str,
         received_at: Timestamp,
         out: &mut Vec<u8>,
         warnings: &mut Vec<Warning>,
-    ) -> Result<String, Drop> {
+    ) -> Result<Written, Drop> {
         self.map_asking(line, received_at, out, warnings, None)
     }
 
@@ -213,7 +225,7 @@ impl Mapper {
         out: &mut Vec<u8>,
         warnings: &mut Vec<Warning>,
         asks: Option<&mut Asks>,
-    ) -> Result<String, Drop> {
+    ) -> Result<Written, Drop> {
         out.clear();
         let event = Event::parse(line).map_err(|invalid| Drop::new(DropCode::InvalidEvent, invalid.message))?;
         if let Some(asks) = asks {
@@ -227,12 +239,16 @@ impl Mapper {
                     "group calls have no MoEngage API: MoEngage's events and profiles belong to users, not groups",
                 ));
             }
-            CallType::Alias => return self.map_alias(&event, line, out, warnings),
+            CallType::Alias => {
+                return self.map_alias(&event, line, out, warnings).map(|action| Written { kind: RequestKind::Merge, action });
+            }
             _ => {}
         }
         let recalled = self.remember(&event);
         if event.call == CallType::Identify {
-            return self.map_identify(&event, line, out, warnings);
+            return self
+                .map_identify(&event, line, out, warnings)
+                .map(|action| Written { kind: RequestKind::Customer, action });
         }
         let name: &str = &event.name;
         let blueprint = &*self.blueprint;
@@ -320,7 +336,7 @@ impl Mapper {
         }
         out.extend_from_slice(b"}]}");
         within_body_limit(out)?;
-        Ok(action.into_owned())
+        Ok(Written { kind: RequestKind::Event, action: action.into_owned() })
     }
 
     /// Who a call is, for the automatic merge at login, when the blueprint merges anonymous
@@ -335,8 +351,9 @@ impl Mapper {
     }
 
     /// The merge a login asked for (`line` is the login's call):
-    /// `{"merge_data":[{"merged_user":<anonymous_id>,"retained_user":<user_id>}]}`, into `out`.
-    pub fn map_automatic_merge_into(&self, line: &str, out: &mut Vec<u8>) -> Result<(), Drop> {
+    /// `{"merge_data":[{"merged_user":<anonymous_id>,"retained_user":<user_id>}]}`, into `out`: a
+    /// request for MoEngage's merge API.
+    pub fn map_automatic_merge_into(&self, line: &str, out: &mut Vec<u8>) -> Result<RequestKind, Drop> {
         out.clear();
         let login = self.login_of(line);
         let Some(Login { anonymous_id, user_id: Some(user_id) }) = login else {
@@ -350,7 +367,7 @@ impl Mapper {
         out.extend_from_slice(b",\"retained_user\":");
         write_str(out, &user_id);
         out.extend_from_slice(b"}]}");
-        Ok(())
+        Ok(RequestKind::Merge)
     }
 
     /// Whether the call `line` registers its device, besides what it sends itself: the blueprint
@@ -367,8 +384,8 @@ impl Mapper {
 
     /// The device registration of the call `line` (one [`Mapper::registers_device`] accepts):
     /// `{"type":"device","customer_id":...,"device_id":...,"attributes":{...}}`, written into
-    /// `out` (cleared first).
-    pub fn map_device_into(&self, line: &str, out: &mut Vec<u8>, warnings: &mut Vec<Warning>) -> Result<(), Drop> {
+    /// `out` (cleared first): a request for MoEngage's device API.
+    pub fn map_device_into(&self, line: &str, out: &mut Vec<u8>, warnings: &mut Vec<Warning>) -> Result<RequestKind, Drop> {
         out.clear();
         let event = Event::parse(line).map_err(|invalid| Drop::new(DropCode::InvalidEvent, invalid.message))?;
         let Some(device) = &self.blueprint.device else {
@@ -404,7 +421,8 @@ impl Mapper {
         }
         write_attributes(out, attributes, warnings);
         out.extend_from_slice(b"}}");
-        within_body_limit(out)
+        within_body_limit(out)?;
+        Ok(RequestKind::Device)
     }
 
     /// Whether mapping an event of this call type and name (as recorded at intake; `None` when

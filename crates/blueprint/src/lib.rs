@@ -24,7 +24,8 @@ use std::collections::HashMap;
 
 pub use compile::{PRESETS, compile_file, compile_file_within, compile_preset, compile_str};
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics};
-pub use interpret::{Asks, Drop, DropCode, Login, Mapped, Mapper, Outcome, user_text};
+pub use interpret::{Asks, Drop, DropCode, Login, Mapped, Mapper, Outcome, Written, user_text};
+pub use moengage::RequestKind;
 pub use warning::{Warning, WarningCode};
 pub use memory::{RunMemory, TraitMemory};
 pub use model::{Transform, blueprint_schema};

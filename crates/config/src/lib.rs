@@ -90,6 +90,9 @@ pub struct Integration {
     pub name: String,
     /// Where and how to send.
     pub destination: Arc<dyn sender::Destination>,
+    /// Whether the destination keeps object values (MoEngage's `object_data`): the mapping flattens
+    /// them when it does not.
+    pub keeps_objects: bool,
 }
 
 /// A source's events, through a blueprint, to an integration.
@@ -581,8 +584,12 @@ impl Checker {
             if self.was_refused(&pointer) {
                 continue;
             }
-            if let Some(destination) = self.integration(context, &pointer, integration) {
-                integrations.push(Integration { name: name.clone(), destination });
+            if let Some(built) = self.integration(context, &pointer, integration) {
+                integrations.push(Integration {
+                    name: name.clone(),
+                    destination: built.destination,
+                    keeps_objects: built.keeps_objects,
+                });
             }
         }
 
@@ -774,7 +781,7 @@ impl Checker {
         context: &FileContext<'_>,
         pointer: &str,
         integration: &model::IntegrationConfig,
-    ) -> Option<Arc<dyn sender::Destination>> {
+    ) -> Option<sender::Built> {
         let mut settings = integration.0.clone();
         // The schema allows only the registry's names in `type`.
         let kind = match settings.remove("type") {
@@ -789,7 +796,7 @@ impl Checker {
             return None;
         };
         match kind.build(&Value::Object(settings)) {
-            Ok(destination) => Some(destination),
+            Ok(built) => Some(built),
             Err(errors) => {
                 for error in errors {
                     let at = if error.field.is_empty() {
@@ -990,7 +997,8 @@ pub fn embedded(write_key: WriteKey, integration_name: &str, destination: Arc<dy
         log_format: LogFormat::Text,
         log_level: LogLevel::Info,
         sources: vec![Source::new("default", write_key)],
-        integrations: vec![Integration { name: integration_name.to_owned(), destination }],
+        // The MoEngage variables name no object data type: flattened, as on most accounts.
+        integrations: vec![Integration { name: integration_name.to_owned(), destination, keeps_objects: false }],
         pipelines: vec![Pipeline {
             name: "default".into(),
             source: "default".into(),

@@ -354,9 +354,8 @@ pub fn config_schema() -> Value {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
-    use sender::{Destination, DestinationKind, SettingError};
+    use sender::{DestinationKind, SettingError};
     use serde_json::json;
 
     use super::*;
@@ -374,7 +373,7 @@ mod tests {
                    "properties": {"url": {"type": "string"}}, "required": ["url"]})
         }
 
-        fn build(&self, _: &Value) -> Result<Arc<dyn Destination>, Vec<SettingError>> {
+        fn build(&self, _: &Value) -> Result<sender::Built, Vec<SettingError>> {
             Err(Vec::new())
         }
     }

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use blueprint::{Mapper, Warning};
-use sender::{AttemptLog, Destination, Ending, HttpSender, Sent};
+use blueprint::{Mapper, RequestKind, Warning};
+use sender::{AttemptLog, Destination, Ending, HttpSender, Request, Sent};
 
 /// The code of an event that failed inside Signal rather than at the destination.
 pub const INTERNAL_ERROR: &str = "internal_error";
@@ -131,16 +131,18 @@ fn said_and_hint(said: Option<&str>, hint: Option<&str>) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" — "))
 }
 
-/// Maps one event for sending. `body` receives the request (cleared first) and `warnings` what the
-/// blueprint noticed; a dropped event comes back as its fate.
+/// Maps one event for sending. `body` receives the request's body (cleared first) and `warnings`
+/// what the blueprint noticed; the API the body is for comes back, or a dropped event's fate.
 pub fn map(
     mapper: &Mapper,
     line: &str,
     received_at: jiff::Timestamp,
     body: &mut Vec<u8>,
     warnings: &mut Vec<Warning>,
-) -> Result<(), Fate> {
-    mapped_with(line, body, warnings, |body, warnings| mapper.map_into(line, received_at, body, warnings).map(drop))
+) -> Result<RequestKind, Fate> {
+    mapped_with(line, body, warnings, |body, warnings| {
+        mapper.map_into(line, received_at, body, warnings).map(|written| written.kind)
+    })
 }
 
 /// [`map`], also saying in `asks` what the call asks for once delivered (see
@@ -152,21 +154,21 @@ pub fn map_asking(
     body: &mut Vec<u8>,
     warnings: &mut Vec<Warning>,
     asks: &mut blueprint::Asks,
-) -> Result<(), Fate> {
+) -> Result<RequestKind, Fate> {
     *asks = blueprint::Asks::default();
     mapped_with(line, body, warnings, |body, warnings| {
-        mapper.map_asking(line, received_at, body, warnings, Some(asks)).map(drop)
+        mapper.map_asking(line, received_at, body, warnings, Some(asks)).map(|written| written.kind)
     })
 }
 
 /// Maps the device registration that a delivered call (one [`Mapper::registers_device`] accepted)
 /// asked for, as [`map`] maps a call.
-pub fn map_device(mapper: &Mapper, line: &str, body: &mut Vec<u8>, warnings: &mut Vec<Warning>) -> Result<(), Fate> {
+pub fn map_device(mapper: &Mapper, line: &str, body: &mut Vec<u8>, warnings: &mut Vec<Warning>) -> Result<RequestKind, Fate> {
     mapped_with(line, body, warnings, |body, warnings| mapper.map_device_into(line, body, warnings))
 }
 
 /// Maps the merge a delivered login asked for (see [`Mapper::login_of`]), as [`map`] maps a call.
-pub fn map_automatic_merge(mapper: &Mapper, line: &str, body: &mut Vec<u8>, warnings: &mut Vec<Warning>) -> Result<(), Fate> {
+pub fn map_automatic_merge(mapper: &Mapper, line: &str, body: &mut Vec<u8>, warnings: &mut Vec<Warning>) -> Result<RequestKind, Fate> {
     mapped_with(line, body, warnings, |body, _| mapper.map_automatic_merge_into(line, body))
 }
 
@@ -174,8 +176,8 @@ fn mapped_with(
     line: &str,
     body: &mut Vec<u8>,
     warnings: &mut Vec<Warning>,
-    map: impl FnOnce(&mut Vec<u8>, &mut Vec<Warning>) -> Result<(), blueprint::Drop>,
-) -> Result<(), Fate> {
+    map: impl FnOnce(&mut Vec<u8>, &mut Vec<Warning>) -> Result<RequestKind, blueprint::Drop>,
+) -> Result<RequestKind, Fate> {
     body.clear();
     warnings.clear();
     if line.trim().is_empty() {
@@ -188,7 +190,7 @@ fn mapped_with(
     // triggered: that event fails with a code saying so, and the worker goes on with the rest.
     let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| map(body, warnings)));
     match mapped {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(kind)) => Ok(kind),
         Ok(Err(drop)) => Err(Fate::dropped(drop.code.as_str(), drop.reason)),
         Err(_) => {
             body.clear();
@@ -199,8 +201,8 @@ fn mapped_with(
 
 /// Sends a mapped request to `destination` — within its rate limit, retried while the destination
 /// says an answer is worth retrying — and returns the event's fate.
-pub async fn send(sender: &HttpSender, destination: &dyn Destination, body: Vec<u8>) -> Fate {
-    Fate::of(sender.deliver(destination, body).await)
+pub async fn send(sender: &HttpSender, destination: &dyn Destination, request: Request) -> Fate {
+    Fate::of(sender.deliver(destination, request).await)
 }
 
 /// What a failed attempt that will be tried again looked like.
@@ -221,7 +223,7 @@ pub struct Retrying {
 pub async fn send_watched(
     sender: &HttpSender,
     destination: &dyn Destination,
-    body: Vec<u8>,
+    request: Request,
     on_retry: &(dyn Fn(Retrying) + Sync),
 ) -> Fate {
     let tell = |attempts: u32, classification: &sender::Classification| {
@@ -232,7 +234,7 @@ pub async fn send_watched(
             detail: said_and_hint(classification.said.as_deref(), classification.hint.as_deref()),
         });
     };
-    Fate::of(sender.deliver_watched(destination, body, &tell).await)
+    Fate::of(sender.deliver_watched(destination, request, &tell).await)
 }
 
 #[cfg(test)]
@@ -250,8 +252,12 @@ mod tests {
         let (mut body, mut warnings) = (Vec::new(), Vec::new());
         let now = jiff::Timestamp::UNIX_EPOCH;
         let order = r#"{"type":"track","event":"Order Completed","userId":"u1","properties":{"revenue":5}}"#;
-        map(&mapper, order, now, &mut body, &mut warnings).expect("mapped");
+        assert_eq!(map(&mapper, order, now, &mut body, &mut warnings), Ok(RequestKind::Event));
         assert!(String::from_utf8_lossy(&body).contains(r#""customer_id":"u1""#));
+        let profile = r#"{"type":"identify","userId":"u1","traits":{"email":"a@b.test"}}"#;
+        assert_eq!(map(&mapper, profile, now, &mut body, &mut warnings), Ok(RequestKind::Customer));
+        let alias = r#"{"type":"alias","userId":"u1","previousId":"anon-1"}"#;
+        assert_eq!(map(&mapper, alias, now, &mut body, &mut warnings), Ok(RequestKind::Merge));
 
         for (line, code) in [("   ", "invalid_event"), ("{", "invalid_event"), (r#"{"type":"group","userId":"u"}"#, "unsupported_type")] {
             let fate = map(&mapper, line, now, &mut body, &mut warnings).expect_err("dropped");

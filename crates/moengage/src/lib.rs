@@ -168,17 +168,27 @@ pub enum RequestKind {
 }
 
 impl RequestKind {
-    /// Which API a request body is for, from how Signal's mapper begins it.
-    pub fn of_body(body: &[u8]) -> RequestKind {
-        if body.starts_with(br#"{"type":"customer""#) {
-            RequestKind::Customer
-        } else if body.starts_with(br#"{"type":"device""#) {
-            RequestKind::Device
-        } else if body.starts_with(br#"{"merge_data""#) {
-            RequestKind::Merge
-        } else {
-            RequestKind::Event
-        }
+    /// Every kind.
+    pub const ALL: [RequestKind; 4] = [RequestKind::Event, RequestKind::Customer, RequestKind::Merge, RequestKind::Device];
+
+    /// The sender's name for this API.
+    pub fn api(self) -> sender::Api {
+        sender::Api::named(match self {
+            RequestKind::Event => "event",
+            RequestKind::Customer => "customer",
+            RequestKind::Merge => "merge",
+            RequestKind::Device => "device",
+        })
+    }
+
+    /// The kind the sender's `api` names; `None` for a name that is not MoEngage's.
+    pub fn of_api(api: sender::Api) -> Option<RequestKind> {
+        RequestKind::ALL.into_iter().find(|kind| kind.api() == api)
+    }
+
+    /// A request of this kind with `body`.
+    pub fn request(self, body: Vec<u8>) -> sender::Request {
+        sender::Request { api: self.api(), body }
     }
 }
 
@@ -359,8 +369,6 @@ pub struct MoEngageDestination {
     /// The base URL that replaces MoEngage's host (a sandbox, a proxy), when one does; as shown.
     endpoint_base: Option<String>,
     rate_limit: sender::RateLimit,
-    /// Whether the workspace has MoEngage's object data type enabled.
-    object_data: bool,
 }
 
 impl MoEngageDestination {
@@ -382,15 +390,7 @@ impl MoEngageDestination {
             shown_url,
             endpoint_base: endpoint_base.map(without_userinfo),
             rate_limit,
-            object_data: false,
         }
-    }
-
-    /// The same destination for a workspace with (or without) MoEngage's object data type, which
-    /// keeps object and array-of-objects attributes; without it they are flattened before sending.
-    pub fn with_object_data(mut self, object_data: bool) -> Self {
-        self.object_data = object_data;
-        self
     }
 
     /// The same destination under another limit, such as a sandbox's scaled-down window in a test.
@@ -427,10 +427,6 @@ impl sender::Destination for MoEngageDestination {
         self.credentials.workspace_id()
     }
 
-    fn keeps_objects(&self) -> bool {
-        self.object_data
-    }
-
     fn rate_limit(&self) -> sender::RateLimit {
         self.rate_limit
     }
@@ -443,8 +439,9 @@ impl sender::Destination for MoEngageDestination {
         format!("workspace {} at {}", self.credentials.workspace_id(), self.shown_url)
     }
 
-    fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder {
-        let url = match RequestKind::of_body(&body) {
+    fn request(&self, client: &reqwest::Client, api: sender::Api, body: bytes::Bytes) -> reqwest::RequestBuilder {
+        // Requests are made for this destination by the mapper, which names only MoEngage's APIs.
+        let url = match RequestKind::of_api(api).unwrap_or(RequestKind::Event) {
             RequestKind::Event => &self.url,
             RequestKind::Customer => &self.customer_url,
             RequestKind::Merge => &self.merge_url,
@@ -540,24 +537,29 @@ mod tests {
     }
 
     #[test]
-    fn each_body_goes_to_its_api_with_the_same_auth() {
+    fn each_request_goes_to_the_api_it_was_made_for_with_the_same_auth() {
         sender::install_crypto_provider();
         let destination = MoEngageDestination::new(credentials(), Some("http://127.0.0.1:9/"), 10);
         let client = reqwest::Client::new();
-        for (body, path) in [
-            (&br#"{"type":"event","customer_id":"u1","actions":[]}"#[..], "/v1/event/WS123"),
-            (br#"{"type":"customer","customer_id":"u1","attributes":{}}"#, "/v1/customer/WS123"),
-            (br#"{"merge_data":[{"merged_user":"a","retained_user":"b"}]}"#, "/v1/customer/merge"),
+        // One body for all: the API is the request's, never read from its body.
+        let body = bytes::Bytes::from_static(br#"{"type":"event","customer_id":"u1","actions":[]}"#);
+        for (kind, url) in [
+            (RequestKind::Event, "http://127.0.0.1:9/v1/event/WS123"),
+            (RequestKind::Customer, "http://127.0.0.1:9/v1/customer/WS123"),
+            (RequestKind::Merge, "http://127.0.0.1:9/v1/customer/merge?app_id=WS123"),
+            (RequestKind::Device, "http://127.0.0.1:9/v1/device/WS123"),
         ] {
-            let request = sender::Destination::request(&destination, &client, bytes::Bytes::from_static(body))
+            let request = sender::Destination::request(&destination, &client, kind.api(), body.clone())
                 .build()
                 .expect("a request");
-            assert_eq!(request.url().path(), path);
+            assert_eq!(request.url().as_str(), url);
             assert_eq!(
                 request.headers().get(reqwest::header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
                 Some("Basic V1MxMjM6czNjcjN0LWtleQ==")
             );
+            assert_eq!(RequestKind::of_api(kind.api()), Some(kind));
         }
+        assert_eq!(RequestKind::of_api(sender::Api::named("webhook")), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use sender::{Destination, DestinationKind, SettingError};
+use sender::{Built, DestinationKind, SettingError};
 
 use crate::{ApiKey, Credentials, DataCenter, EVENTS_PER_MINUTE, MoEngageDestination, is_endpoint_base};
 
@@ -76,7 +76,7 @@ impl DestinationKind for MoEngage {
         schemars::schema_for!(MoEngageSettings).to_value()
     }
 
-    fn build(&self, settings: &serde_json::Value) -> Result<Arc<dyn Destination>, Vec<SettingError>> {
+    fn build(&self, settings: &serde_json::Value) -> Result<Built, Vec<SettingError>> {
         let settings: MoEngageSettings = serde_json::from_value(settings.clone()).map_err(|error| {
             vec![SettingError {
                 field: "",
@@ -112,9 +112,8 @@ impl DestinationKind for MoEngage {
             Ok(_) if !errors.is_empty() => Err(errors),
             Ok(credentials) => {
                 let per_minute = settings.events_per_minute.unwrap_or(EVENTS_PER_MINUTE);
-                let destination = MoEngageDestination::new(credentials, settings.endpoint.as_deref(), per_minute)
-                    .with_object_data(settings.object_data.unwrap_or(false));
-                Ok(Arc::new(destination))
+                let destination = MoEngageDestination::new(credentials, settings.endpoint.as_deref(), per_minute);
+                Ok(Built { destination: Arc::new(destination), keeps_objects: settings.object_data.unwrap_or(false) })
             }
         }
     }
@@ -183,8 +182,8 @@ pub fn credentials_from_environment(
 mod tests {
     use super::*;
 
-    fn settings(json: serde_json::Value) -> Result<Arc<dyn Destination>, Vec<SettingError>> {
-        MoEngage.build(&json)
+    fn settings(json: serde_json::Value) -> Result<Arc<dyn sender::Destination>, Vec<SettingError>> {
+        MoEngage.build(&json).map(|built| built.destination)
     }
 
     #[test]

@@ -82,6 +82,32 @@ pub struct Classification {
     pub said: Option<String>,
 }
 
+/// Which of a destination's APIs a request is for, by the name the destination gives it (MoEngage's:
+/// `event`, `customer`, `merge`, `device`). Chosen by whoever built the body, never read back from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Api(&'static str);
+
+impl Api {
+    /// The API named `name`.
+    pub const fn named(name: &'static str) -> Api {
+        Api(name)
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+/// One request for a destination: the API it is for, and its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The destination's API.
+    pub api: Api,
+    /// The body, as sent.
+    pub body: Vec<u8>,
+}
+
 /// What the sender needs to know of a destination.
 pub trait Destination: Send + Sync + std::fmt::Debug {
     /// The account a request counts against for rate limiting (e.g. a workspace id).
@@ -92,15 +118,10 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
     fn max_body_bytes(&self) -> usize {
         usize::MAX
     }
-    /// Whether attribute values may be objects and arrays of objects. When not, the blueprint
-    /// flattens them into values the destination keeps.
-    fn keeps_objects(&self) -> bool {
-        true
-    }
     /// Where requests go, for people: progress lines, summaries, logs. Never holds a secret.
     fn shown_as(&self) -> String;
-    /// The request carrying `body`.
-    fn request(&self, client: &reqwest::Client, body: bytes::Bytes) -> reqwest::RequestBuilder;
+    /// The HTTP request carrying `body` to the destination's API `api`.
+    fn request(&self, client: &reqwest::Client, api: Api, body: bytes::Bytes) -> reqwest::RequestBuilder;
     /// What an attempt's outcome — an answer, or none — means.
     fn classify(&self, response: &Response) -> Classification;
 }
@@ -203,16 +224,16 @@ impl HttpSender {
         limiter
     }
 
-    /// Sends `body` until it is delivered, refused for good, or the retry window closes. A body over
-    /// the destination's size limit is refused at once, with no attempt.
-    pub async fn send(&self, destination: &dyn Destination, body: Vec<u8>) -> Delivery<Response> {
-        self.deliver(destination, body).await.delivery
+    /// Sends `request` until it is delivered, refused for good, or the retry window closes. A body
+    /// over the destination's size limit is refused at once, with no attempt.
+    pub async fn send(&self, destination: &dyn Destination, request: Request) -> Delivery<Response> {
+        self.deliver(destination, request).await.delivery
     }
 
     /// [`send`](Self::send), with every attempt's status and latency and the destination's reading
     /// of the last one.
-    pub async fn deliver(&self, destination: &dyn Destination, body: Vec<u8>) -> Sent {
-        self.deliver_watched(destination, body, &|_, _| {}).await
+    pub async fn deliver(&self, destination: &dyn Destination, request: Request) -> Sent {
+        self.deliver_watched(destination, request, &|_, _| {}).await
     }
 
     /// [`deliver`](Self::deliver), telling `on_retry` of each failed attempt worth trying again:
@@ -221,9 +242,10 @@ impl HttpSender {
     pub async fn deliver_watched(
         &self,
         destination: &dyn Destination,
-        body: Vec<u8>,
+        request: Request,
         on_retry: &(dyn Fn(u32, &Classification) + Sync),
     ) -> Sent {
+        let Request { api, body } = request;
         let limit = destination.max_body_bytes();
         if body.len() > limit {
             // Sending would only earn a 413 and spend a slot of the account's rate limit.
@@ -250,7 +272,7 @@ impl HttpSender {
                     tokio::time::sleep(wait).await;
                 }
                 let started = Instant::now();
-                let response = self.attempt(destination, body).await;
+                let response = self.attempt(destination, api, body).await;
                 let status = response.as_ref().ok().map(|answer| answer.status);
                 let attempts = {
                     let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
@@ -296,10 +318,10 @@ impl HttpSender {
         Sent { delivery, attempt_log: log.into_inner().unwrap_or_else(PoisonError::into_inner), classification }
     }
 
-    async fn attempt(&self, destination: &dyn Destination, body: bytes::Bytes) -> Response {
+    async fn attempt(&self, destination: &dyn Destination, api: Api, body: bytes::Bytes) -> Response {
         let started = Instant::now();
         let exchange = async {
-            let mut response = destination.request(&self.client, body).send().await?;
+            let mut response = destination.request(&self.client, api, body).send().await?;
             let status = response.status().as_u16();
             let retry_after = response
                 .headers()

@@ -29,5 +29,16 @@ pub trait DestinationKind: Send + Sync {
 
     /// The destination for settings that passed the schema (`${NAME}`s already replaced), or every
     /// setting that cannot be used.
-    fn build(&self, settings: &serde_json::Value) -> Result<Arc<dyn Destination>, Vec<SettingError>>;
+    fn build(&self, settings: &serde_json::Value) -> Result<Built, Vec<SettingError>>;
+}
+
+/// What an integration's settings build: where its requests go, and what its mapping must know of
+/// the destination. The mapping's settings stay out of [`Destination`], which only sends.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Where and how requests are sent.
+    pub destination: Arc<dyn Destination>,
+    /// Whether attribute values may be objects and arrays of objects (MoEngage's `object_data`).
+    /// When not, the blueprint flattens them into values the destination keeps.
+    pub keeps_objects: bool,
 }

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 pub use backoff::{Jitter, Next, RetryPolicy};
 pub use http::{
-    Answer, AttemptLog, Classification, Destination, HttpSender, InProgress, KEPT_BODY_BYTES, NoAnswer, Response, Sent,
-    Disposition,
+    Answer, Api, AttemptLog, Classification, Destination, Disposition, HttpSender, InProgress, KEPT_BODY_BYTES, NoAnswer,
+    Request, Response, Sent,
 };
-pub use kind::{DestinationKind, SettingError};
+pub use kind::{Built, DestinationKind, SettingError};
 pub use rate::{RateLimit, RateLimiter};
 pub use retry_after::parse_retry_after;
 

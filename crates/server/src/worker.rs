@@ -95,7 +95,7 @@ impl IntegrationWorker {
             .map(|pipeline| {
                 let mut mapper = Mapper::new(pipeline.blueprint.clone())
                     .with_default_region(pipeline.default_region)
-                    .with_object_data(integration.destination.keeps_objects())
+                    .with_object_data(integration.keeps_objects)
                     .with_memory(traits.clone());
                 if let Some(enabled) = &pipeline.enabled_events {
                     mapper = mapper.with_enabled(enabled.iter().cloned());
@@ -253,10 +253,10 @@ pub async fn run<Q: Queue>(
                                 ..outcome_for(&event)
                             });
                         }
-                        Ok(()) => {
+                        Ok(kind) => {
                             let request = std::mem::take(&mut body);
                             let (sender, destination) = (sender.clone(), worker.destination.clone());
-                            let sent = request.clone();
+                            let sent = kind.request(request.clone());
                             let (notes, id) = (retry_notes.clone(), event.id);
                             let handle = in_flight.spawn(async move {
                                 let note = |retrying: delivery::Retrying| {
