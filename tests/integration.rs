@@ -14,6 +14,7 @@ mod crash;
 mod debugger;
 mod delivery;
 mod editors;
+mod house;
 mod identity;
 mod keeps;
 mod nodes;
