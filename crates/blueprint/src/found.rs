@@ -70,6 +70,14 @@ impl Found<'_> {
 
 /// A string value, as JSON text.
 pub(crate) fn built_string(text: &str) -> Found<'static> {
+    // Most need no escape: written as text, they need no UTF-8 check after.
+    if crate::scan::plain_prefix(text.as_bytes()) == text.len() {
+        let mut out = String::with_capacity(text.len() + 2);
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+        return Found::Built(out);
+    }
     let mut out = Vec::with_capacity(text.len() + 2);
     write_str(&mut out, text);
     Found::built(out)

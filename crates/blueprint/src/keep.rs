@@ -167,7 +167,7 @@ fn kept_array<'x>(name: &str, found: Found<'x>, warnings: &mut Vec<Warning>) -> 
         return Some(found);
     }
     let Ok(items) = raw.items() else { return Some(found) };
-    kept_items(name, items.iter(), warnings).map(Found::built)
+    kept_items(name, items.iter(), warnings).map(Found::Built)
 }
 
 /// An array of these items as MoEngage keeps it, as JSON text: nulls left out, the first 50,
@@ -176,7 +176,7 @@ fn kept_items<'r, 'v: 'r>(
     name: &str,
     items: impl Iterator<Item = &'r Raw<'v>> + Clone,
     warnings: &mut Vec<Warning>,
-) -> Option<Vec<u8>> {
+) -> Option<String> {
     let mut summary = ItemSummary::default();
     let mut length = 2;
     for item in items.clone() {
@@ -188,8 +188,9 @@ fn kept_items<'r, 'v: 'r>(
         warnings.push(mixed(name, summary.kinds));
         return None;
     }
-    let (mut out, mut kept, mut cut, mut urls, mut count) = (Vec::with_capacity(length), 0usize, 0usize, 0usize, 0);
-    out.push(b'[');
+    // Built as text from text, so that it need not be checked as UTF-8 after.
+    let (mut out, mut kept, mut cut, mut urls, mut count) = (String::with_capacity(length), 0usize, 0usize, 0usize, 0);
+    out.push('[');
     for item in items.filter(|item| item.kind() != JsonKind::Null) {
         let long = if summary.longest_string as usize > SURELY_KEPT_STRING_JSON { long_string(*item) } else { None };
         if let Some(LongString::Url(_)) = long {
@@ -204,20 +205,22 @@ fn kept_items<'r, 'v: 'r>(
             Some(LongString::Cut(text, _)) => {
                 cut += 1;
                 if kept > 0 {
-                    out.push(b',');
+                    out.push(',');
                 }
-                write_str(&mut out, &text);
+                let mut quoted = Vec::with_capacity(text.len() + 2);
+                write_str(&mut quoted, &text);
+                out.push_str(&String::from_utf8_lossy(&quoted));
             }
             _ => {
                 if kept > 0 {
-                    out.push(b',');
+                    out.push(',');
                 }
-                item.write_compact(&mut out);
+                item.push_compact(&mut out);
             }
         }
         kept += 1;
     }
-    out.push(b']');
+    out.push(']');
     let name = shown(name);
     if count > MAX_ARRAY_ITEMS {
         warnings.push(Warning {
@@ -466,7 +469,7 @@ pub(crate) fn flattened<'n, 't>(
     let mut kept = Vec::with_capacity(leaves.leaves.len());
     for leaf in &leaves.leaves {
         let value = if leaf.listed {
-            kept_items(&leaf.name, leaves.of(leaf), warnings).map(Found::built)
+            kept_items(&leaf.name, leaves.of(leaf), warnings).map(Found::Built)
         } else {
             leaves.values.get(leaf.last).and_then(|(last, _)| kept_value(&leaf.name, Found::Raw(*last), warnings))
         };

@@ -165,6 +165,17 @@ impl<'a> Raw<'a> {
         }
     }
 
+    /// Appends the value as compact JSON to text.
+    pub fn push_compact(&self, out: &mut String) {
+        if self.compact {
+            out.push_str(self.json);
+        } else {
+            let mut bytes = Vec::with_capacity(self.json.len());
+            minify(&mut bytes, self.json.as_bytes());
+            out.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+
     /// The members of an object value.
     pub fn members(&self) -> Result<Vec<(Cow<'a, str>, Raw<'a>)>, ScanError> {
         let mut scanner = Scanner::new(self.json);
