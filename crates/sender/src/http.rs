@@ -92,11 +92,6 @@ impl Api {
     pub const fn named(name: &'static str) -> Api {
         Api(name)
     }
-
-    /// Its name.
-    pub fn name(self) -> &'static str {
-        self.0
-    }
 }
 
 /// One request for a destination: the API it is for, and its body.
