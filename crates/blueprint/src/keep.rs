@@ -431,6 +431,11 @@ pub(crate) fn flattened<'n, 't>(
         leaves: Vec::with_capacity(taken.map_or(8, <[_]>::len)),
         values: Vec::with_capacity(raw.item_members(scanned).map_or(16, <[_]>::len)),
     };
+    if let (Some(taken), Some(listed)) = (taken, raw.item_members(scanned))
+        && let Some(kept) = taken_plainly(listed, taken)
+    {
+        return kept;
+    }
     let mut path = String::new();
     match (taken, raw.kind()) {
         (Some(taken), JsonKind::Array) => {
@@ -480,6 +485,85 @@ pub(crate) fn flattened<'n, 't>(
     kept
 }
 
+/// The most fields [`taken_plainly`] takes, and the most members it reads.
+const PLAIN_FIELDS: usize = 16;
+const PLAIN_MEMBERS: usize = 64;
+
+/// [`flattened`] for fields taken from an array of objects in the common case — each a scalar of
+/// one kind, at most once per item, at most 50 of them, no string that MoEngage could cut — as each
+/// field's array written straight from the listed members; `None` when anything else is met, for
+/// the general path to decide, warnings included.
+// The general path gathers every value into linked leaves and reads each leaf twice; nearly every
+// order's products need none of what that allows.
+fn taken_plainly<'n, 't>(listed: &[ItemMember<'t>], taken: &'n [(Box<str>, Box<str>)]) -> Option<Vec<(Cow<'n, str>, Found<'t>)>> {
+    if taken.len() > PLAIN_FIELDS || listed.len() > PLAIN_MEMBERS {
+        return None;
+    }
+    // Each field's members as a chain: where its first is, and after each, where its next is.
+    let (mut first, mut tail, mut next) = ([usize::MAX; PLAIN_FIELDS], [usize::MAX; PLAIN_FIELDS], [usize::MAX; PLAIN_MEMBERS]);
+    let (mut length, mut count, mut kinds) = ([0usize; PLAIN_FIELDS], [0usize; PLAIN_FIELDS], [0u8; PLAIN_FIELDS]);
+    let mut last_item = [u32::MAX; PLAIN_FIELDS];
+    let (mut order, mut seen) = ([0usize; PLAIN_FIELDS], 0);
+    for (at, member) in listed.iter().enumerate() {
+        let Some(field) = taken.iter().position(|(field, _)| crate::scan::same_name(field, &member.name)) else {
+            continue;
+        };
+        let (value, kind) = (member.value.get(), member.value.kind());
+        match kind {
+            JsonKind::Null => continue,
+            JsonKind::Object | JsonKind::Array => return None,
+            JsonKind::String if value.len() > SURELY_KEPT_STRING_JSON => return None,
+            _ => {}
+        }
+        let (Some(last), Some(counted)) = (last_item.get_mut(field), count.get_mut(field)) else { return None };
+        // The same field twice in one item: the later value replaces the earlier.
+        if *last == member.item {
+            return None;
+        }
+        if *counted == 0 {
+            *order.get_mut(seen)? = field;
+            seen += 1;
+        }
+        *last = member.item;
+        *counted += 1;
+        *length.get_mut(field)? += value.len() + 1;
+        *kinds.get_mut(field)? |= kind.bit();
+        match tail.get(field).copied() {
+            Some(usize::MAX) => *first.get_mut(field)? = at,
+            Some(before) => *next.get_mut(before)? = at,
+            None => return None,
+        }
+        *tail.get_mut(field)? = at;
+    }
+    let order = order.get(..seen)?;
+    for (at, &field) in order.iter().enumerate() {
+        if kinds.get(field)?.count_ones() > 1 || *count.get(field)? > MAX_ARRAY_ITEMS {
+            return None;
+        }
+        // Two fields sent under one name share one attribute.
+        let sent = &taken.get(field)?.1;
+        if order.get(..at)?.iter().any(|&earlier| taken.get(earlier).is_some_and(|(_, other)| other == sent)) {
+            return None;
+        }
+    }
+    let mut kept = Vec::with_capacity(order.len());
+    for &field in order {
+        let mut array = String::with_capacity(length.get(field)? + 1);
+        array.push('[');
+        let mut at = *first.get(field)?;
+        while let Some(member) = listed.get(at) {
+            if array.len() > 1 {
+                array.push(',');
+            }
+            array.push_str(member.value.get());
+            at = *next.get(at)?;
+        }
+        array.push(']');
+        kept.push((Cow::Borrowed(&*taken.get(field)?.1), Found::Built(array)));
+    }
+    Some(kept)
+}
+
 /// The warning for attributes past MoEngage's 100, which are left out.
 pub(crate) fn too_many(names: &[&str]) -> Warning {
     let total = MAX_ATTRIBUTES + names.len();
@@ -491,5 +575,75 @@ pub(crate) fn too_many(names: &[&str]) -> Warning {
             "{total} attributes; MoEngage keeps {MAX_ATTRIBUTES} per event: left out {}{more}",
             listed.join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::{Member, top_level};
+
+    fn taken() -> Vec<(Box<str>, Box<str>)> {
+        [("sku", "product_sku"), ("name", "product_name"), ("price", "product_price"), ("brand", "product_sku")]
+            .into_iter()
+            .map(|(field, sent)| (field.into(), sent.into()))
+            .collect()
+    }
+
+    /// Flattens `products` with the members its scan listed, and by walking its text, which never
+    /// takes the quick path: the attributes and warnings of each.
+    fn both_ways(products: &str, taken: &[(Box<str>, Box<str>)]) -> [(Vec<(String, String)>, Vec<Warning>); 2] {
+        let text = format!(r#"{{"properties":{{"products":{products}}}}}"#);
+        let scanned = top_level(&text, ["properties"]).expect("valid");
+        let Member::Object(members) = &scanned.objects[0] else { panic!("properties") };
+        let raw = members[0].1;
+        [&scanned.item_members[..], &[]].map(|listed| {
+            let mut warnings = Vec::new();
+            let kept = flattened("products", raw, listed, Some(taken), &mut warnings);
+            (kept.into_iter().map(|(name, found)| (name.into_owned(), found.json().to_owned())).collect(), warnings)
+        })
+    }
+
+    #[test]
+    fn taken_fields_are_the_same_whether_read_quickly_or_by_walking_the_array() {
+        let long = "x".repeat(600);
+        let cases = [
+            r#"[{"sku":"a","name":"n","price":1.5},{"sku":"b","name":"m","price":2}]"#.to_owned(),
+            r#"[{"price":1,"sku":"a"},{"sku":"b"},{"name":"only"}]"#.to_owned(),
+            r#"[{"sku":"a","sku":"b"},{"sku":"c"}]"#.to_owned(),
+            r#"[{"sku":"a","price":null},{"sku":null,"price":3}]"#.to_owned(),
+            r#"[{"sku":"a"},{"sku":5}]"#.to_owned(),
+            r#"[{"sku":true},{"sku":false}]"#.to_owned(),
+            r#"[{"sku":{"id":1}},{"sku":"b"}]"#.to_owned(),
+            r#"[{"sku":[1,2]},{"sku":"b"}]"#.to_owned(),
+            format!(r#"[{{"sku":"{long}"}},{{"sku":"b"}}]"#),
+            format!(r#"[{{"sku":"https://example.com/{long}"}}]"#),
+            format!("[{}]", vec![r#"{"sku":"a","price":1}"#; 60].join(",")),
+            format!("[{}]", vec![r#"{"sku":"a","other":1}"#; 70].join(",")),
+            r#"[{"sku":"a\"b\u00e9"},{"sku":"c"}]"#.to_owned(),
+            r#"[{"brand":"x","sku":"a"},{"sku":"b","brand":"y"}]"#.to_owned(),
+            r#"[{},{"x":1}]"#.to_owned(),
+            "[]".to_owned(),
+        ];
+        for case in &cases {
+            let [quick, walked] = both_ways(case, &taken());
+            assert_eq!(quick, walked, "{case}");
+        }
+        // Without the field sent twice under one name, the quick path takes the common cases.
+        let distinct: Vec<_> = taken().into_iter().take(3).collect();
+        for case in &cases {
+            let [quick, walked] = both_ways(case, &distinct);
+            assert_eq!(quick, walked, "{case}");
+        }
+        let [(kept, warnings), _] = both_ways(&cases[0], &distinct);
+        assert!(warnings.is_empty());
+        assert_eq!(
+            kept,
+            [
+                ("product_sku".to_owned(), r#"["a","b"]"#.to_owned()),
+                ("product_name".to_owned(), r#"["n","m"]"#.to_owned()),
+                ("product_price".to_owned(), "[1.5,2]".to_owned()),
+            ]
+        );
     }
 }

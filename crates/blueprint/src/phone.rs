@@ -224,6 +224,15 @@ fn with_ascii_digits(mut region: loader::Metadata) -> loader::Metadata {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PhoneRegion(Region);
 
+/// Each two-letter code's region, `AA` to `ZZ`: the crate's own reading of a code compares it with
+/// every region's in turn, and every event's locale names one.
+static REGIONS_BY_CODE: LazyLock<Vec<Option<Region>>> = LazyLock::new(|| {
+    (b'A'..=b'Z')
+        .flat_map(|first| (b'A'..=b'Z').map(move |second| [first, second]))
+        .map(|code| std::str::from_utf8(&code).ok().and_then(|code| Region::from_str(code).ok()))
+        .collect()
+});
+
 impl PhoneRegion {
     /// The region named by an ISO 3166 code (`GB`, `us`), if the phone metadata knows it.
     pub fn parse(code: &str) -> Option<PhoneRegion> {
@@ -237,8 +246,12 @@ impl PhoneRegion {
         let &[first, second] = code.trim().as_bytes() else {
             return None;
         };
-        let upper = [first.to_ascii_uppercase(), second.to_ascii_uppercase()];
-        Region::from_str(std::str::from_utf8(&upper).ok()?).ok().map(PhoneRegion)
+        let (first, second) = (first.to_ascii_uppercase(), second.to_ascii_uppercase());
+        if !(first.is_ascii_uppercase() && second.is_ascii_uppercase()) {
+            return None;
+        }
+        let at = usize::from(first - b'A') * 26 + usize::from(second - b'A');
+        REGIONS_BY_CODE.get(at).copied().flatten().map(PhoneRegion)
     }
 
     /// The country of a locale such as `en-GB`, `en_GB` or `sr-Latn-RS`.

@@ -94,29 +94,98 @@ impl ItemSummary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Raw<'a> {
     json: &'a str,
+    shape: Shape,
+}
+
+/// What a scan learnt of a value besides its text, in one word.
+// One word rather than a struct of flags and counts: values are copied by the thousand, and a
+// struct written field by field then copied whole stalls the copy's wide loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Shape(u64);
+
+impl Shape {
     /// No white space outside strings.
-    compact: bool,
+    const COMPACT: u64 = 1;
     /// A string with at least one escape (so it cannot be borrowed as is).
-    escaped: bool,
-    /// For an array scanned as part of a document: what its items are.
-    items: Option<ItemSummary>,
+    const ESCAPED: u64 = 1 << 1;
+    /// An array scanned as part of a document: the fields below say what its items are.
+    const SUMMED: u64 = 1 << 2;
+    /// Its object items' members are listed in the event's [`ItemMember`]s, from `FROM` to `TO`.
+    const LISTED: u64 = 1 << 3;
+    const KINDS: (u32, u32) = (4, 6);
+    // Counts saturate: they are compared with MoEngage's limits (50 items, 512 characters), far below.
+    const COUNT: (u32, u32) = (10, 14);
+    const LONGEST: (u32, u32) = (24, 10);
+    // Lists past these positions are not kept: their arrays are walked again instead.
+    const FROM: (u32, u32) = (34, 15);
+    const TO: (u32, u32) = (49, 15);
+
+    fn of(compact: bool, escaped: bool) -> Shape {
+        Shape(u64::from(compact) | (u64::from(escaped) << 1))
+    }
+
+    fn has(self, flag: u64) -> bool {
+        self.0 & flag != 0
+    }
+
+    fn field(self, (at, bits): (u32, u32)) -> u32 {
+        u32::try_from((self.0 >> at) & ((1 << bits) - 1)).unwrap_or(u32::MAX)
+    }
+
+    fn with_field(self, (at, bits): (u32, u32), value: u32) -> Shape {
+        let most = (1u64 << bits) - 1;
+        Shape(self.0 | (u64::from(value).min(most) << at))
+    }
+
+    /// With an array's summary; the members' positions only when they fit.
+    fn summed(self, summary: &ItemSummary) -> Shape {
+        let mut shape = Shape(self.0 | Shape::SUMMED)
+            .with_field(Shape::KINDS, u32::from(summary.kinds))
+            .with_field(Shape::COUNT, summary.count)
+            .with_field(Shape::LONGEST, summary.longest_string);
+        if let Some((from, to)) = summary.members
+            && to < 1 << Shape::TO.1
+        {
+            shape = Shape(shape.0 | Shape::LISTED).with_field(Shape::FROM, from).with_field(Shape::TO, to);
+        }
+        shape
+    }
+
+    fn summary(self) -> Option<ItemSummary> {
+        self.has(Shape::SUMMED).then(|| ItemSummary {
+            count: self.field(Shape::COUNT),
+            kinds: u8::try_from(self.field(Shape::KINDS)).unwrap_or(u8::MAX),
+            longest_string: self.field(Shape::LONGEST),
+            members: self.has(Shape::LISTED).then(|| (self.field(Shape::FROM), self.field(Shape::TO))),
+        })
+    }
 }
 
 impl<'a> Raw<'a> {
     /// A value known to be valid, compact JSON (for example from `serde_json::to_string`).
     pub fn trusted(json: &'a str) -> Raw<'a> {
-        Raw { json, compact: true, escaped: memchr::memchr(b'\\', json.as_bytes()).is_some(), items: None }
+        Raw { json, shape: Shape::of(true, memchr::memchr(b'\\', json.as_bytes()).is_some()) }
     }
 
-    /// For an array scanned as part of a document, what its items are; `None` otherwise.
+    fn compact(&self) -> bool {
+        self.shape.has(Shape::COMPACT)
+    }
+
+    fn escaped(&self) -> bool {
+        self.shape.has(Shape::ESCAPED)
+    }
+
+    /// For an array scanned as part of a document, what its items are; `None` otherwise. Its
+    /// count and longest string saturate (at 16,383 items and 1,023 bytes): enough to compare with
+    /// MoEngage's limits.
     pub fn item_summary(&self) -> Option<ItemSummary> {
-        self.items
+        self.shape.summary()
     }
 
     /// The members of this array's object items, from `scanned` (the [`ItemMember`] list of the
     /// event it was scanned in); `None` when the scan did not list them, or `scanned` is another's.
     pub fn item_members<'t>(&self, scanned: &'t [ItemMember<'a>]) -> Option<&'t [ItemMember<'a>]> {
-        let (from, to) = self.items?.members?;
+        let (from, to) = self.item_summary()?.members?;
         let listed = scanned.get(usize::try_from(from).ok()?..usize::try_from(to).ok()?)?;
         // Each value lies inside this array's text, or the list is another event's.
         let inside = |member: &ItemMember<'a>| {
@@ -150,7 +219,7 @@ impl<'a> Raw<'a> {
         if self.kind() != JsonKind::String {
             return None;
         }
-        if !self.escaped {
+        if !self.escaped() {
             return self.json.get(1..self.json.len().saturating_sub(1)).map(Cow::Borrowed);
         }
         serde_json::from_str::<String>(self.json).ok().map(Cow::Owned)
@@ -158,7 +227,7 @@ impl<'a> Raw<'a> {
 
     /// Appends the value as compact JSON.
     pub fn write_compact(&self, out: &mut Vec<u8>) {
-        if self.compact {
+        if self.compact() {
             out.extend_from_slice(self.json.as_bytes());
         } else {
             minify(out, self.json.as_bytes());
@@ -167,7 +236,7 @@ impl<'a> Raw<'a> {
 
     /// Appends the value as compact JSON to text.
     pub fn push_compact(&self, out: &mut String) {
-        if self.compact {
+        if self.compact() {
             out.push_str(self.json);
         } else {
             let mut bytes = Vec::with_capacity(self.json.len());
@@ -234,7 +303,7 @@ impl<'a> Raw<'a> {
         }
         let mut found = None;
         walk.members(self.json, |key, value| {
-            let named = if key.escaped {
+            let named = if key.escaped() {
                 key.as_str().is_some_and(|key| same_name(&key, name))
             } else {
                 key.json.get(1..key.json.len().saturating_sub(1)).is_some_and(|key| same_name(key, name))
@@ -366,7 +435,7 @@ pub fn top_level<'a, const N: usize>(
                 let compact = !scanner.spaced;
                 scanner.spaced = outer_spaced || !compact;
                 let json = scanner.text.get(start..scanner.pos).unwrap_or_default();
-                top.spans[slot] = Some(Raw { json, compact, escaped: false, items: None });
+                top.spans[slot] = Some(Raw { json, shape: Shape::of(compact, false) });
             }
             Some(slot) => {
                 let value = scanner.value(1)?;
@@ -588,7 +657,7 @@ impl<'a> Scanner<'a> {
         // White space inside this value is also inside whatever contains it.
         self.spaced = outer_spaced || !compact;
         let json = self.text.get(start..self.pos).unwrap_or_default();
-        Ok(Raw { json, compact, escaped: false, items })
+        Ok(Raw { json, shape: items.map_or(Shape::of(compact, false), |items| Shape::of(compact, false).summed(&items)) })
     }
 
     fn array(&mut self, depth: usize) -> Result<ItemSummary, ScanError> {
@@ -645,7 +714,7 @@ impl<'a> Scanner<'a> {
         let compact = !self.spaced;
         self.spaced = outer_spaced || !compact;
         let json = self.text.get(start..self.pos).unwrap_or_default();
-        Ok(Raw { json, compact, escaped: false, items: None })
+        Ok(Raw { json, shape: Shape::of(compact, false) })
     }
 
     fn object(&mut self, depth: usize) -> Result<(), ScanError> {
@@ -664,7 +733,7 @@ impl<'a> Scanner<'a> {
         if self.bytes.get(end) == Some(&b'"') {
             self.pos = end + 1;
             let json = self.text.get(start..end + 1).unwrap_or_default();
-            return Ok(Raw { json, compact: true, escaped: false, items: None });
+            return Ok(Raw { json, shape: Shape(Shape::COMPACT) });
         }
         self.string_from(start, end)
     }
@@ -681,7 +750,7 @@ impl<'a> Scanner<'a> {
                 Some(b'"') => {
                     self.pos = pos + 1;
                     let json = self.text.get(start..self.pos).unwrap_or_default();
-                    return Ok(Raw { json, compact: true, escaped, items: None });
+                    return Ok(Raw { json, shape: Shape::of(true, escaped) });
                 }
                 Some(b'\\') => {
                     escaped = true;
@@ -859,7 +928,7 @@ impl Walk<'_> {
             }
             self.blank();
             let Some(value) = self.value(text) else { return false };
-            member(Raw { json, compact: true, escaped, items: None }, value);
+            member(Raw { json, shape: Shape::of(true, escaped) }, value);
             self.blank();
             if !self.eat(b',') {
                 break;
@@ -907,7 +976,7 @@ impl Walk<'_> {
             }
         }
         let json = text.get(start..self.pos)?;
-        Some(Raw { json, compact, escaped, items: None })
+        Some(Raw { json, shape: Shape::of(compact, escaped) })
     }
 }
 
@@ -967,7 +1036,30 @@ fn skip_plain_string_bytes(bytes: &[u8], mut pos: usize) -> usize {
 /// library's `memcmp` costs more than the comparison.
 #[inline]
 pub(crate) fn same_name(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    // Names of 4 to 16 bytes, most of them, as their first and last words (which overlap when
+    // shorter than two): two comparisons, not a loop whose end the processor cannot foresee.
+    match a.len() {
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, a.len() - 8) == word8(b, b.len() - 8),
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, a.len() - 4) == word4(b, b.len() - 4),
+        _ => a == b,
+    }
+}
+
+/// The eight bytes of `bytes` from `at`, as one word (0 when out of range, which [`same_name`]'s
+/// lengths rule out).
+#[inline(always)]
+fn word8(bytes: &[u8], at: usize) -> u64 {
+    bytes.get(at..at + 8).and_then(|word| word.try_into().ok()).map_or(0, u64::from_ne_bytes)
+}
+
+/// The four bytes of `bytes` from `at`, as [`word8`] reads eight.
+#[inline(always)]
+fn word4(bytes: &[u8], at: usize) -> u32 {
+    bytes.get(at..at + 4).and_then(|word| word.try_into().ok()).map_or(0, u32::from_ne_bytes)
 }
 
 /// How many bytes `bytes` begins with that a JSON string holds as they are: up to the first `"`,
@@ -1030,11 +1122,11 @@ mod tests {
         let mut out = Vec::new();
         a.write_compact(&mut out);
         assert_eq!(out, br#"[1,"x y"]"#);
-        assert!(parsed.members[1].1.compact);
+        assert!(parsed.members[1].1.compact());
         let Member::Object(properties) = &parsed.objects[0] else { panic!("object") };
         assert_eq!(properties[0].1.get(), "1.5e3");
         let deep = top("{\"a\":{\"b\":[\n1]}}").expect("valid");
-        assert!(!deep.members[0].1.compact, "white space in a nested value makes its parents not compact");
+        assert!(!deep.members[0].1.compact(), "white space in a nested value makes its parents not compact");
         let nested = parsed.members[1].1.members().expect("object");
         assert_eq!(nested[0].1.as_str().as_deref(), Some("d\"e"));
     }
@@ -1138,5 +1230,46 @@ mod tests {
         assert_eq!(top(&deep).err().map(|e| e.message), Some("nested deeper than 128 levels"));
         let fine = format!(r#"{{"a":{}1{}}}"#, "[".repeat(100), "]".repeat(100));
         assert!(top(&fine).is_ok());
+    }
+
+    #[test]
+    fn names_are_the_same_exactly_when_their_bytes_are() {
+        let names = ["", "a", "ab", "abc", "abcd", "abcde", "product", "products", "product_id", "image_url_large",
+            "exactly_sixteen!", "seventeen_letters", "a_name_well_over_sixteen_bytes"];
+        for a in names {
+            assert!(same_name(a, a), "{a}");
+            assert!(same_name(a, &a.to_owned()), "{a}");
+            for b in names.iter().filter(|b| **b != a) {
+                assert!(!same_name(a, b), "{a} {b}");
+            }
+            // One byte changed anywhere, including the middle that neither word's edge starts at.
+            for at in 0..a.len() {
+                let mut changed = a.as_bytes().to_vec();
+                changed[at] ^= 0x20;
+                let changed = String::from_utf8(changed).expect("ASCII");
+                assert!(!same_name(a, &changed), "{a} {changed}");
+            }
+        }
+        assert!(same_name("naïve", "naïve"));
+        assert!(!same_name("naïve", "naive!"));
+    }
+
+    #[test]
+    fn an_arrays_summary_saturates_and_a_list_too_long_to_keep_is_not_kept() {
+        let items = vec!["{\"x\":1,\"y\":\"z\"}"; 20_000].join(",");
+        let text = format!(r#"{{"properties":{{"a":[{items}],"b":["{}"]}}}}"#, "s".repeat(5_000));
+        let scanned = top(&text).expect("valid");
+        let Member::Object(members) = &scanned.objects[0] else { panic!("properties") };
+        let summary = members[0].1.item_summary().expect("summed");
+        assert_eq!((summary.count, summary.kinds), (16_383, JsonKind::Object.bit()), "the count saturates");
+        assert_eq!(summary.members, None, "40,000 members are past what a value keeps");
+        assert_eq!(members[0].1.item_members(&scanned.item_members), None);
+        let long = members[1].1.item_summary().expect("summed");
+        assert_eq!((long.count, long.longest_string), (1, 1_023), "the longest string saturates");
+        let few = top(r#"{"properties":{"a":[{"x":1},{"x":2,"y":3}]}}"#).expect("valid");
+        let Member::Object(members) = &few.objects[0] else { panic!("properties") };
+        let listed = members[0].1.item_members(&few.item_members).expect("listed");
+        let read: Vec<(u32, &str, &str)> = listed.iter().map(|m| (m.item, &*m.name, m.value.get())).collect();
+        assert_eq!(read, [(0, "x", "1"), (1, "x", "2"), (1, "y", "3")]);
     }
 }
