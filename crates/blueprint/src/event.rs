@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io::Write as _;
 
 use crate::scan::{self, Member};
 pub use crate::scan::{JsonKind, Raw};
@@ -400,6 +401,60 @@ impl<'a> Event<'a> {
     }
 }
 
+/// Appends `time` exactly as its `Display` writes it (`2026-11-27T10:00:00.044Z`: UTC, the
+/// fraction only when there is one, without trailing zeros).
+// Written here for the years 1970 to 9999, the times of events: the formatter's generic machinery
+// cost more than the rest of an event's envelope.
+pub(crate) fn write_time(out: &mut Vec<u8>, time: jiff::Timestamp) {
+    const END_OF_9999: i64 = 253_402_300_800;
+    let (seconds, nanos) = (time.as_second(), time.subsec_nanosecond());
+    let (Ok(seconds), Ok(nanos)) = (u64::try_from(seconds), u32::try_from(nanos)) else {
+        let _ = write!(out, "{time}");
+        return;
+    };
+    if seconds >= END_OF_9999.unsigned_abs() {
+        let _ = write!(out, "{time}");
+        return;
+    }
+    let (days, of_day) = (seconds / 86_400, seconds % 86_400);
+    // Days since 1970-01-01 to the civil date, through 400-year eras that begin on March 1st.
+    let shifted = days + 719_468;
+    let (era, of_era) = (shifted / 146_097, shifted % 146_097);
+    let year_of_era = (of_era - of_era / 1_460 + of_era / 36_524 - of_era / 146_096) / 365;
+    let day_of_year = of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    let digits = |out: &mut Vec<u8>, value: u64, width: u32| {
+        for place in (0..width).rev() {
+            let digit = (value / 10u64.pow(place)) % 10;
+            out.push(b'0' + u8::try_from(digit).unwrap_or(0));
+        }
+    };
+    digits(out, year, 4);
+    out.push(b'-');
+    digits(out, month, 2);
+    out.push(b'-');
+    digits(out, day, 2);
+    out.push(b'T');
+    digits(out, of_day / 3_600, 2);
+    out.push(b':');
+    digits(out, of_day / 60 % 60, 2);
+    out.push(b':');
+    digits(out, of_day % 60, 2);
+    if nanos > 0 {
+        let (mut fraction, mut width) = (nanos, 9);
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            width -= 1;
+        }
+        out.push(b'.');
+        digits(out, u64::from(fraction), width);
+    }
+    out.push(b'Z');
+}
+
 /// An RFC 3339 time, any that the RFC allows: more than nine fraction digits are cut to
 /// nanoseconds, and an instant past what a timestamp holds (the last hours of year 9999 with their
 /// offset) becomes the last one it holds — a time in the future, which the interpreter treats as
@@ -520,6 +575,33 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_written_as_their_display_writes_them() {
+        let mut times: Vec<jiff::Timestamp> = [
+            "1970-01-01T00:00:00Z", "1970-01-01T00:00:00.000000001Z", "1969-12-31T23:59:59.5Z",
+            "2000-02-29T12:00:00.1Z", "2024-02-29T23:59:59.999999999Z", "2026-11-27T10:00:00.044Z",
+            "2100-03-01T00:00:00Z", "9999-12-30T21:59:59.999999999Z", "0001-01-01T00:00:00Z", "-009999-01-03T00:00:00Z",
+        ]
+        .iter()
+        .map(|text| text.parse().expect("a time"))
+        .collect();
+        // Every day of 400 years (a whole cycle of leap years), at varied times and fractions.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for day in 0..146_097i64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let seconds = (day + 10_957) * 86_400 + i64::try_from(state % 86_400).unwrap_or(0);
+            let nanos = i32::try_from(state % 4 * (state >> 40) % 1_000_000_000).unwrap_or(0);
+            times.push(jiff::Timestamp::new(seconds, nanos).expect("in range"));
+        }
+        for time in times {
+            let mut written = Vec::new();
+            write_time(&mut written, time);
+            assert_eq!(String::from_utf8(written).expect("text"), time.to_string());
+        }
+    }
 
     #[test]
     fn camel_case_sdk_payloads_are_normalised() {

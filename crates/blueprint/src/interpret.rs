@@ -315,8 +315,7 @@ impl Mapper {
         };
         if let Some(time) = event_time {
             out.extend_from_slice(b",\"current_time\":\"");
-            // Writing into a Vec cannot fail.
-            let _ = write!(out, "{time}");
+            crate::event::write_time(out, time);
             out.push(b'"');
         }
         if let Some(zone) = event.context_str("timezone") {
@@ -653,9 +652,10 @@ fn within_body_limit(out: &mut Vec<u8>) -> Result<(), Drop> {
 fn customer_id_text(found: &Found<'_>) -> Option<String> {
     match found.kind() {
         JsonKind::String => {
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(found.json().len());
             found.write(&mut out);
-            (out.len() > 2).then(|| String::from_utf8_lossy(&out).into_owned())
+            // Written from text, so it is text: checked rather than copied.
+            (out.len() > 2).then(|| String::from_utf8(out).ok()).flatten()
         }
         JsonKind::Number => Some(format!("\"{}\"", found.json().trim())),
         _ => None,
