@@ -426,33 +426,33 @@ pub(crate) fn write_time(out: &mut Vec<u8>, time: jiff::Timestamp) {
     let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
     let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
     let year = year_of_era + era * 400 + u64::from(month <= 2);
-    let digits = |out: &mut Vec<u8>, value: u64, width: u32| {
-        for place in (0..width).rev() {
-            let digit = (value / 10u64.pow(place)) % 10;
-            out.push(b'0' + u8::try_from(digit).unwrap_or(0));
-        }
-    };
-    digits(out, year, 4);
-    out.push(b'-');
-    digits(out, month, 2);
-    out.push(b'-');
-    digits(out, day, 2);
-    out.push(b'T');
-    digits(out, of_day / 3_600, 2);
-    out.push(b':');
-    digits(out, of_day / 60 % 60, 2);
-    out.push(b':');
-    digits(out, of_day % 60, 2);
+    // Constant divisors throughout: each becomes a multiplication.
+    let two = |value: u64| [b'0' + digit(value / 10), b'0' + digit(value % 10)];
+    let [y1, y2] = two(year / 100);
+    let [y3, y4] = two(year % 100);
+    let [mo1, mo2] = two(month);
+    let [d1, d2] = two(day);
+    let [h1, h2] = two(of_day / 3_600);
+    let [mi1, mi2] = two(of_day / 60 % 60);
+    let [s1, s2] = two(of_day % 60);
+    out.extend_from_slice(&[y1, y2, y3, y4, b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1, s2]);
     if nanos > 0 {
-        let (mut fraction, mut width) = (nanos, 9);
-        while fraction % 10 == 0 {
-            fraction /= 10;
-            width -= 1;
+        let mut fraction = [b'0'; 9];
+        let mut rest = nanos;
+        for place in fraction.iter_mut().rev() {
+            *place = b'0' + digit(u64::from(rest % 10));
+            rest /= 10;
         }
+        let shown = fraction.iter().rposition(|&byte| byte != b'0').map_or(0, |last| last + 1);
         out.push(b'.');
-        digits(out, u64::from(fraction), width);
+        out.extend_from_slice(fraction.get(..shown).unwrap_or_default());
     }
     out.push(b'Z');
+}
+
+/// A number below 10 as a byte to add to `b'0'`.
+fn digit(value: u64) -> u8 {
+    u8::try_from(value % 10).unwrap_or(0)
 }
 
 /// An RFC 3339 time, any that the RFC allows: more than nine fraction digits are cut to

@@ -504,10 +504,25 @@ fn taken_plainly<'n, 't>(listed: &[ItemMember<'t>], taken: &'n [(Box<str>, Box<s
     let (mut length, mut count, mut kinds) = ([0usize; PLAIN_FIELDS], [0usize; PLAIN_FIELDS], [0u8; PLAIN_FIELDS]);
     let mut last_item = [u32::MAX; PLAIN_FIELDS];
     let (mut order, mut seen) = ([0usize; PLAIN_FIELDS], 0);
+    // Items mostly list their members in one order: the name at each position in the item before,
+    // and its field (`usize::MAX` for none), so that most names are compared once.
+    let mut at_position: [(Option<&str>, usize); 32] = [(None, usize::MAX); 32];
+    let (mut item, mut position) = (u32::MAX, 0);
     for (at, member) in listed.iter().enumerate() {
-        let Some(field) = taken.iter().position(|(field, _)| crate::scan::same_name(field, &member.name)) else {
-            continue;
+        (item, position) = if member.item == item { (item, position + 1) } else { (member.item, 0) };
+        let field = match at_position.get_mut(position) {
+            Some((Some(name), field)) if crate::scan::same_name(name, &member.name) => *field,
+            slot => {
+                let field = taken.iter().position(|(field, _)| crate::scan::same_name(field, &member.name)).unwrap_or(usize::MAX);
+                if let Some(slot) = slot {
+                    *slot = (Some(&member.name), field);
+                }
+                field
+            }
         };
+        if field == usize::MAX {
+            continue;
+        }
         let (value, kind) = (member.value.get(), member.value.kind());
         match kind {
             JsonKind::Null => continue,
@@ -542,7 +557,7 @@ fn taken_plainly<'n, 't>(listed: &[ItemMember<'t>], taken: &'n [(Box<str>, Box<s
         }
         // Two fields sent under one name share one attribute.
         let sent = &taken.get(field)?.1;
-        if order.get(..at)?.iter().any(|&earlier| taken.get(earlier).is_some_and(|(_, other)| other == sent)) {
+        if order.get(..at)?.iter().any(|&earlier| taken.get(earlier).is_some_and(|(_, other)| crate::scan::same_name(other, sent))) {
             return None;
         }
     }

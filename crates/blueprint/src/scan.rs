@@ -646,17 +646,23 @@ impl<'a> Scanner<'a> {
     // Most values are strings: theirs is the path kept in the caller, without a call.
     #[inline(always)]
     fn value(&mut self, depth: usize) -> Result<Raw<'a>, ScanError> {
-        if self.peek() == Some(b'"') { self.string() } else { self.other_value(depth) }
+        if self.peek() == Some(b'"') {
+            return self.string();
+        }
+        let start = self.pos;
+        let shape = self.other_value(depth)?;
+        Ok(Raw { json: self.text.get(start..self.pos).unwrap_or_default(), shape })
     }
 
-    /// [`Scanner::value`] for a value that is not a string.
+    /// [`Scanner::value`] for a value that is not a string: what it learnt, the scanner past it.
+    // Its caller builds the value from its end and this word, so that the two paths meet on
+    // numbers rather than on a value in memory, written in parts and read whole.
     #[inline(never)]
-    fn other_value(&mut self, depth: usize) -> Result<Raw<'a>, ScanError> {
-        let start = self.pos;
+    fn other_value(&mut self, depth: usize) -> Result<Shape, ScanError> {
         let outer_spaced = std::mem::replace(&mut self.spaced, false);
         let mut items = None;
         match self.peek() {
-            Some(b'"') => return self.string().inspect(|_| self.spaced = outer_spaced),
+            Some(b'"') => return self.string().map(|raw| raw.shape).inspect(|_| self.spaced = outer_spaced),
             Some(b'{') => self.object(depth)?,
             Some(b'[') => items = Some(self.array(depth)?),
             Some(b't') => self.literal(b"true")?,
@@ -668,8 +674,8 @@ impl<'a> Scanner<'a> {
         let compact = !self.spaced;
         // White space inside this value is also inside whatever contains it.
         self.spaced = outer_spaced || !compact;
-        let json = self.text.get(start..self.pos).unwrap_or_default();
-        Ok(Raw { json, shape: items.map_or(Shape::of(compact, false), |items| Shape::of(compact, false).summed(&items)) })
+        let shape = Shape::of(compact, false);
+        Ok(items.map_or(shape, |items| shape.summed(&items)))
     }
 
     fn array(&mut self, depth: usize) -> Result<ItemSummary, ScanError> {
@@ -687,7 +693,11 @@ impl<'a> Scanner<'a> {
             let mut index = 0u32;
             self.items(|scanner| {
                 let item = match scanner.peek() {
-                    Some(b'{') => scanner.listed_object(depth + 1, index)?,
+                    Some(b'{') => {
+                        let start = scanner.pos;
+                        let shape = scanner.listed_object(depth + 1, index)?;
+                        Raw { json: scanner.text.get(start..scanner.pos).unwrap_or_default(), shape }
+                    }
                     _ => scanner.value(depth + 1)?,
                 };
                 summary.add(&item);
@@ -709,11 +719,10 @@ impl<'a> Scanner<'a> {
     }
 
     /// Scans an object item of an array, as [`Scanner::value`] would, listing its members.
-    fn listed_object(&mut self, depth: usize, item: u32) -> Result<Raw<'a>, ScanError> {
+    fn listed_object(&mut self, depth: usize, item: u32) -> Result<Shape, ScanError> {
         if depth >= MAX_DEPTH {
             return Err(self.error("nested deeper than 128 levels"));
         }
-        let start = self.pos;
         let outer_spaced = std::mem::replace(&mut self.spaced, false);
         self.members(|scanner, key| {
             let value = scanner.value(depth + 1)?;
@@ -725,8 +734,7 @@ impl<'a> Scanner<'a> {
         })?;
         let compact = !self.spaced;
         self.spaced = outer_spaced || !compact;
-        let json = self.text.get(start..self.pos).unwrap_or_default();
-        Ok(Raw { json, shape: Shape::of(compact, false) })
+        Ok(Shape::of(compact, false))
     }
 
     fn object(&mut self, depth: usize) -> Result<(), ScanError> {
@@ -742,28 +750,22 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Result<Raw<'a>, ScanError> {
         let start = self.pos;
         let end = skip_plain_string_bytes(self.bytes, start + 1);
-        if self.bytes.get(end) == Some(&b'"') {
-            self.pos = end + 1;
-            let json = self.text.get(start..end + 1).unwrap_or_default();
-            return Ok(Raw { json, shape: Shape(Shape::COMPACT) });
-        }
-        self.string_from(start, end)
+        // Both ways end in numbers, the value built once from them (see `other_value`).
+        let (end, escaped) = if self.bytes.get(end) == Some(&b'"') { (end, false) } else { self.string_from(end)? };
+        self.pos = end + 1;
+        Ok(Raw { json: self.text.get(start..end + 1).unwrap_or_default(), shape: Shape::of(true, escaped) })
     }
 
-    /// The rest of a string that began at `start` and has a special byte at `pos`: an escape, the
-    /// end of the input or a control character.
+    /// The rest of a string with a special byte at `pos`: an escape, the end of the input or a
+    /// control character. Where its closing quote is, and whether it has escapes.
     #[cold]
     #[inline(never)]
-    fn string_from(&mut self, start: usize, mut pos: usize) -> Result<Raw<'a>, ScanError> {
+    fn string_from(&mut self, mut pos: usize) -> Result<(usize, bool), ScanError> {
         let bytes = self.bytes;
         let mut escaped = false;
         loop {
             match bytes.get(pos) {
-                Some(b'"') => {
-                    self.pos = pos + 1;
-                    let json = self.text.get(start..self.pos).unwrap_or_default();
-                    return Ok(Raw { json, shape: Shape::of(true, escaped) });
-                }
+                Some(b'"') => return Ok((pos, escaped)),
                 Some(b'\\') => {
                     escaped = true;
                     match bytes.get(pos + 1) {
@@ -1057,6 +1059,8 @@ pub(crate) fn same_name(a: &str, b: &str) -> bool {
     match a.len() {
         8..=16 => word8(a, 0) == word8(b, 0) && word8(a, a.len() - 8) == word8(b, b.len() - 8),
         4..=7 => word4(a, 0) == word4(b, 0) && word4(a, a.len() - 4) == word4(b, b.len() - 4),
+        // Up to three bytes: the first, the middle and the last are all of them.
+        0..=3 => a.first() == b.first() && a.get(a.len() / 2) == b.get(b.len() / 2) && a.last() == b.last(),
         _ => a == b,
     }
 }
