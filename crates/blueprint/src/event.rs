@@ -460,6 +460,9 @@ fn digit(value: u64) -> u8 {
 /// offset) becomes the last one it holds — a time in the future, which the interpreter treats as
 /// such.
 pub fn parse_time(text: &str) -> Option<jiff::Timestamp> {
+    if let Some(time) = plain_utc_time(text) {
+        return Some(time);
+    }
     if let Ok(time) = text.parse::<jiff::Timestamp>() {
         return Some(time);
     }
@@ -496,6 +499,96 @@ pub fn parse_time(text: &str) -> Option<jiff::Timestamp> {
         Err(_) if datetime.year() > 0 => Some(jiff::Timestamp::MAX),
         Err(_) => Some(jiff::Timestamp::MIN),
     }
+}
+
+/// The time SDKs write, `2026-11-27T10:00:00.044Z` (UTC, up to nine fraction digits), read
+/// without the general parser; `None` for any other text, valid or not, which the parser reads.
+// The general parser's generic machinery cost more than the rest of an event's checks.
+fn plain_utc_time(text: &str) -> Option<jiff::Timestamp> {
+    let bytes = text.as_bytes();
+    let (civil, fraction) = match bytes {
+        [civil @ .., b'Z'] if civil.len() == 19 => (civil, &[][..]),
+        [civil @ .., b'Z'] if civil.len() > 20 && civil.len() <= 29 && civil.get(19) == Some(&b'.') => {
+            civil.split_at(19)
+        }
+        _ => return None,
+    };
+    let &[y1, y2, y3, y4, b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1, s2] = civil else {
+        return None;
+    };
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u64, |value, &digit| digit.is_ascii_digit().then(|| value * 10 + u64::from(digit - b'0')))
+    };
+    let year = number(&[y1, y2, y3, y4])?;
+    let (month, day) = (number(&[mo1, mo2])?, number(&[d1, d2])?);
+    let (hour, minute, second) = (number(&[h1, h2])?, number(&[mi1, mi2])?, number(&[s1, s2])?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if year < 1970 || day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let nanos = match fraction {
+        [] => 0,
+        [_, digits @ ..] => number(digits)? * 10u64.pow(u32::try_from(9 - digits.len()).ok()?),
+    };
+    // Days since 1970-01-01 from the civil date, through 400-year eras that begin on March 1st.
+    let (year_from_march, month_from_march) = if month > 2 { (year, month - 3) } else { (year - 1, month + 9) };
+    let (era, year_of_era) = (year_from_march / 400, year_from_march % 400);
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = (era * 146_097 + day_of_era).checked_sub(719_468)?;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    jiff::Timestamp::new(i64::try_from(seconds).ok()?, i32::try_from(nanos).ok()?).ok()
+}
+
+/// The offset from UTC, in seconds, of the time zone `zone` (as [`time_zone`] reads it) at `at`;
+/// `None` when it names none.
+// Remembered per thread for the few zones last asked about, with how long the offset holds: the
+// zone's lookup and its rules, evaluated for every event, cost as much as the rest of the
+// envelope.
+pub fn zone_offset_seconds(zone: &str, at: jiff::Timestamp) -> Option<i32> {
+    /// A zone's offset, the same from `from` until its next transition.
+    struct Held {
+        zone: Box<str>,
+        from: jiff::Timestamp,
+        until: Option<jiff::Timestamp>,
+        seconds: i32,
+    }
+    const ZONES: usize = 4;
+    thread_local! {
+        static HELD: std::cell::RefCell<(Vec<Held>, usize)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+    }
+    let found = HELD.with_borrow(|(held, _)| {
+        held.iter()
+            .find(|held| scan::same_name(&held.zone, zone) && held.from <= at && held.until.is_none_or(|until| at < until))
+            .map(|held| held.seconds)
+    });
+    if found.is_some() {
+        return found;
+    }
+    let tz = time_zone(zone)?;
+    let seconds = tz.to_offset(at).seconds();
+    let until = tz.following(at).next().map(|transition| transition.timestamp());
+    HELD.with_borrow_mut(|(held, next)| {
+        let fresh = Held { zone: zone.into(), from: at, until, seconds };
+        match held.iter().position(|held| scan::same_name(&held.zone, zone)) {
+            Some(at) => held[at] = fresh,
+            None if held.len() < ZONES => held.push(fresh),
+            None => {
+                *next = (*next + 1) % ZONES;
+                if let Some(slot) = held.get_mut(*next) {
+                    *slot = fresh;
+                }
+            }
+        }
+    });
+    Some(seconds)
 }
 
 /// A `context.timezone`: an IANA name (`Europe/London`), or a fixed offset from UTC as RudderStack's
@@ -575,6 +668,70 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_utc_times_are_read_as_the_parser_reads_them() {
+        let mut texts: Vec<String> = [
+            "2026-11-27T10:00:00.044Z", "2026-11-27T10:00:00Z", "1970-01-01T00:00:00Z", "2024-02-29T23:59:59.999999999Z",
+            "2023-02-29T00:00:00Z", "2100-02-29T00:00:00Z", "2000-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
+            "2026-04-31T00:00:00Z", "2026-11-27T24:00:00Z", "2026-11-27T10:60:00Z", "2026-11-27T10:00:60Z", "2026-11-27T10:00:00.Z",
+            "2026-11-27T10:00:00.1234567891Z", "2026-11-27t10:00:00z", "2026-11-27 10:00:00Z", "1969-12-31T23:59:59.5Z",
+            "9999-12-30T21:59:59.999999999Z", "9999-12-31T23:59:59Z", "2026-11-27T10:00:00+01:00", "+2026-11-27T10:00:00Z",
+            "2026-1a-27T10:00:00Z", "２026-11-27T10:00:00Z", "",
+        ]
+        .iter()
+        .map(|text| (*text).to_owned())
+        .collect();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let digits = usize::try_from(state % 10).unwrap_or(0);
+            let fraction = if digits == 0 { String::new() } else { format!(".{}", &format!("{:09}", state % 1_000_000_000)[..digits]) };
+            texts.push(format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z",
+                1960 + state % 8_100,
+                (state >> 8) % 13,
+                (state >> 16) % 32,
+                (state >> 24) % 25,
+                (state >> 32) % 61,
+                (state >> 40) % 61
+            ));
+        }
+        // Whatever the quick path reads, it reads as the parser does; the rest it leaves to it.
+        let mut read = 0;
+        for text in &texts {
+            if let Some(quick) = plain_utc_time(text) {
+                assert_eq!(Some(quick), text.parse::<jiff::Timestamp>().ok(), "{text}");
+                read += 1;
+            }
+        }
+        assert!(read > 5_000, "the quick path read {read} of {}", texts.len());
+        assert!(plain_utc_time("2026-11-27T10:00:00.044Z").is_some(), "the common case is the quick one");
+    }
+
+    #[test]
+    fn a_zones_offset_is_remembered_only_while_it_holds() {
+        let zones = ["Europe/London", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "GMT+0530", "UTC", "Europe/Paris"];
+        let start: jiff::Timestamp = "2026-03-01T00:00:00Z".parse().expect("a time");
+        // Every 20 minutes over a year, and every second around one transition, zones interleaved
+        // so that the four remembered are replaced as they go.
+        let mut times: Vec<jiff::Timestamp> =
+            (0..26_280).map(|step| start.checked_add(jiff::SignedDuration::from_secs(step * 1_200)).expect("in range")).collect();
+        let transition: jiff::Timestamp = "2026-10-25T01:00:00Z".parse().expect("a time");
+        times.extend((-5..5).map(|second| transition.checked_add(jiff::SignedDuration::from_secs(second)).expect("in range")));
+        times.push(start);
+        for (step, time) in times.iter().enumerate() {
+            let zone = zones[step % zones.len()];
+            let expected = time_zone(zone).map(|tz| tz.to_offset(*time).seconds());
+            assert_eq!(zone_offset_seconds(zone, *time), expected, "{zone} at {time}");
+        }
+        for time in &times {
+            assert_eq!(zone_offset_seconds("Europe/London", *time), time_zone("Europe/London").map(|tz| tz.to_offset(*time).seconds()));
+        }
+        assert_eq!(zone_offset_seconds("Mars/Olympus_Mons", start), None);
+    }
 
     #[test]
     fn times_are_written_as_their_display_writes_them() {

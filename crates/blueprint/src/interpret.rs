@@ -12,7 +12,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::event::{CallType, Event, JsonKind, Raw, RawObject, time_zone, write_str};
+use crate::event::{CallType, Event, JsonKind, Raw, RawObject, write_str, zone_offset_seconds};
 use crate::path::{FieldPath, Step};
 use crate::phone::{PhoneNormaliser, PhoneRegion};
 use crate::found::{Found, built_string};
@@ -319,9 +319,8 @@ impl Mapper {
             out.push(b'"');
         }
         if let Some(zone) = event.context_str("timezone") {
-            match time_zone(&zone) {
-                Some(tz) => {
-                    let seconds = tz.to_offset(event_time.unwrap_or(received_at)).seconds();
+            match zone_offset_seconds(&zone, event_time.unwrap_or(received_at)) {
+                Some(seconds) => {
                     out.extend_from_slice(b",\"user_timezone_offset\":");
                     let _ = write!(out, "{seconds}");
                 }
