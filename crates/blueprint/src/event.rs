@@ -80,7 +80,14 @@ impl<'a> RawObject<'a> {
     /// Renames camelCase members to their snake_case names (`userId` → `user_id`), remembering that
     /// they were aliases.
     pub fn normalise(&mut self, aliases: &[(&str, &'static str)]) {
+        // The aliases' lengths, one bit each (63 and longer share the last): most names have none
+        // of them, and are passed at once.
+        let length_bit = |name: &str| 1u64 << name.len().min(63);
+        let lengths = aliases.iter().fold(0, |lengths, (alias, _)| lengths | length_bit(alias));
         for (index, (key, _)) in self.members.iter_mut().enumerate() {
+            if length_bit(key) & lengths == 0 {
+                continue;
+            }
             if let Some((_, canonical)) = aliases.iter().find(|(alias, _)| scan::same_name(key, alias)) {
                 *key = Cow::Borrowed(canonical);
                 self.aliases.push(index);

@@ -6,7 +6,6 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::io::Write as _;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -322,7 +321,7 @@ impl Mapper {
             match zone_offset_seconds(&zone, event_time.unwrap_or(received_at)) {
                 Some(seconds) => {
                     out.extend_from_slice(b",\"user_timezone_offset\":");
-                    let _ = write!(out, "{seconds}");
+                    write_offset(out, seconds);
                 }
                 None => warnings.push(Warning {
                     code: WarningCode::InvalidTimezone,
@@ -620,18 +619,45 @@ fn device_of<'a>(event: &Event<'a>) -> Option<(Cow<'a, str>, Cow<'a, str>)> {
 }
 
 /// Whose traits an event carries: its `user_id`, as text.
-fn user_key(event: &Event<'_>) -> Option<String> {
-    event.field("user_id").and_then(user_text)
+fn user_key<'a>(event: &Event<'a>) -> Option<Cow<'a, str>> {
+    event.field("user_id").and_then(user_text_borrowed)
 }
 
 /// A user id as text: a string as it is, a number as written. The collector labels stored events
 /// with it, so that the users a store is asked for are the ones the interpreter remembers.
 pub fn user_text(raw: Raw<'_>) -> Option<String> {
+    user_text_borrowed(raw).map(Cow::into_owned)
+}
+
+/// [`user_text`], borrowed from the event where it can be.
+fn user_text_borrowed(raw: Raw<'_>) -> Option<Cow<'_, str>> {
     match raw.kind() {
-        JsonKind::String => raw.as_str().map(Cow::into_owned).filter(|text| !text.is_empty()),
-        JsonKind::Number => Some(raw.get().trim().to_owned()),
+        JsonKind::String => raw.as_str().filter(|text| !text.is_empty()),
+        JsonKind::Number => Some(Cow::Borrowed(raw.get().trim())),
         _ => None,
     }
+}
+
+/// Appends a zone's offset in seconds (within a day either way), as decimal digits.
+// Not through the formatter, whose generic machinery costs more than the digits.
+fn write_offset(out: &mut Vec<u8>, seconds: i32) {
+    if seconds < 0 {
+        out.push(b'-');
+    }
+    let mut value = seconds.unsigned_abs();
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        if let Some(digit) = digits.get_mut(start) {
+            *digit = b'0' + u8::try_from(value % 10).unwrap_or(0);
+        }
+        value /= 10;
+        if value == 0 || start == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(start..).unwrap_or_default());
 }
 
 /// Drops a body over MoEngage's 128 KB.
@@ -648,15 +674,17 @@ fn within_body_limit(out: &mut Vec<u8>) -> Result<(), Drop> {
 }
 
 /// A customer id as JSON string text: strings as they are, numbers quoted.
-fn customer_id_text(found: &Found<'_>) -> Option<String> {
+fn customer_id_text<'x>(found: &Found<'x>) -> Option<Cow<'x, str>> {
     match found.kind() {
+        // A string value from the event is compact JSON text already.
+        JsonKind::String if let Found::Raw(raw) = found => (raw.get().len() > 2).then_some(Cow::Borrowed(raw.get())),
         JsonKind::String => {
             let mut out = Vec::with_capacity(found.json().len());
             found.write(&mut out);
             // Written from text, so it is text: checked rather than copied.
-            (out.len() > 2).then(|| String::from_utf8(out).ok()).flatten()
+            (out.len() > 2).then(|| String::from_utf8(out).ok().map(Cow::Owned)).flatten()
         }
-        JsonKind::Number => Some(format!("\"{}\"", found.json().trim())),
+        JsonKind::Number => Some(Cow::Owned(format!("\"{}\"", found.json().trim()))),
         _ => None,
     }
 }
@@ -708,7 +736,7 @@ impl<'x> EventState<'x> {
     }
 
     /// The blueprint's `customer_id` as JSON string text, or the drop of an event without one.
-    fn customer_id(&self, warnings: &mut Vec<Warning>) -> Result<String, Drop> {
+    fn customer_id(&self, warnings: &mut Vec<Warning>) -> Result<Cow<'x, str>, Drop> {
         let source = &self.mapper.blueprint.customer_id;
         self.resolve(source, warnings).and_then(|found| customer_id_text(&found)).ok_or_else(|| {
             Drop::new(
@@ -1151,4 +1179,18 @@ fn normalised_value(line: &str) -> Option<Value> {
         object.insert("traits".into(), Value::Object(traits));
     }
     Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_written_as_decimal_numbers() {
+        for seconds in [0, 1, -1, 9, 10, -10, 3_600, 19_800, -18_000, 45_900, -86_399, 86_400, i32::MAX, i32::MIN] {
+            let mut out = Vec::new();
+            write_offset(&mut out, seconds);
+            assert_eq!(String::from_utf8(out).expect("text"), seconds.to_string());
+        }
+    }
 }

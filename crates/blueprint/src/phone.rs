@@ -256,6 +256,13 @@ impl PhoneRegion {
 
     /// The country of a locale such as `en-GB`, `en_GB` or `sr-Latn-RS`.
     pub fn from_locale(locale: &str) -> Option<PhoneRegion> {
+        // Most locales are a language and a country, `en-GB`.
+        if let &[_, _, b'-' | b'_', first, second] = locale.as_bytes()
+            && first.is_ascii_alphabetic()
+            && second.is_ascii_alphabetic()
+        {
+            return locale.get(3..).and_then(PhoneRegion::parse_code);
+        }
         locale
             .split(['-', '_'])
             .skip(1)
