@@ -219,6 +219,9 @@ pub struct Event<'a> {
     pub stamped: StampedTimes,
     /// `properties`, `traits` and `context` as written.
     spans: [Option<Raw<'a>>; 3],
+    /// Whether [`Event::traits`] are the members of `traits` as written: none from `context.traits`,
+    /// none renamed.
+    traits_as_sent: bool,
     /// The members of the object items of their arrays, as the scan found them.
     item_members: Vec<scan::ItemMember<'a>>,
 }
@@ -335,6 +338,7 @@ impl<'a> Event<'a> {
         context_traits.normalise(TRAIT_ALIASES);
         let mut traits = into_object(traits, "traits")?;
         traits.normalise(TRAIT_ALIASES);
+        let traits_as_sent = context_traits.members.is_empty() && traits.aliases.is_empty();
         let traits = context_traits.overlaid(traits);
         Ok(Event {
             call,
@@ -346,6 +350,7 @@ impl<'a> Event<'a> {
             timestamp,
             stamped,
             spans: scanned.spans,
+            traits_as_sent,
             item_members: scanned.item_members,
         })
     }
@@ -384,6 +389,12 @@ impl<'a> Event<'a> {
             out.extend_from_slice(json.as_bytes());
         }
         out.push(b'}');
+    }
+
+    /// The text of `traits` as written, when the event's traits are exactly its members (none from
+    /// `context.traits`, none renamed): what a remembered text can be compared with as it is.
+    pub(crate) fn traits_text(&self) -> Option<&'a str> {
+        self.traits_as_sent.then(|| self.spans[1].map(|raw| raw.get())).flatten()
     }
 
     /// A top-level field, by its snake_case name; `properties`, `traits` and `context` are read

@@ -454,6 +454,8 @@ impl Mapper {
             return recalled;
         }
         let traits: Arc<str> = match &recalled {
+            // What most events of a user carry: exactly the traits remembered, so nothing is new.
+            Some(old) if event.traits_text() == Some(&**old) => return recalled,
             Some(old) => {
                 let known = RawObject::parse(Raw::trusted(old)).unwrap_or_default();
                 // Most events repeat what is known: then nothing is written.

@@ -233,6 +233,31 @@ fn traits_seen_once_fill_the_identity_of_later_events() {
 }
 
 #[test]
+fn traits_sent_again_as_remembered_change_nothing_and_any_difference_is_remembered() {
+    use blueprint::TraitMemory as _;
+    let memory = Arc::new(RunMemory::default());
+    let mapper = preset("retail.yaml").with_memory(memory.clone());
+    let track = |traits: Value, context: Value| {
+        json!({"type": "track", "event": "Product Viewed", "userId": "u1", "traits": traits, "context": context})
+    };
+    let remembered = || memory.recall("u1").map(|text| serde_json::from_str::<Value>(&text).expect("JSON"));
+    body(&mapper, &track(json!({"email": "a@b.test", "plan": "pro"}), json!({})));
+    let first = memory.recall("u1");
+    assert_eq!(first.as_deref(), Some(r#"{"email":"a@b.test","plan":"pro"}"#));
+    // The very text remembered: nothing new, nothing written.
+    body(&mapper, &track(json!({"email": "a@b.test", "plan": "pro"}), json!({})));
+    assert!(memory.recall("u1").zip(first).is_some_and(|(now, then)| std::sync::Arc::ptr_eq(&now, &then)));
+    // The same top-level text, and context.traits beside it: theirs are news.
+    body(&mapper, &track(json!({"email": "a@b.test", "plan": "pro"}), json!({"traits": {"seats": 3}})));
+    assert_eq!(remembered(), Some(json!({"email": "a@b.test", "plan": "pro", "seats": 3})));
+    // A name sent in camelCase is remembered by its snake_case name.
+    body(&mapper, &track(json!({"firstName": "Ann"}), json!({})));
+    assert_eq!(remembered(), Some(json!({"email": "a@b.test", "plan": "pro", "seats": 3, "first_name": "Ann"})));
+    body(&mapper, &track(json!({"email": "a@b.test", "plan": "team"}), json!({})));
+    assert_eq!(remembered(), Some(json!({"email": "a@b.test", "plan": "team", "seats": 3, "first_name": "Ann"})));
+}
+
+#[test]
 fn an_event_key_dedented_under_events_is_named_as_read_as_an_event() {
     let text = "identity: {customer_id: $.user_id}\nevents:\n  Order Completed: {}\n  attributes:\n    url: $.context.page.url\n";
     let errors = blueprint::compile_str("inline.yaml", text).expect_err("invalid");
