@@ -1067,6 +1067,17 @@ enum Priority {
 struct AttributeSet<'x> {
     entries: Vec<(Cow<'x, str>, Found<'x>, Priority)>,
     index: Option<HashMap<Cow<'x, str>, usize>>,
+    /// One bit per name present, from its length and edges (see [`name_bit`]): a name whose bit is
+    /// clear is new without a search, as most are.
+    present: u64,
+}
+
+/// A name's bit in [`AttributeSet::present`].
+fn name_bit(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let (first, last) = (bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0));
+    let mixed = bytes.len().wrapping_mul(31).wrapping_add(usize::from(first).wrapping_mul(7)).wrapping_add(usize::from(last));
+    1 << (mixed % 64)
 }
 
 /// Below this many attributes a linear scan beats hashing.
@@ -1074,14 +1085,17 @@ const LINEAR_LOOKUP_LIMIT: usize = 24;
 
 impl<'x> AttributeSet<'x> {
     fn with_capacity(capacity: usize) -> Self {
-        AttributeSet { entries: Vec::with_capacity(capacity), index: None }
+        AttributeSet { entries: Vec::with_capacity(capacity), index: None, present: 0 }
     }
 
     fn insert(&mut self, name: Cow<'x, str>, found: Found<'x>, priority: Priority) {
+        let bit = name_bit(&name);
         let existing = match &self.index {
+            _ if self.present & bit == 0 => None,
             Some(index) => index.get(&name).copied(),
             None => self.entries.iter().position(|(n, _, _)| crate::scan::same_name(n, &name)),
         };
+        self.present |= bit;
         if let Some(position) = existing {
             if let Some(entry) = self.entries.get_mut(position)
                 && priority >= entry.2
@@ -1186,6 +1200,39 @@ fn normalised_value(line: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_keep_one_value_per_name_as_a_plain_list_would() {
+        let priorities = [Priority::PassedThrough, Priority::Renamed, Priority::Declared];
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        // Few distinct names of like lengths and edges, many inserted twice or more: past the
+        // linear search's limit and below it.
+        for count in [5, 20, 24, 25, 60] {
+            let names: Vec<String> = (0..count).map(|n| format!("a{}{}", "x".repeat(n % 3), n)).collect();
+            let mut set = AttributeSet::with_capacity(4);
+            let mut model: Vec<(String, String, Priority)> = Vec::new();
+            for step in 0..count * 3 {
+                let name = &names[usize::try_from(next() % u64::try_from(count).unwrap_or(1)).unwrap_or(0)];
+                let priority = priorities[usize::try_from(next() % 3).unwrap_or(0)];
+                let value = step.to_string();
+                set.insert(Cow::Owned(name.clone()), Found::Built(value.clone()), priority);
+                match model.iter_mut().find(|(known, _, _)| known == name) {
+                    Some(entry) if priority >= entry.2 => (entry.1, entry.2) = (value, priority),
+                    Some(_) => {}
+                    None => model.push((name.clone(), value, priority)),
+                }
+            }
+            let kept: Vec<(String, String, Priority)> =
+                set.entries.iter().map(|(name, found, priority)| (name.to_string(), found.json().to_owned(), *priority)).collect();
+            assert_eq!(kept, model, "{count} names");
+        }
+    }
 
     #[test]
     fn offsets_are_written_as_decimal_numbers() {
