@@ -48,7 +48,8 @@ impl Found<'_> {
     pub(crate) fn kind(&self) -> JsonKind {
         match self {
             Found::Raw(raw) => raw.kind(),
-            Found::Built(text) => Raw::trusted(text).kind(),
+            // Its first byte says: no need to look for escapes, as a whole `Raw` would.
+            Found::Built(text) => crate::scan::kind_of(text),
         }
     }
 

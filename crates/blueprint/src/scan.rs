@@ -203,14 +203,7 @@ impl<'a> Raw<'a> {
     /// Its kind, from the first byte.
     #[inline]
     pub fn kind(&self) -> JsonKind {
-        match self.json.as_bytes().first() {
-            Some(b'"') => JsonKind::String,
-            Some(b'{') => JsonKind::Object,
-            Some(b'[') => JsonKind::Array,
-            Some(b't' | b'f') => JsonKind::Bool,
-            Some(b'n') | None => JsonKind::Null,
-            Some(_) => JsonKind::Number,
-        }
+        kind_of(self.json)
     }
 
     /// The string's text, borrowed when it has no escapes; `None` for other kinds.
@@ -1044,6 +1037,19 @@ fn skip_plain_string_bytes(bytes: &[u8], mut pos: usize) -> usize {
         pos += 1;
     }
     pos
+}
+
+/// The kind of the JSON value `json` (valid, without leading white space), from its first byte.
+#[inline]
+pub(crate) fn kind_of(json: &str) -> JsonKind {
+    match json.as_bytes().first() {
+        Some(b'"') => JsonKind::String,
+        Some(b'{') => JsonKind::Object,
+        Some(b'[') => JsonKind::Array,
+        Some(b't' | b'f') => JsonKind::Bool,
+        Some(b'n') | None => JsonKind::Null,
+        Some(_) => JsonKind::Number,
+    }
 }
 
 /// Whether two names are the same: compared in place, as names are short and a call to the
