@@ -595,21 +595,38 @@ impl<'a> Scanner<'a> {
             self.pos += 1;
             return Ok(());
         }
+        // Each step first tries the byte compact JSON has there, and skips white space only when
+        // that is not it.
         loop {
-            self.whitespace();
             if self.peek() != Some(b'"') {
-                return Err(self.error("expected a member name in double quotes"));
+                self.whitespace();
+                if self.peek() != Some(b'"') {
+                    return Err(self.error("expected a member name in double quotes"));
+                }
             }
             let key = self.string()?;
-            self.whitespace();
-            self.expect(b':', "expected `:`")?;
+            if self.peek() == Some(b':') {
+                self.pos += 1;
+            } else {
+                self.whitespace();
+                self.expect(b':', "expected `:`")?;
+            }
             self.whitespace();
             member(self, key)?;
-            self.whitespace();
-            match self.next_byte() {
-                Some(b',') => {}
-                Some(b'}') => return Ok(()),
-                _ => return Err(self.error("expected `,` or `}`")),
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => {
+                    self.whitespace();
+                    match self.next_byte() {
+                        Some(b',') => {}
+                        Some(b'}') => return Ok(()),
+                        _ => return Err(self.error("expected `,` or `}`")),
+                    }
+                }
             }
         }
     }
@@ -626,11 +643,20 @@ impl<'a> Scanner<'a> {
         loop {
             self.whitespace();
             item(self)?;
-            self.whitespace();
-            match self.next_byte() {
-                Some(b',') => {}
-                Some(b']') => return Ok(()),
-                _ => return Err(self.error("expected `,` or `]`")),
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => {
+                    self.whitespace();
+                    match self.next_byte() {
+                        Some(b',') => {}
+                        Some(b']') => return Ok(()),
+                        _ => return Err(self.error("expected `,` or `]`")),
+                    }
+                }
             }
         }
     }
