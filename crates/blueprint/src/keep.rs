@@ -605,9 +605,12 @@ mod tests {
             .collect()
     }
 
+    /// The attributes a flattening made (name and JSON text), and its warnings.
+    type Flattening = (Vec<(String, String)>, Vec<Warning>);
+
     /// Flattens `products` with the members its scan listed, and by walking its text, which never
     /// takes the quick path: the attributes and warnings of each.
-    fn both_ways(products: &str, taken: &[(Box<str>, Box<str>)]) -> [(Vec<(String, String)>, Vec<Warning>); 2] {
+    fn both_ways(products: &str, taken: &[(Box<str>, Box<str>)]) -> [Flattening; 2] {
         let text = format!(r#"{{"properties":{{"products":{products}}}}}"#);
         let scanned = top_level(&text, ["properties"]).expect("valid");
         let Member::Object(members) = &scanned.objects[0] else { panic!("properties") };
