@@ -643,6 +643,8 @@ impl<'a> Scanner<'a> {
         loop {
             self.whitespace();
             item(self)?;
+            // As in `members`, written out rather than shared: one helper for both measured 0.8%
+            // more instructions and 4% more time per event.
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
