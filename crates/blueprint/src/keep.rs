@@ -427,15 +427,15 @@ pub(crate) fn flattened<'n, 't>(
     taken: Option<&'n [(Box<str>, Box<str>)]>,
     warnings: &mut Vec<Warning>,
 ) -> Vec<(Cow<'n, str>, Found<'t>)> {
-    let mut leaves = Leaves {
-        leaves: Vec::with_capacity(taken.map_or(8, <[_]>::len)),
-        values: Vec::with_capacity(raw.item_members(scanned).map_or(16, <[_]>::len)),
-    };
     if let (Some(taken), Some(listed)) = (taken, raw.item_members(scanned))
         && let Some(kept) = taken_plainly(listed, taken)
     {
         return kept;
     }
+    let mut leaves = Leaves {
+        leaves: Vec::with_capacity(taken.map_or(8, <[_]>::len)),
+        values: Vec::with_capacity(raw.item_members(scanned).map_or(16, <[_]>::len)),
+    };
     let mut path = String::new();
     match (taken, raw.kind()) {
         (Some(taken), JsonKind::Array) => {
