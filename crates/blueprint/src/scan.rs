@@ -683,7 +683,6 @@ impl<'a> Scanner<'a> {
         let outer_spaced = std::mem::replace(&mut self.spaced, false);
         let mut items = None;
         match self.peek() {
-            Some(b'"') => return self.string().map(|raw| raw.shape).inspect(|_| self.spaced = outer_spaced),
             Some(b'{') => self.object(depth)?,
             Some(b'[') => items = Some(self.array(depth)?),
             Some(b't') => self.literal(b"true")?,
