@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,11 +15,12 @@ use crate::event::{CallType, Event, JsonKind, Raw, RawObject, write_str, zone_of
 use crate::path::{FieldPath, Step};
 use crate::phone::{PhoneNormaliser, PhoneRegion};
 use crate::found::{Found, built_string};
+use crate::attributes::{AttributeWriter, Priority};
 use crate::keep;
 pub use crate::warning::{Warning, WarningCode};
 use crate::memory::{TraitMemory, object_json, remembered_json};
 use crate::{Blueprint, CompiledEvent, CompiledSource, MAX_BODY_BYTES, Origin, RESERVED_PREFIX, Transform};
-use moengage::{MAX_ATTRIBUTES, RequestKind};
+use moengage::RequestKind;
 
 /// Why an event was not delivered. Each dropped event has exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -410,13 +411,13 @@ impl Mapper {
             write_str(out, &device_id);
         }
         out.extend_from_slice(b",\"attributes\":{");
-        let mut attributes = AttributeSet::with_capacity(device.attributes.len());
+        let mut attributes = AttributeWriter::new(out, device.attributes.len());
         for (name, source) in &device.attributes {
             if let Some(found) = state.resolve(source, warnings) {
                 state.insert_kept(&mut attributes, &[], Cow::Borrowed(&**name), found, Priority::Declared, warnings);
             }
         }
-        write_attributes(out, attributes, warnings);
+        attributes.finish(warnings);
         out.extend_from_slice(b"}}");
         within_body_limit(out)?;
         Ok(RequestKind::Device)
@@ -512,7 +513,7 @@ impl Mapper {
         out.extend_from_slice(b"{\"type\":\"customer\",\"customer_id\":");
         out.extend_from_slice(customer_id.as_bytes());
         out.extend_from_slice(b",\"attributes\":{");
-        let mut attributes = AttributeSet::with_capacity(event.traits.members.len() + customer.attributes.len());
+        let mut attributes = AttributeWriter::new(out, event.traits.members.len() + customer.attributes.len());
         if customer.pass_through {
             for (name, value) in &event.traits.members {
                 if customer.not_passed.binary_search_by(|passed| (**passed).cmp(name)).is_ok() {
@@ -532,7 +533,7 @@ impl Mapper {
                 state.insert_kept(&mut attributes, &[], name, found, Priority::Declared, warnings);
             }
         }
-        write_attributes(out, attributes, warnings);
+        attributes.finish(warnings);
         out.extend_from_slice(b"}}");
         within_body_limit(out)?;
         Ok("identify".to_owned())
@@ -934,18 +935,21 @@ impl<'x> EventState<'x> {
         members: &'x [(Box<str>, CompiledSource)],
         warnings: &mut Vec<Warning>,
     ) {
-        let mut attributes = AttributeSet::with_capacity(members.len());
+        let start = out.len();
+        out.extend_from_slice(b",\"attributes\":{");
+        let mut attributes = AttributeWriter::new(out, members.len());
         for (name, source) in members {
             if let Some(found) = self.resolve_identity(source, warnings) {
                 self.insert_kept(&mut attributes, &[], Cow::Borrowed(name), found, Priority::Declared, warnings);
             }
         }
-        if attributes.entries.is_empty() {
-            return;
+        let empty = attributes.is_empty();
+        attributes.finish(warnings);
+        if empty {
+            out.truncate(start);
+        } else {
+            out.push(b'}');
         }
-        out.extend_from_slice(b",\"attributes\":{");
-        write_attributes(out, attributes, warnings);
-        out.push(b'}');
     }
 
     fn write_action_attributes(
@@ -957,7 +961,7 @@ impl<'x> EventState<'x> {
         // An array of objects the blueprint takes fields from becomes one attribute per field.
         let taken: usize = mapping.object_arrays.iter().map(|(_, fields)| fields.len()).sum();
         let mut attributes =
-            AttributeSet::with_capacity(self.event.properties.members.len() + mapping.attributes.len() + taken);
+            AttributeWriter::new(out, self.event.properties.members.len() + mapping.attributes.len() + taken);
         for (key, value) in &self.event.properties.members {
             if mapping.exclude.iter().any(|excluded| crate::scan::same_name(excluded, key)) {
                 continue;
@@ -980,7 +984,7 @@ impl<'x> EventState<'x> {
                 self.insert_kept(&mut attributes, &mapping.object_arrays, name, found, Priority::Declared, warnings);
             }
         }
-        write_attributes(out, attributes, warnings);
+        attributes.finish(warnings);
     }
 
     /// Adds an attribute as MoEngage keeps it: flattened for a workspace without object data, its
@@ -988,7 +992,7 @@ impl<'x> EventState<'x> {
     /// fields the blueprint takes from arrays of objects, by attribute.
     fn insert_kept(
         &self,
-        attributes: &mut AttributeSet<'x>,
+        attributes: &mut AttributeWriter<'_>,
         object_arrays: &'x [(Box<str>, Vec<(Box<str>, Box<str>)>)],
         name: Cow<'x, str>,
         found: Found<'x>,
@@ -1004,6 +1008,21 @@ impl<'x> EventState<'x> {
                 }
                 keep::Shape::Nested => {
                     let taken = object_arrays.iter().find(|(array, _)| crate::scan::same_name(array, &name)).map(|(_, taken)| &taken[..]);
+                    if let (Found::Raw(raw), Some(taken)) = (&found, taken)
+                        && let Some(listed) = raw.item_members(self.event.item_members())
+                        && let Some(plain) = keep::PlainTaking::of(listed, taken)
+                    {
+                        for field in plain.fields() {
+                            let Some((_, sent)) = taken.get(field) else { continue };
+                            if sent.starts_with(RESERVED_PREFIX) {
+                                warnings.push(reserved_attribute(sent));
+                                continue;
+                            }
+                            let name = keep::kept_name(Cow::Borrowed(&**sent), "attribute", warnings);
+                            attributes.insert(&name, priority, |out| plain.write(field, listed, out));
+                        }
+                        return;
+                    }
                     let leaves: Vec<(Cow<'x, str>, Found<'x>)> = match &found {
                         Found::Raw(raw) => keep::flattened(&name, *raw, self.event.item_members(), taken, warnings),
                         Found::Built(text) => keep::flattened(&name, Raw::trusted(text), &[], taken, warnings)
@@ -1016,7 +1035,8 @@ impl<'x> EventState<'x> {
                             warnings.push(reserved_attribute(&leaf));
                             continue;
                         }
-                        attributes.insert(keep::kept_name(leaf, "attribute", warnings), value, priority);
+                        let leaf = keep::kept_name(leaf, "attribute", warnings);
+                        attributes.insert(&leaf, priority, |out| value.write(out));
                     }
                     return;
                 }
@@ -1024,7 +1044,7 @@ impl<'x> EventState<'x> {
         }
         let name = keep::kept_name(name, "attribute", warnings);
         if let Some(found) = keep::kept_value(&name, found, warnings) {
-            attributes.insert(name, found, priority);
+            attributes.insert(&name, priority, |out| found.write(out));
         }
     }
 }
@@ -1033,85 +1053,6 @@ fn reserved_attribute(name: &str) -> Warning {
     Warning {
         code: WarningCode::ReservedAttribute,
         message: format!("attribute `{name}` removed: the `moe_` prefix is reserved by MoEngage"),
-    }
-}
-
-/// Writes attributes as members of an object (without its braces), the first 100 MoEngage keeps.
-fn write_attributes(out: &mut Vec<u8>, mut attributes: AttributeSet<'_>, warnings: &mut Vec<Warning>) {
-    if attributes.entries.len() > MAX_ATTRIBUTES {
-        let left_out: Vec<&str> =
-            attributes.entries[MAX_ATTRIBUTES..].iter().map(|(name, _, _)| name.as_ref()).collect();
-        warnings.push(keep::too_many(&left_out));
-        attributes.entries.truncate(MAX_ATTRIBUTES);
-    }
-    for (index, (name, found, _)) in attributes.entries.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        write_str(out, name);
-        out.push(b':');
-        found.write(out);
-    }
-}
-
-/// Which source wins when two give an attribute of the same name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Priority {
-    PassedThrough,
-    Renamed,
-    Declared,
-}
-
-/// Attributes in first-seen order, one per name; for a repeated name the higher priority wins, and
-/// among equals the later (as JSON parsers treat duplicate keys).
-struct AttributeSet<'x> {
-    entries: Vec<(Cow<'x, str>, Found<'x>, Priority)>,
-    index: Option<HashMap<Cow<'x, str>, usize>>,
-    /// One bit per name present, from its length and edges (see [`name_bit`]): a name whose bit is
-    /// clear is new without a search, as most are.
-    present: u64,
-}
-
-/// A name's bit in [`AttributeSet::present`].
-fn name_bit(name: &str) -> u64 {
-    let bytes = name.as_bytes();
-    let (first, last) = (bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0));
-    let mixed = bytes.len().wrapping_mul(31).wrapping_add(usize::from(first).wrapping_mul(7)).wrapping_add(usize::from(last));
-    1 << (mixed % 64)
-}
-
-/// Below this many attributes a linear scan beats hashing.
-const LINEAR_LOOKUP_LIMIT: usize = 24;
-
-impl<'x> AttributeSet<'x> {
-    fn with_capacity(capacity: usize) -> Self {
-        AttributeSet { entries: Vec::with_capacity(capacity), index: None, present: 0 }
-    }
-
-    fn insert(&mut self, name: Cow<'x, str>, found: Found<'x>, priority: Priority) {
-        let bit = name_bit(&name);
-        let existing = match &self.index {
-            _ if self.present & bit == 0 => None,
-            Some(index) => index.get(&name).copied(),
-            None => self.entries.iter().position(|(n, _, _)| crate::scan::same_name(n, &name)),
-        };
-        self.present |= bit;
-        if let Some(position) = existing {
-            if let Some(entry) = self.entries.get_mut(position)
-                && priority >= entry.2
-            {
-                entry.1 = found;
-                entry.2 = priority;
-            }
-            return;
-        }
-        if let Some(index) = &mut self.index {
-            index.insert(name.clone(), self.entries.len());
-        }
-        self.entries.push((name, found, priority));
-        if self.index.is_none() && self.entries.len() > LINEAR_LOOKUP_LIMIT {
-            self.index = Some(self.entries.iter().enumerate().map(|(i, (n, _, _))| (n.clone(), i)).collect());
-        }
     }
 }
 
@@ -1200,39 +1141,6 @@ fn normalised_value(line: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn attributes_keep_one_value_per_name_as_a_plain_list_would() {
-        let priorities = [Priority::PassedThrough, Priority::Renamed, Priority::Declared];
-        let mut state = 0x853c_49e6_748f_ea9bu64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        // Few distinct names of like lengths and edges, many inserted twice or more: past the
-        // linear search's limit and below it.
-        for count in [5, 20, 24, 25, 60] {
-            let names: Vec<String> = (0..count).map(|n| format!("a{}{}", "x".repeat(n % 3), n)).collect();
-            let mut set = AttributeSet::with_capacity(4);
-            let mut model: Vec<(String, String, Priority)> = Vec::new();
-            for step in 0..count * 3 {
-                let name = &names[usize::try_from(next() % u64::try_from(count).unwrap_or(1)).unwrap_or(0)];
-                let priority = priorities[usize::try_from(next() % 3).unwrap_or(0)];
-                let value = step.to_string();
-                set.insert(Cow::Owned(name.clone()), Found::Built(value.clone()), priority);
-                match model.iter_mut().find(|(known, _, _)| known == name) {
-                    Some(entry) if priority >= entry.2 => (entry.1, entry.2) = (value, priority),
-                    Some(_) => {}
-                    None => model.push((name.clone(), value, priority)),
-                }
-            }
-            let kept: Vec<(String, String, Priority)> =
-                set.entries.iter().map(|(name, found, priority)| (name.to_string(), found.json().to_owned(), *priority)).collect();
-            assert_eq!(kept, model, "{count} names");
-        }
-    }
 
     #[test]
     fn offsets_are_written_as_decimal_numbers() {

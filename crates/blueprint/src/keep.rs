@@ -427,11 +427,6 @@ pub(crate) fn flattened<'n, 't>(
     taken: Option<&'n [(Box<str>, Box<str>)]>,
     warnings: &mut Vec<Warning>,
 ) -> Vec<(Cow<'n, str>, Found<'t>)> {
-    if let (Some(taken), Some(listed)) = (taken, raw.item_members(scanned))
-        && let Some(kept) = taken_plainly(listed, taken)
-    {
-        return kept;
-    }
     let mut leaves = Leaves {
         leaves: Vec::with_capacity(taken.map_or(8, <[_]>::len)),
         values: Vec::with_capacity(raw.item_members(scanned).map_or(16, <[_]>::len)),
@@ -485,98 +480,119 @@ pub(crate) fn flattened<'n, 't>(
     kept
 }
 
-/// The most fields [`taken_plainly`] takes, and the most members it reads.
+/// The most fields [`PlainTaking`] takes, and the most members it reads.
 const PLAIN_FIELDS: usize = 16;
 const PLAIN_MEMBERS: usize = 64;
+/// No member, in [`PlainTaking`]'s chains.
+const NO_MEMBER: u8 = u8::MAX;
 
 /// [`flattened`] for fields taken from an array of objects in the common case — each a scalar of
-/// one kind, at most once per item, at most 50 of them, no string that MoEngage could cut — as each
-/// field's array written straight from the listed members; `None` when anything else is met, for
-/// the general path to decide, warnings included.
-// The general path gathers every value into linked leaves and reads each leaf twice; nearly every
-// order's products need none of what that allows.
-fn taken_plainly<'n, 't>(listed: &[ItemMember<'t>], taken: &'n [(Box<str>, Box<str>)]) -> Option<Vec<(Cow<'n, str>, Found<'t>)>> {
-    if taken.len() > PLAIN_FIELDS || listed.len() > PLAIN_MEMBERS {
-        return None;
-    }
-    // Each field's members as a chain: where its first is, and after each, where its next is.
-    let (mut first, mut tail, mut next) = ([usize::MAX; PLAIN_FIELDS], [usize::MAX; PLAIN_FIELDS], [usize::MAX; PLAIN_MEMBERS]);
-    let (mut length, mut count, mut kinds) = ([0usize; PLAIN_FIELDS], [0usize; PLAIN_FIELDS], [0u8; PLAIN_FIELDS]);
-    let mut last_item = [u32::MAX; PLAIN_FIELDS];
-    let (mut order, mut seen) = ([0usize; PLAIN_FIELDS], 0);
-    // Items mostly list their members in one order: the name at each position in the item before,
-    // and its field (`usize::MAX` for none), so that most names are compared once.
-    let mut at_position: [(Option<&str>, usize); 32] = [(None, usize::MAX); 32];
-    let (mut item, mut position) = (u32::MAX, 0);
-    for (at, member) in listed.iter().enumerate() {
-        (item, position) = if member.item == item { (item, position + 1) } else { (member.item, 0) };
-        let field = match at_position.get_mut(position) {
-            Some((Some(name), field)) if crate::scan::same_name(name, &member.name) => *field,
-            slot => {
-                let field = taken.iter().position(|(field, _)| crate::scan::same_name(field, &member.name)).unwrap_or(usize::MAX);
-                if let Some(slot) = slot {
-                    *slot = (Some(&member.name), field);
+/// one kind, at most once per item, at most 50 of them, no string that MoEngage could cut — as
+/// each field's chain through the listed members, for its array to be written straight into the
+/// body.
+// The general path gathers every value into linked leaves and reads each leaf twice, and builds
+// each array as a text of its own; nearly every order's products need none of what that allows.
+pub(crate) struct PlainTaking {
+    /// Each field's first member, and after each member, the next of its field.
+    first: [u8; PLAIN_FIELDS],
+    next: [u8; PLAIN_MEMBERS],
+    /// The fields found, in the order they were first found.
+    order: [u8; PLAIN_FIELDS],
+    found: usize,
+}
+
+impl PlainTaking {
+    /// The chains of `taken`'s fields through `listed` (an array's members, as the scan listed
+    /// them); `None` when anything else is met, for the general path to decide, warnings included.
+    pub(crate) fn of(listed: &[ItemMember<'_>], taken: &[(Box<str>, Box<str>)]) -> Option<PlainTaking> {
+        if taken.len() > PLAIN_FIELDS || listed.len() > PLAIN_MEMBERS {
+            return None;
+        }
+        let mut plan = PlainTaking { first: [NO_MEMBER; PLAIN_FIELDS], next: [NO_MEMBER; PLAIN_MEMBERS], order: [0; PLAIN_FIELDS], found: 0 };
+        let mut tail = [NO_MEMBER; PLAIN_FIELDS];
+        let (mut count, mut kinds) = ([0usize; PLAIN_FIELDS], [0u8; PLAIN_FIELDS]);
+        let mut last_item = [u32::MAX; PLAIN_FIELDS];
+        // Items mostly list their members in one order: the name at each position in the item
+        // before, and its field (`usize::MAX` for none), so that most names are compared once.
+        let mut at_position: [(Option<&str>, usize); 32] = [(None, usize::MAX); 32];
+        let (mut item, mut position) = (u32::MAX, 0);
+        for (at, member) in listed.iter().enumerate() {
+            (item, position) = if member.item == item { (item, position + 1) } else { (member.item, 0) };
+            let field = match at_position.get_mut(position) {
+                Some((Some(name), field)) if crate::scan::same_name(name, &member.name) => *field,
+                slot => {
+                    let field = taken.iter().position(|(field, _)| crate::scan::same_name(field, &member.name)).unwrap_or(usize::MAX);
+                    if let Some(slot) = slot {
+                        *slot = (Some(&member.name), field);
+                    }
+                    field
                 }
-                field
+            };
+            if field == usize::MAX {
+                continue;
             }
-        };
-        if field == usize::MAX {
-            continue;
-        }
-        let (value, kind) = (member.value.get(), member.value.kind());
-        match kind {
-            JsonKind::Null => continue,
-            JsonKind::Object | JsonKind::Array => return None,
-            JsonKind::String if value.len() > SURELY_KEPT_STRING_JSON => return None,
-            _ => {}
-        }
-        let (Some(last), Some(counted)) = (last_item.get_mut(field), count.get_mut(field)) else { return None };
-        // The same field twice in one item: the later value replaces the earlier.
-        if *last == member.item {
-            return None;
-        }
-        if *counted == 0 {
-            *order.get_mut(seen)? = field;
-            seen += 1;
-        }
-        *last = member.item;
-        *counted += 1;
-        *length.get_mut(field)? += value.len() + 1;
-        *kinds.get_mut(field)? |= kind.bit();
-        match tail.get(field).copied() {
-            Some(usize::MAX) => *first.get_mut(field)? = at,
-            Some(before) => *next.get_mut(before)? = at,
-            None => return None,
-        }
-        *tail.get_mut(field)? = at;
-    }
-    let order = order.get(..seen)?;
-    for (at, &field) in order.iter().enumerate() {
-        if kinds.get(field)?.count_ones() > 1 || *count.get(field)? > MAX_ARRAY_ITEMS {
-            return None;
-        }
-        // Two fields sent under one name share one attribute.
-        let sent = &taken.get(field)?.1;
-        if order.get(..at)?.iter().any(|&earlier| taken.get(earlier).is_some_and(|(_, other)| crate::scan::same_name(other, sent))) {
-            return None;
-        }
-    }
-    let mut kept = Vec::with_capacity(order.len());
-    for &field in order {
-        let mut array = String::with_capacity(length.get(field)? + 1);
-        array.push('[');
-        let mut at = *first.get(field)?;
-        while let Some(member) = listed.get(at) {
-            if array.len() > 1 {
-                array.push(',');
+            let kind = member.value.kind();
+            match kind {
+                JsonKind::Null => continue,
+                JsonKind::Object | JsonKind::Array => return None,
+                JsonKind::String if member.value.get().len() > SURELY_KEPT_STRING_JSON => return None,
+                _ => {}
             }
-            array.push_str(member.value.get());
-            at = *next.get(at)?;
+            let (Some(last), Some(counted)) = (last_item.get_mut(field), count.get_mut(field)) else { return None };
+            // The same field twice in one item: the later value replaces the earlier.
+            if *last == member.item {
+                return None;
+            }
+            let (Ok(at), Ok(field_byte)) = (u8::try_from(at), u8::try_from(field)) else { return None };
+            if *counted == 0 {
+                *plan.order.get_mut(plan.found)? = field_byte;
+                plan.found += 1;
+            }
+            *last = member.item;
+            *counted += 1;
+            *kinds.get_mut(field)? |= kind.bit();
+            match tail.get(field).copied() {
+                Some(NO_MEMBER) => *plan.first.get_mut(field)? = at,
+                Some(before) => *plan.next.get_mut(usize::from(before))? = at,
+                None => return None,
+            }
+            *tail.get_mut(field)? = at;
         }
-        array.push(']');
-        kept.push((Cow::Borrowed(&*taken.get(field)?.1), Found::Built(array)));
+        let order = plan.order.get(..plan.found)?;
+        for (at, &field) in order.iter().enumerate() {
+            let field = usize::from(field);
+            if kinds.get(field)?.count_ones() > 1 || *count.get(field)? > MAX_ARRAY_ITEMS {
+                return None;
+            }
+            // Two fields sent under one name share one attribute.
+            let sent = &taken.get(field)?.1;
+            if order.get(..at)?.iter().any(|&earlier| taken.get(usize::from(earlier)).is_some_and(|(_, other)| crate::scan::same_name(other, sent))) {
+                return None;
+            }
+        }
+        Some(plan)
     }
-    Some(kept)
+
+    /// The fields found, as indices into the `taken` the plan was made with, in the order they
+    /// were first found: one attribute each.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = usize> + '_ {
+        self.order.iter().take(self.found).map(|&field| usize::from(field))
+    }
+
+    /// Appends field `field`'s array: its values in the order of the items, as written.
+    pub(crate) fn write(&self, field: usize, listed: &[ItemMember<'_>], out: &mut Vec<u8>) {
+        out.push(b'[');
+        let mut at = self.first.get(field).copied().unwrap_or(NO_MEMBER);
+        let mut separator = false;
+        while let Some(member) = listed.get(usize::from(at)) {
+            if std::mem::replace(&mut separator, true) {
+                out.push(b',');
+            }
+            out.extend_from_slice(member.value.get().as_bytes());
+            at = self.next.get(usize::from(at)).copied().unwrap_or(NO_MEMBER);
+        }
+        out.push(b']');
+    }
 }
 
 /// The warning for attributes past MoEngage's 100, which are left out.
@@ -608,18 +624,37 @@ mod tests {
     /// The attributes a flattening made (name and JSON text), and its warnings.
     type Flattening = (Vec<(String, String)>, Vec<Warning>);
 
-    /// Flattens `products` with the members its scan listed, and by walking its text, which never
-    /// takes the quick path: the attributes and warnings of each.
-    fn both_ways(products: &str, taken: &[(Box<str>, Box<str>)]) -> [Flattening; 2] {
+    fn names_and_texts(kept: Vec<(Cow<'_, str>, Found<'_>)>) -> Vec<(String, String)> {
+        kept.into_iter().map(|(name, found)| (name.into_owned(), found.json().to_owned())).collect()
+    }
+
+    /// Flattens `products` as the interpreter does (the quick path when it takes them, else the
+    /// general one with the members its scan listed), and by walking its text: the attributes and
+    /// warnings of each, and whether the quick path took them.
+    fn both_ways(products: &str, taken: &[(Box<str>, Box<str>)]) -> ([Flattening; 2], bool) {
         let text = format!(r#"{{"properties":{{"products":{products}}}}}"#);
         let scanned = top_level(&text, ["properties"]).expect("valid");
         let Member::Object(members) = &scanned.objects[0] else { panic!("properties") };
         let raw = members[0].1;
-        [&scanned.item_members[..], &[]].map(|listed| {
-            let mut warnings = Vec::new();
-            let kept = flattened("products", raw, listed, Some(taken), &mut warnings);
-            (kept.into_iter().map(|(name, found)| (name.into_owned(), found.json().to_owned())).collect(), warnings)
-        })
+        let plain = raw.item_members(&scanned.item_members).and_then(|listed| Some((PlainTaking::of(listed, taken)?, listed)));
+        let quick = match &plain {
+            Some((plain, listed)) => {
+                let fields = plain.fields().map(|field| {
+                    let mut array = Vec::new();
+                    plain.write(field, listed, &mut array);
+                    (taken[field].1.to_string(), String::from_utf8(array).expect("text"))
+                });
+                (fields.collect(), Vec::new())
+            }
+            None => {
+                let mut warnings = Vec::new();
+                let kept = flattened("products", raw, &scanned.item_members, Some(taken), &mut warnings);
+                (names_and_texts(kept), warnings)
+            }
+        };
+        let mut warnings = Vec::new();
+        let walked = flattened("products", raw, &[], Some(taken), &mut warnings);
+        ([quick, (names_and_texts(walked), warnings)], plain.is_some())
     }
 
     #[test]
@@ -643,18 +678,22 @@ mod tests {
             r#"[{},{"x":1}]"#.to_owned(),
             "[]".to_owned(),
         ];
+        let mut taken_quickly = 0;
         for case in &cases {
-            let [quick, walked] = both_ways(case, &taken());
+            let ([quick, walked], quickly) = both_ways(case, &taken());
             assert_eq!(quick, walked, "{case}");
+            taken_quickly += usize::from(quickly);
         }
         // Without the field sent twice under one name, the quick path takes the common cases.
         let distinct: Vec<_> = taken().into_iter().take(3).collect();
         for case in &cases {
-            let [quick, walked] = both_ways(case, &distinct);
+            let ([quick, walked], quickly) = both_ways(case, &distinct);
             assert_eq!(quick, walked, "{case}");
+            taken_quickly += usize::from(quickly);
         }
-        let [(kept, warnings), _] = both_ways(&cases[0], &distinct);
-        assert!(warnings.is_empty());
+        assert!(taken_quickly >= 8, "the quick path took {taken_quickly} cases");
+        let ([(kept, warnings), _], quickly) = both_ways(&cases[0], &distinct);
+        assert!(quickly && warnings.is_empty());
         assert_eq!(
             kept,
             [

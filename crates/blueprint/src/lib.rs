@@ -4,6 +4,7 @@
 //!
 //! Pure: no I/O but reading blueprint files.
 
+mod attributes;
 pub mod compile;
 pub mod event;
 mod found;
