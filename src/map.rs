@@ -1,7 +1,7 @@
 //! `signal map`: preview what a blueprint sends, one output line per input line.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -103,7 +103,6 @@ pub fn run(args: &MapArgs) -> ExitCode {
         },
         None => Box::new(io::stdin().lock()),
     };
-    let input = BufReader::with_capacity(1 << 16, input);
     match map_stream(&mapper, input, io::stdout().lock(), args.received_at) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -114,36 +113,80 @@ pub fn run(args: &MapArgs) -> ExitCode {
     }
 }
 
+/// How much input is read at a time: many events, so that each is mapped where it was read.
+const READ_SIZE: usize = 1 << 20;
+
 fn map_stream(
     mapper: &Mapper,
-    mut input: impl BufRead,
+    mut input: impl Read,
     output: impl Write,
     received_at: Option<jiff::Timestamp>,
 ) -> io::Result<()> {
     let mut output = BufWriter::with_capacity(1 << 16, output);
-    let mut line = Vec::new();
-    let mut body = Vec::new();
-    let mut warnings = Vec::new();
-    let mut asks = blueprint::Asks::default();
-    let mut number = 0usize;
+    let mut mapping = LineMapper { mapper, body: Vec::new(), warnings: Vec::new(), asks: blueprint::Asks::default(), number: 0 };
+    // Lines are mapped in place; only a line cut by the end of a read is moved, to the front.
+    let mut buffer = vec![0; READ_SIZE];
+    let mut filled = 0;
     loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
+        if filled == buffer.len() {
+            // One line longer than all that was read: room for more of it.
+            buffer.resize(buffer.len() * 2, 0);
+        }
+        let read = match input.read(&mut buffer[filled..]) {
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if read == 0 {
+            if filled > 0 {
+                mapping.line(&buffer[..filled], received_at.unwrap_or_else(jiff::Timestamp::now), &mut output)?;
+            }
             break;
         }
-        number += 1;
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
-            line.pop();
+        let (scanned, end) = (filled, filled + read);
+        // Events read together were received together: one clock reading for them all.
+        let now = received_at.unwrap_or_else(jiff::Timestamp::now);
+        let mut start = 0;
+        // Only the new bytes can hold a newline: those before were searched on the last read.
+        let mut from = scanned;
+        while let Some(newline) = buffer.get(from..end).and_then(|rest| memchr::memchr(b'\n', rest)) {
+            let line_end = from + newline;
+            mapping.line(&buffer[start..line_end], now, &mut output)?;
+            start = line_end + 1;
+            from = start;
         }
-        let outcome = match std::str::from_utf8(&line) {
+        buffer.copy_within(start..end, 0);
+        filled = end - start;
+    }
+    output.flush()
+}
+
+/// Maps lines one by one, numbering them for warnings.
+struct LineMapper<'m> {
+    mapper: &'m Mapper,
+    body: Vec<u8>,
+    warnings: Vec<blueprint::Warning>,
+    asks: blueprint::Asks,
+    number: usize,
+}
+
+impl LineMapper<'_> {
+    /// Maps one input line (without its newline) and writes its output line.
+    fn line(&mut self, mut line: &[u8], received_at: jiff::Timestamp, output: &mut impl Write) -> io::Result<()> {
+        self.number += 1;
+        let number = self.number;
+        while let Some((b'\r', rest)) = line.split_last() {
+            line = rest;
+        }
+        let (mapper, body, warnings, asks) = (self.mapper, &mut self.body, &mut self.warnings, &mut self.asks);
+        let outcome = match std::str::from_utf8(line) {
             Ok(text) if text.trim().is_empty() => Err(Drop {
                 code: DropCode::InvalidEvent,
                 reason: "the line is empty; each line must be one JSON object".into(),
             }),
             Ok(text) => {
                 warnings.clear();
-                let received_at = received_at.unwrap_or_else(jiff::Timestamp::now);
-                mapper.map_asking(text, received_at, &mut body, &mut warnings, Some(&mut asks))
+                mapper.map_asking(text, received_at, body, warnings, Some(asks))
             }
             Err(error) => Err(Drop {
                 code: DropCode::InvalidEvent,
@@ -152,16 +195,16 @@ fn map_stream(
         };
         match outcome {
             Ok(_) => {
-                output.write_all(&body)?;
-                for warning in &warnings {
+                output.write_all(body)?;
+                for warning in warnings.iter() {
                     eprintln!("line {number}: {warning}");
                 }
                 // A device registration is a request of its own, sent once the call is delivered.
                 if asks.registers_device
-                    && let Ok(text) = std::str::from_utf8(&line)
+                    && let Ok(text) = std::str::from_utf8(line)
                 {
                     let mut registration = Vec::new();
-                    match mapper.map_device_into(text, &mut registration, &mut warnings) {
+                    match mapper.map_device_into(text, &mut registration, warnings) {
                         Ok(_) => eprintln!("line {number}: also registers its device: {}", String::from_utf8_lossy(&registration)),
                         Err(drop) => eprintln!("line {number}: its device is not registered: {}", drop.reason),
                     }
@@ -169,7 +212,6 @@ fn map_stream(
             }
             Err(drop) => output.write_all(drop.to_json().as_bytes())?,
         }
-        output.write_all(b"\n")?;
+        output.write_all(b"\n")
     }
-    output.flush()
 }

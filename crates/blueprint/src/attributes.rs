@@ -51,10 +51,7 @@ pub(crate) struct AttributeWriter<'o> {
 
 /// A name's bit in [`AttributeWriter::present`].
 fn name_bit(name: &str) -> u64 {
-    let bytes = name.as_bytes();
-    let (first, last) = (bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0));
-    let mixed = bytes.len().wrapping_mul(31).wrapping_add(usize::from(first).wrapping_mul(7)).wrapping_add(usize::from(last));
-    1 << (mixed % 64)
+    1 << crate::scan::name_slot(name)
 }
 
 fn hash_of(written_name: &[u8]) -> u64 {

@@ -485,6 +485,9 @@ const PLAIN_FIELDS: usize = 16;
 const PLAIN_MEMBERS: usize = 64;
 /// No member, in [`PlainTaking`]'s chains.
 const NO_MEMBER: u8 = u8::MAX;
+/// A name slot of no taken field, and one of two or more.
+const NO_FIELD: u8 = u8::MAX;
+const SHARED_SLOT: u8 = u8::MAX - 1;
 
 /// [`flattened`] for fields taken from an array of objects in the common case — each a scalar of
 /// one kind, at most once per item, at most 50 of them, no string that MoEngage could cut — as
@@ -512,25 +515,23 @@ impl PlainTaking {
         let mut tail = [NO_MEMBER; PLAIN_FIELDS];
         let (mut count, mut kinds) = ([0usize; PLAIN_FIELDS], [0u8; PLAIN_FIELDS]);
         let mut last_item = [u32::MAX; PLAIN_FIELDS];
-        // Items mostly list their members in one order: the name at each position in the item
-        // before, and its field (`usize::MAX` for none), so that most names are compared once.
-        let mut at_position: [(Option<&str>, usize); 32] = [(None, usize::MAX); 32];
-        let (mut item, mut position) = (u32::MAX, 0);
+        // The field of each name slot: a member's name is compared with one field's at most.
+        let mut by_slot = [NO_FIELD; 64];
+        for (field, (name, _)) in taken.iter().enumerate() {
+            if let Some(slot) = by_slot.get_mut(crate::scan::name_slot(name)) {
+                *slot = if *slot == NO_FIELD { u8::try_from(field).ok()? } else { SHARED_SLOT };
+            }
+        }
         for (at, member) in listed.iter().enumerate() {
-            (item, position) = if member.item == item { (item, position + 1) } else { (member.item, 0) };
-            let field = match at_position.get_mut(position) {
-                Some((Some(name), field)) if crate::scan::same_name(name, &member.name) => *field,
-                slot => {
-                    let field = taken.iter().position(|(field, _)| crate::scan::same_name(field, &member.name)).unwrap_or(usize::MAX);
-                    if let Some(slot) = slot {
-                        *slot = (Some(&member.name), field);
-                    }
-                    field
+            let field = match by_slot.get(crate::scan::name_slot(&member.name)).copied() {
+                None | Some(NO_FIELD) => continue,
+                Some(SHARED_SLOT) => taken.iter().position(|(field, _)| crate::scan::same_name(field, &member.name)),
+                Some(field) => {
+                    let field = usize::from(field);
+                    taken.get(field).is_some_and(|(name, _)| crate::scan::same_name(name, &member.name)).then_some(field)
                 }
             };
-            if field == usize::MAX {
-                continue;
-            }
+            let Some(field) = field else { continue };
             let kind = member.value.kind();
             match kind {
                 JsonKind::Null => continue,

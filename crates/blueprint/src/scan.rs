@@ -1079,6 +1079,14 @@ pub(crate) fn kind_of(json: &str) -> JsonKind {
     }
 }
 
+/// One of 64 slots for a name, from its length and its first and last bytes: names in different
+/// slots differ, so a set of names can pass most others over without comparing them.
+pub(crate) fn name_slot(name: &str) -> usize {
+    let bytes = name.as_bytes();
+    let (first, last) = (bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0));
+    bytes.len().wrapping_mul(31).wrapping_add(usize::from(first).wrapping_mul(7)).wrapping_add(usize::from(last)) % 64
+}
+
 /// Whether two names are the same: compared in place, as names are short and a call to the
 /// library's `memcmp` costs more than the comparison.
 #[inline]
@@ -1235,6 +1243,28 @@ mod tests {
                             serde_json::from_str(&text[5..text.len() - 7]).expect("string");
                         assert_eq!(parsed.members[0].1.as_str().as_deref(), Some(expected.as_str()));
                         assert_eq!(parsed.members[1].1.get(), "1");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_bytes_are_skipped_exactly_from_every_start_to_every_end() {
+        let naive = |bytes: &[u8], start: usize| {
+            (start..bytes.len()).find(|&at| STRING_SPECIAL[usize::from(bytes[at])]).unwrap_or(bytes.len())
+        };
+        // Every length, for each width of scan and the bytes after it, and a special byte before
+        // the start, which must not be seen.
+        for special in [b'"', b'\\', 0x1f, 0x00, b'\n'] {
+            for len in 0..40 {
+                for start in 0..=len {
+                    for at in (0..len).map(Some).chain([None]) {
+                        let mut bytes: Vec<u8> = (0..len).map(|i| [b'a', 0x7f, 0xc3, b'#', b' '][i % 5]).collect();
+                        if let Some(at) = at {
+                            bytes[at] = special;
+                        }
+                        assert_eq!(skip_plain_string_bytes(&bytes, start), naive(&bytes, start), "{bytes:?} from {start}");
                     }
                 }
             }
