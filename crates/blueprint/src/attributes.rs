@@ -122,7 +122,7 @@ impl<'o> AttributeWriter<'o> {
         let out = &*self.out;
         let written = out.get(name_at..name_end)?;
         // Written names are equal exactly when the names are: escaping is one-to-one.
-        let same = |entry: &Entry| out.get(entry.name..entry.value - 1) == Some(written);
+        let same = |entry: &Entry| out.get(entry.name..entry.value - 1).is_some_and(|name| crate::scan::same_bytes(name, written));
         if let Some(index) = &self.index
             && let Some(&position) = index.get(&hash_of(written))
             && self.entries.get(position).is_some_and(same)

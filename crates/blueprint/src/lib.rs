@@ -99,7 +99,8 @@ impl Blueprint {
 
     /// Whether calls named `name` (`identify`, `Application Opened`) register their device.
     pub fn registers_device_on(&self, name: &str) -> bool {
-        self.device.as_ref().is_some_and(|device| device.on.binary_search_by(|on| (**on).cmp(name)).is_ok())
+        // Asked of every call, and the list is short: compared in place, not through `memcmp`.
+        self.device.as_ref().is_some_and(|device| device.on.iter().any(|on| crate::scan::same_name(on, name)))
     }
 
     /// Whether it maps every event it does not name (`"*"`).

@@ -1091,7 +1091,12 @@ pub(crate) fn name_slot(name: &str) -> usize {
 /// library's `memcmp` costs more than the comparison.
 #[inline]
 pub(crate) fn same_name(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`same_name`] for names as bytes (as written into a body).
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
