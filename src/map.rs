@@ -1,7 +1,9 @@
 //! `signal map`: preview what a blueprint sends, one output line per input line.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -93,7 +95,7 @@ pub fn run(args: &MapArgs) -> ExitCode {
         Err(code) => return code,
     };
 
-    let input: Box<dyn Read> = match &args.events {
+    let input: Box<dyn io::Read + Send> = match &args.events {
         Some(path) => match File::open(path) {
             Ok(file) => Box::new(file),
             Err(error) => {
@@ -101,7 +103,7 @@ pub fn run(args: &MapArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        None => Box::new(io::stdin().lock()),
+        None => Box::new(io::stdin()),
     };
     match map_stream(&mapper, input, io::stdout().lock(), args.received_at) {
         Ok(()) => ExitCode::SUCCESS,
@@ -115,48 +117,77 @@ pub fn run(args: &MapArgs) -> ExitCode {
 
 /// How much input is read at a time: many events, so that each is mapped where it was read.
 const READ_SIZE: usize = 1 << 20;
+/// How many reads may wait to be mapped.
+const READS_AHEAD: usize = 2;
+
+/// A read of the input: a buffer and how many of its bytes were read.
+type Chunk = io::Result<(Vec<u8>, usize)>;
+
+/// Reads `input` on a thread of its own, so that the copying of the input from the system overlaps
+/// the mapping; buffers come back through `spent` to be read into again.
+// Not joined: a mapping that stops early (a closed output) must not wait for input that may never
+// come (a pipe that stays open); the thread ends with the process.
+fn read_ahead(mut input: Box<dyn io::Read + Send>) -> (Receiver<Chunk>, Sender<Vec<u8>>) {
+    let (reads, read) = mpsc::sync_channel::<Chunk>(READS_AHEAD);
+    let (spent, buffers) = mpsc::channel::<Vec<u8>>();
+    thread::spawn(move || {
+        loop {
+            // A buffer keeps its length when it comes back: it is zeroed once, when made.
+            let mut buffer = buffers.try_recv().unwrap_or_else(|_| vec![0; READ_SIZE]);
+            let outcome = loop {
+                match input.read(&mut buffer) {
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                    outcome => break outcome,
+                }
+            };
+            let last = !matches!(outcome, Ok(read) if read > 0);
+            if reads.send(outcome.map(|read| (buffer, read))).is_err() || last {
+                return;
+            }
+        }
+    });
+    (read, spent)
+}
 
 fn map_stream(
     mapper: &Mapper,
-    mut input: impl Read,
+    input: Box<dyn io::Read + Send>,
     output: impl Write,
     received_at: Option<jiff::Timestamp>,
 ) -> io::Result<()> {
     let mut output = BufWriter::with_capacity(1 << 16, output);
     let mut mapping = LineMapper { mapper, body: Vec::new(), warnings: Vec::new(), asks: blueprint::Asks::default(), number: 0 };
-    // Lines are mapped in place; only a line cut by the end of a read is moved, to the front.
-    let mut buffer = vec![0; READ_SIZE];
-    let mut filled = 0;
+    let (reads, spent) = read_ahead(input);
+    // Lines are mapped where they were read; only a line cut by the end of a read is copied.
+    let mut cut = Vec::new();
     loop {
-        if filled == buffer.len() {
-            // One line longer than all that was read: room for more of it.
-            buffer.resize(buffer.len() * 2, 0);
-        }
-        let read = match input.read(&mut buffer[filled..]) {
-            Ok(read) => read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        };
+        let Ok(read) = reads.recv() else { break };
+        let (buffer, read) = read?;
         if read == 0 {
-            if filled > 0 {
-                mapping.line(&buffer[..filled], received_at.unwrap_or_else(jiff::Timestamp::now), &mut output)?;
-            }
             break;
         }
-        let (scanned, end) = (filled, filled + read);
         // Events read together were received together: one clock reading for them all.
         let now = received_at.unwrap_or_else(jiff::Timestamp::now);
+        let bytes = buffer.get(..read).unwrap_or_default();
         let mut start = 0;
-        // Only the new bytes can hold a newline: those before were searched on the last read.
-        let mut from = scanned;
-        while let Some(newline) = buffer.get(from..end).and_then(|rest| memchr::memchr(b'\n', rest)) {
-            let line_end = from + newline;
-            mapping.line(&buffer[start..line_end], now, &mut output)?;
+        while let Some(newline) = bytes.get(start..).and_then(|rest| memchr::memchr(b'\n', rest)) {
+            let line_end = start + newline;
+            let line = bytes.get(start..line_end).unwrap_or_default();
+            if cut.is_empty() {
+                mapping.line(line, now, &mut output)?;
+            } else {
+                cut.extend_from_slice(line);
+                mapping.line(&cut, now, &mut output)?;
+                cut.clear();
+            }
             start = line_end + 1;
-            from = start;
         }
-        buffer.copy_within(start..end, 0);
-        filled = end - start;
+        cut.extend_from_slice(bytes.get(start..).unwrap_or_default());
+        // The reader may have ended: then the buffer is simply dropped.
+        let _ = spent.send(buffer);
+    }
+    if !cut.is_empty() {
+        mapping.line(&cut, received_at.unwrap_or_else(jiff::Timestamp::now), &mut output)?;
     }
     output.flush()
 }
