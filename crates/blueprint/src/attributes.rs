@@ -4,7 +4,7 @@
 //! A name seen again is rare; only then is the body edited in place. Everything else is written
 //! once, where it ends up, with no list of values built first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 
 use moengage::MAX_ATTRIBUTES;
@@ -31,7 +31,7 @@ struct Entry {
     priority: Priority,
 }
 
-/// Below this many attributes a linear search beats hashing.
+/// Up to this many attributes a name is looked for by a linear search; past it, by its hash.
 const LINEAR_LOOKUP_LIMIT: usize = 24;
 
 /// The members of one attributes object, written into `out` after whatever it holds (the caller
@@ -47,6 +47,8 @@ pub(crate) struct AttributeWriter<'o> {
     index: Option<HashMap<u64, usize>>,
     /// Names past MoEngage's 100, in the order they were first seen: left out, and warned about.
     left_out: Vec<String>,
+    /// The same names, to know a repeat of one at once however many there are.
+    left_out_names: HashSet<String>,
 }
 
 /// A name's bit in [`AttributeWriter::present`].
@@ -63,7 +65,14 @@ fn hash_of(written_name: &[u8]) -> u64 {
 impl<'o> AttributeWriter<'o> {
     /// A writer for about `capacity` attributes.
     pub(crate) fn new(out: &'o mut Vec<u8>, capacity: usize) -> Self {
-        AttributeWriter { out, entries: Vec::with_capacity(capacity), present: 0, index: None, left_out: Vec::new() }
+        AttributeWriter {
+            out,
+            entries: Vec::with_capacity(capacity),
+            present: 0,
+            index: None,
+            left_out: Vec::new(),
+            left_out_names: HashSet::new(),
+        }
     }
 
     /// Whether no attribute has been written.
@@ -87,7 +96,7 @@ impl<'o> AttributeWriter<'o> {
                 self.replace(position, mark, priority, value);
                 return;
             }
-            if self.left_out.iter().any(|left| left == name) {
+            if self.left_out_names.contains(name) {
                 self.out.truncate(mark);
                 return;
             }
@@ -95,6 +104,7 @@ impl<'o> AttributeWriter<'o> {
         self.present |= bit;
         if self.entries.len() >= MAX_ATTRIBUTES {
             self.left_out.push(name.to_owned());
+            self.left_out_names.insert(name.to_owned());
             self.out.truncate(mark);
             return;
         }
@@ -123,13 +133,14 @@ impl<'o> AttributeWriter<'o> {
         let written = out.get(name_at..name_end)?;
         // Written names are equal exactly when the names are: escaping is one-to-one.
         let same = |entry: &Entry| out.get(entry.name..entry.value - 1).is_some_and(|name| crate::scan::same_bytes(name, written));
-        if let Some(index) = &self.index
-            && let Some(&position) = index.get(&hash_of(written))
-            && self.entries.get(position).is_some_and(same)
-        {
-            return Some(position);
+        let Some(index) = &self.index else { return self.entries.iter().position(same) };
+        // Every written name's hash is in the index: a hash not there is a new name.
+        match index.get(&hash_of(written)) {
+            None => None,
+            Some(&position) if self.entries.get(position).is_some_and(same) => Some(position),
+            // A hash two names share: the other one's entry, searched for.
+            Some(_) => self.entries.iter().position(same),
         }
-        self.entries.iter().position(same)
     }
 
     /// A name seen before, at entry `position`, written again from `mark` on: its value replaces
@@ -186,7 +197,7 @@ mod tests {
         // Few distinct names of like lengths and edges, many inserted twice or more: past the
         // linear search's limit and below it, and past MoEngage's 100. Values of every length, so
         // that a replaced value moves the members after it either way.
-        for count in [5, 20, 24, 25, 60, 130] {
+        for count in [5, 20, 24, 25, 60, 130, 1500] {
             let names: Vec<String> = (0..count).map(|n| format!("a{}{}\"é", "x".repeat(n % 3), n)).collect();
             let mut out = b"{\"before\":1,\"attributes\":{".to_vec();
             let mut writer = AttributeWriter::new(&mut out, 4);
