@@ -160,8 +160,7 @@ fn map_stream(
     let (reads, spent) = read_ahead(input);
     // Lines are mapped where they were read; only a line cut by the end of a read is copied.
     let mut cut = Vec::new();
-    loop {
-        let Ok(read) = reads.recv() else { break };
+    while let Ok(read) = reads.recv() {
         let (buffer, read) = read?;
         if read == 0 {
             break;

@@ -147,12 +147,11 @@ impl<'o> AttributeWriter<'o> {
     /// the entry's when `priority` is at least the entry's, and the repeat is taken back.
     #[cold]
     fn replace(&mut self, position: usize, mark: usize, priority: Priority, value: impl FnOnce(&mut Vec<u8>)) {
+        self.out.truncate(mark);
         let Some(entry) = self.entries.get(position).copied() else { return };
         if priority < entry.priority {
-            self.out.truncate(mark);
             return;
         }
-        self.out.truncate(mark);
         let mut written = Vec::new();
         value(&mut written);
         self.out.splice(entry.value..entry.end, written.iter().copied());
